@@ -1,0 +1,1 @@
+//! Per-destination circuit breaker.

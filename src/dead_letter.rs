@@ -1,0 +1,1 @@
+//! The dead-letter queue kept in localStorage.

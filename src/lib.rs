@@ -1,0 +1,16 @@
+//! consent-analytics: a browser analytics client that sends each event only to the
+//! destinations the visitor consented to, loads third-party tags lazily, and never loses an
+//! accepted event.
+//!
+//! The deciding logic (consent, routing, load states, retries, circuit breaker, dead letters,
+//! outbox, batching) is plain Rust over the traits in [`ports`] and is tested natively. The
+//! browser adapters (`web`) and the JavaScript API (`api`) exist only on `wasm32`.
+#![deny(missing_docs)]
+
+pub mod breaker;
+pub mod consent;
+pub mod dead_letter;
+pub mod error;
+pub mod json;
+pub mod ports;
+pub mod retry;

@@ -1,0 +1,234 @@
+//! The small traits the deciding logic runs over: clock, randomness, key-value storage and
+//! logging. The browser implements them in `web`; tests use the fakes at the bottom.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+
+/// Wall-clock time in milliseconds since the Unix epoch.
+pub trait Clock {
+    /// The current time in ms since the epoch.
+    fn now_ms(&self) -> u64;
+}
+
+/// A source of random numbers (jitter, ids). Deterministic in tests.
+pub trait Rng {
+    /// The next uniformly distributed 32-bit value.
+    fn next_u32(&mut self) -> u32;
+
+    /// A uniformly distributed value in `[0, 1)`.
+    fn next_unit(&mut self) -> f64 {
+        f64::from(self.next_u32()) / 4_294_967_296.0
+    }
+}
+
+/// Why a storage operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageError {
+    /// Storage is disabled, missing or throws on access (e.g. blocked cookies, sandboxed frame).
+    Unavailable,
+    /// The write did not fit in the quota.
+    QuotaExceeded,
+}
+
+impl core::fmt::Display for StorageError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            StorageError::Unavailable => "storage unavailable",
+            StorageError::QuotaExceeded => "storage quota exceeded",
+        })
+    }
+}
+
+/// A string key-value store with the semantics of `window.localStorage`, where every call may fail.
+pub trait Storage {
+    /// Reads a value; `Ok(None)` when the key is absent.
+    fn get(&self, key: &str) -> Result<Option<String>, StorageError>;
+    /// Writes a value.
+    fn set(&self, key: &str, value: &str) -> Result<(), StorageError>;
+    /// Removes a key (absent keys are fine).
+    fn remove(&self, key: &str) -> Result<(), StorageError>;
+    /// Every key starting with `prefix`, in no particular order.
+    fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
+}
+
+/// Where warnings and debug lines go (the console in the browser).
+pub trait Log {
+    /// A warning a page author should see (`console.warn`).
+    fn warn(&self, msg: &str);
+    /// A debug line, only emitted when `debug: true` (`console.log`).
+    fn debug(&self, msg: &str);
+}
+
+/// A process-local storage, used in tests and as the fallback when the real one fails.
+/// `quota` bounds the total bytes of keys plus values, to simulate a full localStorage.
+#[derive(Default)]
+pub struct MemoryStorage {
+    map: RefCell<BTreeMap<String, String>>,
+    quota: Cell<Option<usize>>,
+    broken: Cell<bool>,
+}
+
+impl MemoryStorage {
+    /// An empty, unbounded store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Limits the bytes this store holds; writes beyond it fail with `QuotaExceeded`.
+    pub fn set_quota(&self, bytes: Option<usize>) {
+        self.quota.set(bytes);
+    }
+
+    /// Makes every call fail with `Unavailable` (a disabled storage), or heals it.
+    pub fn set_broken(&self, broken: bool) {
+        self.broken.set(broken);
+    }
+
+    fn used_without(&self, key: &str) -> usize {
+        self.map
+            .borrow()
+            .iter()
+            .filter(|(k, _)| k.as_str() != key)
+            .map(|(k, v)| k.len() + v.len())
+            .sum()
+    }
+}
+
+impl Storage for MemoryStorage {
+    fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
+        if self.broken.get() {
+            return Err(StorageError::Unavailable);
+        }
+        Ok(self.map.borrow().get(key).cloned())
+    }
+
+    fn set(&self, key: &str, value: &str) -> Result<(), StorageError> {
+        if self.broken.get() {
+            return Err(StorageError::Unavailable);
+        }
+        if let Some(q) = self.quota.get() {
+            if self.used_without(key) + key.len() + value.len() > q {
+                return Err(StorageError::QuotaExceeded);
+            }
+        }
+        self.map.borrow_mut().insert(key.into(), value.into());
+        Ok(())
+    }
+
+    fn remove(&self, key: &str) -> Result<(), StorageError> {
+        if self.broken.get() {
+            return Err(StorageError::Unavailable);
+        }
+        self.map.borrow_mut().remove(key);
+        Ok(())
+    }
+
+    fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        if self.broken.get() {
+            return Err(StorageError::Unavailable);
+        }
+        Ok(self
+            .map
+            .borrow()
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
+    }
+}
+
+/// A deterministic xorshift generator, seeded; used in tests and as a jitter source.
+pub struct SeededRng(u64);
+
+impl SeededRng {
+    /// A generator whose sequence is fixed by `seed`.
+    pub fn new(seed: u64) -> Self {
+        SeededRng(seed.max(1))
+    }
+}
+
+impl Rng for SeededRng {
+    fn next_u32(&mut self) -> u32 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        (x >> 32) as u32
+    }
+}
+
+/// A clock that only moves when told to: tests advance it instead of sleeping.
+#[derive(Default)]
+pub struct FakeClock(Cell<u64>);
+
+impl FakeClock {
+    /// A clock standing at `ms`.
+    pub fn at(ms: u64) -> Self {
+        FakeClock(Cell::new(ms))
+    }
+
+    /// Moves the clock forward by `ms`.
+    pub fn advance(&self, ms: u64) {
+        self.0.set(self.0.get() + ms);
+    }
+
+    /// Sets the clock to `ms`.
+    pub fn set(&self, ms: u64) {
+        self.0.set(ms);
+    }
+}
+
+impl Clock for FakeClock {
+    fn now_ms(&self) -> u64 {
+        self.0.get()
+    }
+}
+
+/// A logger that records lines, for asserting on warnings in tests.
+#[derive(Default)]
+pub struct RecordingLog {
+    /// Every warning, in order.
+    pub warnings: RefCell<Vec<String>>,
+    /// Every debug line, in order.
+    pub debugs: RefCell<Vec<String>>,
+}
+
+impl Log for RecordingLog {
+    fn warn(&self, msg: &str) {
+        self.warnings.borrow_mut().push(msg.into());
+    }
+    fn debug(&self, msg: &str) {
+        self.debugs.borrow_mut().push(msg.into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_storage_enforces_quota_and_breakage() {
+        let s = MemoryStorage::new();
+        s.set_quota(Some(10));
+        assert_eq!(s.set("a", "12345"), Ok(()));
+        assert_eq!(s.set("b", "123456"), Err(StorageError::QuotaExceeded));
+        // Overwriting the same key counts only the new value.
+        assert_eq!(s.set("a", "123456789"), Ok(()));
+        s.set_broken(true);
+        assert_eq!(s.get("a"), Err(StorageError::Unavailable));
+        s.set_broken(false);
+        assert_eq!(s.get("a").unwrap().as_deref(), Some("123456789"));
+        assert_eq!(s.keys_with_prefix("a").unwrap(), vec!["a".to_string()]);
+    }
+
+    #[test]
+    fn seeded_rng_is_deterministic_and_unit_in_range() {
+        let (mut a, mut b) = (SeededRng::new(7), SeededRng::new(7));
+        for _ in 0..1000 {
+            let x = a.next_unit();
+            assert_eq!(x, b.next_unit());
+            assert!((0.0..1.0).contains(&x));
+        }
+    }
+}
