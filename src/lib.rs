@@ -7,10 +7,19 @@
 //! browser adapters (`web`) and the JavaScript API (`api`) exist only on `wasm32`.
 #![deny(missing_docs)]
 
+#[cfg(target_arch = "wasm32")]
+pub mod api;
 pub mod breaker;
 pub mod consent;
 pub mod dead_letter;
 pub mod error;
+pub mod event;
 pub mod json;
+pub mod manager;
 pub mod ports;
 pub mod retry;
+pub mod script;
+pub mod time;
+pub mod uuid;
+#[cfg(target_arch = "wasm32")]
+pub mod web;

@@ -137,6 +137,78 @@ impl Storage for MemoryStorage {
     }
 }
 
+/// A storage that falls back to memory, with one warning, the first time the real one fails
+/// (disabled, blocked, full): callers never see an error.
+pub struct FallbackStorage {
+    primary: std::rc::Rc<dyn Storage>,
+    memory: MemoryStorage,
+    degraded: Cell<bool>,
+    log: std::rc::Rc<dyn Log>,
+}
+
+impl FallbackStorage {
+    /// Wraps `primary`; `log` gets the one warning.
+    pub fn new(primary: std::rc::Rc<dyn Storage>, log: std::rc::Rc<dyn Log>) -> Self {
+        FallbackStorage {
+            primary,
+            memory: MemoryStorage::new(),
+            degraded: Cell::new(false),
+            log,
+        }
+    }
+
+    /// Whether it has fallen back to memory.
+    pub fn degraded(&self) -> bool {
+        self.degraded.get()
+    }
+
+    fn degrade(&self, e: StorageError) {
+        if !self.degraded.replace(true) {
+            self.log.warn(
+                &[
+                    "localStorage failed (",
+                    &e.to_string(),
+                    "); keeping identity in memory for this page",
+                ]
+                .concat(),
+            );
+        }
+    }
+
+    /// Reads a value (`None` when absent or unreadable).
+    pub fn get(&self, key: &str) -> Option<String> {
+        if !self.degraded.get() {
+            match self.primary.get(key) {
+                Ok(v) => return v,
+                Err(e) => self.degrade(e),
+            }
+        }
+        self.memory.get(key).ok().flatten()
+    }
+
+    /// Writes a value.
+    pub fn set(&self, key: &str, value: &str) {
+        if !self.degraded.get() {
+            match self.primary.set(key, value) {
+                Ok(()) => return,
+                Err(e) => self.degrade(e),
+            }
+        }
+        let _ = self.memory.set(key, value);
+    }
+
+    /// Removes a value.
+    pub fn remove(&self, key: &str) {
+        if !self.degraded.get() {
+            match self.primary.remove(key) {
+                Ok(()) => return,
+                Err(e) => self.degrade(e),
+            }
+        }
+        let _ = self.memory.remove(key);
+    }
+}
+
 /// A deterministic xorshift generator, seeded; used in tests and as a jitter source.
 pub struct SeededRng(u64);
 
@@ -220,6 +292,22 @@ mod tests {
         s.set_broken(false);
         assert_eq!(s.get("a").unwrap().as_deref(), Some("123456789"));
         assert_eq!(s.keys_with_prefix("a").unwrap(), vec!["a".to_string()]);
+    }
+
+    #[test]
+    fn fallback_storage_degrades_once_with_one_warning_and_keeps_working() {
+        let primary = std::rc::Rc::new(MemoryStorage::new());
+        let log = std::rc::Rc::new(RecordingLog::default());
+        let s = FallbackStorage::new(primary.clone(), log.clone());
+        s.set("k", "1");
+        assert_eq!(primary.get("k").unwrap().as_deref(), Some("1"));
+        primary.set_broken(true);
+        s.set("k", "2");
+        s.set("j", "3");
+        assert_eq!(s.get("k").as_deref(), Some("2"));
+        assert_eq!(s.get("j").as_deref(), Some("3"));
+        assert!(s.degraded());
+        assert_eq!(log.warnings.borrow().len(), 1);
     }
 
     #[test]

@@ -1,0 +1,650 @@
+//! The JavaScript API (`Analytics`): converts arguments, throws `TypeError`s that name the bad
+//! argument, and hands everything else to the engine.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use js_sys::{Array, Function, Object, Promise};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use crate::consent::Consent;
+use crate::dead_letter::DeadLetterQueue;
+use crate::event::{Envelope, EventKind};
+use crate::manager::{DestSpec, Manager};
+use crate::ports::{FallbackStorage, Log};
+use crate::web::config::{self, parse_consent_object};
+use crate::web::dest::consent_object;
+use crate::web::engine::{dead_letter_object, error_object, Engine, Pending};
+use crate::web::event::{object_arg, options_arg, page_context, serialise, Identity};
+use crate::web::js::{error, get, set, type_error};
+use crate::web::platform::{
+    self, global_get, navigator_get, now, uuid, ConsoleLog, WebRng, WebStorage,
+};
+use crate::web::registry;
+
+/// A page event listener kept alive as long as the client.
+type PageListener = Closure<dyn FnMut(JsValue)>;
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A loaded analytics client. Create it with `await Analytics.load(config)`.
+#[wasm_bindgen]
+pub struct Analytics {
+    engine: Rc<Engine>,
+    identity: RefCell<Identity>,
+    consent: Cell<Consent>,
+    context: Object,
+    listeners: RefCell<Vec<PageListener>>,
+}
+
+#[wasm_bindgen]
+impl Analytics {
+    /// Validates `config`, creates every destination and starts delivery (eager loads, the
+    /// relay's outbox from an earlier page). Rejects with an Error naming the bad field.
+    pub async fn load(config: JsValue) -> Result<Analytics, JsValue> {
+        let cfg = config::parse(&config).map_err(|m| error(&m))?;
+        let log = Rc::new(ConsoleLog { debug: cfg.debug });
+        let mut dests = Vec::new();
+        let mut specs = Vec::new();
+        let mut kinds = Vec::new();
+        for entry in &cfg.destinations {
+            let d = registry::create(entry, &cfg.storage_prefix).map_err(|m| error(&m))?;
+            specs.push(DestSpec {
+                id: entry.id.clone(),
+                required: entry
+                    .required
+                    .unwrap_or_else(|| registry::default_required(&entry.kind)),
+                batch: d.batch(),
+                durable: d.durable(),
+            });
+            kinds.push(entry.kind.clone());
+            dests.push(d);
+        }
+        let gpc = navigator_get("globalPrivacyControl")
+            .as_bool()
+            .unwrap_or(false);
+        let consent = Consent::initial(cfg.consent, gpc, cfg.honor_gpc);
+        let storage: Rc<dyn crate::ports::Storage> = Rc::new(WebStorage::local());
+        let log_dyn: Rc<dyn Log> = log.clone();
+        let dlq = DeadLetterQueue::open(
+            cfg.dead_letter.clone(),
+            storage.clone(),
+            log_dyn.clone(),
+            now(),
+        );
+        let identity = Identity::load(FallbackStorage::new(storage, log_dyn), &cfg.storage_prefix);
+        let mgr = Manager::new(
+            cfg.manager.clone(),
+            specs,
+            consent,
+            Box::new(WebRng::default()),
+        );
+        let engine = Engine::new(
+            mgr,
+            dests,
+            kinds,
+            dlq,
+            log,
+            cfg.nonce.map(Into::into),
+            cfg.timeout_ms,
+        );
+        // Undelivered events of an earlier page go first.
+        for i in 0..engine.dests.len() {
+            if engine.dests[i].durable() {
+                for r in engine.dests[i].restore().await {
+                    let payload = js_sys::JSON::parse(&r.json).unwrap_or(JsValue::NULL);
+                    let env = Envelope {
+                        seq: 0,
+                        kind: EventKind::Track,
+                        consent: consent.granted(),
+                        message_id: r.message_id.into(),
+                        json: r.json.into(),
+                        payload,
+                    };
+                    engine.mgr.borrow_mut().restore(i, env, now());
+                }
+            }
+        }
+        let cmds = engine.mgr.borrow_mut().start(now());
+        engine.run(cmds);
+        let context = Object::new();
+        let library = Object::new();
+        set(&library, "name", &JsValue::from_str("consent-analytics"));
+        set(&library, "version", &JsValue::from_str(VERSION));
+        set(&context, "library", &library);
+        set(&context, "userAgent", &navigator_get("userAgent"));
+        set(&context, "locale", &navigator_get("language"));
+        let a = Analytics {
+            engine,
+            identity: RefCell::new(identity),
+            consent: Cell::new(consent),
+            context,
+            listeners: RefCell::new(Vec::new()),
+        };
+        a.listen_page_events();
+        Ok(a)
+    }
+
+    /// Adds a JavaScript destination type; `factory(settings)` returns the destination object.
+    #[wasm_bindgen(js_name = registerDestination)]
+    pub fn register_destination(kind: JsValue, factory: JsValue) -> Result<(), JsValue> {
+        let kind = kind
+            .as_string()
+            .ok_or_else(|| type_error("registerDestination: type must be a string"))?;
+        let f: Function = factory
+            .dyn_into()
+            .map_err(|_| type_error("registerDestination: factory must be a function"))?;
+        registry::register(&kind, f).map_err(|m| type_error(&m))
+    }
+
+    /// Records a `track` event; returns its messageId.
+    pub fn track(
+        &self,
+        event: JsValue,
+        properties: JsValue,
+        options: JsValue,
+    ) -> Result<String, JsValue> {
+        let name = event
+            .as_string()
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| type_error("track: event must be a non-empty string"))?;
+        let props = object_arg(&properties, "properties")
+            .map_err(|m| type_error(&["track: ", &m].concat()))?;
+        let e = Object::new();
+        set(&e, "event", &JsValue::from_str(&name));
+        set(&e, "properties", &props);
+        self.capture(EventKind::Track, e, &options, "track")
+    }
+
+    /// Records a `page` event; `url`, `path`, `referrer`, `title` and `search` default from
+    /// the document.
+    pub fn page(
+        &self,
+        name: JsValue,
+        properties: JsValue,
+        options: JsValue,
+    ) -> Result<String, JsValue> {
+        let (name, properties, options) = if super::web::js::is_plain_object(&name) {
+            (JsValue::UNDEFINED, name, properties)
+        } else {
+            (name, properties, options)
+        };
+        if !name.is_undefined() && !name.is_null() && name.as_string().is_none() {
+            return Err(type_error("page: name must be a string"));
+        }
+        let props = object_arg(&properties, "properties")
+            .map_err(|m| type_error(&["page: ", &m].concat()))?;
+        let page = page_context();
+        let merged = Object::assign(&page, props.unchecked_ref());
+        let e = Object::new();
+        if let Some(n) = name.as_string() {
+            set(&e, "name", &JsValue::from_str(&n));
+        }
+        set(&e, "properties", &merged);
+        self.capture(EventKind::Page, e, &options, "page")
+    }
+
+    /// Identifies the visitor: persists `userId` and merges `traits`.
+    pub fn identify(
+        &self,
+        user_id: JsValue,
+        traits: JsValue,
+        options: JsValue,
+    ) -> Result<String, JsValue> {
+        let (user_id, traits, options) = if super::web::js::is_plain_object(&user_id) {
+            (JsValue::UNDEFINED, user_id, traits)
+        } else {
+            (user_id, traits, options)
+        };
+        let uid = id_arg(&user_id, "identify: userId")?;
+        let traits =
+            object_arg(&traits, "traits").map_err(|m| type_error(&["identify: ", &m].concat()))?;
+        options_arg(&options).map_err(|m| type_error(&["identify: ", &m].concat()))?;
+        {
+            let mut id = self.identity.borrow_mut();
+            if let Some(u) = &uid {
+                id.set_user(u);
+            }
+            id.merge_traits(&traits);
+        }
+        let e = Object::new();
+        let merged = self.identity.borrow().traits.clone();
+        set(&e, "traits", &merged);
+        self.capture(EventKind::Identify, e, &options, "identify")
+    }
+
+    /// Associates the visitor with a group.
+    pub fn group(
+        &self,
+        group_id: JsValue,
+        traits: JsValue,
+        options: JsValue,
+    ) -> Result<String, JsValue> {
+        let gid = id_arg(&group_id, "group: groupId")?
+            .ok_or_else(|| type_error("group: groupId must be a non-empty string"))?;
+        let traits =
+            object_arg(&traits, "traits").map_err(|m| type_error(&["group: ", &m].concat()))?;
+        options_arg(&options).map_err(|m| type_error(&["group: ", &m].concat()))?;
+        self.identity.borrow_mut().group_id = Some(gid.clone());
+        let e = Object::new();
+        set(&e, "groupId", &JsValue::from_str(&gid));
+        set(&e, "traits", &traits);
+        self.capture(EventKind::Group, e, &options, "group")
+    }
+
+    /// Links `previousId` (default: the current user or anonymous id) to `userId`.
+    pub fn alias(
+        &self,
+        user_id: JsValue,
+        previous_id: JsValue,
+        options: JsValue,
+    ) -> Result<String, JsValue> {
+        let uid = id_arg(&user_id, "alias: userId")?
+            .ok_or_else(|| type_error("alias: userId must be a non-empty string"))?;
+        let prev = match id_arg(&previous_id, "alias: previousId")? {
+            Some(p) => p,
+            None => {
+                let id = self.identity.borrow();
+                id.user_id
+                    .as_deref()
+                    .unwrap_or(&id.anonymous_id)
+                    .to_string()
+            }
+        };
+        options_arg(&options).map_err(|m| type_error(&["alias: ", &m].concat()))?;
+        let e = Object::new();
+        set(&e, "userId", &JsValue::from_str(&uid));
+        set(&e, "previousId", &JsValue::from_str(&prev));
+        let r = self.capture(EventKind::Alias, e, &options, "alias")?;
+        Ok(r)
+    }
+
+    /// Forgets the user: clears userId, traits and group, and starts a new anonymousId.
+    pub fn reset(&self) {
+        self.identity.borrow_mut().reset();
+    }
+
+    /// Merges `partial` into the consent, emits a `consent` event, and loads or unloads
+    /// destinations accordingly. Rejects (changing nothing) on an unknown purpose.
+    #[wasm_bindgen(js_name = setConsent)]
+    pub fn set_consent(&self, partial: JsValue) -> Promise {
+        let changes = match parse_consent_object(&partial, "setConsent") {
+            Ok(c) => c,
+            Err(m) => return Promise::reject(&error(&m)),
+        };
+        let c = self.consent.get().merged(&changes);
+        self.consent.set(c);
+        self.engine.enqueue(Pending::Consent(c));
+        let prefs = consent_object(c.granted());
+        let e = Object::new();
+        let cp = Object::new();
+        set(&cp, "categoryPreferences", &prefs);
+        set(&e, "consent", &cp);
+        let _ = self.capture(EventKind::Consent, e, &JsValue::UNDEFINED, "setConsent");
+        self.engine.emit("consent", &prefs);
+        self.settled()
+    }
+
+    /// The current preferences, with all five purposes.
+    pub fn consent(&self) -> JsValue {
+        consent_object(self.consent.get().granted()).into()
+    }
+
+    /// Sends what batching destinations hold; resolves when it is delivered or queued for retry.
+    pub fn flush(&self) -> Promise {
+        let engine = self.engine.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            // Let the capture pipeline route what was tracked before this call.
+            while engine.capture_pending() {
+                crate::web::engine::sleep(0).await.ok();
+            }
+            engine.mgr.borrow_mut().request_flush();
+            let cmds = engine.mgr.borrow_mut().poll(now());
+            let p = Promise::new(&mut |res, _| engine.wait_flush(res));
+            engine.run(cmds);
+            wasm_bindgen_futures::JsFuture::from(p).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Loads every destination the current consent allows.
+    pub fn preload(&self) -> Promise {
+        self.engine.mgr.borrow_mut().preload();
+        let cmds = self.engine.mgr.borrow_mut().poll(now());
+        self.engine.run(cmds);
+        self.settled()
+    }
+
+    /// Each destination's `{ id, type, state, circuit, delivered, failed, deadLettered, lastError }`.
+    pub fn status(&self) -> Array {
+        let list = self.engine.mgr.borrow().status(now());
+        list.into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let o = Object::new();
+                set(&o, "id", &JsValue::from_str(&s.id));
+                set(&o, "type", &JsValue::from_str(&self.engine.kinds[i]));
+                set(&o, "state", &JsValue::from_str(s.state.name()));
+                set(&o, "circuit", &JsValue::from_str(s.circuit.name()));
+                set(&o, "delivered", &JsValue::from(s.delivered as f64));
+                set(&o, "failed", &JsValue::from(s.failed as f64));
+                set(&o, "deadLettered", &JsValue::from(s.dead_lettered as f64));
+                set(&o, "pending", &JsValue::from(s.pending as f64));
+                set(
+                    &o,
+                    "lastError",
+                    &s.last_error
+                        .as_ref()
+                        .map(error_object)
+                        .unwrap_or(JsValue::NULL),
+                );
+                JsValue::from(o)
+            })
+            .collect()
+    }
+
+    /// Resolves whether destination `id` can reach its backend.
+    #[wasm_bindgen(js_name = testDestination)]
+    pub fn test_destination(&self, id: String) -> Promise {
+        let Some(i) = self.index(&id) else {
+            return Promise::reject(&unknown_dest(&id));
+        };
+        let d = self.engine.dests[i].clone();
+        wasm_bindgen_futures::future_to_promise(
+            async move { Ok(JsValue::from_bool(d.test().await)) },
+        )
+    }
+
+    /// Listens to `'delivered'`, `'error'`, `'dead-letter'`, `'consent'` or `'loaded'`.
+    pub fn on(&self, name: String, cb: JsValue) -> Result<(), JsValue> {
+        check_event_name(&name)?;
+        let f: Function = cb
+            .dyn_into()
+            .map_err(|_| type_error("on: callback must be a function"))?;
+        self.engine.on(name, f);
+        Ok(())
+    }
+
+    /// Removes a listener added with `on`.
+    pub fn off(&self, name: String, cb: JsValue) {
+        self.engine.off(&name, &cb);
+    }
+
+    /// Adds a source middleware: `fn(event)` returns the event, a changed event, or null to drop.
+    #[wasm_bindgen(js_name = addSourceMiddleware)]
+    pub fn add_source_middleware(&self, f: JsValue) -> Result<(), JsValue> {
+        let f: Function = f
+            .dyn_into()
+            .map_err(|_| type_error("addSourceMiddleware: middleware must be a function"))?;
+        self.engine.add_middleware(f);
+        Ok(())
+    }
+
+    /// The dead letters, oldest first, optionally for one destination.
+    #[wasm_bindgen(js_name = deadLetters)]
+    pub fn dead_letters(&self, destination: Option<String>) -> Array {
+        self.engine
+            .dlq
+            .borrow()
+            .list(destination.as_deref(), now())
+            .into_iter()
+            .map(dead_letter_object)
+            .collect()
+    }
+
+    /// Re-delivers dead letters (one attempt each); resolves `{ retried, succeeded, failed }`;
+    /// failures go back to the queue.
+    #[wasm_bindgen(js_name = retryDeadLetters)]
+    pub fn retry_dead_letters(&self, destination: Option<String>) -> Promise {
+        let entries = self
+            .engine
+            .dlq
+            .borrow_mut()
+            .take(destination.as_deref(), now());
+        let mut by_dest: Vec<(usize, Vec<Envelope<JsValue>>)> = Vec::new();
+        let mut orphans = 0u32;
+        for e in entries {
+            let Some(i) = self.index(&e.destination) else {
+                // Its destination is no longer configured: keep it for a later page.
+                self.engine.dlq.borrow_mut().push(e, now());
+                orphans += 1;
+                continue;
+            };
+            let payload = js_sys::JSON::parse(&e.event_json).unwrap_or(JsValue::NULL);
+            let kind = EventKind::from_name(&get(&payload, "type").as_string().unwrap_or_default())
+                .unwrap_or(EventKind::Track);
+            let message_id: Rc<str> = get(&payload, "messageId")
+                .as_string()
+                .unwrap_or_default()
+                .into();
+            let env = Envelope {
+                seq: 0,
+                kind,
+                consent: self.consent.get().granted(),
+                message_id,
+                json: e.event_json.into(),
+                payload,
+            };
+            match by_dest.iter_mut().find(|(d, _)| *d == i) {
+                Some((_, v)) => v.push(env),
+                None => by_dest.push((i, vec![env])),
+            }
+        }
+        let engine = self.engine.clone();
+        let mut promises = Vec::new();
+        for (i, envs) in by_dest {
+            let ticket = engine.mgr.borrow_mut().replay(i, envs, now());
+            promises.push(Promise::new(&mut |res, _| engine.wait_replay(ticket, res)));
+        }
+        let cmds = engine.mgr.borrow_mut().poll(now());
+        engine.run(cmds);
+        wasm_bindgen_futures::future_to_promise(async move {
+            let (mut r, mut s, mut f) = (0.0, 0.0, f64::from(orphans));
+            r += f64::from(orphans);
+            for p in promises {
+                let v = wasm_bindgen_futures::JsFuture::from(p).await?;
+                r += get(&v, "retried").as_f64().unwrap_or(0.0);
+                s += get(&v, "succeeded").as_f64().unwrap_or(0.0);
+                f += get(&v, "failed").as_f64().unwrap_or(0.0);
+            }
+            let o = Object::new();
+            set(&o, "retried", &r.into());
+            set(&o, "succeeded", &s.into());
+            set(&o, "failed", &f.into());
+            Ok(o.into())
+        })
+    }
+
+    /// Deletes dead letters (all, or one destination's); returns how many.
+    #[wasm_bindgen(js_name = clearDeadLetters)]
+    pub fn clear_dead_letters(&self, destination: Option<String>) -> u32 {
+        self.engine.dlq.borrow_mut().clear(destination.as_deref()) as u32
+    }
+
+    /// Tries loading a failed destination again.
+    #[wasm_bindgen(js_name = retryDestination)]
+    pub fn retry_destination(&self, id: String) -> Promise {
+        let Some(i) = self.index(&id) else {
+            return Promise::reject(&unknown_dest(&id));
+        };
+        self.engine.mgr.borrow_mut().retry_destination(i);
+        let cmds = self.engine.mgr.borrow_mut().poll(now());
+        self.engine.run(cmds);
+        self.settled()
+    }
+
+    /// Destroys a destination's instance and removes its scripts; a later event loads it again.
+    #[wasm_bindgen(js_name = unloadDestination)]
+    pub fn unload_destination(&self, id: String) -> Promise {
+        let Some(i) = self.index(&id) else {
+            return Promise::reject(&unknown_dest(&id));
+        };
+        self.engine.mgr.borrow_mut().unload_destination(i);
+        let cmds = self.engine.mgr.borrow_mut().poll(now());
+        self.engine.run(cmds);
+        self.settled()
+    }
+}
+
+impl Analytics {
+    fn index(&self, id: &str) -> Option<usize> {
+        self.engine.mgr.borrow().index_of(id)
+    }
+
+    fn settled(&self) -> Promise {
+        Promise::resolve(&JsValue::UNDEFINED)
+    }
+
+    /// Completes the common fields, validates, serialises, and queues the event.
+    fn capture(
+        &self,
+        kind: EventKind,
+        e: Object,
+        options: &JsValue,
+        call: &str,
+    ) -> Result<String, JsValue> {
+        let opts = options_arg(options).map_err(|m| type_error(&[call, ": ", &m].concat()))?;
+        let o = &opts.raw;
+        let id = self.identity.borrow();
+        let message_id = get(o, "messageId").as_string().unwrap_or_else(uuid);
+        set(&e, "type", &JsValue::from_str(kind.name()));
+        set(&e, "messageId", &JsValue::from_str(&message_id));
+        let ts = get(o, "timestamp");
+        let ts = if ts.is_string() {
+            ts
+        } else {
+            JsValue::from_str(&crate::time::iso8601(now()))
+        };
+        set(&e, "timestamp", &ts);
+        let anon = get(o, "anonymousId");
+        set(
+            &e,
+            "anonymousId",
+            &if anon.is_string() {
+                anon
+            } else {
+                JsValue::from_str(&id.anonymous_id)
+            },
+        );
+        let user = get(o, "userId");
+        let own = get(&e, "userId");
+        let user = if user.is_string() {
+            user
+        } else if own.is_string() {
+            own
+        } else {
+            id.user_id
+                .as_deref()
+                .map(JsValue::from_str)
+                .unwrap_or(JsValue::NULL)
+        };
+        set(&e, "userId", &user);
+        drop(id);
+        let consent = self.consent.get().granted();
+        let ctx = Object::assign(&Object::new(), &self.context);
+        set(&ctx, "page", &page_context());
+        let cp = Object::new();
+        set(&cp, "categoryPreferences", &consent_object(consent));
+        set(&ctx, "consent", &cp);
+        let user_ctx = get(o, "context");
+        let ctx = if user_ctx.is_object() {
+            let merged = Object::assign(&ctx, user_ctx.unchecked_ref());
+            // The consent stamp is ours, whatever the caller passed.
+            set(&merged, "consent", &cp);
+            merged
+        } else {
+            ctx
+        };
+        set(&e, "context", &ctx);
+        let integrations = get(o, "integrations");
+        set(
+            &e,
+            "integrations",
+            &if integrations.is_object() {
+                integrations
+            } else {
+                Object::new().into()
+            },
+        );
+        let json = serialise(&e).map_err(|m| type_error(&[call, ": ", &m].concat()))?;
+        let payload: JsValue = e.into();
+        self.engine.enqueue(Pending::Event {
+            payload,
+            kind,
+            consent,
+            message_id: message_id.as_str().into(),
+            json: Some(json.into()),
+        });
+        Ok(message_id)
+    }
+
+    fn listen_page_events(&self) {
+        let Some(win) = web_sys::window() else { return };
+        let weak = Rc::downgrade(&self.engine);
+        let hide = Closure::<dyn FnMut(JsValue)>::new(move |ev: JsValue| {
+            let hidden = get(&ev, "type").as_string().as_deref() == Some("pagehide")
+                || get(&global_get("document"), "visibilityState")
+                    .as_string()
+                    .as_deref()
+                    == Some("hidden");
+            if let (true, Some(e)) = (hidden, weak.upgrade()) {
+                e.page_hidden();
+            }
+        });
+        let weak = Rc::downgrade(&self.engine);
+        let online = Closure::<dyn FnMut(JsValue)>::new(move |ev: JsValue| {
+            if let Some(e) = weak.upgrade() {
+                e.set_online(get(&ev, "type").as_string().as_deref() == Some("online"));
+            }
+        });
+        let f: &Function = hide.as_ref().unchecked_ref();
+        let _ = win.add_event_listener_with_callback("pagehide", f);
+        if let Some(doc) = win.document() {
+            let _ = doc.add_event_listener_with_callback("visibilitychange", f);
+        }
+        let g: &Function = online.as_ref().unchecked_ref();
+        let _ = win.add_event_listener_with_callback("online", g);
+        let _ = win.add_event_listener_with_callback("offline", g);
+        self.engine.set_online(platform::is_online());
+        self.listeners.borrow_mut().extend([hide, online]);
+    }
+}
+
+fn id_arg(v: &JsValue, name: &str) -> Result<Option<String>, JsValue> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    match v.as_string() {
+        Some(s) if !s.is_empty() => Ok(Some(s)),
+        _ => match v.as_f64() {
+            Some(n) if n.is_finite() => Ok(js_sys::Number::from(n)
+                .to_string_with_radix(10)
+                .ok()
+                .map(String::from)),
+            _ => Err(type_error(&[name, " must be a non-empty string"].concat())),
+        },
+    }
+}
+
+fn check_event_name(name: &str) -> Result<(), JsValue> {
+    if matches!(
+        name,
+        "delivered" | "error" | "dead-letter" | "consent" | "loaded"
+    ) {
+        Ok(())
+    } else {
+        Err(type_error(
+            &[
+                "on: unknown event '",
+                name,
+                "' (delivered, error, dead-letter, consent, loaded)",
+            ]
+            .concat(),
+        ))
+    }
+}
+
+fn unknown_dest(id: &str) -> JsValue {
+    error(&["unknown destination id: ", id].concat())
+}

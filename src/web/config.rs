@@ -1,0 +1,286 @@
+//! Reads and validates `Analytics.load(config)` (SPEC section 8). Every error names the field;
+//! unknown keys are errors so a typo never silently disables a feature.
+
+use js_sys::{Array, Object};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::js::{check_keys, get, is_plain_object, opt_bool, opt_num, opt_obj, opt_str, opt_uint};
+use crate::breaker::BreakerConfig;
+use crate::consent::{Purpose, Purposes};
+use crate::dead_letter::DeadLetterConfig;
+use crate::manager::{ManagerConfig, Strategy};
+use crate::retry::RetryPolicy;
+
+/// One entry of `config.destinations`.
+pub struct DestConfig {
+    /// Its `type`.
+    pub kind: String,
+    /// Its id (defaults to the type).
+    pub id: String,
+    /// `requiredConsent`, if given (else the type's default).
+    pub required: Option<Purposes>,
+    /// `settings` (an empty object when absent).
+    pub settings: Object,
+    /// Where it sits in the config, for error messages (`destinations[2]`).
+    pub path: String,
+}
+
+/// The validated configuration.
+pub struct Config {
+    /// Purposes granted by `config.consent`.
+    pub consent: Purposes,
+    /// `honorGpc`.
+    pub honor_gpc: bool,
+    /// Enabled destinations, in order.
+    pub destinations: Vec<DestConfig>,
+    /// `scriptsUrl`.
+    pub scripts_url: Option<String>,
+    /// `scriptsCacheTtlMs`.
+    pub scripts_cache_ttl_ms: u64,
+    /// `loading.timeoutMs`.
+    pub timeout_ms: u64,
+    /// Manager settings (`loading`, `retry`, `circuitBreaker`, `purgeOnRevoke`).
+    pub manager: ManagerConfig,
+    /// `deadLetter`.
+    pub dead_letter: DeadLetterConfig,
+    /// `nonce`.
+    pub nonce: Option<String>,
+    /// `storagePrefix`.
+    pub storage_prefix: String,
+    /// `debug`.
+    pub debug: bool,
+}
+
+const TOP: &[&str] = &[
+    "consent",
+    "honorGpc",
+    "destinations",
+    "scriptsUrl",
+    "scriptsCacheTtlMs",
+    "loading",
+    "retry",
+    "circuitBreaker",
+    "deadLetter",
+    "purgeOnRevoke",
+    "nonce",
+    "storagePrefix",
+    "debug",
+];
+
+/// Parses a purposes object `{ measurement: true, ... }` into (purpose, granted) pairs.
+pub fn parse_consent_object(v: &JsValue, path: &str) -> Result<Vec<(Purpose, bool)>, String> {
+    if !is_plain_object(v) {
+        return Err([path, " must be an object of purpose: boolean"].concat());
+    }
+    let obj: &Object = v.unchecked_ref();
+    let mut out = Vec::new();
+    for k in Object::keys(obj).iter() {
+        let k = k.as_string().unwrap_or_default();
+        let p = Purpose::from_name(&k).ok_or_else(|| {
+            [
+                "unknown consent purpose ",
+                path,
+                ".",
+                &k,
+                " (expected necessary, functionality, experience, measurement, marketing)",
+            ]
+            .concat()
+        })?;
+        let on = get(obj, &k)
+            .as_bool()
+            .ok_or_else(|| [path, ".", &k, " must be a boolean"].concat())?;
+        out.push((p, on));
+    }
+    Ok(out)
+}
+
+/// Parses a `requiredConsent` list.
+pub fn parse_purpose_list(v: &JsValue, path: &str) -> Result<Purposes, String> {
+    let arr: &Array = v
+        .dyn_ref()
+        .ok_or_else(|| [path, " must be an array of purpose names"].concat())?;
+    let mut set = Purposes::NONE;
+    for (i, p) in arr.iter().enumerate() {
+        let name = p.as_string().unwrap_or_default();
+        let p = Purpose::from_name(&name).ok_or_else(|| {
+            [
+                path,
+                "[",
+                &i.to_string(),
+                "] is not a consent purpose: ",
+                &name,
+            ]
+            .concat()
+        })?;
+        set = set.with(p, true);
+    }
+    Ok(set)
+}
+
+fn sub(obj: &Object, key: &str, keys: &[&str]) -> Result<Option<Object>, String> {
+    let o = opt_obj(obj, key, "config")?;
+    if let Some(o) = &o {
+        check_keys(o, keys, &["config.", key].concat())?;
+    }
+    Ok(o)
+}
+
+/// Validates `v` as the load config.
+pub fn parse(v: &JsValue) -> Result<Config, String> {
+    let empty = Object::new();
+    let obj: Object = if v.is_undefined() || v.is_null() {
+        empty
+    } else if is_plain_object(v) {
+        v.clone().unchecked_into()
+    } else {
+        return Err("config must be an object".into());
+    };
+    check_keys(&obj, TOP, "config")?;
+    let mut consent = Purposes::NONE;
+    let c = get(&obj, "consent");
+    if !c.is_undefined() {
+        for (p, on) in parse_consent_object(&c, "config.consent")? {
+            consent = consent.with(p, on);
+        }
+    }
+    let mut manager = ManagerConfig::default();
+    let mut timeout_ms = 10_000;
+    if let Some(l) = sub(
+        &obj,
+        "loading",
+        &["strategy", "bufferLimit", "maxRetries", "timeoutMs"],
+    )? {
+        let p = "config.loading";
+        manager.strategy = match opt_str(&l, "strategy", p)?.as_deref() {
+            None | Some("lazy") => Strategy::Lazy,
+            Some("eager") => Strategy::Eager,
+            Some(_) => return Err("config.loading.strategy must be 'lazy' or 'eager'".into()),
+        };
+        if let Some(n) = opt_uint(&l, "bufferLimit", p)? {
+            manager.buffer_limit = n.max(1) as usize;
+        }
+        if let Some(n) = opt_uint(&l, "maxRetries", p)? {
+            manager.load_max_retries = n.min(100) as u32;
+        }
+        if let Some(n) = opt_uint(&l, "timeoutMs", p)? {
+            timeout_ms = n.max(1);
+        }
+    }
+    let mut retry = RetryPolicy::default();
+    let rk = &[
+        "maxRetries",
+        "baseDelayMs",
+        "maxDelayMs",
+        "multiplier",
+        "jitter",
+    ];
+    if let Some(r) = sub(&obj, "retry", rk)? {
+        let p = "config.retry";
+        if let Some(n) = opt_uint(&r, "maxRetries", p)? {
+            retry.max_retries = n.min(100) as u32;
+        }
+        if let Some(n) = opt_uint(&r, "baseDelayMs", p)? {
+            retry.base_delay_ms = n;
+        }
+        if let Some(n) = opt_uint(&r, "maxDelayMs", p)? {
+            retry.max_delay_ms = n;
+        }
+        if let Some(n) = opt_num(&r, "multiplier", p)? {
+            retry.multiplier = n;
+        }
+        if let Some(b) = opt_bool(&r, "jitter", p)? {
+            retry.jitter = b;
+        }
+    }
+    manager.retry = retry;
+    let mut breaker = BreakerConfig::default();
+    let bk = &["failureThreshold", "recoveryTimeoutMs", "halfOpenSuccesses"];
+    if let Some(b) = sub(&obj, "circuitBreaker", bk)? {
+        let p = "config.circuitBreaker";
+        if let Some(n) = opt_uint(&b, "failureThreshold", p)? {
+            breaker.failure_threshold = n.clamp(1, u32::MAX as u64) as u32;
+        }
+        if let Some(n) = opt_uint(&b, "recoveryTimeoutMs", p)? {
+            breaker.recovery_timeout_ms = n;
+        }
+        if let Some(n) = opt_uint(&b, "halfOpenSuccesses", p)? {
+            breaker.half_open_successes = n.clamp(1, u32::MAX as u64) as u32;
+        }
+    }
+    manager.breaker = breaker;
+    let mut dead_letter = DeadLetterConfig::default();
+    if let Some(d) = sub(&obj, "deadLetter", &["storageKey", "maxSize", "ttlMs"])? {
+        let p = "config.deadLetter";
+        if let Some(s) = opt_str(&d, "storageKey", p)? {
+            dead_letter.storage_key = s;
+        }
+        if let Some(n) = opt_uint(&d, "maxSize", p)? {
+            dead_letter.max_size = n as usize;
+        }
+        if let Some(n) = opt_uint(&d, "ttlMs", p)? {
+            dead_letter.ttl_ms = n;
+        }
+    }
+    manager.purge_on_revoke = opt_bool(&obj, "purgeOnRevoke", "config")?.unwrap_or(true);
+
+    let mut destinations: Vec<DestConfig> = Vec::new();
+    let list = get(&obj, "destinations");
+    if !list.is_undefined() {
+        let arr: &Array = list
+            .dyn_ref()
+            .ok_or("config.destinations must be an array")?;
+        for (i, entry) in arr.iter().enumerate() {
+            let path = ["config.destinations[", &i.to_string(), "]"].concat();
+            if !is_plain_object(&entry) {
+                return Err([&path, " must be an object"].concat());
+            }
+            let e: Object = entry.unchecked_into();
+            check_keys(
+                &e,
+                &["type", "id", "enabled", "requiredConsent", "settings"],
+                &path,
+            )?;
+            let kind = opt_str(&e, "type", &path)?
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| [&path, ".type is required"].concat())?;
+            let id = opt_str(&e, "id", &path)?.unwrap_or_else(|| kind.clone());
+            if destinations.iter().any(|d| d.id == id) {
+                return Err([&path, ": duplicate destination id ", &id].concat());
+            }
+            let rc = get(&e, "requiredConsent");
+            let required = if rc.is_undefined() {
+                None
+            } else {
+                Some(parse_purpose_list(
+                    &rc,
+                    &[&path, ".requiredConsent"].concat(),
+                )?)
+            };
+            let settings = opt_obj(&e, "settings", &path)?.unwrap_or_default();
+            if opt_bool(&e, "enabled", &path)?.unwrap_or(true) {
+                destinations.push(DestConfig {
+                    kind,
+                    id,
+                    required,
+                    settings,
+                    path,
+                });
+            }
+        }
+    }
+    Ok(Config {
+        consent,
+        honor_gpc: opt_bool(&obj, "honorGpc", "config")?.unwrap_or(true),
+        destinations,
+        scripts_url: opt_str(&obj, "scriptsUrl", "config")?,
+        scripts_cache_ttl_ms: opt_uint(&obj, "scriptsCacheTtlMs", "config")?.unwrap_or(300_000),
+        timeout_ms,
+        manager,
+        dead_letter,
+        nonce: opt_str(&obj, "nonce", "config")?,
+        storage_prefix: opt_str(&obj, "storagePrefix", "config")?
+            .unwrap_or_else(|| "consent-analytics".into()),
+        debug: opt_bool(&obj, "debug", "config")?.unwrap_or(false),
+    })
+}

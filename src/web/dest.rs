@@ -1,0 +1,218 @@
+//! The browser side of a destination: what the engine calls to load it, deliver to it, tell it
+//! about revocation and tear it down. Built-in types and JavaScript destinations implement it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use js_sys::{Array, Function, Object};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::inject::{inject, parse_descriptor, remove_all, remove_revoked};
+use super::js::{call_method, get, set};
+use super::platform::error_message;
+use crate::consent::Purposes;
+use crate::error::{DeliveryError, ErrorKind};
+use crate::event::{Envelope, EventKind};
+use crate::manager::BatchLimits;
+use crate::script::ScriptDescriptor;
+
+/// A boxed local future.
+pub type Fut<T> = Pin<Box<dyn Future<Output = T>>>;
+
+/// An event as the browser side holds it.
+pub type Event = Rc<Envelope<JsValue>>;
+
+/// What a load needs to know.
+#[derive(Clone)]
+pub struct LoadEnv {
+    /// The consent in force when the load starts.
+    pub consent: Purposes,
+    /// `config.nonce`.
+    pub nonce: Option<Rc<str>>,
+    /// `loading.timeoutMs`.
+    pub timeout_ms: u64,
+}
+
+/// An undelivered event restored from persistent storage.
+pub struct Restored {
+    /// Its messageId.
+    pub message_id: String,
+    /// Its JSON.
+    pub json: String,
+}
+
+/// A destination instance, as driven by the engine.
+pub trait Destination {
+    /// Injects its scripts and initialises it.
+    fn load(self: Rc<Self>, env: LoadEnv) -> Fut<Result<(), DeliveryError>>;
+    /// Delivers events (a batch only for batching destinations) in order.
+    fn deliver(self: Rc<Self>, events: Vec<Event>) -> Fut<Result<(), DeliveryError>>;
+    /// Consent for it was revoked: remove its non-persistent scripts.
+    fn revoke(&self) {}
+    /// `unloadDestination`: destroy the instance and remove its scripts.
+    fn destroy(&self) {}
+    /// `testDestination`: whether it can reach its backend.
+    fn test(self: Rc<Self>) -> Fut<bool> {
+        Box::pin(async { true })
+    }
+    /// Batching limits, for destinations that send batches.
+    fn batch(&self) -> Option<BatchLimits> {
+        None
+    }
+    /// Whether undelivered events are persisted (see `persist` / `forget` / `restore`).
+    fn durable(&self) -> bool {
+        false
+    }
+    /// Persists an accepted event before it is sent.
+    fn persist(&self, _event: &Event) {}
+    /// Forgets a persisted event (acknowledged, dead-lettered or purged).
+    fn forget(&self, _event: &Event) {}
+    /// Undelivered events persisted by an earlier page, to deliver first.
+    fn restore(&self) -> Fut<Vec<Restored>> {
+        Box::pin(async { Vec::new() })
+    }
+    /// Sends events with `navigator.sendBeacon` at page hide; true when the browser took them.
+    fn beacon(&self, _events: &[Event]) -> bool {
+        false
+    }
+}
+
+/// A destination whose behaviour comes from a JavaScript object made by a registered factory.
+pub struct JsDestination {
+    id: String,
+    obj: JsValue,
+    settings: JsValue,
+    scripts: std::cell::RefCell<Vec<ScriptDescriptor>>,
+}
+
+impl JsDestination {
+    /// Calls `factory(settings)`; an error names the config entry.
+    pub fn create(
+        factory: &Function,
+        id: &str,
+        settings: &Object,
+        path: &str,
+    ) -> Result<Self, String> {
+        let obj = factory
+            .call1(&JsValue::NULL, settings)
+            .map_err(|e| [path, ": destination factory threw: ", &error_message(&e)].concat())?;
+        if !obj.is_object() {
+            return Err([path, ": destination factory must return an object"].concat());
+        }
+        Ok(JsDestination {
+            id: id.into(),
+            obj,
+            settings: settings.into(),
+            scripts: Default::default(),
+        })
+    }
+}
+
+fn unknown(e: &JsValue) -> DeliveryError {
+    DeliveryError::new(ErrorKind::Unknown, error_message(e))
+}
+
+/// The hook name for an event kind (also `type`).
+fn hook(kind: EventKind) -> &'static str {
+    kind.name()
+}
+
+/// The purposes as a `{ necessary: true, ... }` object.
+pub fn consent_object(p: Purposes) -> Object {
+    let o = Object::new();
+    for purpose in crate::consent::Purpose::ALL {
+        set(&o, purpose.name(), &JsValue::from_bool(p.has(purpose)));
+    }
+    o
+}
+
+impl Destination for JsDestination {
+    fn load(self: Rc<Self>, env: LoadEnv) -> Fut<Result<(), DeliveryError>> {
+        Box::pin(async move {
+            let consent = consent_object(env.consent);
+            let list = call_method(&self.obj, "scripts", &[&self.settings, &consent])
+                .await
+                .map_err(|e| unknown(&e))?;
+            if let Some(list) = list.filter(|l| !l.is_undefined() && !l.is_null()) {
+                let arr: Array = list.dyn_into().map_err(|_| {
+                    DeliveryError::new(ErrorKind::ScriptLoad, "scripts() must return an array")
+                })?;
+                let mut descs = Vec::new();
+                for (i, d) in arr.iter().enumerate() {
+                    let path = [&self.id, ".scripts()[", &i.to_string(), "]"].concat();
+                    descs.push(
+                        parse_descriptor(&d, &path)
+                            .map_err(|m| DeliveryError::new(ErrorKind::ScriptLoad, m))?,
+                    );
+                }
+                for d in &descs {
+                    inject(d, env.nonce.as_deref(), env.timeout_ms).await?;
+                }
+                *self.scripts.borrow_mut() = descs;
+            }
+            call_method(&self.obj, "initialize", &[&self.settings])
+                .await
+                .map_err(|e| unknown(&e))?;
+            Ok(())
+        })
+    }
+
+    fn deliver(self: Rc<Self>, events: Vec<Event>) -> Fut<Result<(), DeliveryError>> {
+        Box::pin(async move {
+            for ev in events {
+                let mut payload = ev.payload.clone();
+                if get(&self.obj, "onBeforeEvent").is_function() {
+                    // onBeforeEvent may change the event for this destination only: give it a copy.
+                    let copy = js_sys::JSON::parse(&ev.json).unwrap_or_else(|_| payload.clone());
+                    match call_method(&self.obj, "onBeforeEvent", &[&copy]).await {
+                        Ok(Some(v)) if v.is_null() => continue,
+                        Ok(Some(v)) if v.is_object() => payload = v,
+                        Ok(_) => payload = copy,
+                        Err(e) => return Err(self.failed(e, &payload).await),
+                    }
+                }
+                let ctx = Object::new();
+                set(&ctx, "destination", &JsValue::from_str(&self.id));
+                match call_method(&self.obj, hook(ev.kind), &[&payload, &ctx]).await {
+                    Ok(r) => {
+                        let r = r.unwrap_or(JsValue::UNDEFINED);
+                        let _ = call_method(&self.obj, "onAfterEvent", &[&payload, &r]).await;
+                    }
+                    Err(e) => return Err(self.failed(e, &payload).await),
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn revoke(&self) {
+        remove_revoked(&self.scripts.borrow());
+    }
+
+    fn destroy(&self) {
+        remove_all(&self.scripts.borrow());
+        let obj = self.obj.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = call_method(&obj, "destroy", &[]).await;
+        });
+    }
+
+    fn test(self: Rc<Self>) -> Fut<bool> {
+        Box::pin(async move {
+            match call_method(&self.obj, "testConnection", &[]).await {
+                Ok(Some(v)) => v.as_bool().unwrap_or(!v.is_null() && !v.is_undefined()),
+                Ok(None) => true,
+                Err(_) => false,
+            }
+        })
+    }
+}
+
+impl JsDestination {
+    async fn failed(&self, e: JsValue, event: &JsValue) -> DeliveryError {
+        let _ = call_method(&self.obj, "onError", &[&e, event]).await;
+        unknown(&e)
+    }
+}

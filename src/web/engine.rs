@@ -1,0 +1,609 @@
+//! The browser driver: runs the manager's commands (loads, deliveries, dead letters, events to
+//! listeners), owns the one wake-up timer, and carries the capture pipeline (source middleware,
+//! then routing) as a microtask after each `track()`.
+//!
+//! No `RefCell` borrow is held while page code runs: commands are taken out of the manager
+//! first, then executed, so a listener or destination may call back into the API.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use js_sys::{Function, Object, Promise};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+
+use super::dest::{Destination, LoadEnv};
+use super::js::{get, set, settle};
+use super::platform::{error_message, is_online, now, ConsoleLog};
+use crate::consent::{Consent, Purposes};
+use crate::dead_letter::{DeadLetter, DeadLetterQueue};
+use crate::error::{DeliveryError, ErrorKind};
+use crate::event::{Envelope, EventKind};
+use crate::manager::{Command, Manager, Outcome};
+use crate::ports::Log;
+
+/// An event waiting for the capture pipeline, or a consent change kept in order with events.
+pub enum Pending {
+    /// A captured event.
+    Event {
+        /// The event object.
+        payload: JsValue,
+        /// Its type.
+        kind: EventKind,
+        /// Consent at capture.
+        consent: Purposes,
+        /// Its messageId.
+        message_id: Rc<str>,
+        /// Its JSON when no middleware can change it.
+        json: Option<Rc<str>>,
+    },
+    /// A consent change, applied to routing in order with the events around it.
+    Consent(Consent),
+}
+
+/// The engine behind one `Analytics` instance.
+pub struct Engine {
+    /// The decision logic.
+    pub mgr: RefCell<Manager<JsValue>>,
+    /// Destination instances, by manager index.
+    pub dests: Vec<Rc<dyn Destination>>,
+    /// Destination types, by index.
+    pub kinds: Vec<String>,
+    /// The dead-letter queue.
+    pub dlq: RefCell<DeadLetterQueue>,
+    /// The console.
+    pub log: Rc<ConsoleLog>,
+    /// `nonce` and `loading.timeoutMs` for loads.
+    pub nonce: Option<Rc<str>>,
+    /// `loading.timeoutMs` (also the limit for one delivery).
+    pub timeout_ms: u64,
+    listeners: RefCell<Vec<(String, Function)>>,
+    middleware: RefCell<Vec<Function>>,
+    pending: RefCell<VecDeque<Pending>>,
+    draining: Cell<bool>,
+    timer: RefCell<Option<(i32, u64)>>,
+    flush_waiters: RefCell<Vec<Function>>,
+    replay_waiters: RefCell<Vec<(u32, Function)>>,
+    seq: Cell<u64>,
+}
+
+impl Engine {
+    /// An engine over a manager and its destination instances.
+    pub fn new(
+        mgr: Manager<JsValue>,
+        dests: Vec<Rc<dyn Destination>>,
+        kinds: Vec<String>,
+        dlq: DeadLetterQueue,
+        log: Rc<ConsoleLog>,
+        nonce: Option<Rc<str>>,
+        timeout_ms: u64,
+    ) -> Rc<Engine> {
+        Rc::new(Engine {
+            mgr: RefCell::new(mgr),
+            dests,
+            kinds,
+            dlq: RefCell::new(dlq),
+            log,
+            nonce,
+            timeout_ms,
+            listeners: RefCell::new(Vec::new()),
+            middleware: RefCell::new(Vec::new()),
+            pending: RefCell::new(VecDeque::new()),
+            draining: Cell::new(false),
+            timer: RefCell::new(None),
+            flush_waiters: RefCell::new(Vec::new()),
+            replay_waiters: RefCell::new(Vec::new()),
+            seq: Cell::new(0),
+        })
+    }
+
+    /// The id of destination `i`.
+    pub fn id(&self, i: usize) -> String {
+        self.mgr.borrow().spec(i).id.clone()
+    }
+
+    /// Adds a listener for `name`.
+    pub fn on(&self, name: String, cb: Function) {
+        self.listeners.borrow_mut().push((name, cb));
+    }
+
+    /// Removes a listener (by name and identity).
+    pub fn off(&self, name: &str, cb: &JsValue) {
+        self.listeners
+            .borrow_mut()
+            .retain(|(n, f)| !(n == name && JsValue::from(f.clone()) == *cb));
+    }
+
+    /// Adds a source middleware.
+    pub fn add_middleware(&self, f: Function) {
+        self.middleware.borrow_mut().push(f);
+    }
+
+    /// Whether any middleware is registered (events then get serialised after it runs).
+    pub fn has_middleware(&self) -> bool {
+        !self.middleware.borrow().is_empty()
+    }
+
+    /// Calls every listener of `name` with `payload`; a throwing listener is logged.
+    pub fn emit(&self, name: &str, payload: &JsValue) {
+        let cbs: Vec<Function> = self
+            .listeners
+            .borrow()
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, f)| f.clone())
+            .collect();
+        for f in cbs {
+            if let Err(e) = f.call1(&JsValue::NULL, payload) {
+                self.log
+                    .warn(&["a '", name, "' listener threw: ", &error_message(&e)].concat());
+            }
+        }
+    }
+
+    fn has_listener(&self, name: &str) -> bool {
+        self.listeners.borrow().iter().any(|(n, _)| n == name)
+    }
+
+    /// Queues an event or consent change for the capture pipeline.
+    pub fn enqueue(self: &Rc<Self>, p: Pending) {
+        self.pending.borrow_mut().push_back(p);
+        if !self.draining.replace(true) {
+            let me = self.clone();
+            spawn_local(async move { me.drain().await });
+        }
+    }
+
+    async fn drain(self: Rc<Self>) {
+        loop {
+            let Some(p) = self.pending.borrow_mut().pop_front() else {
+                break;
+            };
+            match p {
+                Pending::Consent(c) => {
+                    self.mgr.borrow_mut().set_consent(c, now());
+                }
+                Pending::Event {
+                    payload,
+                    kind,
+                    consent,
+                    message_id,
+                    json,
+                } => {
+                    let Some((payload, json)) = self.run_middleware(payload, kind, json).await
+                    else {
+                        continue;
+                    };
+                    let seq = self.seq.get() + 1;
+                    self.seq.set(seq);
+                    self.log.debug(
+                        &[
+                            "capture ",
+                            kind.name(),
+                            " ",
+                            &message_id,
+                            " (",
+                            &self.routes_text(kind, consent),
+                            ")",
+                        ]
+                        .concat(),
+                    );
+                    let env = Envelope {
+                        seq,
+                        kind,
+                        consent,
+                        message_id,
+                        json,
+                        payload,
+                    };
+                    self.mgr.borrow_mut().capture(env, now());
+                }
+            }
+        }
+        self.draining.set(false);
+        let cmds = self.mgr.borrow_mut().poll(now());
+        self.run(cmds);
+    }
+
+    fn routes_text(&self, kind: EventKind, consent: Purposes) -> String {
+        if !self.log.debug {
+            return String::new();
+        }
+        let mgr = self.mgr.borrow();
+        let mut out = String::new();
+        for i in 0..mgr.len() {
+            if !out.is_empty() {
+                out.push_str(", ");
+            }
+            out.push_str(&mgr.spec(i).id);
+            out.push_str(if mgr.routes(kind, consent, i) {
+                ": routed"
+            } else {
+                ": blocked by consent"
+            });
+        }
+        out
+    }
+
+    /// Runs source middleware; `None` drops the event (a middleware returned null or failed).
+    async fn run_middleware(
+        &self,
+        mut payload: JsValue,
+        kind: EventKind,
+        json: Option<Rc<str>>,
+    ) -> Option<(JsValue, Rc<str>)> {
+        let fns: Vec<Function> = self.middleware.borrow().clone();
+        if fns.is_empty() || kind == EventKind::Consent {
+            if let Some(j) = json {
+                return Some((payload, j));
+            }
+        }
+        if kind != EventKind::Consent {
+            for f in fns {
+                let r = match f.call1(&JsValue::NULL, &payload) {
+                    Ok(v) => settle(v).await,
+                    Err(e) => Err(e),
+                };
+                match r {
+                    Ok(v) if v.is_null() => {
+                        self.log.debug("event dropped by source middleware");
+                        return None;
+                    }
+                    Ok(v) if v.is_undefined() => {}
+                    Ok(v) => payload = v,
+                    Err(e) => {
+                        let msg = [
+                            "source middleware threw; event dropped: ",
+                            &error_message(&e),
+                        ]
+                        .concat();
+                        self.emit_error(None, &DeliveryError::new(ErrorKind::Unknown, msg));
+                        return None;
+                    }
+                }
+            }
+        }
+        // A changed event is validated like a new one.
+        let mut path = String::from("event");
+        let checked = if !super::js::is_plain_object(&payload) {
+            Err("source middleware must return an event object or null".to_string())
+        } else if get(&payload, "type").as_string().as_deref() != Some(kind.name()) {
+            Err("source middleware must not change the event type".to_string())
+        } else {
+            super::event::check_json_value(&payload, &mut path, &mut Vec::new())
+                .and_then(|_| super::event::serialise(&payload))
+        };
+        match checked {
+            Ok(s) => Some((payload, s.into())),
+            Err(m) => {
+                let msg = ["event from source middleware rejected: ", &m].concat();
+                self.emit_error(None, &DeliveryError::new(ErrorKind::Unknown, msg));
+                None
+            }
+        }
+    }
+
+    fn emit_error(&self, dest: Option<usize>, e: &DeliveryError) {
+        let o = Object::new();
+        if let Some(i) = dest {
+            set(&o, "destination", &JsValue::from_str(&self.id(i)));
+        }
+        set(&o, "error", &error_object(e));
+        if self.has_listener("error") {
+            self.emit("error", &o);
+        } else if dest.is_none() {
+            self.log.warn(&e.message);
+        }
+        self.log.debug(&["error: ", &e.message].concat());
+    }
+
+    /// Carries out manager commands, then re-arms the timer and settles flush promises.
+    pub fn run(self: &Rc<Self>, cmds: Vec<Command<JsValue>>) {
+        for c in cmds {
+            self.exec(c);
+        }
+        if !self.mgr.borrow().flushing() {
+            let waiters = std::mem::take(&mut *self.flush_waiters.borrow_mut());
+            for w in waiters {
+                let _ = w.call0(&JsValue::NULL);
+            }
+        }
+        self.arm_timer();
+    }
+
+    fn exec(self: &Rc<Self>, c: Command<JsValue>) {
+        match c {
+            Command::Load { dest } => {
+                self.log.debug(&["loading ", &self.id(dest)].concat());
+                let env = LoadEnv {
+                    consent: self.mgr.borrow().consent().granted(),
+                    nonce: self.nonce.clone(),
+                    timeout_ms: self.timeout_ms,
+                };
+                let d = self.dests[dest].clone();
+                let me = self.clone();
+                spawn_local(async move {
+                    let r = d.load(env).await;
+                    let cmds = me.mgr.borrow_mut().load_done(dest, r, now());
+                    me.run(cmds);
+                });
+            }
+            Command::Deliver { dest, events } => {
+                let d = self.dests[dest].clone();
+                let me = self.clone();
+                let timeout = self.timeout_ms;
+                spawn_local(async move {
+                    let r = with_timeout(d.deliver(events), timeout).await;
+                    let outcome = match r {
+                        Ok(()) => Outcome::Ok,
+                        Err(_) if !is_online() => Outcome::Offline,
+                        Err(e) => Outcome::Err(e),
+                    };
+                    let cmds = me.mgr.borrow_mut().delivery_done(dest, outcome, now());
+                    me.run(cmds);
+                });
+            }
+            Command::RemoveScripts { dest } => {
+                self.log
+                    .debug(&["consent revoked for ", &self.id(dest)].concat());
+                self.dests[dest].revoke();
+            }
+            Command::Destroy { dest } => self.dests[dest].destroy(),
+            Command::Delivered { dest, events } => {
+                if self.log.debug {
+                    self.log.debug(
+                        &[
+                            "delivered ",
+                            &events.len().to_string(),
+                            " event(s) to ",
+                            &self.id(dest),
+                        ]
+                        .concat(),
+                    );
+                }
+                if self.has_listener("delivered") {
+                    let id = JsValue::from_str(&self.id(dest));
+                    for e in events {
+                        let o = Object::new();
+                        set(&o, "destination", &id);
+                        set(&o, "messageId", &JsValue::from_str(&e.message_id));
+                        set(&o, "event", &e.payload);
+                        self.emit("delivered", &o);
+                    }
+                }
+            }
+            Command::Failed { dest, error } => self.emit_error(Some(dest), &error),
+            Command::DeadLetter {
+                dest,
+                event,
+                error,
+                attempts,
+                first_failed_at,
+                last_failed_at,
+            } => {
+                let entry = DeadLetter {
+                    id: super::platform::uuid(),
+                    destination: self.id(dest),
+                    event_json: event.json.to_string(),
+                    kind: error.kind,
+                    message: error.message,
+                    status: error.status,
+                    attempts,
+                    first_failed_at,
+                    last_failed_at,
+                };
+                self.log.debug(
+                    &[
+                        "dead-lettered ",
+                        &event.message_id,
+                        " for ",
+                        &entry.destination,
+                    ]
+                    .concat(),
+                );
+                let obj = if self.has_listener("dead-letter") {
+                    Some(dead_letter_object(&entry))
+                } else {
+                    None
+                };
+                self.dlq.borrow_mut().push(entry, now());
+                if let Some(o) = obj {
+                    self.emit("dead-letter", &o);
+                }
+            }
+            Command::Loaded { dest } => {
+                self.log.debug(&["loaded ", &self.id(dest)].concat());
+                let o = Object::new();
+                set(&o, "destination", &JsValue::from_str(&self.id(dest)));
+                self.emit("loaded", &o);
+            }
+            Command::Persist { dest, event } => self.dests[dest].persist(&event),
+            Command::Forget { dest, event } => self.dests[dest].forget(&event),
+            Command::PurgeDeadLetters { dest } => {
+                let id = self.id(dest);
+                self.dlq.borrow_mut().clear(Some(&id));
+            }
+            Command::ReplayDone {
+                ticket,
+                retried,
+                succeeded,
+                failed,
+            } => {
+                let w = {
+                    let mut ws = self.replay_waiters.borrow_mut();
+                    ws.iter()
+                        .position(|(t, _)| *t == ticket)
+                        .map(|p| ws.remove(p).1)
+                };
+                if let Some(w) = w {
+                    let o = Object::new();
+                    set(&o, "retried", &retried.into());
+                    set(&o, "succeeded", &succeeded.into());
+                    set(&o, "failed", &failed.into());
+                    let _ = w.call1(&JsValue::NULL, &o);
+                }
+            }
+            Command::Warn { message } => self.log.warn(&message),
+        }
+    }
+
+    /// Registers `resolve` to be called when the current flush is settled.
+    pub fn wait_flush(self: &Rc<Self>, resolve: Function) {
+        self.flush_waiters.borrow_mut().push(resolve);
+    }
+
+    /// Registers `resolve` for a replay ticket.
+    pub fn wait_replay(&self, ticket: u32, resolve: Function) {
+        self.replay_waiters.borrow_mut().push((ticket, resolve));
+    }
+
+    /// Whether the capture pipeline still holds events.
+    pub fn capture_pending(&self) -> bool {
+        self.draining.get()
+    }
+
+    fn arm_timer(self: &Rc<Self>) {
+        let next = self.mgr.borrow().next_wake();
+        let mut t = self.timer.borrow_mut();
+        if let Some((handle, at)) = *t {
+            if Some(at) == next {
+                return;
+            }
+            clear_timeout(handle);
+            *t = None;
+        }
+        if let Some(at) = next {
+            let delay = at.saturating_sub(now());
+            let me = Rc::downgrade(self);
+            let cb = Closure::once_into_js(move || {
+                if let Some(me) = me.upgrade() {
+                    *me.timer.borrow_mut() = None;
+                    let cmds = me.mgr.borrow_mut().poll(now());
+                    me.run(cmds);
+                }
+            });
+            let handle = set_timeout(cb.unchecked_ref(), delay.min(i32::MAX as u64) as i32);
+            *t = Some((handle, at));
+        }
+    }
+
+    /// The browser came back online or went offline.
+    pub fn set_online(self: &Rc<Self>, online: bool) {
+        self.mgr.borrow_mut().set_online(online);
+        if online {
+            let cmds = self.mgr.borrow_mut().poll(now());
+            self.run(cmds);
+        }
+    }
+
+    /// The page is being hidden or unloaded: hand batching destinations' unsent events to the
+    /// browser (`sendBeacon`), synchronously.
+    pub fn page_hidden(self: &Rc<Self>) {
+        let n = self.mgr.borrow().len();
+        for i in 0..n {
+            if self.dests[i].batch().is_none() {
+                continue;
+            }
+            let events = self.mgr.borrow_mut().take_unsent(i);
+            if events.is_empty() {
+                continue;
+            }
+            if self.dests[i].beacon(&events) {
+                self.mgr.borrow_mut().beacon_sent(i, events);
+            } else {
+                self.mgr.borrow_mut().untake(i, events, now());
+            }
+        }
+        let cmds = self.mgr.borrow_mut().poll(now());
+        self.run(cmds);
+    }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(cb: &Function, ms: i32) -> i32;
+    #[wasm_bindgen(js_name = clearTimeout)]
+    fn clear_timeout(handle: i32);
+}
+
+/// A promise resolving after `ms`.
+pub fn sleep(ms: u64) -> JsFuture {
+    JsFuture::from(Promise::new(&mut |res, _| {
+        set_timeout(&res, ms.min(i32::MAX as u64) as i32);
+    }))
+}
+
+/// Runs `fut`, failing with a `timeout` error when it has not finished after `ms`.
+pub async fn with_timeout<F: Future<Output = Result<(), DeliveryError>>>(
+    fut: F,
+    ms: u64,
+) -> Result<(), DeliveryError> {
+    Race {
+        a: Box::pin(fut),
+        b: sleep(ms),
+    }
+    .await
+}
+
+struct Race<A: Future> {
+    a: Pin<Box<A>>,
+    b: JsFuture,
+}
+
+impl<A: Future<Output = Result<(), DeliveryError>>> Future for Race<A> {
+    type Output = Result<(), DeliveryError>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Poll::Ready(r) = self.a.as_mut().poll(cx) {
+            return Poll::Ready(r);
+        }
+        if Pin::new(&mut self.b).poll(cx).is_ready() {
+            return Poll::Ready(Err(DeliveryError::new(
+                ErrorKind::Timeout,
+                "destination did not answer in time",
+            )));
+        }
+        Poll::Pending
+    }
+}
+
+/// The error as `{ kind, message, status? }`.
+pub fn error_object(e: &DeliveryError) -> JsValue {
+    error_fields(e.kind, &e.message, e.status)
+}
+
+fn error_fields(kind: ErrorKind, message: &str, status: Option<u16>) -> JsValue {
+    let o = Object::new();
+    set(&o, "kind", &JsValue::from_str(kind.name()));
+    set(&o, "message", &JsValue::from_str(message));
+    if let Some(s) = status {
+        set(&o, "status", &JsValue::from(s));
+    }
+    o.into()
+}
+
+/// A dead letter as the page sees it.
+pub fn dead_letter_object(d: &DeadLetter) -> JsValue {
+    let o = Object::new();
+    set(&o, "id", &JsValue::from_str(&d.id));
+    set(&o, "destination", &JsValue::from_str(&d.destination));
+    set(
+        &o,
+        "event",
+        &js_sys::JSON::parse(&d.event_json).unwrap_or(JsValue::NULL),
+    );
+    set(&o, "error", &error_fields(d.kind, &d.message, d.status));
+    set(&o, "attempts", &JsValue::from(d.attempts));
+    set(
+        &o,
+        "firstFailedAt",
+        &JsValue::from(d.first_failed_at as f64),
+    );
+    set(&o, "lastFailedAt", &JsValue::from(d.last_failed_at as f64));
+    o.into()
+}

@@ -1,0 +1,241 @@
+//! Builds Segment-spec event objects and validates page input: names, plain objects, values
+//! JSON can carry (no functions, symbols, BigInt or cycles) and the 32 KB size limit.
+
+use std::rc::Rc;
+
+use js_sys::{Array, Object, JSON};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::js::{get, is_plain_object, set};
+use super::platform::global_get;
+use crate::ports::FallbackStorage;
+
+/// Largest serialised event accepted, in bytes.
+pub const MAX_EVENT_BYTES: usize = 32 * 1024;
+
+/// The options an event call accepts.
+const OPTION_KEYS: &[&str] = &[
+    "messageId",
+    "timestamp",
+    "anonymousId",
+    "userId",
+    "integrations",
+    "context",
+];
+
+/// Fails with a message naming `path` when `v` holds something JSON cannot carry.
+pub fn check_json_value(
+    v: &JsValue,
+    path: &mut String,
+    stack: &mut Vec<JsValue>,
+) -> Result<(), String> {
+    if v.is_function() {
+        return Err([path.as_str(), " is a function, which JSON cannot carry"].concat());
+    }
+    if v.is_symbol() {
+        return Err([path.as_str(), " is a symbol, which JSON cannot carry"].concat());
+    }
+    if v.is_bigint() {
+        return Err([path.as_str(), " is a BigInt, which JSON cannot carry"].concat());
+    }
+    if !v.is_object() || !get(v, "toJSON").is_undefined() {
+        return Ok(());
+    }
+    if stack.iter().any(|s| s == v) {
+        return Err([path.as_str(), " is a circular reference"].concat());
+    }
+    if stack.len() > 64 {
+        return Err([path.as_str(), " is nested too deeply"].concat());
+    }
+    stack.push(v.clone());
+    let len = path.len();
+    if let Some(arr) = v.dyn_ref::<Array>() {
+        for (i, item) in arr.iter().enumerate() {
+            path.push('[');
+            path.push_str(&i.to_string());
+            path.push(']');
+            check_json_value(&item, path, stack)?;
+            path.truncate(len);
+        }
+    } else {
+        let obj: &Object = v.unchecked_ref();
+        let entries = Object::entries(obj);
+        for e in entries.iter() {
+            let e: Array = e.unchecked_into();
+            path.push('.');
+            path.push_str(&e.get(0).as_string().unwrap_or_default());
+            check_json_value(&e.get(1), path, stack)?;
+            path.truncate(len);
+        }
+    }
+    stack.pop();
+    Ok(())
+}
+
+/// Validates an optional plain-object argument (`properties`, `traits`); returns a copy-free
+/// handle or a new empty object when absent.
+pub fn object_arg(v: &JsValue, name: &str) -> Result<JsValue, String> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(Object::new().into());
+    }
+    if !is_plain_object(v) {
+        return Err([name, " must be a plain object"].concat());
+    }
+    let mut path = String::from(name);
+    check_json_value(v, &mut path, &mut Vec::new())?;
+    Ok(v.clone())
+}
+
+/// Validated call options.
+pub struct Options {
+    /// The object itself (or undefined).
+    pub raw: JsValue,
+}
+
+/// Validates the `options` argument.
+pub fn options_arg(v: &JsValue) -> Result<Options, String> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(Options {
+            raw: JsValue::UNDEFINED,
+        });
+    }
+    if !is_plain_object(v) {
+        return Err("options must be a plain object".into());
+    }
+    let obj: &Object = v.unchecked_ref();
+    super::js::check_keys(obj, OPTION_KEYS, "options")
+        .map_err(|m| m.replacen("unknown option ", "unknown key ", 1))?;
+    for k in ["messageId", "timestamp", "anonymousId", "userId"] {
+        let x = get(v, k);
+        if !x.is_undefined() && !x.is_null() && x.as_string().is_none_or(|s| s.is_empty()) {
+            return Err(["options.", k, " must be a non-empty string"].concat());
+        }
+    }
+    for k in ["integrations", "context"] {
+        let x = get(v, k);
+        if !x.is_undefined() && !is_plain_object(&x) {
+            return Err(["options.", k, " must be a plain object"].concat());
+        }
+    }
+    let mut path = String::from("options");
+    check_json_value(v, &mut path, &mut Vec::new())?;
+    Ok(Options { raw: v.clone() })
+}
+
+/// The visitor's identity, persisted under `<prefix>:anonymousId`, `:userId`, `:traits`.
+pub struct Identity {
+    store: FallbackStorage,
+    prefix: String,
+    /// The anonymous id (uuid v4).
+    pub anonymous_id: Rc<str>,
+    /// The user id, once identified.
+    pub user_id: Option<Rc<str>>,
+    /// Persisted user traits (a plain object).
+    pub traits: JsValue,
+    /// The current group id.
+    pub group_id: Option<String>,
+}
+
+impl Identity {
+    /// Loads the identity, creating and persisting a new anonymous id when there is none.
+    pub fn load(store: FallbackStorage, prefix: &str) -> Identity {
+        let key = |k: &str| [prefix, ":", k].concat();
+        let anonymous_id: Rc<str> = match store.get(&key("anonymousId")) {
+            Some(a) if crate::uuid::is_uuid(&a) => a.into(),
+            _ => {
+                let a = super::platform::uuid();
+                store.set(&key("anonymousId"), &a);
+                a.into()
+            }
+        };
+        let user_id = store
+            .get(&key("userId"))
+            .filter(|u| !u.is_empty())
+            .map(Into::into);
+        let traits = store
+            .get(&key("traits"))
+            .and_then(|t| JSON::parse(&t).ok())
+            .filter(is_plain_object)
+            .unwrap_or_else(|| Object::new().into());
+        Identity {
+            store,
+            prefix: prefix.into(),
+            anonymous_id,
+            user_id,
+            traits,
+            group_id: None,
+        }
+    }
+
+    fn key(&self, k: &str) -> String {
+        [&self.prefix, ":", k].concat()
+    }
+
+    /// Sets and persists the user id.
+    pub fn set_user(&mut self, id: &str) {
+        self.store.set(&self.key("userId"), id);
+        self.user_id = Some(id.into());
+    }
+
+    /// Merges `traits` into the persisted traits.
+    pub fn merge_traits(&mut self, traits: &JsValue) {
+        let merged = Object::assign(&Object::new(), self.traits.unchecked_ref());
+        let merged = Object::assign(&merged, traits.unchecked_ref());
+        if let Ok(s) = JSON::stringify(&merged) {
+            self.store.set(&self.key("traits"), &String::from(s));
+        }
+        self.traits = merged.into();
+    }
+
+    /// Forgets the user (userId, traits, group) and starts a new anonymous id.
+    pub fn reset(&mut self) {
+        self.store.remove(&self.key("userId"));
+        self.store.remove(&self.key("traits"));
+        self.user_id = None;
+        self.traits = Object::new().into();
+        self.group_id = None;
+        let a = super::platform::uuid();
+        self.store.set(&self.key("anonymousId"), &a);
+        self.anonymous_id = a.into();
+    }
+}
+
+/// The `context.page` object, read from the document.
+pub fn page_context() -> Object {
+    let loc = global_get("location");
+    let doc = global_get("document");
+    let o = Object::new();
+    let href = get(&loc, "href").as_string().unwrap_or_default();
+    let path = get(&loc, "pathname");
+    let search = get(&loc, "search");
+    set(&o, "path", &path);
+    set(&o, "referrer", &get(&doc, "referrer"));
+    set(&o, "search", &search);
+    set(&o, "title", &get(&doc, "title"));
+    // The URL without its fragment.
+    let url = href.split('#').next().unwrap_or_default();
+    set(&o, "url", &JsValue::from_str(url));
+    o
+}
+
+/// Serialises an event; errors name the problem (a toJSON that throws, the size limit).
+pub fn serialise(event: &JsValue) -> Result<String, String> {
+    let s = JSON::stringify(event).map_err(|e| {
+        [
+            "event cannot be serialised: ",
+            &super::platform::error_message(&e),
+        ]
+        .concat()
+    })?;
+    let s = String::from(s);
+    if s.len() > MAX_EVENT_BYTES {
+        return Err([
+            "event is ",
+            &s.len().to_string(),
+            " bytes serialised, over the 32 KB limit",
+        ]
+        .concat());
+    }
+    Ok(s)
+}

@@ -1,0 +1,132 @@
+//! Small helpers for reading JavaScript objects with errors that name the field, and for
+//! calling JavaScript functions that may return a promise.
+
+use js_sys::{Function, Object, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+/// `obj[key]`, or `undefined` when absent or when the getter throws.
+pub fn get(obj: &JsValue, key: &str) -> JsValue {
+    Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// Sets `obj[key] = value` (ignoring failures on frozen objects).
+pub fn set(obj: &JsValue, key: &str, value: &JsValue) {
+    let _ = Reflect::set(obj, &JsValue::from_str(key), value);
+}
+
+/// Whether `v` is a plain object (not null, not an array, prototype `Object.prototype` or null).
+pub fn is_plain_object(v: &JsValue) -> bool {
+    if !v.is_object() || js_sys::Array::is_array(v) {
+        return false;
+    }
+    let proto = Object::get_prototype_of(v);
+    proto.is_null() || Object::get_prototype_of(&proto).is_null()
+}
+
+/// Fails naming the first own key of `obj` not in `allowed`.
+pub fn check_keys(obj: &Object, allowed: &[&str], path: &str) -> Result<(), String> {
+    for k in Object::keys(obj).iter() {
+        let k = k.as_string().unwrap_or_default();
+        if !allowed.contains(&k.as_str()) {
+            return Err(["unknown option ", path, ".", &k].concat());
+        }
+    }
+    Ok(())
+}
+
+fn present(obj: &Object, key: &str) -> Option<JsValue> {
+    let v = get(obj, key);
+    (!v.is_undefined()).then_some(v)
+}
+
+fn wrong(path: &str, key: &str, what: &str) -> String {
+    [path, ".", key, " must be ", what].concat()
+}
+
+/// An optional string field.
+pub fn opt_str(obj: &Object, key: &str, path: &str) -> Result<Option<String>, String> {
+    present(obj, key)
+        .map(|v| v.as_string().ok_or_else(|| wrong(path, key, "a string")))
+        .transpose()
+}
+
+/// An optional boolean field.
+pub fn opt_bool(obj: &Object, key: &str, path: &str) -> Result<Option<bool>, String> {
+    present(obj, key)
+        .map(|v| v.as_bool().ok_or_else(|| wrong(path, key, "a boolean")))
+        .transpose()
+}
+
+/// An optional non-negative integer field (at most 2^53).
+pub fn opt_uint(obj: &Object, key: &str, path: &str) -> Result<Option<u64>, String> {
+    present(obj, key)
+        .map(|v| match v.as_f64() {
+            Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_992.0 => Ok(n as u64),
+            _ => Err(wrong(path, key, "a non-negative integer")),
+        })
+        .transpose()
+}
+
+/// An optional positive number field.
+pub fn opt_num(obj: &Object, key: &str, path: &str) -> Result<Option<f64>, String> {
+    present(obj, key)
+        .map(|v| match v.as_f64() {
+            Some(n) if n.is_finite() && n > 0.0 => Ok(n),
+            _ => Err(wrong(path, key, "a positive number")),
+        })
+        .transpose()
+}
+
+/// An optional plain-object field.
+pub fn opt_obj(obj: &Object, key: &str, path: &str) -> Result<Option<Object>, String> {
+    present(obj, key)
+        .map(|v| {
+            if is_plain_object(&v) {
+                Ok(v.unchecked_into())
+            } else {
+                Err(wrong(path, key, "an object"))
+            }
+        })
+        .transpose()
+}
+
+/// Calls `obj[name](args...)` if it is a function; `Ok(None)` when there is no such method.
+/// A returned promise is awaited; a throw or rejection is the `Err`.
+pub async fn call_method(
+    obj: &JsValue,
+    name: &str,
+    args: &[&JsValue],
+) -> Result<Option<JsValue>, JsValue> {
+    let f = get(obj, name);
+    let Some(f) = f.dyn_ref::<Function>() else {
+        return Ok(None);
+    };
+    let r = match args {
+        [] => f.call0(obj),
+        [a] => f.call1(obj, a),
+        [a, b] => f.call2(obj, a, b),
+        [a, b, c, ..] => f.call3(obj, a, b, c),
+    }?;
+    settle(r).await.map(Some)
+}
+
+/// Awaits `v` if it is a thenable, else returns it.
+pub async fn settle(v: JsValue) -> Result<JsValue, JsValue> {
+    if v.is_object() && get(&v, "then").is_function() {
+        JsFuture::from(Promise::resolve(&v)).await
+    } else {
+        Ok(v)
+    }
+}
+
+/// A `TypeError` with `msg`.
+pub fn type_error(msg: &str) -> JsValue {
+    js_sys::TypeError::new(msg).into()
+}
+
+/// An `Error` with `msg`.
+pub fn error(msg: &str) -> JsValue {
+    js_sys::Error::new(msg).into()
+}

@@ -1,0 +1,201 @@
+//! Browser implementations of the ports: `Date.now()`, `crypto.getRandomValues`,
+//! `localStorage` / `sessionStorage` with every failure caught, and the console.
+
+use std::cell::RefCell;
+
+use js_sys::Reflect;
+use wasm_bindgen::prelude::*;
+
+use crate::ports::{Clock, Log, Rng, Storage, StorageError};
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = Date, js_name = now)]
+    fn date_now() -> f64;
+    #[wasm_bindgen(js_namespace = console, js_name = warn)]
+    fn console_warn(s: &str);
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    fn console_error(s: &str);
+    #[wasm_bindgen(js_namespace = console, js_name = log)]
+    fn console_log(s: &str);
+    #[wasm_bindgen(thread_local_v2, js_name = globalThis)]
+    static GLOBAL: JsValue;
+    #[wasm_bindgen(catch, js_name = String)]
+    fn js_string(v: &JsValue) -> Result<String, JsValue>;
+}
+
+/// The global object (`window` on a page).
+pub fn global() -> JsValue {
+    GLOBAL.with(JsValue::clone)
+}
+
+/// `globalThis[name]`, or `undefined`.
+pub fn global_get(name: &str) -> JsValue {
+    Reflect::get(&global(), &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// Milliseconds since the epoch from `Date.now()`.
+pub struct WebClock;
+
+impl Clock for WebClock {
+    fn now_ms(&self) -> u64 {
+        date_now() as u64
+    }
+}
+
+/// The current time in ms.
+pub fn now() -> u64 {
+    date_now() as u64
+}
+
+/// Random numbers from `crypto.getRandomValues`, fetched 64 words at a time (falls back to
+/// `Math.random` where `crypto` is missing).
+#[derive(Default)]
+pub struct WebRng {
+    buf: Vec<u32>,
+}
+
+impl Rng for WebRng {
+    fn next_u32(&mut self) -> u32 {
+        if self.buf.is_empty() {
+            let arr = js_sys::Uint32Array::new_with_length(64);
+            let crypto = global_get("crypto");
+            let ok = Reflect::get(&crypto, &"getRandomValues".into())
+                .ok()
+                .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+                .map(|f| f.call1(&crypto, &arr).is_ok())
+                .unwrap_or(false);
+            self.buf = if ok {
+                arr.to_vec()
+            } else {
+                (0..64)
+                    .map(|_| (js_sys::Math::random() * 4_294_967_296.0) as u32)
+                    .collect()
+            };
+        }
+        self.buf.pop().unwrap_or(0)
+    }
+}
+
+thread_local! {
+    static RNG: RefCell<WebRng> = RefCell::new(WebRng::default());
+}
+
+/// A new UUID v4 from the shared browser RNG.
+pub fn uuid() -> String {
+    RNG.with(|r| crate::uuid::v4(&mut *r.borrow_mut()))
+}
+
+/// `localStorage` or `sessionStorage`, looked up on every call so that a storage that throws on
+/// access (disabled, sandboxed, Safari private mode) only ever yields an error value.
+pub struct WebStorage {
+    name: &'static str,
+}
+
+impl WebStorage {
+    /// `window.localStorage`.
+    pub fn local() -> Self {
+        WebStorage {
+            name: "localStorage",
+        }
+    }
+
+    /// `window.sessionStorage`.
+    pub fn session() -> Self {
+        WebStorage {
+            name: "sessionStorage",
+        }
+    }
+
+    fn store(&self) -> Result<web_sys::Storage, StorageError> {
+        Reflect::get(&global(), &JsValue::from_str(self.name))
+            .ok()
+            .and_then(|s| s.dyn_into::<web_sys::Storage>().ok())
+            .ok_or(StorageError::Unavailable)
+    }
+}
+
+fn classify(e: JsValue) -> StorageError {
+    let name = Reflect::get(&e, &"name".into())
+        .ok()
+        .and_then(|n| n.as_string())
+        .unwrap_or_default();
+    if name == "QuotaExceededError" || name == "NS_ERROR_DOM_QUOTA_REACHED" {
+        StorageError::QuotaExceeded
+    } else {
+        StorageError::Unavailable
+    }
+}
+
+impl Storage for WebStorage {
+    fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
+        self.store()?.get_item(key).map_err(classify)
+    }
+
+    fn set(&self, key: &str, value: &str) -> Result<(), StorageError> {
+        self.store()?.set_item(key, value).map_err(classify)
+    }
+
+    fn remove(&self, key: &str) -> Result<(), StorageError> {
+        self.store()?.remove_item(key).map_err(classify)
+    }
+
+    fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let s = self.store()?;
+        let n = s.length().map_err(classify)?;
+        let mut out = Vec::new();
+        for i in 0..n {
+            if let Some(k) = s.key(i).map_err(classify)? {
+                if k.starts_with(prefix) {
+                    out.push(k);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The console, with the `[consent-analytics]` prefix; debug lines only with `debug: true`.
+pub struct ConsoleLog {
+    /// Whether debug lines are printed.
+    pub debug: bool,
+}
+
+const PREFIX: &str = "[consent-analytics] ";
+
+impl Log for ConsoleLog {
+    fn warn(&self, msg: &str) {
+        console_warn(&[PREFIX, msg].concat());
+    }
+    fn debug(&self, msg: &str) {
+        if self.debug {
+            console_log(&[PREFIX, msg].concat());
+        }
+    }
+}
+
+/// Logs an error with the product prefix.
+pub fn log_error(msg: &str) {
+    console_error(&[PREFIX, msg].concat());
+}
+
+/// `navigator[name]`, or `undefined`.
+pub fn navigator_get(name: &str) -> JsValue {
+    Reflect::get(&global_get("navigator"), &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// Whether the browser reports being online (`navigator.onLine`, true when unknown).
+pub fn is_online() -> bool {
+    navigator_get("onLine").as_bool().unwrap_or(true)
+}
+
+/// A JavaScript error's message, or the value as a string.
+pub fn error_message(e: &JsValue) -> String {
+    if let Some(s) = e.as_string() {
+        return s;
+    }
+    Reflect::get(e, &"message".into())
+        .ok()
+        .and_then(|m| m.as_string())
+        .unwrap_or_else(|| js_string(e).unwrap_or_default())
+}

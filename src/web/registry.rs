@@ -1,0 +1,77 @@
+//! The destination registry: type name -> factory. Built-in Rust types are always present;
+//! JavaScript types are added with `Analytics.registerDestination(type, factory)`.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::Function;
+
+use super::config::DestConfig;
+use super::dest::{Destination, JsDestination};
+use crate::consent::{Purpose, Purposes};
+
+thread_local! {
+    static JS_TYPES: RefCell<Vec<(String, Function)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The built-in type names; a JavaScript type may not take one of them.
+pub const BUILT_IN: &[&str] = &["relay", "posthog", "meta-pixel", "ga4", "gtm", "script"];
+
+/// Registers (or replaces) a JavaScript destination type.
+pub fn register(kind: &str, factory: Function) -> Result<(), String> {
+    if kind.is_empty() {
+        return Err("registerDestination: type must be a non-empty string".into());
+    }
+    if BUILT_IN.contains(&kind) {
+        return Err([
+            "registerDestination: '",
+            kind,
+            "' is a built-in destination type",
+        ]
+        .concat());
+    }
+    JS_TYPES.with(|t| {
+        let mut t = t.borrow_mut();
+        t.retain(|(k, _)| k != kind);
+        t.push((kind.into(), factory));
+    });
+    Ok(())
+}
+
+/// The default `requiredConsent` of a type.
+pub fn default_required(kind: &str) -> Purposes {
+    match kind {
+        "posthog" | "ga4" => Purposes::of(&[Purpose::Measurement]),
+        "meta-pixel" => Purposes::of(&[Purpose::Marketing]),
+        "gtm" => Purposes::of(&[Purpose::Necessary]),
+        _ => Purposes::NONE,
+    }
+}
+
+/// Creates the instance for a config entry, validating its settings; errors name the entry.
+pub fn create(entry: &DestConfig, prefix: &str) -> Result<Rc<dyn Destination>, String> {
+    if let Some(d) = super::destinations::create(entry, prefix)? {
+        return Ok(d);
+    }
+    let factory = JS_TYPES.with(|t| {
+        t.borrow()
+            .iter()
+            .find(|(k, _)| *k == entry.kind)
+            .map(|(_, f)| f.clone())
+    });
+    match factory {
+        Some(f) => Ok(Rc::new(JsDestination::create(
+            &f,
+            &entry.id,
+            &entry.settings,
+            &entry.path,
+        )?)),
+        None => Err([
+            &entry.path,
+            ": unknown destination type '",
+            &entry.kind,
+            "' (register it with Analytics.registerDestination first)",
+        ]
+        .concat()),
+    }
+}
