@@ -54,7 +54,7 @@ impl EventKind {
 /// A captured event on its way to destinations. Shared (`Rc`) between destination queues.
 #[derive(Debug)]
 pub struct Envelope<P> {
-    /// Capture order, increasing.
+    /// Capture order, increasing; assigned by the manager.
     pub seq: u64,
     /// The event type.
     pub kind: EventKind,
