@@ -109,7 +109,7 @@ if [ ! -d node_modules ] || [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ] |
     say "installing npm packages (npm install)"
     run npm install --no-audit --no-fund
   fi
-  # npm ci leaves the stamp older than a lockfile it did not rewrite only when clocks are
-  # odd; touch it so the next run is quiet.
-  [ -f "$stamp" ] && touch "$stamp"
+  # npm install may write package-lock.json after the stamp; touch the stamp so the next run
+  # does not install again.
+  if [ -f "$stamp" ]; then touch "$stamp"; fi
 fi
