@@ -1,12 +1,21 @@
-//! The built-in destination types (relay and the vendor tags).
+//! The built-in destination types: the server relay and the vendor tags.
 
 use std::rc::Rc;
 
 use super::config::DestConfig;
 use super::dest::Destination;
 
+pub mod relay;
+pub mod script;
+pub mod vendors;
+
 /// Creates a built-in destination for `entry`, `Ok(None)` when its type is not built in.
+/// Settings are validated here; errors name the entry (`config.destinations[0].settings.x`).
 pub fn create(entry: &DestConfig, prefix: &str) -> Result<Option<Rc<dyn Destination>>, String> {
-    let _ = (entry, prefix);
-    Ok(None)
+    match entry.kind.as_str() {
+        "relay" => relay::create(entry, prefix).map(Some),
+        "script" => script::create(entry).map(Some),
+        "posthog" | "meta-pixel" | "ga4" | "gtm" => vendors::create(entry).map(Some),
+        _ => Ok(None),
+    }
 }
