@@ -1,0 +1,165 @@
+// The dead-letter queue and circuit breaker in real Chromium with real localStorage: entries
+// survive a reload, a corrupt value or a full quota never breaks load or track, and a replay
+// after the destination recovers delivers and empties the queue.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { launchBrowser, withServer, openPage, waitFor } from './harness.mjs';
+
+let browser;
+before(async () => {
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+});
+
+// Installs the package on the page and a JS destination type 'flaky' that fails while
+// window.__down is true, recording what it received in window.__got.
+async function setup(page, config) {
+  return page.evaluate(async (config) => {
+    const m = await import('/pkg/consent_analytics.js');
+    await m.default();
+    window.__got = window.__got || [];
+    m.Analytics.registerDestination('flaky', () => ({
+      track(e) {
+        if (window.__down) throw new Error('backend down');
+        window.__got.push(e.event);
+      },
+    }));
+    window.analytics = await m.Analytics.load(config);
+    return true;
+  }, config);
+}
+
+const config = {
+  retry: { maxRetries: 1, baseDelayMs: 10, maxDelayMs: 20 },
+  circuitBreaker: { failureThreshold: 100 },
+  destinations: [{ type: 'flaky', id: 'flaky' }],
+};
+
+test('dead letters survive a reload and replay once the destination recovers', async () => {
+  await withServer(async (server) => {
+    const p = await openPage(browser, `${server.url}/blank.html`);
+    await p.page.evaluate(() => { window.__down = true; });
+    await setup(p.page, config);
+    await p.page.evaluate(() => {
+      window.__dl = [];
+      analytics.on('dead-letter', (d) => window.__dl.push(d));
+      for (let i = 0; i < 3; i++) analytics.track(`Fail ${i}`);
+    });
+    await waitFor(() => p.page.evaluate(() => analytics.deadLetters().length === 3), {
+      message: 'three dead letters',
+    });
+    const first = await p.page.evaluate(() => ({ dl: analytics.deadLetters(), events: window.__dl.length }));
+    assert.equal(first.events, 3, "one 'dead-letter' event per entry");
+    const entry = first.dl[0];
+    assert.equal(entry.destination, 'flaky');
+    assert.equal(entry.event.event, 'Fail 0');
+    assert.equal(entry.error.kind, 'unknown');
+    assert.equal(entry.attempts, 2, 'maxRetries 1 means two attempts');
+    assert.ok(entry.firstFailedAt <= entry.lastFailedAt);
+
+    await p.page.reload();
+    await setup(p.page, config);
+    const afterReload = await p.page.evaluate(() => analytics.deadLetters().map((d) => d.event.event));
+    assert.deepEqual(afterReload, ['Fail 0', 'Fail 1', 'Fail 2'], 'the queue survived the reload');
+
+    const result = await p.page.evaluate(async () => {
+      window.__down = false;
+      return analytics.retryDeadLetters();
+    });
+    assert.deepEqual(result, { retried: 3, succeeded: 3, failed: 0 });
+    const state = await p.page.evaluate(() => ({ got: window.__got, left: analytics.deadLetters().length }));
+    assert.deepEqual(state.got, ['Fail 0', 'Fail 1', 'Fail 2']);
+    assert.equal(state.left, 0);
+    assert.deepEqual(p.runtimeErrors(), []);
+    await p.close();
+  });
+});
+
+test('a failed replay goes back to the queue', async () => {
+  await withServer(async (server) => {
+    const p = await openPage(browser, `${server.url}/blank.html`);
+    await p.page.evaluate(() => { window.__down = true; });
+    await setup(p.page, config);
+    await p.page.evaluate(() => analytics.track('Lost?'));
+    await waitFor(() => p.page.evaluate(() => analytics.deadLetters().length === 1));
+    const r = await p.page.evaluate(() => analytics.retryDeadLetters('flaky'));
+    assert.deepEqual(r, { retried: 1, succeeded: 0, failed: 1 });
+    assert.equal(await p.page.evaluate(() => analytics.deadLetters().length), 1);
+    assert.equal(await p.page.evaluate(() => analytics.clearDeadLetters()), 1);
+    assert.equal(await p.page.evaluate(() => analytics.deadLetters().length), 0);
+    await p.close();
+  });
+});
+
+test('a corrupt dead-letter value is discarded with a warning, not a crash', async () => {
+  await withServer(async (server) => {
+    const p = await openPage(browser, `${server.url}/blank.html`);
+    await p.page.evaluate(() => {
+      localStorage.setItem('consent-analytics:dlq', '{"some":"other app"}');
+      window.__down = false;
+    });
+    await setup(p.page, config);
+    await p.page.evaluate(() => analytics.track('Works'));
+    await waitFor(() => p.page.evaluate(() => window.__got.includes('Works')));
+    assert.deepEqual(await p.page.evaluate(() => analytics.deadLetters()), []);
+    const warned = p.messages.filter((m) => m.type === 'warning' && m.text.includes('[consent-analytics]'));
+    assert.equal(warned.length, 1, JSON.stringify(p.messages));
+    assert.deepEqual(p.runtimeErrors(), []);
+    await p.close();
+  });
+});
+
+test('a full localStorage does not break load, track or dead-lettering', async () => {
+  await withServer(async (server) => {
+    const p = await openPage(browser, `${server.url}/blank.html`);
+    await p.page.evaluate(() => {
+      // Fill the quota with one big value, as another script on the page might.
+      let s = 'x'.repeat(1 << 20);
+      for (let i = 0; i < 20; i++) {
+        try { localStorage.setItem(`filler-${i}`, s); } catch { break; }
+      }
+      s = 'x'.repeat(1024);
+      for (let i = 0; i < 5000; i++) {
+        try { localStorage.setItem(`small-${i}`, s); } catch { break; }
+      }
+      window.__down = true;
+    });
+    await setup(p.page, config);
+    const id = await p.page.evaluate(() => analytics.track('Quota'));
+    assert.match(id, /^[0-9a-f-]{36}$/);
+    await waitFor(() => p.page.evaluate(() => analytics.deadLetters().length === 1), {
+      message: 'dead letter kept in memory',
+    });
+    assert.deepEqual(p.runtimeErrors(), []);
+    assert.deepEqual(p.errors, []);
+    await p.close();
+  });
+});
+
+test('an open circuit makes events wait, and the half-open trial closes it', async () => {
+  await withServer(async (server) => {
+    const p = await openPage(browser, `${server.url}/blank.html`);
+    await p.page.evaluate(() => { window.__down = true; });
+    await setup(p.page, {
+      retry: { maxRetries: 10, baseDelayMs: 5, maxDelayMs: 5, jitter: false },
+      circuitBreaker: { failureThreshold: 2, recoveryTimeoutMs: 300, halfOpenSuccesses: 1 },
+      destinations: [{ type: 'flaky', id: 'flaky' }],
+    });
+    await p.page.evaluate(() => analytics.track('Waits'));
+    await waitFor(() => p.page.evaluate(() => analytics.status()[0].circuit === 'open'), {
+      message: 'circuit opens',
+    });
+    const st = await p.page.evaluate(() => analytics.status()[0]);
+    assert.equal(st.failed, 2);
+    assert.equal(st.deadLettered, 0, 'waiting, not dropped');
+    await p.page.evaluate(() => { window.__down = false; });
+    await waitFor(() => p.page.evaluate(() => window.__got.includes('Waits')), {
+      message: 'delivered after recovery',
+    });
+    assert.equal(await p.page.evaluate(() => analytics.status()[0].circuit), 'closed');
+    await p.close();
+  });
+});
