@@ -106,9 +106,9 @@ impl Consent {
     /// Applies a partial update of `(purpose, granted)` pairs. `necessary` cannot be revoked:
     /// a `false` for it is ignored.
     pub fn merged(self, changes: &[(Purpose, bool)]) -> Consent {
-        let p = changes
-            .iter()
-            .fold(self.0, |acc, &(p, on)| acc.with(p, on || p == Purpose::Necessary));
+        let p = changes.iter().fold(self.0, |acc, &(p, on)| {
+            acc.with(p, on || p == Purpose::Necessary)
+        });
         Consent(p)
     }
 
