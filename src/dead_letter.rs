@@ -1,14 +1,43 @@
-//! TEMP stub
-#![allow(missing_docs)]
-use crate::error::ErrorKind;
-use crate::ports::{Log, Storage};
+//! The dead-letter queue kept in localStorage: deliveries that exhausted their retries, kept
+//! for inspection and replay.
+//!
+//! Bounded (oldest dropped first, counted), expiring (`ttl_ms` after an entry's last failure),
+//! and crash-proof: a corrupt or foreign stored value is discarded with one warning, a full
+//! quota evicts the oldest entries, and a storage that cannot be written at all leaves the
+//! queue in memory for the rest of the page, with one warning. No call returns an error.
+//!
+//! Stored format (no JSON parser needed), version `cadlq1`:
+//!
+//! ```text
+//! cadlq1 <entry count>\n
+//! <id>\t<destination>\t<kind>\t<status>\t<attempts>\t<first_failed_at>\t<last_failed_at>\t<message>\t<event json>\n
+//! ...
+//! ```
+//!
+//! `id`, `destination` and `message` are escaped (`\\`, `\t`, `\n`, `\r`); `status` is empty
+//! when absent; numbers are canonical decimal; the event JSON is the verbatim last field. The
+//! count and the final newline make any truncation detectable. Anything not exactly in this
+//! form is discarded as a whole.
+
 use std::rc::Rc;
-#[derive(Clone, Debug)]
+
+use crate::error::ErrorKind;
+use crate::ports::{Log, Storage, StorageError};
+
+/// The version header of the stored value.
+const HEADER: &str = "cadlq1";
+
+/// Dead-letter queue settings (`deadLetter` in the config).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeadLetterConfig {
+    /// The localStorage key holding the queue.
     pub storage_key: String,
+    /// The most entries kept; pushing beyond it drops the oldest.
     pub max_size: usize,
+    /// How long an entry is kept after its last failure, in ms.
     pub ttl_ms: u64,
 }
+
 impl Default for DeadLetterConfig {
     fn default() -> Self {
         DeadLetterConfig {
@@ -18,45 +47,845 @@ impl Default for DeadLetterConfig {
         }
     }
 }
-#[derive(Clone, Debug)]
+
+/// One delivery that exhausted its retries.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeadLetter {
+    /// A unique id for this entry.
     pub id: String,
+    /// The destination the event failed to reach.
     pub destination: String,
+    /// The event as serialised by `JSON.stringify`, stored verbatim.
     pub event_json: String,
+    /// The class of the last failure.
     pub kind: ErrorKind,
+    /// The last failure's description.
     pub message: String,
+    /// The last failure's HTTP status, for HTTP failures.
     pub status: Option<u16>,
+    /// Delivery attempts made so far.
     pub attempts: u32,
+    /// When the first attempt failed, in ms since the epoch.
     pub first_failed_at: u64,
+    /// When the last attempt failed, in ms since the epoch; the TTL counts from here.
     pub last_failed_at: u64,
 }
+
+/// The dead-letter queue, persisted in a [`Storage`] after every change.
 pub struct DeadLetterQueue {
-    e: Vec<DeadLetter>,
+    config: DeadLetterConfig,
+    storage: Rc<dyn Storage>,
+    log: Rc<dyn Log>,
+    /// Oldest first.
+    entries: Vec<DeadLetter>,
+    dropped: u64,
+    expired: u64,
+    memory_only: bool,
 }
+
 impl DeadLetterQueue {
-    pub fn open(_c: DeadLetterConfig, _s: Rc<dyn Storage>, _l: Rc<dyn Log>, _now: u64) -> Self {
-        DeadLetterQueue { e: vec![] }
+    /// Loads the queue stored under `config.storage_key`. An absent value gives an empty
+    /// queue; a corrupt or foreign one is discarded with a warning; expired entries are dropped.
+    pub fn open(
+        config: DeadLetterConfig,
+        storage: Rc<dyn Storage>,
+        log: Rc<dyn Log>,
+        now_ms: u64,
+    ) -> Self {
+        let mut q = DeadLetterQueue {
+            config,
+            storage,
+            log,
+            entries: Vec::new(),
+            dropped: 0,
+            expired: 0,
+            memory_only: false,
+        };
+        let mut dirty = false;
+        match q.storage.get(&q.config.storage_key) {
+            Ok(None) => {}
+            Ok(Some(value)) => match decode(&value) {
+                Some(entries) => q.entries = entries,
+                None => {
+                    let mut msg = String::from("consent-analytics: discarded an unreadable dead-letter queue under localStorage key ");
+                    crate::json::push_str_lit(&mut msg, &q.config.storage_key);
+                    q.log.warn(&msg);
+                    dirty = true;
+                }
+            },
+            Err(e) => q.fall_back_to_memory(e),
+        }
+        dirty |= q.drop_expired(now_ms) > 0;
+        dirty |= q.enforce_bound() > 0;
+        if dirty {
+            q.persist();
+        }
+        q
     }
-    pub fn push(&mut self, e: DeadLetter, _now: u64) {
-        self.e.push(e)
+
+    /// Adds a dead letter (newest last). Beyond `max_size` the oldest entries are dropped and
+    /// counted in [`dropped`](Self::dropped).
+    pub fn push(&mut self, mut entry: DeadLetter, now_ms: u64) {
+        // JSON.stringify never emits raw line breaks; one here could only be JSON whitespace
+        // (or invalid JSON), so a space keeps the meaning and the line format intact.
+        if entry.event_json.contains(['\n', '\r']) {
+            entry.event_json = entry.event_json.replace(['\n', '\r'], " ");
+        }
+        self.entries.push(entry);
+        self.drop_expired(now_ms);
+        self.enforce_bound();
+        self.persist();
     }
-    pub fn list(&self, d: Option<&str>, _now: u64) -> Vec<&DeadLetter> {
-        self.e
+
+    /// The unexpired dead letters, oldest first, for one destination or all of them.
+    pub fn list(&self, destination: Option<&str>, now_ms: u64) -> Vec<&DeadLetter> {
+        self.entries
             .iter()
-            .filter(|x| d.is_none_or(|d| x.destination == d))
+            .filter(|e| matches(e, destination) && !self.is_expired(e, now_ms))
             .collect()
     }
-    pub fn take(&mut self, d: Option<&str>, _now: u64) -> Vec<DeadLetter> {
-        let (a, b) = self
-            .e
-            .drain(..)
-            .partition(|x| d.is_none_or(|d| x.destination == d));
-        self.e = b;
-        a
+
+    /// Removes and returns the unexpired dead letters (oldest first) for one destination or
+    /// all of them, for replay. Failed replays are pushed back.
+    pub fn take(&mut self, destination: Option<&str>, now_ms: u64) -> Vec<DeadLetter> {
+        let expired = self.drop_expired(now_ms);
+        let (taken, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.entries)
+            .into_iter()
+            .partition(|e| matches(e, destination));
+        self.entries = kept;
+        if expired > 0 || !taken.is_empty() {
+            self.persist();
+        }
+        taken
     }
-    pub fn clear(&mut self, d: Option<&str>) -> usize {
-        let n = self.e.len();
-        self.e.retain(|x| !d.is_none_or(|d| x.destination == d));
-        n - self.e.len()
+
+    /// Deletes the dead letters for one destination or all of them; returns how many.
+    pub fn clear(&mut self, destination: Option<&str>) -> usize {
+        let before = self.entries.len();
+        self.entries.retain(|e| !matches(e, destination));
+        let cleared = before - self.entries.len();
+        if cleared > 0 {
+            self.persist();
+        }
+        cleared
+    }
+
+    /// Drops the entries that expired by `now_ms`; returns how many.
+    pub fn prune(&mut self, now_ms: u64) -> usize {
+        let n = self.drop_expired(now_ms);
+        if n > 0 {
+            self.persist();
+        }
+        n
+    }
+
+    /// The entries held, including any that expired since the last change.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Entries evicted since `open`, by the `max_size` bound or to fit the storage quota.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Entries removed since `open` because their TTL ran out.
+    pub fn expired(&self) -> u64 {
+        self.expired
+    }
+
+    /// Whether the storage failed and the queue now lives in memory only, for this page.
+    pub fn is_memory_only(&self) -> bool {
+        self.memory_only
+    }
+
+    fn is_expired(&self, e: &DeadLetter, now_ms: u64) -> bool {
+        now_ms.saturating_sub(e.last_failed_at) >= self.config.ttl_ms
+    }
+
+    fn drop_expired(&mut self, now_ms: u64) -> usize {
+        let before = self.entries.len();
+        let ttl = self.config.ttl_ms;
+        self.entries
+            .retain(|e| now_ms.saturating_sub(e.last_failed_at) < ttl);
+        let n = before - self.entries.len();
+        self.expired += n as u64;
+        n
+    }
+
+    fn enforce_bound(&mut self) -> usize {
+        let over = self.entries.len().saturating_sub(self.config.max_size);
+        self.entries.drain(..over);
+        self.dropped += over as u64;
+        over
+    }
+
+    /// Writes the whole queue once; on a full quota evicts the oldest entries one by one until
+    /// it fits; if nothing fits or storage is unavailable, continues in memory.
+    fn persist(&mut self) {
+        if self.memory_only {
+            return;
+        }
+        let mut body = String::new();
+        let mut starts = Vec::with_capacity(self.entries.len());
+        for e in &self.entries {
+            starts.push(body.len());
+            encode_line(&mut body, e);
+        }
+        let n = self.entries.len();
+        let mut evict = 0;
+        loop {
+            let rest = &body[starts.get(evict).copied().unwrap_or(body.len())..];
+            let mut value = String::with_capacity(HEADER.len() + 12 + rest.len());
+            value.push_str(HEADER);
+            value.push(' ');
+            value.push_str(&(n - evict).to_string());
+            value.push('\n');
+            value.push_str(rest);
+            match self.storage.set(&self.config.storage_key, &value) {
+                Ok(()) => {
+                    if evict > 0 {
+                        self.entries.drain(..evict);
+                        self.dropped += evict as u64;
+                        self.log.debug("consent-analytics: evicted the oldest dead letters to fit the storage quota");
+                    }
+                    return;
+                }
+                Err(StorageError::QuotaExceeded) if evict < n => evict += 1,
+                Err(e) => {
+                    self.fall_back_to_memory(e);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn fall_back_to_memory(&mut self, err: StorageError) {
+        self.memory_only = true;
+        // The stored value is now stale; a reload must not resurrect entries taken since.
+        let _ = self.storage.remove(&self.config.storage_key);
+        let mut msg =
+            String::from("consent-analytics: cannot store dead letters under localStorage key ");
+        crate::json::push_str_lit(&mut msg, &self.config.storage_key);
+        msg.push_str(" (");
+        msg.push_str(&err.to_string());
+        msg.push_str("); keeping them in memory for this page only");
+        self.log.warn(&msg);
+    }
+}
+
+fn matches(e: &DeadLetter, destination: Option<&str>) -> bool {
+    destination.is_none_or(|d| e.destination == d)
+}
+
+fn encode_line(out: &mut String, e: &DeadLetter) {
+    push_escaped(out, &e.id);
+    out.push('\t');
+    push_escaped(out, &e.destination);
+    out.push('\t');
+    out.push_str(e.kind.name());
+    out.push('\t');
+    if let Some(s) = e.status {
+        out.push_str(&s.to_string());
+    }
+    out.push('\t');
+    out.push_str(&e.attempts.to_string());
+    out.push('\t');
+    out.push_str(&e.first_failed_at.to_string());
+    out.push('\t');
+    out.push_str(&e.last_failed_at.to_string());
+    out.push('\t');
+    push_escaped(out, &e.message);
+    out.push('\t');
+    out.push_str(&e.event_json);
+    out.push('\n');
+}
+
+fn push_escaped(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn unescape(s: &str) -> Option<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push(match chars.next()? {
+                '\\' => '\\',
+                't' => '\t',
+                'n' => '\n',
+                'r' => '\r',
+                _ => return None,
+            }),
+            '\r' => return None,
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+/// A canonical decimal number: digits only, no sign, no leading zero.
+fn number(s: &str) -> Option<u64> {
+    let canonical = !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_digit())
+        && (s.len() == 1 || !s.starts_with('0'));
+    if canonical {
+        s.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// The entries of a stored value, or `None` unless it is exactly well-formed.
+fn decode(value: &str) -> Option<Vec<DeadLetter>> {
+    let (header, mut body) = value.split_once('\n')?;
+    let count = number(header.strip_prefix(HEADER)?.strip_prefix(' ')?)?;
+    // Each entry needs at least 9 bytes, so a forged count cannot over-allocate.
+    let count = usize::try_from(count).ok()?;
+    if count > body.len() / 9 {
+        return None;
+    }
+    let mut entries = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (line, rest) = body.split_once('\n')?;
+        body = rest;
+        entries.push(decode_line(line)?);
+    }
+    body.is_empty().then_some(entries)
+}
+
+fn decode_line(line: &str) -> Option<DeadLetter> {
+    let mut f = line.splitn(9, '\t');
+    let mut next = || f.next();
+    let id = unescape(next()?)?;
+    let destination = unescape(next()?)?;
+    let kind = ErrorKind::from_name(next()?)?;
+    let status = match next()? {
+        "" => None,
+        s => Some(u16::try_from(number(s)?).ok()?),
+    };
+    let attempts = u32::try_from(number(next()?)?).ok()?;
+    let first_failed_at = number(next()?)?;
+    let last_failed_at = number(next()?)?;
+    let message = unescape(next()?)?;
+    let event_json = next()?;
+    if event_json.contains('\r') {
+        return None;
+    }
+    Some(DeadLetter {
+        id,
+        destination,
+        event_json: event_json.into(),
+        kind,
+        message,
+        status,
+        attempts,
+        first_failed_at,
+        last_failed_at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::{MemoryStorage, RecordingLog, Rng, SeededRng};
+
+    const T0: u64 = 1_700_000_000_000;
+    const KEY: &str = "consent-analytics:dlq";
+
+    fn letter(id: &str, destination: &str, at: u64) -> DeadLetter {
+        DeadLetter {
+            id: id.into(),
+            destination: destination.into(),
+            event_json: r#"{"type":"track","event":"Signed Up","properties":{"plan":"pro"}}"#
+                .into(),
+            kind: ErrorKind::Server,
+            message: "HTTP 503".into(),
+            status: Some(503),
+            attempts: 4,
+            first_failed_at: at.saturating_sub(7000),
+            last_failed_at: at,
+        }
+    }
+
+    fn setup() -> (Rc<MemoryStorage>, Rc<RecordingLog>) {
+        (
+            Rc::new(MemoryStorage::new()),
+            Rc::new(RecordingLog::default()),
+        )
+    }
+
+    fn open_with(
+        config: DeadLetterConfig,
+        storage: &Rc<MemoryStorage>,
+        log: &Rc<RecordingLog>,
+        now: u64,
+    ) -> DeadLetterQueue {
+        DeadLetterQueue::open(config, storage.clone(), log.clone(), now)
+    }
+
+    fn open(storage: &Rc<MemoryStorage>, log: &Rc<RecordingLog>, now: u64) -> DeadLetterQueue {
+        open_with(DeadLetterConfig::default(), storage, log, now)
+    }
+
+    fn ids(list: &[&DeadLetter]) -> Vec<String> {
+        list.iter().map(|e| e.id.clone()).collect()
+    }
+
+    fn warnings(log: &RecordingLog) -> usize {
+        log.warnings.borrow().len()
+    }
+
+    #[test]
+    fn default_config_matches_spec() {
+        let c = DeadLetterConfig::default();
+        assert_eq!(
+            (c.storage_key.as_str(), c.max_size, c.ttl_ms),
+            (KEY, 1000, 86_400_000)
+        );
+    }
+
+    #[test]
+    fn absent_value_opens_empty_without_warning_or_write() {
+        let (s, log) = setup();
+        let q = open(&s, &log, T0);
+        assert!(q.is_empty());
+        assert_eq!(warnings(&log), 0);
+        assert_eq!(s.get(KEY).unwrap(), None);
+    }
+
+    #[test]
+    fn entries_survive_a_reopen_exactly() {
+        let (s, log) = setup();
+        let mut q = open(&s, &log, T0);
+        let mut odd = letter("id\t1\\x", "dest\nwith\r\nbreaks", T0);
+        odd.message = "tab\there \\ back\\n slash, é, \"quoted\"".into();
+        odd.status = None;
+        odd.kind = ErrorKind::ScriptLoad;
+        odd.event_json = "{\"a\":\"x\\ty\\n\",\"b\":\"\t\"}".into();
+        q.push(odd.clone(), T0);
+        q.push(letter("2", "posthog", T0 + 1), T0 + 1);
+        let mut empty = letter("", "", T0 + 2);
+        empty.message.clear();
+        empty.event_json.clear();
+        q.push(empty.clone(), T0 + 2);
+
+        let again = open(&s, &log, T0 + 3);
+        let got: Vec<DeadLetter> = again.list(None, T0 + 3).into_iter().cloned().collect();
+        assert_eq!(got, vec![odd, letter("2", "posthog", T0 + 1), empty]);
+        assert_eq!(warnings(&log), 0);
+        let stored = s.get(KEY).unwrap().unwrap();
+        assert!(stored.starts_with("cadlq1 3\n"), "{stored}");
+        assert_eq!(stored.lines().count(), 4, "one line per entry");
+    }
+
+    #[test]
+    fn raw_line_breaks_in_event_json_become_spaces() {
+        let (s, log) = setup();
+        let mut q = open(&s, &log, T0);
+        let mut e = letter("1", "relay", T0);
+        e.event_json = "{\n\"a\":1\r\n}".into();
+        q.push(e, T0);
+        let again = open(&s, &log, T0);
+        assert_eq!(again.list(None, T0)[0].event_json, "{ \"a\":1  }");
+    }
+
+    #[test]
+    fn max_size_drops_the_oldest_and_counts_them() {
+        let (s, log) = setup();
+        let config = DeadLetterConfig {
+            max_size: 3,
+            ..DeadLetterConfig::default()
+        };
+        let mut q = open_with(config.clone(), &s, &log, T0);
+        for i in 0..10 {
+            q.push(letter(&i.to_string(), "ga4", T0 + i), T0 + i);
+            assert!(q.len() <= 3);
+        }
+        assert_eq!(q.dropped(), 7);
+        assert_eq!(ids(&q.list(None, T0 + 10)), ["7", "8", "9"]);
+        assert_eq!(
+            ids(&open_with(config, &s, &log, T0 + 10).list(None, T0 + 10)),
+            ["7", "8", "9"]
+        );
+    }
+
+    #[test]
+    fn a_smaller_max_size_at_open_trims_the_oldest() {
+        let (s, log) = setup();
+        let mut q = open(&s, &log, T0);
+        for i in 0..5 {
+            q.push(letter(&i.to_string(), "ga4", T0), T0);
+        }
+        let config = DeadLetterConfig {
+            max_size: 2,
+            ..DeadLetterConfig::default()
+        };
+        let q = open_with(config, &s, &log, T0);
+        assert_eq!(ids(&q.list(None, T0)), ["3", "4"]);
+        assert_eq!(q.dropped(), 3);
+        assert!(s.get(KEY).unwrap().unwrap().starts_with("cadlq1 2\n"));
+    }
+
+    #[test]
+    fn entries_expire_ttl_after_their_last_failure() {
+        let (s, log) = setup();
+        let config = DeadLetterConfig {
+            ttl_ms: 1000,
+            ..DeadLetterConfig::default()
+        };
+        let mut q = open_with(config.clone(), &s, &log, T0);
+        q.push(letter("old", "ga4", T0), T0);
+        q.push(letter("new", "ga4", T0 + 600), T0 + 600);
+        assert_eq!(ids(&q.list(None, T0 + 999)), ["old", "new"]);
+        assert_eq!(ids(&q.list(None, T0 + 1000)), ["new"]);
+        assert_eq!(q.len(), 2, "list does not mutate");
+        assert_eq!(q.expired(), 0);
+
+        let reopened = open_with(config, &s, &log, T0 + 1000);
+        assert_eq!(reopened.len(), 1);
+        assert_eq!(reopened.expired(), 1);
+
+        assert_eq!(q.prune(T0 + 1600), 2);
+        assert_eq!((q.len(), q.expired()), (0, 2));
+        assert_eq!(s.get(KEY).unwrap().as_deref(), Some("cadlq1 0\n"));
+    }
+
+    #[test]
+    fn take_skips_expired_entries_and_counts_them() {
+        let (s, log) = setup();
+        let config = DeadLetterConfig {
+            ttl_ms: 1000,
+            ..DeadLetterConfig::default()
+        };
+        let mut q = open_with(config, &s, &log, T0);
+        q.push(letter("a", "ga4", T0), T0);
+        q.push(letter("b", "ga4", T0 + 500), T0 + 500);
+        let taken = q.take(None, T0 + 1200);
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].id, "b");
+        assert_eq!(q.expired(), 1);
+    }
+
+    #[test]
+    fn list_take_and_clear_filter_by_destination() {
+        let (s, log) = setup();
+        let mut q = open(&s, &log, T0);
+        for (i, d) in ["ga4", "posthog", "ga4", "relay", "posthog", "ga4"]
+            .iter()
+            .enumerate()
+        {
+            q.push(letter(&i.to_string(), d, T0 + i as u64), T0 + i as u64);
+        }
+        let now = T0 + 10;
+        assert_eq!(ids(&q.list(Some("ga4"), now)), ["0", "2", "5"]);
+        assert_eq!(ids(&q.list(Some("nobody"), now)), Vec::<String>::new());
+        assert_eq!(q.list(None, now).len(), 6);
+
+        let taken: Vec<String> = q
+            .take(Some("posthog"), now)
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(taken, ["1", "4"]);
+        assert_eq!(ids(&q.list(None, now)), ["0", "2", "3", "5"]);
+
+        assert_eq!(q.clear(Some("ga4")), 3);
+        assert_eq!(q.clear(Some("ga4")), 0);
+        assert_eq!(ids(&open(&s, &log, now).list(None, now)), ["3"]);
+        assert_eq!(q.clear(None), 1);
+        assert!(q.is_empty());
+        assert!(open(&s, &log, now).is_empty());
+    }
+
+    /// Opens a queue over `value` stored under the key and expects it discarded with one warning.
+    fn assert_discarded(value: &str) {
+        let (s, log) = setup();
+        s.set(KEY, value).unwrap();
+        let q = open(&s, &log, T0);
+        assert!(q.is_empty(), "accepted {value:?}");
+        let w = log.warnings.borrow();
+        assert_eq!(w.len(), 1, "warnings for {value:?}: {w:?}");
+        assert!(w[0].contains(KEY), "warning names the key: {}", w[0]);
+        assert!(!q.is_memory_only());
+        // Discarded for good: the next page load is quiet.
+        let log2 = Rc::new(RecordingLog::default());
+        assert!(open(&s, &log2, T0).is_empty());
+        assert_eq!(warnings(&log2), 0);
+    }
+
+    fn real_value() -> String {
+        let (s, log) = setup();
+        let mut q = open(&s, &log, T0);
+        for i in 0..3 {
+            let mut e = letter(&i.to_string(), "relay", T0);
+            e.message = "mess\tage\n".into();
+            q.push(e, T0);
+        }
+        s.get(KEY).unwrap().unwrap()
+    }
+
+    #[test]
+    fn foreign_and_garbage_values_are_discarded_with_one_warning() {
+        for v in [
+            "",
+            "{\"foo\":1}",
+            "[]",
+            "null",
+            "cadlq1",
+            "cadlq1 0",
+            "cadlq1 00\n",
+            "cadlq1 +0\n",
+            "cadlq1 1\n",
+            "cadlq1 0\nextra",
+            "cadlq1 0\n\n",
+            "\u{0}\u{ffff}garbage\t\n",
+        ] {
+            assert_discarded(v);
+        }
+    }
+
+    #[test]
+    fn a_wrong_version_header_is_discarded() {
+        let v = real_value();
+        assert_discarded(&v.replacen("cadlq1", "cadlq2", 1));
+        assert_discarded(&v.replacen("cadlq1", "CADLQ1", 1));
+        assert_discarded(&v.replacen("cadlq1 ", "cadlq1  ", 1));
+    }
+
+    #[test]
+    fn every_truncation_of_a_real_value_is_discarded() {
+        let v = real_value();
+        for cut in (0..v.len()).filter(|&i| v.is_char_boundary(i)) {
+            assert_discarded(&v[..cut]);
+        }
+    }
+
+    #[test]
+    fn malformed_fields_are_discarded() {
+        let v = real_value();
+        let line = v.lines().nth(1).unwrap();
+        let mut bad = vec![
+            line.replacen("server", "sever", 1),
+            line.replacen("503", "0503", 1),
+            line.replacen("503", "70000", 1),
+            line.replacen("503", "-1", 1),
+            line.replacen("\t4\t", "\t\t", 1),
+            line.replacen("\t4\t", "\t99999999999\t", 1),
+            line.replacen("mess", "mess\\q", 1),
+            line.replacen("mess", "mess\r", 1),
+            line.replacen("relay", "relay\\", 1),
+            line.splitn(9, '\t').take(8).collect::<Vec<_>>().join("\t"),
+        ];
+        bad.push(format!("{line}\r"));
+        for l in bad {
+            assert_discarded(&format!("cadlq1 1\n{l}\n"));
+        }
+        // The untouched line is accepted, so the mutations above are what got rejected.
+        let (s, log) = setup();
+        s.set(KEY, &format!("cadlq1 1\n{line}\n")).unwrap();
+        assert_eq!(open(&s, &log, T0).len(), 1);
+    }
+
+    #[test]
+    fn random_bytes_never_panic_and_warn_at_most_once() {
+        let mut rng = SeededRng::new(99);
+        let real = real_value();
+        for round in 0..3000 {
+            let value = if round % 2 == 0 {
+                let n = (rng.next_u32() % 200) as usize;
+                let bytes: Vec<u8> = (0..n).map(|_| rng.next_u32() as u8).collect();
+                String::from_utf8_lossy(&bytes).into_owned()
+            } else {
+                // A real value with one byte changed to a random ASCII byte.
+                let mut bytes = real.clone().into_bytes();
+                let i = rng.next_u32() as usize % bytes.len();
+                bytes[i] = (rng.next_u32() % 128) as u8;
+                String::from_utf8_lossy(&bytes).into_owned()
+            };
+            let (s, log) = setup();
+            s.set(KEY, &value).unwrap();
+            let _ = open(&s, &log, T0);
+            let decoded = decode(&value);
+            assert_eq!(warnings(&log), usize::from(decoded.is_none()), "{value:?}");
+            // What is accepted is canonical: it re-encodes to the very same text.
+            if let Some(entries) = decoded {
+                let mut again = format!("cadlq1 {}\n", entries.len());
+                entries.iter().for_each(|e| encode_line(&mut again, e));
+                assert_eq!(again, value);
+            }
+        }
+    }
+
+    #[test]
+    fn a_full_quota_evicts_the_oldest_and_keeps_the_newest_that_fit() {
+        let (s, log) = setup();
+        let mut q = open(&s, &log, T0);
+        q.push(letter("0", "ga4", T0), T0);
+        let one_entry = s.get(KEY).unwrap().unwrap().len() - "cadlq1 1\n".len();
+        // Room for the header and three entries, not four.
+        s.set_quota(Some(
+            KEY.len() + "cadlq1 3\n".len() + 3 * one_entry + one_entry / 2,
+        ));
+        for i in 1..8 {
+            q.push(letter(&i.to_string(), "ga4", T0), T0);
+        }
+        assert_eq!(ids(&q.list(None, T0)), ["5", "6", "7"]);
+        assert_eq!(q.dropped(), 5);
+        assert!(!q.is_memory_only());
+        assert_eq!(warnings(&log), 0);
+        assert_eq!(ids(&open(&s, &log, T0).list(None, T0)), ["5", "6", "7"]);
+    }
+
+    #[test]
+    fn a_quota_too_small_for_an_empty_queue_goes_memory_only_with_one_warning() {
+        let (s, log) = setup();
+        s.set_quota(Some(KEY.len() + 3));
+        let mut q = open(&s, &log, T0);
+        for i in 0..5 {
+            q.push(letter(&i.to_string(), "ga4", T0), T0);
+        }
+        assert!(q.is_memory_only());
+        assert_eq!(warnings(&log), 1);
+        assert!(log.warnings.borrow()[0].contains(KEY));
+        assert_eq!(q.len(), 5, "nothing evicted: memory holds it all");
+        assert_eq!(q.dropped(), 0);
+    }
+
+    #[test]
+    fn a_broken_storage_goes_memory_only_with_one_warning_and_keeps_working() {
+        let (s, log) = setup();
+        s.set_broken(true);
+        let mut q = open(&s, &log, T0);
+        assert!(q.is_memory_only());
+        for i in 0..4 {
+            q.push(
+                letter(&i.to_string(), if i % 2 == 0 { "a" } else { "b" }, T0),
+                T0,
+            );
+        }
+        assert_eq!(ids(&q.list(Some("a"), T0)), ["0", "2"]);
+        assert_eq!(q.take(Some("b"), T0).len(), 2);
+        assert_eq!(q.clear(None), 2);
+        assert_eq!(warnings(&log), 1);
+    }
+
+    #[test]
+    fn storage_breaking_mid_page_switches_to_memory_once_and_removes_nothing() {
+        let (s, log) = setup();
+        let mut q = open(&s, &log, T0);
+        q.push(letter("0", "ga4", T0), T0);
+        s.set_broken(true);
+        q.push(letter("1", "ga4", T0), T0);
+        q.push(letter("2", "ga4", T0), T0);
+        assert!(q.is_memory_only());
+        assert_eq!(warnings(&log), 1);
+        assert_eq!(ids(&q.list(None, T0)), ["0", "1", "2"]);
+        // Healed storage is not used again during this page.
+        s.set_broken(false);
+        q.clear(None);
+        assert!(s.get(KEY).unwrap().is_some());
+    }
+
+    fn random_text(rng: &mut SeededRng, json: bool) -> String {
+        const PIECES: [&str; 10] = ["a", "Z9", "\t", "\\", "\"", "é", "\\n", " ", "{}", "\n"];
+        let n = rng.next_u32() % 6;
+        (0..n)
+            .map(|_| PIECES[rng.next_u32() as usize % if json { 9 } else { 10 }])
+            .collect()
+    }
+
+    fn random_letter(rng: &mut SeededRng, now: u64) -> DeadLetter {
+        const KINDS: [ErrorKind; 4] = [
+            ErrorKind::Server,
+            ErrorKind::Network,
+            ErrorKind::Unknown,
+            ErrorKind::RateLimit,
+        ];
+        let age = u64::from(rng.next_u32() % 50);
+        DeadLetter {
+            id: random_text(rng, false),
+            destination: ["ga4", "posthog", "relay"][rng.next_u32() as usize % 3].into(),
+            event_json: random_text(rng, true),
+            kind: KINDS[rng.next_u32() as usize % 4],
+            message: random_text(rng, false),
+            status: (rng.next_u32() % 2 == 0).then(|| (rng.next_u32() % 600) as u16),
+            attempts: rng.next_u32() % 5,
+            first_failed_at: now.saturating_sub(age + 10),
+            last_failed_at: now.saturating_sub(age),
+        }
+    }
+
+    /// Random push/take/clear/advance/reopen sequences: the bound always holds and every entry
+    /// ever pushed is accounted for exactly once.
+    #[test]
+    fn random_sequences_keep_the_bound_and_conserve_entries() {
+        let mut rng = SeededRng::new(2024);
+        for seq in 0..1500 {
+            let (s, log) = setup();
+            let quota_run = seq % 4 == 3;
+            if quota_run {
+                s.set_quota(Some(20 + (rng.next_u32() % 600) as usize));
+            }
+            let mut config = DeadLetterConfig {
+                storage_key: KEY.into(),
+                max_size: (rng.next_u32() % 8) as usize,
+                ttl_ms: 50 + u64::from(rng.next_u32() % 200),
+            };
+            let mut now = T0;
+            let mut q = open_with(config.clone(), &s, &log, now);
+            let (mut pushed, mut taken, mut cleared) = (0u64, 0u64, 0u64);
+            let (mut past_dropped, mut past_expired) = (0u64, 0u64);
+            for _ in 0..40 {
+                let dest = [None, Some("ga4"), Some("relay")][rng.next_u32() as usize % 3];
+                match rng.next_u32() % 10 {
+                    0..=4 => {
+                        q.push(random_letter(&mut rng, now), now);
+                        pushed += 1;
+                    }
+                    5 => taken += q.take(dest, now).len() as u64,
+                    6 => cleared += q.clear(dest) as u64,
+                    7 | 8 => now += u64::from(rng.next_u32() % 120),
+                    _ if !q.is_memory_only() => {
+                        let before: Vec<DeadLetter> =
+                            q.list(None, now).into_iter().cloned().collect();
+                        past_dropped += q.dropped();
+                        past_expired += q.expired();
+                        config.max_size = (rng.next_u32() % 8) as usize;
+                        q = open_with(config.clone(), &s, &log, now);
+                        let after: Vec<DeadLetter> =
+                            q.list(None, now).into_iter().cloned().collect();
+                        let keep = before.len().min(config.max_size);
+                        assert_eq!(after, before[before.len() - keep..], "seq {seq}");
+                    }
+                    _ => {}
+                }
+                assert!(q.len() <= config.max_size, "seq {seq}");
+                let dropped = past_dropped + q.dropped();
+                let expired = past_expired + q.expired();
+                assert_eq!(
+                    pushed,
+                    q.len() as u64 + dropped + expired + taken + cleared,
+                    "seq {seq}"
+                );
+                if !quota_run {
+                    assert_eq!(warnings(&log), 0, "seq {seq}");
+                }
+                assert!(warnings(&log) <= 1, "seq {seq}");
+            }
+        }
     }
 }

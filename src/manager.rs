@@ -899,12 +899,19 @@ impl<P> Manager<P> {
         };
         for d in &self.dests {
             consider(d.load_retry_at);
-            if d.state == LoadState::Loaded && d.in_flight == 0 && !d.queue.is_empty() {
-                consider(d.retry_at);
-                consider(d.breaker.next_attempt_at());
-                if !d.flush_requested {
-                    consider(d.flush_due);
-                }
+            if !self.online || d.state != LoadState::Loaded || d.in_flight > 0 || d.queue.is_empty()
+            {
+                continue;
+            }
+            // The next attempt waits for both the retry backoff and an open breaker.
+            let blocked = match (d.retry_at, d.breaker.next_attempt_at()) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            match blocked {
+                Some(at) => consider(Some(at)),
+                None if !d.flush_requested => consider(d.flush_due),
+                None => {}
             }
         }
         t
@@ -1147,6 +1154,10 @@ mod tests {
     fn failed_load_retries_with_backoff_then_fails_and_dead_letters_buffer() {
         let cfg = ManagerConfig {
             load_max_retries: 2,
+            retry: RetryPolicy {
+                jitter: false,
+                ..Default::default()
+            },
             ..Default::default()
         };
         let c = consent(&[]);
@@ -1232,6 +1243,7 @@ mod tests {
         let cfg = ManagerConfig {
             retry: RetryPolicy {
                 max_retries: 1,
+                jitter: false,
                 ..Default::default()
             },
             ..Default::default()
@@ -1252,6 +1264,57 @@ mod tests {
         let cmds = m.delivery_done(0, Outcome::Err(DeliveryError::http(503, None)), at);
         assert_eq!(dead(&cmds), vec![(0, 1)], "max_retries 1 = two attempts");
         assert_eq!(delivers(&cmds), vec![(0, vec![2])]);
+    }
+
+    #[test]
+    fn open_circuit_holds_events_without_dropping_them_until_a_trial_succeeds() {
+        let cfg = ManagerConfig {
+            retry: RetryPolicy {
+                max_retries: 10,
+                base_delay_ms: 10,
+                max_delay_ms: 10,
+                jitter: false,
+                ..Default::default()
+            },
+            breaker: BreakerConfig {
+                failure_threshold: 2,
+                recovery_timeout_ms: 1000,
+                half_open_successes: 1,
+            },
+            ..Default::default()
+        };
+        let c = consent(&[]);
+        let mut m = manager(cfg, vec![spec("a", &[]), spec("b", &[])], c);
+        m.capture(env(1, c), 0);
+        m.poll(0);
+        m.load_done(0, Ok(()), 0);
+        m.load_done(1, Ok(()), 0);
+        m.delivery_done(1, Outcome::Ok, 0);
+        let fail = || Outcome::Err(DeliveryError::http(503, None));
+        m.delivery_done(0, fail(), 1);
+        assert_eq!(delivers(&m.poll(11)), vec![(0, vec![1])]);
+        m.delivery_done(0, fail(), 11);
+        assert_eq!(m.status(11)[0].circuit, BreakerState::Open);
+        // The other destination is unaffected.
+        assert_eq!(m.status(11)[1].circuit, BreakerState::Closed);
+        m.capture(env(2, c), 12);
+        let cmds = m.poll(500);
+        assert!(
+            delivers(&cmds).iter().all(|(d, _)| *d == 1),
+            "nothing attempted while open"
+        );
+        m.delivery_done(1, Outcome::Ok, 500);
+        assert_eq!(m.status(500)[0].pending, 2, "events wait, not dropped");
+        assert_eq!(m.status(500)[0].dead_lettered, 0);
+        assert_eq!(m.next_wake(), Some(1011));
+        assert_eq!(
+            delivers(&m.poll(1011)),
+            vec![(0, vec![1])],
+            "one half-open trial"
+        );
+        m.delivery_done(0, Outcome::Ok, 1012);
+        assert_eq!(m.status(1012)[0].circuit, BreakerState::Closed);
+        assert_eq!(m.status(1012)[0].pending, 1);
     }
 
     #[test]
