@@ -107,7 +107,9 @@ impl DeadLetterQueue {
             Ok(Some(value)) => match decode(&value) {
                 Some(entries) => q.entries = entries,
                 None => {
-                    let mut msg = String::from("consent-analytics: discarded an unreadable dead-letter queue under localStorage key ");
+                    let mut msg = String::from(
+                        "discarded an unreadable dead-letter queue under localStorage key ",
+                    );
                     crate::json::push_str_lit(&mut msg, &q.config.storage_key);
                     q.log.warn(&msg);
                     dirty = true;
@@ -252,11 +254,14 @@ impl DeadLetterQueue {
                     if evict > 0 {
                         self.entries.drain(..evict);
                         self.dropped += evict as u64;
-                        self.log.debug("consent-analytics: evicted the oldest dead letters to fit the storage quota");
+                        self.log
+                            .debug("evicted the oldest dead letters to fit the storage quota");
                     }
                     return;
                 }
-                Err(StorageError::QuotaExceeded) if evict < n => evict += 1,
+                // Never evict the newest entry: if even it alone does not fit, the quota is held by
+                // other data and eviction cannot help; keep everything in memory instead.
+                Err(StorageError::QuotaExceeded) if evict + 1 < n => evict += 1,
                 Err(e) => {
                     self.fall_back_to_memory(e);
                     return;
@@ -269,8 +274,7 @@ impl DeadLetterQueue {
         self.memory_only = true;
         // The stored value is now stale; a reload must not resurrect entries taken since.
         let _ = self.storage.remove(&self.config.storage_key);
-        let mut msg =
-            String::from("consent-analytics: cannot store dead letters under localStorage key ");
+        let mut msg = String::from("cannot store dead letters under localStorage key ");
         crate::json::push_str_lit(&mut msg, &self.config.storage_key);
         msg.push_str(" (");
         msg.push_str(&err.to_string());
@@ -748,6 +752,23 @@ mod tests {
         assert!(!q.is_memory_only());
         assert_eq!(warnings(&log), 0);
         assert_eq!(ids(&open(&s, &log, T0).list(None, T0)), ["5", "6", "7"]);
+    }
+
+    #[test]
+    fn a_quota_filled_by_other_data_keeps_every_entry_in_memory_with_one_warning() {
+        let (s, log) = setup();
+        let mut q = open(&s, &log, T0);
+        q.push(letter("0", "ga4", T0), T0);
+        // Another script fills the storage: not even the newest entry fits any more.
+        let used = KEY.len() + s.get(KEY).unwrap().unwrap().len();
+        s.set("other-app", &"x".repeat(64)).unwrap();
+        s.set_quota(Some(used + "other-app".len() + 64 - 1));
+        q.push(letter("1", "ga4", T0), T0);
+        q.push(letter("2", "ga4", T0), T0);
+        assert_eq!(ids(&q.list(None, T0)), ["0", "1", "2"], "nothing lost");
+        assert!(q.is_memory_only());
+        assert_eq!(q.dropped(), 0);
+        assert_eq!(warnings(&log), 1);
     }
 
     #[test]
