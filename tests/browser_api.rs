@@ -44,6 +44,19 @@ export function clearStorage() { localStorage.clear(); sessionStorage.clear(); }
 export function tracks(d) { return d.calls.filter(c => c[0] === 'track').map(c => c[1].event); }
 export function countKind(d, k) { return d.calls.filter(c => c[0] === k).length; }
 export function call(obj, name, args) { return obj[name](...args); }
+export function breakStorage() {
+  Object.defineProperty(window, 'localStorage', { configurable: true, get() { throw new DOMException('denied', 'SecurityError'); } });
+}
+export function healStorage() { delete window.localStorage; }
+export function captureWarnings() {
+  const warnings = [];
+  const orig = console.warn;
+  console.warn = (...a) => { warnings.push(a.join(' ')); orig.apply(console, a); };
+  return { warnings, restore() { console.warn = orig; } };
+}
+export function setGpc(on) {
+  Object.defineProperty(navigator, 'globalPrivacyControl', { configurable: true, get: () => on });
+}
 "#)]
 extern "C" {
     fn recorder(name: &str, opts: JsValue) -> JsValue;
@@ -60,6 +73,14 @@ extern "C" {
     fn tracks(d: &JsValue) -> Array;
     #[wasm_bindgen(js_name = countKind)]
     fn count_kind(d: &JsValue, kind: &str) -> u32;
+    #[wasm_bindgen(js_name = breakStorage)]
+    fn break_storage();
+    #[wasm_bindgen(js_name = healStorage)]
+    fn heal_storage();
+    #[wasm_bindgen(js_name = captureWarnings)]
+    fn capture_warnings() -> JsValue;
+    #[wasm_bindgen(js_name = setGpc)]
+    fn set_gpc(on: bool);
 }
 
 fn obj(json: &str) -> JsValue {
@@ -327,4 +348,71 @@ async fn source_middleware_changes_or_drops_events_and_a_throwing_one_drops() {
         "the throwing middleware emitted one error"
     );
     on_err.forget();
+}
+
+#[wasm_bindgen_test]
+async fn global_privacy_control_denies_marketing_and_measurement_until_the_user_grants() {
+    set_gpc(true);
+    let a = Analytics::load(obj(
+        r#"{"consent": {"marketing": true, "measurement": true, "functionality": true}}"#,
+    ))
+    .await
+    .unwrap();
+    let c = a.consent();
+    assert_eq!(get(&c, "marketing").as_bool(), Some(false));
+    assert_eq!(get(&c, "measurement").as_bool(), Some(false));
+    assert_eq!(get(&c, "functionality").as_bool(), Some(true));
+    JsFuture::from(a.set_consent(obj(r#"{"marketing": true}"#)))
+        .await
+        .unwrap();
+    assert_eq!(get(&a.consent(), "marketing").as_bool(), Some(true));
+    let b = Analytics::load(obj(r#"{"honorGpc": false, "consent": {"marketing": true}}"#))
+        .await
+        .unwrap();
+    assert_eq!(get(&b.consent(), "marketing").as_bool(), Some(true));
+    set_gpc(false);
+}
+
+#[wasm_bindgen_test]
+async fn identify_persists_and_reset_starts_a_new_anonymous_identity() {
+    clear_storage();
+    let r = register("rec-identity", "{}");
+    let a = Analytics::load(obj(r#"{"destinations": [{"type": "rec-identity"}]}"#))
+        .await
+        .unwrap();
+    a.identify("u-42".into(), obj(r#"{"plan": "pro"}"#), JsValue::UNDEFINED)
+        .unwrap();
+    let ls = web_sys::window().unwrap().local_storage().unwrap().unwrap();
+    assert_eq!(
+        ls.get_item("consent-analytics:userId").unwrap().as_deref(),
+        Some("u-42")
+    );
+    assert!(ls
+        .get_item("consent-analytics:traits")
+        .unwrap()
+        .unwrap()
+        .contains("pro"));
+    let anon = ls.get_item("consent-analytics:anonymousId").unwrap().unwrap();
+    // A second instance (a reload) sees the same identity.
+    let b = Analytics::load(obj(r#"{"destinations": [{"type": "rec-identity", "id": "second"}]}"#))
+        .await
+        .unwrap();
+    b.track("Again".into(), JsValue::UNDEFINED, JsValue::UNDEFINED)
+        .unwrap();
+    let r2 = r.clone();
+    assert!(wait(move || tracks(&r2).length() == 1).await);
+    let calls: Array = get(&r, "calls").unchecked_into();
+    let ev = calls
+        .iter()
+        .map(|c| Array::from(&c))
+        .find(|c| c.get(0).as_string().as_deref() == Some("track"))
+        .map(|c| c.get(1))
+        .unwrap();
+    assert_eq!(get(&ev, "userId").as_string().as_deref(), Some("u-42"));
+    assert_eq!(get(&ev, "anonymousId").as_string(), Some(anon.clone()));
+    b.reset();
+    assert_eq!(ls.get_item("consent-analytics:userId").unwrap(), None);
+    let anon2 = ls.get_item("consent-analytics:anonymousId").unwrap().unwrap();
+    assert_ne!(anon, anon2);
+    assert!(consent_analytics::uuid::is_uuid(&anon2));
 }
