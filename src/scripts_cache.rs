@@ -3,8 +3,10 @@
 //! `scriptsCacheTtlMs`. When a fetch fails or its body is invalid the last good copy is used,
 //! also an expired one, also one cached by an earlier page of the same session.
 //!
-//! Entries are plain text, `<fetched at ms>\n<scriptsUrl>\n<body>`, so no JSON library is
-//! needed to read them; an entry for another `scriptsUrl` or in a foreign format is a miss.
+//! Entries are plain text, `<fetched at ms>\n<body>`, so no JSON library is needed to read
+//! them; a value in a foreign format is a miss. The key is the storage prefix and the consent
+//! value, not the URL: a query that changes (a service switching endpoints or modes) still finds
+//! the last good copy.
 
 use std::rc::Rc;
 
@@ -27,25 +29,17 @@ pub struct ScriptsCache {
     storage: Rc<dyn Storage>,
     clock: Rc<dyn Clock>,
     prefix: String,
-    url: String,
     ttl_ms: u64,
 }
 
 impl ScriptsCache {
-    /// A cache for `url` in `storage` (sessionStorage in the browser) under keys starting with
-    /// `<prefix>:scripts:`.
-    pub fn new(
-        storage: Rc<dyn Storage>,
-        clock: Rc<dyn Clock>,
-        prefix: &str,
-        url: &str,
-        ttl_ms: u64,
-    ) -> Self {
+    /// A cache in `storage` (sessionStorage in the browser) under keys starting with
+    /// `<prefix>:scripts:`, fresh for `ttl_ms`.
+    pub fn new(storage: Rc<dyn Storage>, clock: Rc<dyn Clock>, prefix: &str, ttl_ms: u64) -> Self {
         ScriptsCache {
             storage,
             clock,
             prefix: prefix.into(),
-            url: url.into(),
             ttl_ms,
         }
     }
@@ -54,14 +48,10 @@ impl ScriptsCache {
         [&self.prefix, ":scripts:", tail].concat()
     }
 
-    /// Reads the entry stored under `key`: (fetched at, body), if it is for this URL.
+    /// Reads the entry stored under `key`: (fetched at, body).
     fn read(&self, key: &str) -> Option<(u64, String)> {
         let text = self.storage.get(key).ok().flatten()?;
-        let (at, rest) = text.split_once('\n')?;
-        let (url, body) = rest.split_once('\n')?;
-        if url != self.url {
-            return None;
-        }
+        let (at, body) = text.split_once('\n')?;
         Some((at.parse().ok()?, body.into()))
     }
 
@@ -86,7 +76,7 @@ impl ScriptsCache {
     pub fn store(&self, consent: Purposes, body: &str) {
         let bits = consent.bits().to_string();
         let at = self.clock.now_ms().to_string();
-        let entry = [at.as_str(), "\n", &self.url, "\n", body].concat();
+        let entry = [at.as_str(), "\n", body].concat();
         if self.storage.set(&self.key(&bits), &entry).is_ok() {
             let _ = self.storage.set(&self.key("last"), &bits);
         }
@@ -147,12 +137,10 @@ mod tests {
     use crate::ports::{FakeClock, MemoryStorage};
     use Purpose::*;
 
-    const URL: &str = "/scripts";
-
     fn setup(ttl: u64) -> (Rc<MemoryStorage>, Rc<FakeClock>, ScriptsCache) {
         let s = Rc::new(MemoryStorage::new());
         let c = Rc::new(FakeClock::at(1_000_000));
-        let cache = ScriptsCache::new(s.clone(), c.clone(), "ca", URL, ttl);
+        let cache = ScriptsCache::new(s.clone(), c.clone(), "ca", ttl);
         (s, c, cache)
     }
 
@@ -208,22 +196,22 @@ mod tests {
         cache.store(c, "kept");
         drop(cache);
         clock.advance(5000);
-        let again = ScriptsCache::new(storage, clock, "ca", URL, 1000);
+        let again = ScriptsCache::new(storage, clock, "ca", 1000);
         assert_eq!(again.lookup(c), Lookup::Stale("kept".into()));
         assert_eq!(again.fallback(c).as_deref(), Some("kept"));
     }
 
     #[test]
-    fn another_url_foreign_values_and_broken_storage_are_misses() {
+    fn another_prefix_foreign_values_and_broken_storage_are_misses() {
         let (storage, clock, cache) = setup(1000);
         let c = granted(&[]);
         cache.store(c, "A");
-        let other = ScriptsCache::new(storage.clone(), clock.clone(), "ca", "/other", 1000);
+        let other = ScriptsCache::new(storage.clone(), clock.clone(), "other", 1000);
         assert_eq!(other.lookup(c), Lookup::Missing);
         assert_eq!(other.fallback(c), None);
         storage.set("ca:scripts:1", "garbage").unwrap();
         assert_eq!(cache.lookup(c), Lookup::Missing);
-        storage.set("ca:scripts:1", "x\n/scripts\nA").unwrap();
+        storage.set("ca:scripts:1", "x\nA").unwrap();
         assert_eq!(cache.lookup(c), Lookup::Missing);
         storage.set_broken(true);
         cache.store(c, "B");

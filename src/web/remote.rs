@@ -52,7 +52,6 @@ impl Remote {
             Rc::new(WebStorage::session()),
             Rc::new(WebClock),
             prefix,
-            url,
             ttl_ms,
         );
         Rc::new(Remote {
