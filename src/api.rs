@@ -22,6 +22,7 @@ use crate::web::platform::{
     self, global_get, navigator_get, now, uuid, ConsoleLog, WebRng, WebStorage,
 };
 use crate::web::registry;
+use crate::web::remote::Remote;
 
 /// A page event listener kept alive as long as the client.
 type PageListener = Closure<dyn FnMut(JsValue)>;
@@ -36,6 +37,7 @@ pub struct Analytics {
     consent: Cell<Consent>,
     context: Object,
     listeners: RefCell<Vec<PageListener>>,
+    remote: Option<Rc<Remote>>,
 }
 
 #[wasm_bindgen]
@@ -80,15 +82,17 @@ impl Analytics {
             consent,
             Box::new(WebRng::default()),
         );
-        let engine = Engine::new(
-            mgr,
-            dests,
-            kinds,
-            dlq,
-            log,
-            cfg.nonce.map(Into::into),
-            cfg.timeout_ms,
-        );
+        let nonce: Option<Rc<str>> = cfg.nonce.map(Into::into);
+        let remote = cfg.scripts_url.as_deref().map(|url| {
+            Remote::new(
+                url,
+                cfg.scripts_cache_ttl_ms,
+                &cfg.storage_prefix,
+                nonce.clone(),
+                cfg.timeout_ms,
+            )
+        });
+        let engine = Engine::new(mgr, dests, kinds, dlq, log, nonce, cfg.timeout_ms);
         // Undelivered events of an earlier page go first.
         for i in 0..engine.dests.len() {
             if engine.dests[i].durable() {
@@ -121,7 +125,11 @@ impl Analytics {
             consent: Cell::new(consent),
             context,
             listeners: RefCell::new(Vec::new()),
+            remote,
         };
+        if let Some(r) = &a.remote {
+            r.refresh(consent.granted());
+        }
         a.listen_page_events();
         Ok(a)
     }
@@ -276,6 +284,9 @@ impl Analytics {
         let c = self.consent.get().merged(&changes);
         self.consent.set(c);
         self.engine.enqueue(Pending::Consent(c));
+        if let Some(r) = &self.remote {
+            r.refresh(c.granted());
+        }
         let prefs = consent_object(c.granted());
         let e = Object::new();
         let cp = Object::new();

@@ -19,6 +19,7 @@ pub mod manager;
 pub mod ports;
 pub mod retry;
 pub mod script;
+pub mod scripts_cache;
 pub mod time;
 pub mod uuid;
 #[cfg(target_arch = "wasm32")]

@@ -693,6 +693,13 @@ impl<P> Manager<P> {
                 if matches!(self.dests[i].state, LoadState::Loading | LoadState::Loaded) {
                     self.out.push(Command::RemoveScripts { dest: i });
                 }
+                if self.dests[i].state == LoadState::Loading {
+                    // Abandon the load (its result is ignored, no retry injects anything while
+                    // consent is missing); the next allowed event starts a fresh one.
+                    let d = &mut self.dests[i];
+                    d.state = LoadState::Registered;
+                    d.load_retry_at = None;
+                }
             } else if !was && is && self.cfg.strategy == Strategy::Eager {
                 self.begin_load(i);
             }
@@ -1183,6 +1190,45 @@ mod tests {
         // retryDestination tries again.
         m.retry_destination(0);
         assert_eq!(loads(&m.poll(at)), vec![0]);
+    }
+
+    #[test]
+    fn revocation_during_a_load_abandons_it_and_never_retries_without_consent() {
+        let c = consent(&[Purpose::Marketing]);
+        let mut m = manager(
+            ManagerConfig::default(),
+            vec![spec("m", &[Purpose::Marketing])],
+            c,
+        );
+        m.capture(env(1, c), 0);
+        assert_eq!(loads(&m.poll(0)), vec![0]);
+        let failed = || DeliveryError::new(ErrorKind::ScriptLoad, "revoked");
+        // A failed first attempt schedules a retry...
+        m.load_done(0, Err(failed()), 1);
+        assert!(m.next_wake().is_some());
+        // ...which the revocation cancels: nothing loads while consent is missing.
+        m.set_consent(consent(&[]), 2);
+        let cmds = m.poll(2);
+        assert!(cmds
+            .iter()
+            .any(|c| matches!(c, Command::RemoveScripts { dest: 0 })));
+        assert_eq!(m.next_wake(), None);
+        assert!(loads(&m.poll(100_000)).is_empty());
+        assert_eq!(m.status(3)[0].state, LoadState::Blocked);
+        // A load still under way when consent goes is ignored when it ends.
+        let granted = consent(&[Purpose::Marketing]);
+        m.set_consent(granted, 4);
+        m.capture(env(2, granted), 4);
+        assert_eq!(loads(&m.poll(4)), vec![0]);
+        m.set_consent(consent(&[]), 5);
+        let cmds = m.load_done(0, Ok(()), 6);
+        assert!(!cmds.iter().any(|c| matches!(c, Command::Loaded { .. })));
+        assert!(delivers(&cmds).is_empty());
+        // After a re-grant the next event loads it afresh, once.
+        m.set_consent(granted, 7);
+        m.capture(env(3, granted), 7);
+        assert_eq!(loads(&m.poll(7)), vec![0]);
+        assert_eq!(delivers(&m.load_done(0, Ok(()), 8)), vec![(0, vec![3])]);
     }
 
     #[test]

@@ -85,6 +85,9 @@ pub struct JsDestination {
     obj: JsValue,
     settings: JsValue,
     scripts: std::cell::RefCell<Vec<ScriptDescriptor>>,
+    /// Bumped by `revoke` and `destroy`: a load started before stops injecting and does not
+    /// initialise.
+    generation: std::cell::Cell<u32>,
 }
 
 impl JsDestination {
@@ -106,6 +109,7 @@ impl JsDestination {
             obj,
             settings: settings.into(),
             scripts: Default::default(),
+            generation: Default::default(),
         })
     }
 }
@@ -131,6 +135,9 @@ pub fn consent_object(p: Purposes) -> Object {
 impl Destination for JsDestination {
     fn load(self: Rc<Self>, env: LoadEnv) -> Fut<Result<(), DeliveryError>> {
         Box::pin(async move {
+            let generation = self.generation.get();
+            let revoked =
+                || DeliveryError::new(ErrorKind::ScriptLoad, "consent revoked while loading");
             let consent = consent_object(env.consent);
             let list = call_method(&self.obj, "scripts", &[&self.settings, &consent])
                 .await
@@ -147,10 +154,17 @@ impl Destination for JsDestination {
                             .map_err(|m| DeliveryError::new(ErrorKind::ScriptLoad, m))?,
                     );
                 }
+                // Known before injecting, so a revocation during the load removes them.
+                *self.scripts.borrow_mut() = descs.clone();
                 for d in &descs {
+                    if self.generation.get() != generation {
+                        return Err(revoked());
+                    }
                     inject(d, env.nonce.as_deref(), env.timeout_ms).await?;
                 }
-                *self.scripts.borrow_mut() = descs;
+            }
+            if self.generation.get() != generation {
+                return Err(revoked());
             }
             call_method(&self.obj, "initialize", &[&self.settings])
                 .await
@@ -188,10 +202,12 @@ impl Destination for JsDestination {
     }
 
     fn revoke(&self) {
+        self.generation.set(self.generation.get().wrapping_add(1));
         remove_revoked(&self.scripts.borrow());
     }
 
     fn destroy(&self) {
+        self.generation.set(self.generation.get().wrapping_add(1));
         remove_all(&self.scripts.borrow());
         let obj = self.obj.clone();
         wasm_bindgen_futures::spawn_local(async move {

@@ -79,7 +79,7 @@ pub fn parse_descriptor(v: &JsValue, path: &str) -> Result<ScriptDescriptor, Str
         }
     }
     if let Source::Src(src) = &d.source {
-        resolve_and_check(src)?;
+        resolve_and_check(src).map_err(|m| [path, ".src: ", &m].concat())?;
     }
     Ok(d)
 }
@@ -210,9 +210,13 @@ fn err_text(e: &JsValue, d: &ScriptDescriptor) -> String {
 
 /// Removes the elements of these descriptors that do not persist after revocation. Their load
 /// records stay: the code they ran is still in the page, so they are never injected twice.
+/// Elements this library did not inject (the page's own, with the same id) are left alone.
 pub fn remove_revoked(scripts: &[ScriptDescriptor]) {
     if let Some(doc) = document() {
         for d in scripts.iter().filter(|d| !d.persist_after_revoke) {
+            if !LOADS.with(|l| l.borrow().contains_key(&d.id)) {
+                continue;
+            }
             if let Some(el) = doc.get_element_by_id(&d.id) {
                 el.remove();
             }
@@ -225,7 +229,9 @@ pub fn remove_revoked(scripts: &[ScriptDescriptor]) {
 pub fn remove_all(scripts: &[ScriptDescriptor]) {
     if let Some(doc) = document() {
         for d in scripts {
-            LOADS.with(|l| l.borrow_mut().remove(&d.id));
+            if LOADS.with(|l| l.borrow_mut().remove(&d.id)).is_none() {
+                continue;
+            }
             if let Some(el) = doc.get_element_by_id(&d.id) {
                 el.remove();
             }

@@ -10,3 +10,4 @@ pub mod inject;
 pub mod js;
 pub mod platform;
 pub mod registry;
+pub mod remote;

@@ -1,17 +1,91 @@
-//! The `script` destination type (not implemented yet).
+//! The `script` destination type: injects a fixed list of scripts once its consent allows
+//! (`settings: { scripts: [descriptor, ...] }`), and maps no events. Its `requiredConsent`
+//! comes from the config entry (default: only `necessary`).
 
+use std::cell::Cell;
 use std::rc::Rc;
 
-use crate::web::config::DestConfig;
-use crate::web::dest::Destination;
+use js_sys::Array;
+use wasm_bindgen::JsCast;
 
-/// Creates the destination for `entry`.
+use crate::error::{DeliveryError, ErrorKind};
+use crate::script::ScriptDescriptor;
+use crate::web::config::DestConfig;
+use crate::web::dest::{Destination, Event, Fut, LoadEnv};
+use crate::web::inject::{inject, parse_descriptor, remove_all, remove_revoked};
+use crate::web::js::{check_keys, get};
+
+/// A destination that only injects scripts.
+pub struct ScriptDestination {
+    scripts: Vec<ScriptDescriptor>,
+    /// Bumped by `revoke` and `destroy`: a load started before stops injecting.
+    generation: Cell<u32>,
+}
+
+/// Creates the destination for `entry`, validating `settings.scripts`; errors name the field
+/// (`config.destinations[0].settings.scripts[1].src`).
 pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
-    Err([
-        &entry.path,
-        ": destination type '",
-        &entry.kind,
-        "' is not available yet",
-    ]
-    .concat())
+    let path = [&entry.path, ".settings"].concat();
+    check_keys(&entry.settings, &["scripts"], &path)?;
+    let list = get(&entry.settings, "scripts");
+    let arr: &Array = list.dyn_ref().ok_or_else(|| {
+        [
+            &path,
+            ".scripts is required (an array of script descriptors)",
+        ]
+        .concat()
+    })?;
+    let mut scripts = Vec::new();
+    for (j, v) in arr.iter().enumerate() {
+        let p = [&path, ".scripts[", &j.to_string(), "]"].concat();
+        if !get(&v, "requiredConsent").is_undefined() {
+            return Err([
+                "unknown option ",
+                &p,
+                ".requiredConsent (set requiredConsent on the destination)",
+            ]
+            .concat());
+        }
+        let d = parse_descriptor(&v, &p)?;
+        if scripts.iter().any(|s: &ScriptDescriptor| s.id == d.id) {
+            return Err([&p, ".id duplicates another script: ", &d.id].concat());
+        }
+        scripts.push(d);
+    }
+    Ok(Rc::new(ScriptDestination {
+        scripts,
+        generation: Cell::new(0),
+    }))
+}
+
+impl Destination for ScriptDestination {
+    fn load(self: Rc<Self>, env: LoadEnv) -> Fut<Result<(), DeliveryError>> {
+        Box::pin(async move {
+            let generation = self.generation.get();
+            for d in &self.scripts {
+                if self.generation.get() != generation {
+                    return Err(DeliveryError::new(
+                        ErrorKind::ScriptLoad,
+                        "consent revoked while loading",
+                    ));
+                }
+                inject(d, env.nonce.as_deref(), env.timeout_ms).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn deliver(self: Rc<Self>, _events: Vec<Event>) -> Fut<Result<(), DeliveryError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn revoke(&self) {
+        self.generation.set(self.generation.get().wrapping_add(1));
+        remove_revoked(&self.scripts);
+    }
+
+    fn destroy(&self) {
+        self.generation.set(self.generation.get().wrapping_add(1));
+        remove_all(&self.scripts);
+    }
 }

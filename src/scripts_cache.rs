@@ -1,0 +1,247 @@
+//! Remote scripts (`config.scriptsUrl`): the request URL for a consent value and the
+//! sessionStorage cache of the responses, one entry per consent value, fresh for
+//! `scriptsCacheTtlMs`. When a fetch fails or its body is invalid the last good copy is used,
+//! also an expired one, also one cached by an earlier page of the same session.
+//!
+//! Entries are plain text, `<fetched at ms>\n<body>`, so no JSON library is needed to read
+//! them; a value in a foreign format is a miss. The key is the storage prefix and the consent
+//! value, not the URL: a query that changes (a service switching endpoints or modes) still finds
+//! the last good copy.
+
+use std::rc::Rc;
+
+use crate::consent::{Purpose, Purposes};
+use crate::ports::{Clock, Storage};
+
+/// What the cache holds for a consent value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// A response younger than the TTL: use it, do not fetch.
+    Fresh(String),
+    /// An expired response: fetch, and fall back to it if the fetch fails.
+    Stale(String),
+    /// Nothing for this consent value: fetch.
+    Missing,
+}
+
+/// The response cache of one `scriptsUrl`.
+pub struct ScriptsCache {
+    storage: Rc<dyn Storage>,
+    clock: Rc<dyn Clock>,
+    prefix: String,
+    ttl_ms: u64,
+}
+
+impl ScriptsCache {
+    /// A cache in `storage` (sessionStorage in the browser) under keys starting with
+    /// `<prefix>:scripts:`, fresh for `ttl_ms`.
+    pub fn new(storage: Rc<dyn Storage>, clock: Rc<dyn Clock>, prefix: &str, ttl_ms: u64) -> Self {
+        ScriptsCache {
+            storage,
+            clock,
+            prefix: prefix.into(),
+            ttl_ms,
+        }
+    }
+
+    fn key(&self, tail: &str) -> String {
+        [&self.prefix, ":scripts:", tail].concat()
+    }
+
+    /// Reads the entry stored under `key`: (fetched at, body).
+    fn read(&self, key: &str) -> Option<(u64, String)> {
+        let text = self.storage.get(key).ok().flatten()?;
+        let (at, body) = text.split_once('\n')?;
+        Some((at.parse().ok()?, body.into()))
+    }
+
+    /// What the cache holds for `consent` now.
+    pub fn lookup(&self, consent: Purposes) -> Lookup {
+        match self.read(&self.key(&consent.bits().to_string())) {
+            Some((at, body)) => {
+                let now = self.clock.now_ms();
+                // A time in the future (clock moved back) counts as expired.
+                if at <= now && now - at < self.ttl_ms {
+                    Lookup::Fresh(body)
+                } else {
+                    Lookup::Stale(body)
+                }
+            }
+            None => Lookup::Missing,
+        }
+    }
+
+    /// Stores a good (validated) response for `consent` and remembers it as the last good one.
+    /// Storage failures are ignored: the cache is an optimisation.
+    pub fn store(&self, consent: Purposes, body: &str) {
+        let bits = consent.bits().to_string();
+        let at = self.clock.now_ms().to_string();
+        let entry = [at.as_str(), "\n", body].concat();
+        if self.storage.set(&self.key(&bits), &entry).is_ok() {
+            let _ = self.storage.set(&self.key("last"), &bits);
+        }
+    }
+
+    /// The copy to use when a fetch for `consent` failed: this consent value's entry, even
+    /// expired, else the last good response of any consent value (scripts are still filtered
+    /// by their `requiredConsent`, so another value's list is safe to use).
+    pub fn fallback(&self, consent: Purposes) -> Option<String> {
+        if let Some((_, body)) = self.read(&self.key(&consent.bits().to_string())) {
+            return Some(body);
+        }
+        let bits = self.storage.get(&self.key("last")).ok().flatten()?;
+        self.read(&self.key(&bits)).map(|(_, body)| body)
+    }
+}
+
+/// The preferences as the JSON object sent to the scripts service:
+/// `{"necessary":true,"functionality":false,...}`, all five purposes in order.
+pub fn consent_json(consent: Purposes) -> String {
+    let mut out = String::from("{");
+    for (i, p) in Purpose::ALL.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(p.name());
+        out.push_str("\":");
+        out.push_str(if consent.has(p) { "true" } else { "false" });
+    }
+    out.push('}');
+    out
+}
+
+/// `<scriptsUrl>?consent=<JSON>` (or `&consent=` when the URL already has a query), the JSON
+/// percent-encoded like `encodeURIComponent`.
+pub fn request_url(scripts_url: &str, consent: Purposes) -> String {
+    // A fragment is never sent to the server: drop it.
+    let base = scripts_url.split('#').next().unwrap_or(scripts_url);
+    let sep = if base.contains('?') { "&" } else { "?" };
+    let mut out = [base, sep, "consent="].concat();
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for b in consent_json(consent).bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::{FakeClock, MemoryStorage};
+    use Purpose::*;
+
+    fn setup(ttl: u64) -> (Rc<MemoryStorage>, Rc<FakeClock>, ScriptsCache) {
+        let s = Rc::new(MemoryStorage::new());
+        let c = Rc::new(FakeClock::at(1_000_000));
+        let cache = ScriptsCache::new(s.clone(), c.clone(), "ca", ttl);
+        (s, c, cache)
+    }
+
+    fn granted(list: &[Purpose]) -> Purposes {
+        Purposes::of(list).with(Necessary, true)
+    }
+
+    #[test]
+    fn a_response_is_fresh_until_the_ttl_then_stale() {
+        let (_, clock, cache) = setup(300_000);
+        let c = granted(&[Measurement]);
+        assert_eq!(cache.lookup(c), Lookup::Missing);
+        cache.store(c, r#"{"scripts":[]}"#);
+        assert_eq!(cache.lookup(c), Lookup::Fresh(r#"{"scripts":[]}"#.into()));
+        clock.advance(299_999);
+        assert!(matches!(cache.lookup(c), Lookup::Fresh(_)));
+        clock.advance(1);
+        assert_eq!(cache.lookup(c), Lookup::Stale(r#"{"scripts":[]}"#.into()));
+    }
+
+    #[test]
+    fn entries_are_per_consent_value() {
+        let (_, _, cache) = setup(300_000);
+        let a = granted(&[]);
+        let b = granted(&[Measurement]);
+        cache.store(a, "A");
+        assert_eq!(cache.lookup(b), Lookup::Missing);
+        cache.store(b, "B");
+        assert_eq!(cache.lookup(a), Lookup::Fresh("A".into()));
+        assert_eq!(cache.lookup(b), Lookup::Fresh("B".into()));
+    }
+
+    #[test]
+    fn fallback_keeps_an_expired_copy_then_the_last_good_of_any_consent() {
+        let (_, clock, cache) = setup(1000);
+        let a = granted(&[]);
+        let b = granted(&[Marketing]);
+        assert_eq!(cache.fallback(a), None);
+        cache.store(a, "A");
+        clock.advance(10_000);
+        assert_eq!(cache.lookup(a), Lookup::Stale("A".into()));
+        assert_eq!(cache.fallback(a).as_deref(), Some("A"));
+        // Nothing for b yet: the last good response (a's) is used.
+        assert_eq!(cache.fallback(b).as_deref(), Some("A"));
+        cache.store(b, "B");
+        assert_eq!(cache.fallback(granted(&[Experience])).as_deref(), Some("B"));
+    }
+
+    #[test]
+    fn survives_a_reload_through_the_same_storage() {
+        let (storage, clock, cache) = setup(1000);
+        let c = granted(&[Measurement]);
+        cache.store(c, "kept");
+        drop(cache);
+        clock.advance(5000);
+        let again = ScriptsCache::new(storage, clock, "ca", 1000);
+        assert_eq!(again.lookup(c), Lookup::Stale("kept".into()));
+        assert_eq!(again.fallback(c).as_deref(), Some("kept"));
+    }
+
+    #[test]
+    fn another_prefix_foreign_values_and_broken_storage_are_misses() {
+        let (storage, clock, cache) = setup(1000);
+        let c = granted(&[]);
+        cache.store(c, "A");
+        let other = ScriptsCache::new(storage.clone(), clock.clone(), "other", 1000);
+        assert_eq!(other.lookup(c), Lookup::Missing);
+        assert_eq!(other.fallback(c), None);
+        storage.set("ca:scripts:1", "garbage").unwrap();
+        assert_eq!(cache.lookup(c), Lookup::Missing);
+        storage.set("ca:scripts:1", "x\nA").unwrap();
+        assert_eq!(cache.lookup(c), Lookup::Missing);
+        storage.set_broken(true);
+        cache.store(c, "B");
+        assert_eq!(cache.lookup(c), Lookup::Missing);
+        assert_eq!(cache.fallback(c), None);
+    }
+
+    #[test]
+    fn a_clock_moved_back_makes_the_entry_stale() {
+        let (_, clock, cache) = setup(1000);
+        let c = granted(&[]);
+        cache.store(c, "A");
+        clock.set(10);
+        assert_eq!(cache.lookup(c), Lookup::Stale("A".into()));
+    }
+
+    #[test]
+    fn request_url_carries_all_five_purposes_encoded() {
+        let c = granted(&[Measurement]);
+        assert_eq!(
+            consent_json(c),
+            r#"{"necessary":true,"functionality":false,"experience":false,"measurement":true,"marketing":false}"#
+        );
+        let u = request_url("/scripts", c);
+        assert!(
+            u.starts_with("/scripts?consent=%7B%22necessary%22%3Atrue%2C"),
+            "{u}"
+        );
+        assert!(u.ends_with("%22marketing%22%3Afalse%7D"), "{u}");
+        assert!(request_url("/scripts?mode=bad", c).starts_with("/scripts?mode=bad&consent=%7B"));
+        assert!(request_url("/scripts#x", c).starts_with("/scripts?consent="));
+    }
+}

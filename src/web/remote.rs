@@ -1,0 +1,194 @@
+//! Remote scripts (`config.scriptsUrl`): after `Analytics.load` and each `setConsent`, asks
+//! `GET <scriptsUrl>?consent=<JSON>` for `{ scripts: [descriptor + requiredConsent], metadata }`,
+//! injects the scripts the consent allows and removes those it no longer allows. Responses are
+//! cached per consent value in sessionStorage ([`crate::scripts_cache`]); a failed fetch or an
+//! invalid body is logged and the last good copy is used. Nothing here can break tracking: it
+//! runs on its own task and only logs.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use js_sys::{Array, Function};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::spawn_local;
+
+use super::config::parse_purpose_list;
+use super::engine::with_timeout;
+use super::inject::{inject, parse_descriptor, remove_revoked};
+use super::js::{call_method, get, is_plain_object, settle};
+use super::platform::{error_message, global, global_get, log_error, WebClock, WebStorage};
+use crate::consent::Purposes;
+use crate::error::DeliveryError;
+use crate::script::ScriptDescriptor;
+use crate::scripts_cache::{request_url, Lookup, ScriptsCache};
+
+/// A script of the remote list with the purposes it requires.
+type RemoteScript = (ScriptDescriptor, Purposes);
+
+/// The remote scripts of one `Analytics` instance.
+pub struct Remote {
+    url: String,
+    cache: ScriptsCache,
+    nonce: Option<Rc<str>>,
+    timeout_ms: u64,
+    /// Scripts injected (or being injected) and still allowed.
+    injected: RefCell<Vec<RemoteScript>>,
+    /// Bumped by each refresh: an older refresh stops before applying its list.
+    generation: Cell<u32>,
+}
+
+impl Remote {
+    /// Remote scripts from `url`, cached for `ttl_ms` under `<prefix>:scripts:` in
+    /// sessionStorage; injected with `nonce` (`config.nonce`) and `timeout_ms`.
+    pub fn new(
+        url: &str,
+        ttl_ms: u64,
+        prefix: &str,
+        nonce: Option<Rc<str>>,
+        timeout_ms: u64,
+    ) -> Rc<Remote> {
+        let cache = ScriptsCache::new(
+            Rc::new(WebStorage::session()),
+            Rc::new(WebClock),
+            prefix,
+            ttl_ms,
+        );
+        Rc::new(Remote {
+            url: url.into(),
+            cache,
+            nonce,
+            timeout_ms,
+            injected: RefCell::new(Vec::new()),
+            generation: Cell::new(0),
+        })
+    }
+
+    /// Applies `consent`: removes at once the scripts it no longer allows, then (from the cache
+    /// or the network) injects those it allows.
+    pub fn refresh(self: &Rc<Self>, consent: Purposes) {
+        let generation = self.generation.get().wrapping_add(1);
+        self.generation.set(generation);
+        let mut revoked = Vec::new();
+        self.injected.borrow_mut().retain(|(d, req)| {
+            let keep = consent.covers(*req);
+            if !keep {
+                revoked.push(d.clone());
+            }
+            keep
+        });
+        remove_revoked(&revoked);
+        let me = self.clone();
+        spawn_local(async move { me.run(consent, generation).await });
+    }
+
+    async fn run(&self, consent: Purposes, generation: u32) {
+        let cached = match self.cache.lookup(consent) {
+            Lookup::Fresh(body) => parse_body(&body).ok(),
+            Lookup::Stale(_) | Lookup::Missing => None,
+        };
+        let list = match cached {
+            Some(list) => list,
+            None => match self.fetch(consent).await {
+                Ok(list) => list,
+                Err(m) => {
+                    let fallback = self.cache.fallback(consent);
+                    let kept = if fallback.is_some() {
+                        "; using the last good copy"
+                    } else {
+                        "; no earlier copy to use"
+                    };
+                    log_error(&["remote scripts: ", &m, kept].concat());
+                    match fallback.and_then(|b| parse_body(&b).ok()) {
+                        Some(list) => list,
+                        None => return,
+                    }
+                }
+            },
+        };
+        for (d, req) in list {
+            if self.generation.get() != generation {
+                return; // A newer consent is being applied.
+            }
+            if !consent.covers(req) {
+                continue;
+            }
+            {
+                let mut injected = self.injected.borrow_mut();
+                if !injected.iter().any(|(x, _)| x.id == d.id) {
+                    injected.push((d.clone(), req));
+                }
+            }
+            if let Err(e) = inject(&d, self.nonce.as_deref(), self.timeout_ms).await {
+                log_error(&["remote scripts: ", &e.message].concat());
+            }
+        }
+    }
+
+    /// Fetches and validates the list for `consent`; a good body is cached.
+    async fn fetch(&self, consent: Purposes) -> Result<Vec<RemoteScript>, String> {
+        let url = request_url(&self.url, consent);
+        let body: RefCell<Result<String, String>> = RefCell::new(Err(String::new()));
+        let attempt = async {
+            *body.borrow_mut() = get_text(&url).await;
+            Ok::<(), DeliveryError>(())
+        };
+        if with_timeout(attempt, self.timeout_ms).await.is_err() {
+            return Err(["GET ", &url, " timed out"].concat());
+        }
+        let text = body.into_inner()?;
+        let list = parse_body(&text).map_err(|m| ["GET ", &url, ": ", &m].concat())?;
+        self.cache.store(consent, &text);
+        Ok(list)
+    }
+}
+
+/// `fetch(url)` and the body text of a 2xx answer.
+async fn get_text(url: &str) -> Result<String, String> {
+    let fail = |m: &str| ["GET ", url, " ", m].concat();
+    let fetch: Function = global_get("fetch")
+        .dyn_into()
+        .map_err(|_| fail("failed: fetch is not available"))?;
+    let resp = fetch
+        .call1(&global(), &JsValue::from_str(url))
+        .map_err(|e| fail(&["failed: ", &error_message(&e)].concat()))?;
+    let resp = settle(resp)
+        .await
+        .map_err(|e| fail(&["failed: ", &error_message(&e)].concat()))?;
+    if get(&resp, "ok").as_bool() != Some(true) {
+        let status = get(&resp, "status").as_f64().unwrap_or(0.0) as u16;
+        return Err(fail(&["answered HTTP ", &status.to_string()].concat()));
+    }
+    call_method(&resp, "text", &[])
+        .await
+        .ok()
+        .flatten()
+        .and_then(|t| t.as_string())
+        .ok_or_else(|| fail("failed while reading the body"))
+}
+
+/// Validates a response body: `{ scripts: [descriptor + requiredConsent?], metadata? }`.
+/// Every descriptor obeys the script URL policy, or the whole body is refused.
+pub fn parse_body(text: &str) -> Result<Vec<RemoteScript>, String> {
+    let v = js_sys::JSON::parse(text).map_err(|_| "invalid body: not JSON".to_string())?;
+    if !is_plain_object(&v) {
+        return Err("invalid body: not an object".into());
+    }
+    let arr: Array = get(&v, "scripts")
+        .dyn_into()
+        .map_err(|_| "invalid body: scripts must be an array".to_string())?;
+    let mut out = Vec::new();
+    for (j, s) in arr.iter().enumerate() {
+        let path = ["scripts[", &j.to_string(), "]"].concat();
+        let d = parse_descriptor(&s, &path).map_err(|m| ["invalid body: ", &m].concat())?;
+        let rc = get(&s, "requiredConsent");
+        let req = if rc.is_undefined() {
+            Purposes::NONE
+        } else {
+            parse_purpose_list(&rc, &[&path, ".requiredConsent"].concat())
+                .map_err(|m| ["invalid body: ", &m].concat())?
+        };
+        out.push((d, req));
+    }
+    Ok(out)
+}

@@ -1,0 +1,254 @@
+//! The script injector in real Chromium: element attributes, nonce, SRI, head/body, id dedupe,
+//! load / error / timeout outcomes, and refused URLs that inject nothing.
+#![cfg(target_arch = "wasm32")]
+
+use consent_analytics::error::ErrorKind;
+use consent_analytics::script::ScriptDescriptor;
+use consent_analytics::web::inject::{inject, parse_descriptor, remove_all, remove_revoked};
+use js_sys::Reflect;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+#[wasm_bindgen(inline_js = r#"
+export function selfUrl() { return import.meta.url; }
+export async function sri(url) {
+  const b = await (await fetch(url)).arrayBuffer();
+  const h = await crypto.subtle.digest('SHA-384', b);
+  return 'sha384-' + btoa(String.fromCharCode(...new Uint8Array(h)));
+}
+export function byId(id) { return document.getElementById(id); }
+export function count(id) { return document.querySelectorAll('script[id="' + id + '"]').length; }
+export function winGet(k) { return window[k]; }
+export function own(id) {
+  const s = document.createElement('script');
+  s.id = id; s.type = 'text/plain'; s.textContent = 'page-owned';
+  document.head.appendChild(s);
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = selfUrl)]
+    fn self_url() -> String;
+    fn sri(url: &str) -> js_sys::Promise;
+    #[wasm_bindgen(js_name = byId)]
+    fn by_id(id: &str) -> JsValue;
+    fn count(id: &str) -> u32;
+    #[wasm_bindgen(js_name = winGet)]
+    fn win_get(k: &str) -> JsValue;
+    fn own(id: &str);
+}
+
+fn desc(json: &str) -> ScriptDescriptor {
+    let v = js_sys::JSON::parse(json).unwrap();
+    parse_descriptor(&v, "t").unwrap()
+}
+
+fn attr(el: &JsValue, name: &str) -> Option<String> {
+    el.unchecked_ref::<web_sys::Element>().get_attribute(name)
+}
+
+fn prop(el: &JsValue, name: &str) -> JsValue {
+    Reflect::get(el, &name.into()).unwrap()
+}
+
+fn parent_tag(el: &JsValue) -> String {
+    el.unchecked_ref::<web_sys::Element>()
+        .parent_element()
+        .map(|p| p.tag_name())
+        .unwrap_or_default()
+}
+
+/// A same-origin module script URL that really exists (this test's own JS snippet), made unique
+/// so the browser fetches it afresh.
+fn module_url(tag: &str) -> String {
+    [&self_url(), "?", tag].concat()
+}
+
+#[wasm_bindgen_test]
+async fn inline_script_gets_id_nonce_and_attributes_runs_once_in_body() {
+    let d = desc(
+        r#"{"id":"bi-inline","textContent":"window.__biInline=(window.__biInline||0)+1",
+            "nonce":"own-nonce","attributes":{"data-purpose":"test","referrerpolicy":"no-referrer"},
+            "target":"body"}"#,
+    );
+    inject(&d, Some("default-nonce"), 1000).await.unwrap();
+    let el = by_id("bi-inline");
+    assert!(!el.is_null(), "element injected");
+    assert_eq!(parent_tag(&el), "BODY");
+    assert_eq!(prop(&el, "nonce").as_string().as_deref(), Some("own-nonce"));
+    assert_eq!(attr(&el, "data-purpose").as_deref(), Some("test"));
+    assert_eq!(attr(&el, "referrerpolicy").as_deref(), Some("no-referrer"));
+    assert_eq!(win_get("__biInline").as_f64(), Some(1.0));
+    // The same id again: not injected, not run again.
+    inject(&d, Some("default-nonce"), 1000).await.unwrap();
+    assert_eq!(count("bi-inline"), 1);
+    assert_eq!(win_get("__biInline").as_f64(), Some(1.0));
+}
+
+#[wasm_bindgen_test]
+async fn default_nonce_applies_and_head_is_the_default_target() {
+    let d = desc(r#"{"id":"bi-default","textContent":"window.__biDefault=1"}"#);
+    inject(&d, Some("config-nonce"), 1000).await.unwrap();
+    let el = by_id("bi-default");
+    assert_eq!(parent_tag(&el), "HEAD");
+    assert_eq!(
+        prop(&el, "nonce").as_string().as_deref(),
+        Some("config-nonce")
+    );
+    // Without either, no nonce attribute at all.
+    let d = desc(r#"{"id":"bi-nononce","textContent":"1"}"#);
+    inject(&d, None, 1000).await.unwrap();
+    assert_eq!(attr(&by_id("bi-nononce"), "nonce"), None);
+}
+
+#[wasm_bindgen_test]
+async fn an_element_the_page_owns_is_neither_duplicated_nor_removed() {
+    own("bi-owned");
+    let d = desc(r#"{"id":"bi-owned","textContent":"window.__biOwned=1"}"#);
+    inject(&d, None, 1000).await.unwrap();
+    assert_eq!(count("bi-owned"), 1);
+    assert!(win_get("__biOwned").is_undefined(), "ours was not injected");
+    remove_revoked(std::slice::from_ref(&d));
+    remove_all(std::slice::from_ref(&d));
+    assert_eq!(count("bi-owned"), 1, "the page's element stays");
+}
+
+#[wasm_bindgen_test]
+async fn src_script_gets_async_defer_integrity_crossorigin_and_resolves_on_load() {
+    let url = module_url("sri-ok");
+    let hash = JsFuture::from(sri(&url))
+        .await
+        .unwrap()
+        .as_string()
+        .unwrap();
+    let mut d = ScriptDescriptor::src("bi-src", &url);
+    d.is_async = false;
+    d.defer = true;
+    d.integrity = Some(hash.clone());
+    d.cross_origin = Some("anonymous".into());
+    d.attributes.push(("type".into(), "module".into()));
+    inject(&d, Some("n"), 5000).await.unwrap();
+    let el = by_id("bi-src");
+    assert_eq!(prop(&el, "src").as_string().as_deref(), Some(url.as_str()));
+    assert_eq!(prop(&el, "async").as_bool(), Some(false));
+    assert_eq!(prop(&el, "defer").as_bool(), Some(true));
+    assert_eq!(attr(&el, "integrity"), Some(hash));
+    assert_eq!(attr(&el, "crossorigin").as_deref(), Some("anonymous"));
+    assert_eq!(prop(&el, "nonce").as_string().as_deref(), Some("n"));
+    // Loaded once: a second inject resolves at once without a new element.
+    inject(&d, None, 5000).await.unwrap();
+    assert_eq!(count("bi-src"), 1);
+}
+
+#[wasm_bindgen_test]
+async fn a_wrong_integrity_hash_fails_as_script_load_and_leaves_no_element() {
+    let mut d = ScriptDescriptor::src("bi-badsri", &module_url("sri-bad"));
+    d.integrity =
+        Some("sha384-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into());
+    d.cross_origin = Some("anonymous".into());
+    d.attributes.push(("type".into(), "module".into()));
+    let err = inject(&d, None, 5000).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::ScriptLoad);
+    assert!(err.message.contains("bi-badsri") && err.message.contains("failed to load"));
+    assert_eq!(count("bi-badsri"), 0);
+}
+
+#[wasm_bindgen_test]
+async fn an_unreachable_script_fails_naming_it_and_can_be_tried_again() {
+    let d = ScriptDescriptor::src("bi-down", "https://127.0.0.1:1/x.js");
+    let err = inject(&d, None, 10_000).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::ScriptLoad);
+    assert!(err.message.contains("failed to load"), "{}", err.message);
+    assert!(
+        err.message.contains("https://127.0.0.1:1/x.js"),
+        "{}",
+        err.message
+    );
+    assert_eq!(count("bi-down"), 0, "a failed element is removed");
+    // Not remembered as loaded: the next attempt injects (and fails) again.
+    let err = inject(&d, None, 10_000).await.unwrap_err();
+    assert!(err.message.contains("failed to load"));
+}
+
+#[wasm_bindgen_test]
+async fn a_script_slower_than_the_timeout_fails_as_timed_out() {
+    let mut d = ScriptDescriptor::src("bi-slow", &module_url("timeout"));
+    d.attributes.push(("type".into(), "module".into()));
+    let err = inject(&d, None, 0).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::ScriptLoad);
+    assert!(err.message.contains("bi-slow timed out"), "{}", err.message);
+    assert_eq!(count("bi-slow"), 0);
+}
+
+#[wasm_bindgen_test]
+async fn refused_urls_inject_nothing_and_name_the_url() {
+    for (i, url) in [
+        "javascript:alert(1)",
+        "data:text/javascript,alert(1)",
+        "http://example.com/x.js",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = ["bi-refused-", &i.to_string()].concat();
+        let v = js_sys::Object::new();
+        Reflect::set(&v, &"id".into(), &id.as_str().into()).unwrap();
+        Reflect::set(&v, &"src".into(), &url.into()).unwrap();
+        let err = parse_descriptor(&v, "cfg.scripts[0]").unwrap_err();
+        assert!(err.contains(url), "{err}");
+        assert!(
+            err.starts_with("cfg.scripts[0].src: script URL refused"),
+            "{err}"
+        );
+        // Straight to the injector: refused too.
+        let err = inject(&ScriptDescriptor::src(&id, url), None, 1000)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::ScriptLoad);
+        assert!(err.message.contains(url), "{}", err.message);
+        assert_eq!(count(&id), 0, "nothing injected for {url}");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn revocation_keeps_persistent_scripts_and_unload_allows_a_new_injection() {
+    let keep = desc(
+        r#"{"id":"bi-keep","textContent":"window.__biKeep=(window.__biKeep||0)+1",
+            "persistAfterConsentRevoked":true}"#,
+    );
+    let drop = desc(r#"{"id":"bi-drop","textContent":"window.__biDrop=(window.__biDrop||0)+1"}"#);
+    let both = [keep.clone(), drop.clone()];
+    for d in &both {
+        inject(d, None, 1000).await.unwrap();
+    }
+    remove_revoked(&both);
+    assert_eq!(count("bi-keep"), 1);
+    assert_eq!(count("bi-drop"), 0);
+    // Re-granted: the code already ran, so nothing is injected again.
+    inject(&drop, None, 1000).await.unwrap();
+    assert_eq!(count("bi-drop"), 0);
+    assert_eq!(win_get("__biDrop").as_f64(), Some(1.0));
+    // Unloaded: everything goes, and a later load injects afresh.
+    remove_all(&both);
+    assert_eq!(count("bi-keep"), 0);
+    inject(&drop, None, 1000).await.unwrap();
+    assert_eq!(count("bi-drop"), 1);
+    assert_eq!(win_get("__biDrop").as_f64(), Some(2.0));
+}
+
+#[wasm_bindgen_test]
+fn descriptors_with_unknown_keys_or_not_exactly_one_source_are_refused() {
+    let bad = |json: &str| parse_descriptor(&js_sys::JSON::parse(json).unwrap(), "p").unwrap_err();
+    assert_eq!(
+        bad(r#"{"id":"a","src":"/a.js","sirc":1}"#),
+        "unknown option p.sirc"
+    );
+    assert!(bad(r#"{"id":"a"}"#).contains("exactly one of src and textContent"));
+    assert!(bad(r#"{"id":"a","src":"/a.js","textContent":"1"}"#).contains("exactly one"));
+    assert!(bad(r#"{"src":"/a.js"}"#).contains("p.id is required"));
+    assert!(bad(r#"{"id":"a","src":"/a.js","target":"footer"}"#).contains("p.target"));
+    assert!(bad(r#"{"id":"a","src":"/a.js","attributes":{"x":1}}"#).contains("p.attributes"));
+}
