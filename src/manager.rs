@@ -1195,11 +1195,14 @@ mod tests {
     #[test]
     fn revocation_during_a_load_abandons_it_and_never_retries_without_consent() {
         let c = consent(&[Purpose::Marketing]);
-        let mut m = manager(
-            ManagerConfig::default(),
-            vec![spec("m", &[Purpose::Marketing])],
-            c,
-        );
+        let cfg = ManagerConfig {
+            retry: RetryPolicy {
+                jitter: false,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut m = manager(cfg, vec![spec("m", &[Purpose::Marketing])], c);
         m.capture(env(1, c), 0);
         assert_eq!(loads(&m.poll(0)), vec![0]);
         let failed = || DeliveryError::new(ErrorKind::ScriptLoad, "revoked");

@@ -366,9 +366,11 @@ async fn global_privacy_control_denies_marketing_and_measurement_until_the_user_
         .await
         .unwrap();
     assert_eq!(get(&a.consent(), "marketing").as_bool(), Some(true));
-    let b = Analytics::load(obj(r#"{"honorGpc": false, "consent": {"marketing": true}}"#))
-        .await
-        .unwrap();
+    let b = Analytics::load(obj(
+        r#"{"honorGpc": false, "consent": {"marketing": true}}"#,
+    ))
+    .await
+    .unwrap();
     assert_eq!(get(&b.consent(), "marketing").as_bool(), Some(true));
     set_gpc(false);
 }
@@ -392,11 +394,16 @@ async fn identify_persists_and_reset_starts_a_new_anonymous_identity() {
         .unwrap()
         .unwrap()
         .contains("pro"));
-    let anon = ls.get_item("consent-analytics:anonymousId").unwrap().unwrap();
-    // A second instance (a reload) sees the same identity.
-    let b = Analytics::load(obj(r#"{"destinations": [{"type": "rec-identity", "id": "second"}]}"#))
-        .await
+    let anon = ls
+        .get_item("consent-analytics:anonymousId")
+        .unwrap()
         .unwrap();
+    // A second instance (a reload) sees the same identity.
+    let b = Analytics::load(obj(
+        r#"{"destinations": [{"type": "rec-identity", "id": "second"}]}"#,
+    ))
+    .await
+    .unwrap();
     b.track("Again".into(), JsValue::UNDEFINED, JsValue::UNDEFINED)
         .unwrap();
     let r2 = r.clone();
@@ -412,7 +419,10 @@ async fn identify_persists_and_reset_starts_a_new_anonymous_identity() {
     assert_eq!(get(&ev, "anonymousId").as_string(), Some(anon.clone()));
     b.reset();
     assert_eq!(ls.get_item("consent-analytics:userId").unwrap(), None);
-    let anon2 = ls.get_item("consent-analytics:anonymousId").unwrap().unwrap();
+    let anon2 = ls
+        .get_item("consent-analytics:anonymousId")
+        .unwrap()
+        .unwrap();
     assert_ne!(anon, anon2);
     assert!(consent_analytics::uuid::is_uuid(&anon2));
 }
