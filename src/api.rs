@@ -18,9 +18,7 @@ use crate::web::dest::consent_object;
 use crate::web::engine::{dead_letter_object, error_object, Engine, Pending};
 use crate::web::event::{object_arg, options_arg, page_context, serialise, Identity};
 use crate::web::js::{error, get, set, type_error};
-use crate::web::platform::{
-    self, global_get, navigator_get, now, uuid, ConsoleLog, WebRng, WebStorage,
-};
+use crate::web::platform::{self, global_get, navigator_get, now, uuid, ConsoleLog, WebRng};
 use crate::web::registry;
 use crate::web::remote::Remote;
 
@@ -67,8 +65,8 @@ impl Analytics {
             .as_bool()
             .unwrap_or(false);
         let consent = Consent::initial(cfg.consent, gpc, cfg.honor_gpc);
-        let storage: Rc<dyn crate::ports::Storage> = Rc::new(WebStorage::local());
         let log_dyn: Rc<dyn Log> = log.clone();
+        let storage = crate::web::platform::local_storage_or_memory(&*log_dyn);
         let dlq = DeadLetterQueue::open(
             cfg.dead_letter.clone(),
             storage.clone(),

@@ -155,6 +155,21 @@ impl Storage for WebStorage {
     }
 }
 
+/// `localStorage` when it works; otherwise (disabled, blocked, sandboxed) a memory store for
+/// this page, with one warning. Later failures (a full quota) are handled by each user.
+pub fn local_storage_or_memory(log: &dyn Log) -> std::rc::Rc<dyn Storage> {
+    let local = WebStorage::local();
+    match local.get("consent-analytics:probe") {
+        Err(StorageError::Unavailable) => {
+            log.warn(
+                "localStorage is unavailable: identity, dead letters and the relay outbox are kept in memory for this page",
+            );
+            std::rc::Rc::new(crate::ports::MemoryStorage::new())
+        }
+        _ => std::rc::Rc::new(local),
+    }
+}
+
 /// The console, with the `[consent-analytics]` prefix; debug lines only with `debug: true`.
 pub struct ConsoleLog {
     /// Whether debug lines are printed.
