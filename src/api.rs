@@ -317,12 +317,18 @@ impl Analytics {
         })
     }
 
-    /// Loads every destination the current consent allows.
+    /// Loads every destination the current consent allows; resolves once none is loading.
     pub fn preload(&self) -> Promise {
         self.engine.mgr.borrow_mut().preload();
         let cmds = self.engine.mgr.borrow_mut().poll(now());
         self.engine.run(cmds);
-        self.settled()
+        let engine = self.engine.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            while engine.mgr.borrow().any_loading() {
+                crate::web::engine::sleep(10).await?;
+            }
+            Ok(JsValue::UNDEFINED)
+        })
     }
 
     /// Each destination's `{ id, type, state, circuit, delivered, failed, deadLettered, lastError }`.

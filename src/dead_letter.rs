@@ -81,6 +81,9 @@ pub struct DeadLetterQueue {
     dropped: u64,
     expired: u64,
     memory_only: bool,
+    /// While held, writes are deferred to `release` (many dead letters in one task: one write).
+    held: bool,
+    dirty: bool,
 }
 
 impl DeadLetterQueue {
@@ -100,6 +103,8 @@ impl DeadLetterQueue {
             dropped: 0,
             expired: 0,
             memory_only: false,
+            held: false,
+            dirty: false,
         };
         let mut dirty = false;
         match q.storage.get(&q.config.storage_key) {
@@ -229,8 +234,26 @@ impl DeadLetterQueue {
 
     /// Writes the whole queue once; on a full quota evicts the oldest entries one by one until
     /// it fits; if nothing fits or storage is unavailable, continues in memory.
+    /// Defers writes until [`DeadLetterQueue::release`], so a burst of dead letters in one
+    /// task costs one storage write instead of one per entry.
+    pub fn hold(&mut self) {
+        self.held = true;
+    }
+
+    /// Ends a [`DeadLetterQueue::hold`], writing once if anything changed.
+    pub fn release(&mut self) {
+        self.held = false;
+        if std::mem::take(&mut self.dirty) {
+            self.persist();
+        }
+    }
+
     fn persist(&mut self) {
         if self.memory_only {
+            return;
+        }
+        if self.held {
+            self.dirty = true;
             return;
         }
         let mut body = String::new();
@@ -769,6 +792,19 @@ mod tests {
         assert!(q.is_memory_only());
         assert_eq!(q.dropped(), 0);
         assert_eq!(warnings(&log), 1);
+    }
+
+    #[test]
+    fn held_writes_are_deferred_to_one_write_on_release() {
+        let (s, log) = setup();
+        let mut q = open(&s, &log, T0);
+        q.hold();
+        for i in 0..3 {
+            q.push(letter(&i.to_string(), "ga4", T0), T0);
+        }
+        assert_eq!(s.get(KEY).unwrap(), None, "nothing written while held");
+        q.release();
+        assert_eq!(ids(&open(&s, &log, T0).list(None, T0)), ["0", "1", "2"]);
     }
 
     #[test]

@@ -386,6 +386,11 @@ impl<P> Manager<P> {
         }
     }
 
+    /// Whether any destination is loading (or waiting to retry its load).
+    pub fn any_loading(&self) -> bool {
+        self.dests.iter().any(|d| d.state == LoadState::Loading)
+    }
+
     /// Routes a captured event to every destination whose requirements its consent stamp meets.
     pub fn capture(&mut self, env: Envelope<P>, now: u64) {
         let env = Rc::new(self.sequenced(env));
@@ -436,15 +441,23 @@ impl<P> Manager<P> {
         persist: bool,
     ) {
         let d = &mut self.dests[i];
-        if d.queue.len() >= self.cfg.buffer_limit {
+        // `loading.bufferLimit` bounds what waits for a load; a loaded destination drains its
+        // queue as fast as it delivers, so a burst may hold more (a safety cap still applies).
+        let limit = if d.state == LoadState::Loaded {
+            self.cfg.buffer_limit.saturating_mul(10).max(10_000)
+        } else {
+            self.cfg.buffer_limit
+        };
+        if d.queue.len() >= limit {
             if !d.overflow_warned {
                 d.overflow_warned = true;
                 let mut message = String::from("destination ");
                 message.push_str(&d.spec.id);
-                message.push_str(" holds loading.bufferLimit (");
-                message.push_str(&self.cfg.buffer_limit.to_string());
-                message
-                    .push_str(") undelivered events; further events go to the dead-letter queue");
+                message.push_str(" holds ");
+                message.push_str(&limit.to_string());
+                message.push_str(
+                    " undelivered events (loading.bufferLimit); further events go to the dead-letter queue",
+                );
                 self.out.push(Command::Warn { message });
             }
             let err = DeliveryError::new(ErrorKind::Unknown, "buffer full (loading.bufferLimit)");

@@ -304,9 +304,11 @@ impl Engine {
 
     /// Carries out manager commands, then re-arms the timer and settles flush promises.
     pub fn run(self: &Rc<Self>, cmds: Vec<Command<JsValue>>) {
+        self.dlq.borrow_mut().hold();
         for c in cmds {
             self.exec(c);
         }
+        self.dlq.borrow_mut().release();
         if !self.mgr.borrow().flushing() {
             let waiters = std::mem::take(&mut *self.flush_waiters.borrow_mut());
             for w in waiters {

@@ -8,6 +8,10 @@ use wasm_bindgen_futures::JsFuture;
 
 /// `obj[key]`, or `undefined` when absent or when the getter throws.
 pub fn get(obj: &JsValue, key: &str) -> JsValue {
+    // Reflect.get throws on a non-object; an exception is far slower than this check.
+    if !obj.is_object() && !obj.is_function() {
+        return JsValue::UNDEFINED;
+    }
     Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
