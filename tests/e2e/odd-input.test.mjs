@@ -1,0 +1,80 @@
+// No input, however odd, reaches a Rust panic: every public method is called with hostile
+// values (throwing getters, proxies, symbols, BigInt, huge and cyclic structures, wrong types),
+// and each call either works or throws/rejects an ordinary Error; the page never sees a
+// `RuntimeError: unreachable`, and the client keeps working afterwards.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { launchBrowser, withServer, openPage, waitFor } from './harness.mjs';
+
+let browser;
+before(async () => {
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+});
+
+test('hostile arguments never reach a Rust panic and the client keeps working', async () => {
+  await withServer(async (server) => {
+    const p = await openPage(browser, `${server.url}/blank.html`);
+    const report = await p.page.evaluate(async () => {
+      const m = await import('/pkg/consent_analytics.js');
+      await m.default();
+      const got = [];
+      m.Analytics.registerDestination('sink', () => ({ track(e) { got.push(e.event); } }));
+      const throwing = new Proxy({}, { get() { throw new Error('trap'); }, ownKeys() { throw new Error('trap'); } });
+      const getter = { get boom() { throw new Error('getter'); } };
+      const cyclic = { a: 1 }; cyclic.self = cyclic;
+      const deep = {}; let cur = deep; for (let i = 0; i < 5000; i++) { cur.n = {}; cur = cur.n; }
+      const odd = [undefined, null, 0, -1, NaN, Infinity, 2 ** 64, '', ' ', 'x'.repeat(100000), Symbol('s'),
+        10n, () => 1, [], [1, [2]], {}, throwing, getter, cyclic, deep, new Date(), new Map([[1, 2]]),
+        Object.create(null), new (class Foo {})(), { toJSON() { throw new Error('toJSON'); } }];
+      const outcomes = { ok: 0, errors: 0, runtime: [] };
+      const record = (e) => {
+        if (e instanceof WebAssembly.RuntimeError || /unreachable|panicked/i.test(String(e && e.message))) {
+          outcomes.runtime.push(String(e && e.stack || e));
+        } else {
+          outcomes.errors++;
+        }
+      };
+      // load with odd configs
+      for (const c of odd) {
+        try { await m.Analytics.load(c); outcomes.ok++; } catch (e) { record(e); }
+        try { await m.Analytics.load({ destinations: [c] }); outcomes.ok++; } catch (e) { record(e); }
+        try { await m.Analytics.load({ consent: c }); outcomes.ok++; } catch (e) { record(e); }
+        try { await m.Analytics.load({ retry: { maxRetries: c } }); outcomes.ok++; } catch (e) { record(e); }
+        try { m.Analytics.registerDestination(c, c); outcomes.ok++; } catch (e) { record(e); }
+      }
+      const a = await m.Analytics.load({ destinations: [{ type: 'sink' }] });
+      const methods = ['track', 'page', 'identify', 'group', 'alias'];
+      for (const name of methods) {
+        for (const x of odd) {
+          for (const args of [[x], ['E', x], ['E', {}, x], [x, x, x]]) {
+            try { a[name](...args); outcomes.ok++; } catch (e) { record(e); }
+          }
+        }
+      }
+      for (const x of odd) {
+        for (const call of [
+          () => a.setConsent(x), () => a.on(x, x), () => a.off(x, x), () => a.addSourceMiddleware(x),
+          () => a.deadLetters(x), () => a.retryDeadLetters(x), () => a.clearDeadLetters(x),
+          () => a.retryDestination(x), () => a.unloadDestination(x), () => a.testDestination(x),
+        ]) {
+          try { await call(); outcomes.ok++; } catch (e) { record(e); }
+        }
+      }
+      a.track('Still alive', { fine: true });
+      await a.flush();
+      const start = Date.now();
+      while (!got.includes('Still alive') && Date.now() - start < 5000) await new Promise((r) => setTimeout(r, 20));
+      outcomes.alive = got.includes('Still alive');
+      return outcomes;
+    });
+    assert.deepEqual(report.runtime, [], 'no Rust panic reached JavaScript');
+    assert.ok(report.errors > 100, `ordinary errors were thrown (${report.errors})`);
+    assert.ok(report.alive, 'the client still delivers after all that');
+    assert.deepEqual(p.runtimeErrors(), []);
+    await p.close();
+  });
+});
