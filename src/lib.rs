@@ -21,5 +21,6 @@ pub mod retry;
 pub mod script;
 pub mod time;
 pub mod uuid;
+pub mod vendor_map;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
