@@ -281,6 +281,36 @@ describe('meta-pixel', () => {
     }));
 });
 
+describe('failed script load', () => {
+  test('a retried load does not queue the init calls twice', () =>
+    run(async (server, p) => {
+      let attempts = 0;
+      await p.page.route('**/fake/fbevents.js', async (route) => {
+        attempts += 1;
+        if (attempts === 1) await route.abort();
+        else await route.continue();
+      });
+      assert.equal(
+        await boot(p, {
+          consent: { marketing: true },
+          retry: { baseDelayMs: 20, maxDelayMs: 50 },
+          destinations: [
+            { type: 'meta-pixel', settings: { pixelId: '42', scriptSrc: '/fake/fbevents.js' } },
+          ],
+        }),
+        null,
+      );
+      await p.page.evaluate(() => a.track('Lead'));
+      await expectCalls(p, 'fbq', [['init', '42'], ['track', 'Lead', {}]], 'after the retry');
+      await settle(p);
+      assert.equal((await calls(p, 'fbq')).length, 2);
+      assert.equal(attempts, 2);
+      assert.equal((await fakeScripts(p)).length, 1, 'the failed element was removed');
+      const errors = await p.page.evaluate(() => window.errors);
+      assert.deepEqual(errors.map((e) => [e.destination, e.kind]), [['meta-pixel', 'script_load']]);
+    }));
+});
+
 describe('ga4', () => {
   test('consent default before config, events, identify, updates on change, revoke', () =>
     run(async (server, p) => {
