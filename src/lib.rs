@@ -22,5 +22,6 @@ pub mod script;
 pub mod scripts_cache;
 pub mod time;
 pub mod uuid;
+pub mod vendor_map;
 #[cfg(target_arch = "wasm32")]
 pub mod web;

@@ -1,0 +1,292 @@
+//! The pure rules of the built-in vendor destinations (`posthog`, `meta-pixel`, `ga4`, `gtm`):
+//! which settings each takes, what its account id looks like, its default script URL, Meta's
+//! standard event names and the Google Consent Mode v2 mapping. The browser side
+//! (`web::destinations::vendors`) applies them; here they are tested natively.
+
+use crate::consent::{Purpose, Purposes};
+
+/// A built-in vendor tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Vendor {
+    /// PostHog (`window.posthog`).
+    PostHog,
+    /// Meta Pixel (`window.fbq`).
+    MetaPixel,
+    /// Google Analytics 4 through gtag.js (`window.gtag`, `window.dataLayer`).
+    Ga4,
+    /// Google Tag Manager (`window.dataLayer`).
+    Gtm,
+}
+
+/// PostHog's default `apiHost`.
+pub const POSTHOG_API_HOST: &str = "https://us.i.posthog.com";
+
+/// Meta's standard event names: `track` with one of these is `fbq('track', …)`, anything else
+/// `fbq('trackCustom', …)`.
+pub const META_STANDARD_EVENTS: [&str; 18] = [
+    "PageView",
+    "ViewContent",
+    "Search",
+    "AddToCart",
+    "AddToWishlist",
+    "InitiateCheckout",
+    "AddPaymentInfo",
+    "Purchase",
+    "Lead",
+    "CompleteRegistration",
+    "Contact",
+    "CustomizeProduct",
+    "Donate",
+    "FindLocation",
+    "Schedule",
+    "StartTrial",
+    "SubmitApplication",
+    "Subscribe",
+];
+
+/// Google Consent Mode v2 types and the purpose that grants each.
+pub const CONSENT_MODE: [(&str, Purpose); 7] = [
+    ("security_storage", Purpose::Necessary),
+    ("functionality_storage", Purpose::Functionality),
+    ("personalization_storage", Purpose::Experience),
+    ("analytics_storage", Purpose::Measurement),
+    ("ad_storage", Purpose::Marketing),
+    ("ad_user_data", Purpose::Marketing),
+    ("ad_personalization", Purpose::Marketing),
+];
+
+impl Vendor {
+    /// The vendor of a destination type name, `None` for other types.
+    pub fn from_kind(kind: &str) -> Option<Vendor> {
+        match kind {
+            "posthog" => Some(Vendor::PostHog),
+            "meta-pixel" => Some(Vendor::MetaPixel),
+            "ga4" => Some(Vendor::Ga4),
+            "gtm" => Some(Vendor::Gtm),
+            _ => None,
+        }
+    }
+
+    /// The settings key of the vendor's account id (required).
+    pub fn id_key(self) -> &'static str {
+        match self {
+            Vendor::PostHog => "apiKey",
+            Vendor::MetaPixel => "pixelId",
+            Vendor::Ga4 => "measurementId",
+            Vendor::Gtm => "containerId",
+        }
+    }
+
+    /// Every settings key the vendor accepts.
+    pub fn settings_keys(self) -> &'static [&'static str] {
+        match self {
+            Vendor::PostHog => &["apiKey", "apiHost", "scriptSrc"],
+            Vendor::MetaPixel => &["pixelId", "scriptSrc"],
+            Vendor::Ga4 => &["measurementId", "scriptSrc"],
+            Vendor::Gtm => &["containerId", "scriptSrc"],
+        }
+    }
+
+    /// Checks the account id's shape; the error says what was expected.
+    pub fn check_id(self, id: &str) -> Result<(), &'static str> {
+        let alnum = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric());
+        let ok = match self {
+            Vendor::PostHog => !id.trim().is_empty(),
+            Vendor::MetaPixel => !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()),
+            Vendor::Ga4 => id.strip_prefix("G-").is_some_and(alnum),
+            Vendor::Gtm => id.strip_prefix("GTM-").is_some_and(alnum),
+        };
+        if ok {
+            return Ok(());
+        }
+        Err(match self {
+            Vendor::PostHog => "a non-empty project API key",
+            Vendor::MetaPixel => "a pixel id made of digits",
+            Vendor::Ga4 => "a measurement id like 'G-XXXXXXX'",
+            Vendor::Gtm => "a container id like 'GTM-XXXXXXX'",
+        })
+    }
+
+    /// The vendor's own script URL for an account id (and, for PostHog, its `apiHost`: the
+    /// `<region>.i.posthog.com` hosts have their assets on `<region>-assets.i.posthog.com`).
+    pub fn default_script(self, id: &str, api_host: &str) -> String {
+        match self {
+            Vendor::PostHog => {
+                let host = api_host.trim_end_matches('/');
+                match host.strip_suffix(".i.posthog.com") {
+                    Some(region) if region.starts_with("https://") => {
+                        [region, "-assets.i.posthog.com/static/array.js"].concat()
+                    }
+                    _ => "https://us-assets.i.posthog.com/static/array.js".into(),
+                }
+            }
+            Vendor::MetaPixel => "https://connect.facebook.net/en_US/fbevents.js".into(),
+            Vendor::Ga4 => ["https://www.googletagmanager.com/gtag/js?id=", id].concat(),
+            Vendor::Gtm => ["https://www.googletagmanager.com/gtm.js?id=", id].concat(),
+        }
+    }
+
+    /// The purpose the vendor's own opt-in / opt-out switch follows (PostHog's
+    /// `opt_in_capturing`, Meta's `fbq('consent')`); `None` for Consent Mode vendors, which
+    /// follow every purpose.
+    pub fn switch_purpose(self) -> Option<Purpose> {
+        match self {
+            Vendor::PostHog => Some(Purpose::Measurement),
+            Vendor::MetaPixel => Some(Purpose::Marketing),
+            Vendor::Ga4 | Vendor::Gtm => None,
+        }
+    }
+
+    /// Whether going from consent `before` to `after` is something to tell the vendor.
+    pub fn consent_changed(self, before: Purposes, after: Purposes) -> bool {
+        match self.switch_purpose() {
+            Some(p) => before.has(p) != after.has(p),
+            None => CONSENT_MODE
+                .iter()
+                .any(|&(_, p)| before.has(p) != after.has(p)),
+        }
+    }
+}
+
+/// Whether `name` is one of Meta's standard events.
+pub fn is_meta_standard(name: &str) -> bool {
+    META_STANDARD_EVENTS.contains(&name)
+}
+
+/// The Consent Mode v2 state for the granted purposes: `(type, "granted" | "denied")` pairs.
+pub fn consent_mode(granted: Purposes) -> impl Iterator<Item = (&'static str, &'static str)> {
+    CONSENT_MODE
+        .into_iter()
+        .map(move |(k, p)| (k, if granted.has(p) { "granted" } else { "denied" }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Purpose::*;
+
+    #[test]
+    fn meta_standard_names_are_exact_and_case_sensitive() {
+        for n in ["PageView", "Purchase", "Lead", "Subscribe", "AddToCart"] {
+            assert!(is_meta_standard(n), "{n}");
+        }
+        for n in [
+            "purchase",
+            "Order Completed",
+            "Add To Cart",
+            "",
+            "PageView ",
+        ] {
+            assert!(!is_meta_standard(n), "{n:?}");
+        }
+    }
+
+    #[test]
+    fn consent_mode_maps_every_purpose() {
+        let all: Vec<_> = consent_mode(Purposes::of(&[Necessary])).collect();
+        assert_eq!(
+            all,
+            vec![
+                ("security_storage", "granted"),
+                ("functionality_storage", "denied"),
+                ("personalization_storage", "denied"),
+                ("analytics_storage", "denied"),
+                ("ad_storage", "denied"),
+                ("ad_user_data", "denied"),
+                ("ad_personalization", "denied"),
+            ]
+        );
+        let m: Vec<_> = consent_mode(Purposes::of(&[Necessary, Marketing, Experience]))
+            .filter(|&(_, v)| v == "granted")
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(
+            m,
+            vec![
+                "security_storage",
+                "personalization_storage",
+                "ad_storage",
+                "ad_user_data",
+                "ad_personalization"
+            ]
+        );
+        let f: Vec<_> = consent_mode(Purposes::of(&[Functionality, Measurement]))
+            .filter(|&(_, v)| v == "granted")
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(f, vec!["functionality_storage", "analytics_storage"]);
+    }
+
+    #[test]
+    fn account_ids_are_checked() {
+        assert!(Vendor::MetaPixel.check_id("1234567890").is_ok());
+        assert!(Vendor::MetaPixel.check_id("12a4").is_err());
+        assert!(Vendor::MetaPixel.check_id("").is_err());
+        assert!(Vendor::Ga4.check_id("G-ABC123XYZ").is_ok());
+        assert!(Vendor::Ga4.check_id("UA-12345-1").is_err());
+        assert!(Vendor::Ga4.check_id("G-").is_err());
+        assert!(Vendor::Ga4.check_id("G-AB C").is_err());
+        assert!(Vendor::Gtm.check_id("GTM-K9X2QF").is_ok());
+        assert!(Vendor::Gtm.check_id("GTM-").is_err());
+        assert!(Vendor::Gtm.check_id("G-K9X2QF").is_err());
+        assert!(Vendor::PostHog.check_id("phc_abc").is_ok());
+        assert!(Vendor::PostHog.check_id("  ").is_err());
+    }
+
+    #[test]
+    fn default_scripts_are_the_vendor_cdns() {
+        assert_eq!(
+            Vendor::PostHog.default_script("phc", POSTHOG_API_HOST),
+            "https://us-assets.i.posthog.com/static/array.js"
+        );
+        assert_eq!(
+            Vendor::PostHog.default_script("phc", "https://eu.i.posthog.com/"),
+            "https://eu-assets.i.posthog.com/static/array.js"
+        );
+        assert_eq!(
+            Vendor::PostHog.default_script("phc", "https://ph.shop.example"),
+            "https://us-assets.i.posthog.com/static/array.js"
+        );
+        assert_eq!(
+            Vendor::MetaPixel.default_script("1", ""),
+            "https://connect.facebook.net/en_US/fbevents.js"
+        );
+        assert_eq!(
+            Vendor::Ga4.default_script("G-AB12", ""),
+            "https://www.googletagmanager.com/gtag/js?id=G-AB12"
+        );
+        assert_eq!(
+            Vendor::Gtm.default_script("GTM-AB12", ""),
+            "https://www.googletagmanager.com/gtm.js?id=GTM-AB12"
+        );
+    }
+
+    #[test]
+    fn only_relevant_consent_changes_reach_the_vendor() {
+        let none = Purposes::of(&[Necessary]);
+        let meas = none.with(Measurement, true);
+        let mark = none.with(Marketing, true);
+        assert!(Vendor::PostHog.consent_changed(none, meas));
+        assert!(!Vendor::PostHog.consent_changed(none, mark));
+        assert!(Vendor::MetaPixel.consent_changed(meas, mark));
+        assert!(!Vendor::MetaPixel.consent_changed(none, meas));
+        assert!(Vendor::Ga4.consent_changed(none, mark));
+        assert!(Vendor::Gtm.consent_changed(none, none.with(Experience, true)));
+        assert!(!Vendor::Ga4.consent_changed(meas, meas));
+    }
+
+    #[test]
+    fn types_and_settings_keys() {
+        for (k, v) in [
+            ("posthog", Vendor::PostHog),
+            ("meta-pixel", Vendor::MetaPixel),
+            ("ga4", Vendor::Ga4),
+            ("gtm", Vendor::Gtm),
+        ] {
+            assert_eq!(Vendor::from_kind(k), Some(v));
+            assert!(v.settings_keys().contains(&v.id_key()));
+            assert!(v.settings_keys().contains(&"scriptSrc"));
+        }
+        assert_eq!(Vendor::from_kind("script"), None);
+    }
+}
