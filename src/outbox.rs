@@ -24,7 +24,9 @@ use crate::json::push_str_lit;
 use crate::ports::{Log, Storage, StorageError};
 
 /// Heartbeat period of the fallback used where `navigator.locks` is missing, in ms.
-pub const HEARTBEAT_MS: u64 = 2_000;
+/// Long enough that a background tab whose timers the browser throttles to one a minute still
+/// counts as alive; a page that unloads normally says so at once ([`Outbox::leave`]).
+pub const HEARTBEAT_MS: u64 = 25_000;
 
 /// Largest body handed to `navigator.sendBeacon` / a keepalive `fetch` at page hide (64 KB).
 pub const BEACON_MAX_BYTES: usize = 64 * 1024;
@@ -256,7 +258,11 @@ impl Outbox {
                 json,
             });
         }
-        if self.storage.keys_with_prefix(&prefix).is_ok_and(|k| k.is_empty()) {
+        if self
+            .storage
+            .keys_with_prefix(&prefix)
+            .is_ok_and(|k| k.is_empty())
+        {
             let _ = self.storage.remove(&[&self.alive, owner].concat());
         }
         out
@@ -269,6 +275,14 @@ impl Outbox {
         if let Err(e) = self.storage.set(&key, &now_ms.to_string()) {
             self.store_failed(e);
         }
+    }
+
+    /// Fallback without Web Locks: this page is being discarded (`pagehide`, not kept in the
+    /// back/forward cache), so its entries may be adopted at once by the next page.
+    pub fn leave(&mut self) {
+        let _ = self
+            .storage
+            .remove(&[self.alive.as_str(), &self.owner].concat());
     }
 
     /// Fallback without Web Locks: whether `owner`'s page is presumed gone, i.e. its heartbeat
@@ -481,7 +495,10 @@ mod tests {
         let mut o = outbox(&s, &log, "100-a");
         o.put("m1".into(), &ev("m1"));
         o.put("m2".into(), &ev("m2"));
-        assert_eq!(keys(&s), vec!["ca:outbox:relay:100-a:0", "ca:outbox:relay:100-a:1"]);
+        assert_eq!(
+            keys(&s),
+            vec!["ca:outbox:relay:100-a:0", "ca:outbox:relay:100-a:1"]
+        );
         let v = s.get("ca:outbox:relay:100-a:1").unwrap().unwrap();
         assert_eq!(v, [r#"{"v":1,"id":"m2","event":"#, &ev("m2"), "}"].concat());
         o.forget("m1");
@@ -539,17 +556,32 @@ mod tests {
         let ids: Vec<&str> = got.iter().map(|e| e.message_id.as_str()).collect();
         let mut want: Vec<String> = (0..12).map(|i| ["a", &i.to_string()].concat()).collect();
         want.push("b0".into());
-        assert_eq!(ids, want, "numeric seq order (a10 after a9), older owner first");
+        assert_eq!(
+            ids, want,
+            "numeric seq order (a10 after a9), older owner first"
+        );
         assert_eq!(got[12].json, ev("b0"));
-        assert_eq!(got.iter().map(|e| e.seq).collect::<Vec<_>>(), (0..13).collect::<Vec<_>>());
+        assert_eq!(
+            got.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (0..13).collect::<Vec<_>>()
+        );
         let mine = s.keys_with_prefix("ca:outbox:relay:300-c:").unwrap();
         assert_eq!(mine.len(), 13);
-        assert!(s.keys_with_prefix("ca:outbox:relay:100-a:").unwrap().is_empty());
-        assert!(s.keys_with_prefix("ca:outbox:relay:200-b:").unwrap().is_empty());
+        assert!(s
+            .keys_with_prefix("ca:outbox:relay:100-a:")
+            .unwrap()
+            .is_empty());
+        assert!(s
+            .keys_with_prefix("ca:outbox:relay:200-b:")
+            .unwrap()
+            .is_empty());
         assert_eq!(s.keys_with_prefix("ca:outbox:relay:x:").unwrap().len(), 1);
         // Adopted entries are ours now: acknowledging one removes its new key.
         me.forget("a0");
-        assert_eq!(s.keys_with_prefix("ca:outbox:relay:300-c:").unwrap().len(), 12);
+        assert_eq!(
+            s.keys_with_prefix("ca:outbox:relay:300-c:").unwrap().len(),
+            12
+        );
         // A later page sees only the new owner.
         let mut next = outbox(&s, &log, "400-d");
         assert_eq!(next.other_owners(), vec!["300-c"]);
@@ -563,21 +595,35 @@ mod tests {
         dead.put("ok1".into(), &ev("ok1"));
         s.set("ca:outbox:relay:100-a:1", "garbage").unwrap();
         s.set("ca:outbox:relay:100-a:2", "{\"v\":1}").unwrap();
-        s.set("ca:outbox:relay:100-a:x", &encode_value("m", "{}")).unwrap();
+        s.set("ca:outbox:relay:100-a:x", &encode_value("m", "{}"))
+            .unwrap();
         dead.next = 3;
         dead.put("ok2".into(), &ev("ok2"));
         let mut me = outbox(&s, &log, "200-b");
         let got = me.adopt("100-a", &mut BTreeSet::new());
         assert_eq!(
-            got.iter().map(|e| e.message_id.as_str()).collect::<Vec<_>>(),
+            got.iter()
+                .map(|e| e.message_id.as_str())
+                .collect::<Vec<_>>(),
             vec!["ok1", "ok2"]
         );
-        assert!(s.keys_with_prefix("ca:outbox:relay:100-a").unwrap().is_empty());
-        assert_eq!(log.warnings.borrow().len(), 1, "{:?}", log.warnings.borrow());
+        assert!(s
+            .keys_with_prefix("ca:outbox:relay:100-a")
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            log.warnings.borrow().len(),
+            1,
+            "{:?}",
+            log.warnings.borrow()
+        );
         // The browser found an event it cannot parse: discarded, no second warning.
         me.discard(got[1].seq);
         assert_eq!(me.len(), 1);
-        assert_eq!(s.keys_with_prefix("ca:outbox:relay:200-b:").unwrap().len(), 1);
+        assert_eq!(
+            s.keys_with_prefix("ca:outbox:relay:200-b:").unwrap().len(),
+            1
+        );
         assert_eq!(log.warnings.borrow().len(), 1);
     }
 
@@ -659,6 +705,10 @@ mod tests {
         s.set_broken(true);
         assert!(!me.is_silent("100-a", 0), "unknown: do not adopt");
         s.set_broken(false);
+        // A page that leaves is gone at once.
+        a.beat(10_000);
+        a.leave();
+        assert!(me.is_silent("100-a", 10_000));
         // Adopting everything of an owner removes its heartbeat.
         a.beat(10_000);
         a.put("m".into(), &ev("m"));
@@ -695,10 +745,24 @@ mod tests {
     #[test]
     fn beacon_chunks_stay_under_the_limit_and_cover_a_prefix_in_order() {
         let big: Vec<String> = (0..200)
-            .map(|i| [r#"{"i":"#, &i.to_string(), r#","pad":""#, &"x".repeat(900), "\"}"].concat())
+            .map(|i| {
+                [
+                    r#"{"i":"#,
+                    &i.to_string(),
+                    r#","pad":""#,
+                    &"x".repeat(900),
+                    "\"}",
+                ]
+                .concat()
+            })
             .collect();
         let events: Vec<&str> = big.iter().map(String::as_str).collect();
-        let chunks = beacon_chunks(&events, "2024-01-01T00:00:00.000Z", Some("wk"), BEACON_MAX_BYTES);
+        let chunks = beacon_chunks(
+            &events,
+            "2024-01-01T00:00:00.000Z",
+            Some("wk"),
+            BEACON_MAX_BYTES,
+        );
         assert!(chunks.len() >= 3);
         assert_eq!(chunks.iter().map(|c| c.0).sum::<usize>(), 200);
         let mut all = Vec::new();
@@ -707,7 +771,8 @@ mod tests {
             assert!(body.starts_with(r#"{"batch":[{"i":"#));
             assert!(body.ends_with(r#"],"sentAt":"2024-01-01T00:00:00.000Z","writeKey":"wk"}"#));
             // Each chunk is a complete batch: its events are exactly the next n inputs.
-            let inner = &body[r#"{"batch":["#.len()..body.len() - r#"],"sentAt":"2024-01-01T00:00:00.000Z","writeKey":"wk"}"#.len()];
+            let inner = &body[r#"{"batch":["#.len()
+                ..body.len() - r#"],"sentAt":"2024-01-01T00:00:00.000Z","writeKey":"wk"}"#.len()];
             let parts: Vec<&str> = inner.split(r#"},{"#).collect();
             assert_eq!(parts.len(), *n);
             all.extend(parts.iter().map(|p| p.len()));
