@@ -268,6 +268,35 @@ describe('relay destination', () => {
     });
   });
 
+  test('without navigator.locks, a heartbeat per page decides which entries may be adopted', async () => {
+    await withServer(async ({ url }) => {
+      const config = relayConfig({ flushIntervalMs: 50 }, { retry: { baseDelayMs: 60000 } });
+      const context = await browser.newContext();
+      await context.addInitScript(() => {
+        Object.defineProperty(Navigator.prototype, 'locks', { get: () => undefined });
+      });
+      await setSinkMode(url, { mode: 'fail', status: 503 });
+      const p1 = await context.newPage();
+      await boot(p1, url, config);
+      assert.equal(await p1.evaluate(() => navigator.locks), undefined);
+      const ids = await track(p1, 4);
+      await waitFor(async () => (await sinkEvents(url)).rejected >= 1, { message: 'a failed batch' });
+      await setSinkMode(url, { mode: 'ok' });
+      // p1 is alive (fresh heartbeat): a new tab leaves its entries alone.
+      const p2 = await context.newPage();
+      await boot(p2, url, config);
+      await pause(500);
+      assert.equal((await sinkEvents(url)).count, 0);
+      // p1 reloads: its page is discarded (pagehide, not persisted), so the new page adopts.
+      await p1.reload();
+      await boot(p1, url, config, { navigate: false });
+      await sinkHasExactly(url, ids);
+      await pause(500);
+      await sinkHasExactly(url, ids);
+      await context.close();
+    });
+  });
+
   test('events pending at unload go out by beacon, once', async () => {
     await withServer(async ({ url }) => {
       const config = relayConfig({ batchSize: 100, flushIntervalMs: 60000 });
