@@ -17,7 +17,7 @@
 //! API each owner holds the lock `<prefix>:outbox:<owner>` for its page's life, and an owner
 //! whose lock can be taken (`ifAvailable`) is gone; without it, see [`Outbox::is_silent`].
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use crate::json::push_str_lit;
@@ -180,15 +180,20 @@ impl Outbox {
                 return Vec::new();
             }
         };
+        // Few owners: an insertion sort keeps the code small.
         let mut owners: Vec<String> = Vec::new();
         for k in &keys {
             if let Some((owner, _)) = split_key(&k[self.base.len()..]) {
                 if owner != self.owner && !owners.iter().any(|o| o == owner) {
-                    owners.push(owner.into());
+                    let rank = (owner_time(owner), owner);
+                    let at = owners
+                        .iter()
+                        .position(|o| (owner_time(o), o.as_str()) > rank)
+                        .unwrap_or(owners.len());
+                    owners.insert(at, owner.into());
                 }
             }
         }
-        owners.sort_by(|a, b| owner_time(a).cmp(&owner_time(b)).then_with(|| a.cmp(b)));
         owners
     }
 
@@ -196,7 +201,7 @@ impl Outbox {
     /// them under this page, oldest first, and returns them for delivery. Unreadable values are
     /// removed with one warning; a messageId already in `seen` (a copy left by an interrupted
     /// adoption) is removed without being delivered twice.
-    pub fn adopt(&mut self, owner: &str, seen: &mut BTreeSet<String>) -> Vec<Entry> {
+    pub fn adopt(&mut self, owner: &str, seen: &mut Vec<String>) -> Vec<Entry> {
         let prefix = [&self.base, owner, ":"].concat();
         let keys = match self.storage.keys_with_prefix(&prefix) {
             Ok(k) => k,
@@ -205,16 +210,18 @@ impl Outbox {
                 return Vec::new();
             }
         };
-        let mut found: Vec<(u64, String)> = Vec::new();
+        let mut found: Vec<u64> = Vec::new();
         for k in keys {
-            match k[prefix.len()..].parse::<u64>() {
-                Ok(seq) => found.push((seq, k)),
-                Err(_) => self.corrupt(&k),
+            let rest = &k[prefix.len()..];
+            match rest.parse::<u64>() {
+                Ok(seq) if seq.to_string() == rest => found.push(seq),
+                _ => self.corrupt(&k),
             }
         }
         found.sort_unstable();
         let mut out = Vec::with_capacity(found.len());
-        for (_, old) in found {
+        for old_seq in found {
+            let old = [prefix.as_str(), &old_seq.to_string()].concat();
             let value = match self.storage.get(&old) {
                 Ok(Some(v)) => v,
                 Ok(None) => continue,
@@ -227,10 +234,11 @@ impl Outbox {
                 self.corrupt(&old);
                 continue;
             };
-            if !seen.insert(id.clone()) {
+            if seen.contains(&id) {
                 let _ = self.storage.remove(&old);
                 continue;
             }
+            seen.push(id.clone());
             let json = json.to_string();
             let seq = self.next;
             let new = self.key(&self.owner, seq);
@@ -548,7 +556,7 @@ mod tests {
         let mut me = outbox(&s, &log, "300-c");
         let owners = me.other_owners();
         assert_eq!(owners, vec!["100-a", "200-b"]);
-        let mut seen = BTreeSet::new();
+        let mut seen = Vec::new();
         let mut got = Vec::new();
         for o in &owners {
             got.extend(me.adopt(o, &mut seen));
@@ -595,12 +603,14 @@ mod tests {
         dead.put("ok1".into(), &ev("ok1"));
         s.set("ca:outbox:relay:100-a:1", "garbage").unwrap();
         s.set("ca:outbox:relay:100-a:2", "{\"v\":1}").unwrap();
+        s.set("ca:outbox:relay:100-a:+0", &encode_value("m", "{}"))
+            .unwrap();
         s.set("ca:outbox:relay:100-a:x", &encode_value("m", "{}"))
             .unwrap();
         dead.next = 3;
         dead.put("ok2".into(), &ev("ok2"));
         let mut me = outbox(&s, &log, "200-b");
-        let got = me.adopt("100-a", &mut BTreeSet::new());
+        let got = me.adopt("100-a", &mut Vec::new());
         assert_eq!(
             got.iter()
                 .map(|e| e.message_id.as_str())
@@ -637,7 +647,7 @@ mod tests {
         s.set("ca:outbox:relay:150-b:0", &encode_value("m1", &ev("m1")))
             .unwrap();
         let mut me = outbox(&s, &log, "200-c");
-        let mut seen = BTreeSet::new();
+        let mut seen = Vec::new();
         let mut got = Vec::new();
         for o in me.other_owners() {
             got.extend(me.adopt(&o, &mut seen));
@@ -684,7 +694,7 @@ mod tests {
             .sum();
         s.set_quota(Some(used));
         let mut me = outbox(&s, &log, "100-b");
-        let got = me.adopt("100-a", &mut BTreeSet::new());
+        let got = me.adopt("100-a", &mut Vec::new());
         assert_eq!(got.len(), 1);
         assert_eq!(keys(&s), vec!["ca:outbox:relay:100-b:0"]);
         assert!(log.warnings.borrow().is_empty());
@@ -713,7 +723,7 @@ mod tests {
         a.beat(10_000);
         a.put("m".into(), &ev("m"));
         let mut me = me;
-        me.adopt("100-a", &mut BTreeSet::new());
+        me.adopt("100-a", &mut Vec::new());
         assert_eq!(s.get("ca:outbox-alive:100-a").unwrap(), None);
     }
 

@@ -223,6 +223,34 @@ describe('relay destination', () => {
     });
   });
 
+  test('a restored backlog beyond loading.bufferLimit goes to the dead-letter queue, counted', async () => {
+    await withServer(async ({ url }) => {
+      await setSinkMode(url, { mode: 'fail', status: 503 });
+      const config = (bufferLimit) =>
+        relayConfig({ flushIntervalMs: 50 }, { retry: { baseDelayMs: 60000 }, loading: { bufferLimit } });
+      const p = await openPage(browser, null);
+      await boot(p.page, url, config(10));
+      const ids = await track(p.page, 6);
+      await waitFor(async () => (await sinkEvents(url)).rejected >= 1, { message: 'a failed batch' });
+      await setSinkMode(url, { mode: 'ok' });
+      await p.page.reload();
+      await boot(p.page, url, config(3), { navigate: false });
+      await sinkHasExactly(url, ids.slice(0, 3));
+      const { st, dead } = await p.page.evaluate(() => ({
+        st: window.a.status()[0],
+        dead: window.a.deadLetters('relay').map((d) => d.event.messageId),
+      }));
+      assert.equal(st.deadLettered, 3);
+      assert.deepEqual(dead, ids.slice(3));
+      assert.ok(p.messages.some((m) => m.type === 'warning' && /bufferLimit/.test(m.text)));
+      await waitFor(async () => (await outboxKeys(p.page)).length === 0, { message: 'empty outbox' });
+      const r = await p.page.evaluate(() => window.a.retryDeadLetters('relay'));
+      assert.deepEqual(r, { retried: 3, succeeded: 3, failed: 0 });
+      await sinkHasExactly(url, ids);
+      await p.close();
+    });
+  });
+
   test('two tabs sharing an outbox never deliver the same entry twice', async () => {
     await withServer(async ({ url }) => {
       const config = relayConfig({ flushIntervalMs: 50 }, { retry: { baseDelayMs: 60000 } });

@@ -21,7 +21,6 @@
 //!   heartbeat is gone or older than three periods.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use js_sys::{Function, Object, Promise};
@@ -333,7 +332,7 @@ impl Destination for Relay {
                 Mode::OwnOnly
             };
             let owners = outbox.borrow_mut().other_owners();
-            let seen = Rc::new(RefCell::new(BTreeSet::new()));
+            let seen = Rc::new(RefCell::new(Vec::new()));
             let got: Rc<RefCell<Vec<Entry>>> = Default::default();
             for owner in owners {
                 match mode {
