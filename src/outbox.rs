@@ -210,15 +210,19 @@ impl Outbox {
                 return Vec::new();
             }
         };
+        // Keys come back in storage order; an insertion sort (no generic sort in the wasm)
+        // puts them in sequence order, which is nearly free for the usual short backlog.
         let mut found: Vec<u64> = Vec::new();
         for k in keys {
             let rest = &k[prefix.len()..];
             match rest.parse::<u64>() {
-                Ok(seq) if seq.to_string() == rest => found.push(seq),
+                Ok(seq) if seq.to_string() == rest => {
+                    let at = found.iter().rposition(|s| *s < seq).map_or(0, |p| p + 1);
+                    found.insert(at, seq);
+                }
                 _ => self.corrupt(&k),
             }
         }
-        found.sort_unstable();
         let mut out = Vec::with_capacity(found.len());
         for old_seq in found {
             let old = [prefix.as_str(), &old_seq.to_string()].concat();

@@ -19,6 +19,8 @@
 //!   to a heartbeat per owner in localStorage every [`HEARTBEAT_MS`], removed when the page is
 //!   discarded (`pagehide` not kept in the back/forward cache), and adopts only owners whose
 //!   heartbeat is gone or older than three periods.
+//!   Trade-off: Chromium lists a held Web Lock among the features that keep a page out of the
+//!   back/forward cache, so pages with a relay are restored by a reload on Back.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
