@@ -16,6 +16,7 @@ pub mod error;
 pub mod event;
 pub mod json;
 pub mod manager;
+pub mod outbox;
 pub mod ports;
 pub mod retry;
 pub mod script;

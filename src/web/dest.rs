@@ -73,9 +73,10 @@ pub trait Destination {
     fn restore(&self) -> Fut<Vec<Restored>> {
         Box::pin(async { Vec::new() })
     }
-    /// Sends events with `navigator.sendBeacon` at page hide; true when the browser took them.
-    fn beacon(&self, _events: &[Event]) -> bool {
-        false
+    /// Hands events to the browser at page hide (`navigator.sendBeacon` or a keepalive fetch);
+    /// returns how many of them, from the front, the browser took (the rest stay queued).
+    fn beacon(&self, _events: &[Event]) -> usize {
+        0
     }
 }
 

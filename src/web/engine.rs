@@ -511,14 +511,17 @@ impl Engine {
             if self.dests[i].batch().is_none() {
                 continue;
             }
-            let events = self.mgr.borrow_mut().take_unsent(i);
+            let mut events = self.mgr.borrow_mut().take_unsent(i);
             if events.is_empty() {
                 continue;
             }
-            if self.dests[i].beacon(&events) {
+            let taken = self.dests[i].beacon(&events).min(events.len());
+            let rest = events.split_off(taken);
+            if !events.is_empty() {
                 self.mgr.borrow_mut().beacon_sent(i, events);
-            } else {
-                self.mgr.borrow_mut().untake(i, events, now());
+            }
+            if !rest.is_empty() {
+                self.mgr.borrow_mut().untake(i, rest, now());
             }
         }
         let cmds = self.mgr.borrow_mut().poll(now());

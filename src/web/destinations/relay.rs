@@ -1,17 +1,442 @@
-//! The `relay` destination type (not implemented yet).
+//! The `relay` destination: forwards events in batches to the site's backend in the Segment /
+//! RudderStack HTTP batch format (`POST endpoint` with `{"batch":[...],"sentAt":...}`), keeping
+//! every accepted event in the durable outbox ([`crate::outbox`]) until a 2xx answer.
+//!
+//! Browser side only: settings, `fetch`, `sendBeacon` and the Web Locks calls. Which entries
+//! are whose, adoption, ordering and the wire format live in `outbox` and are tested natively.
+//!
+//! - `deliver` POSTs one batch with `Content-Type: application/json`, `Authorization: Basic
+//!   base64(writeKey + ':')` when a writeKey is set, and the configured headers.
+//! - `test` (`testDestination`) POSTs an empty batch and reports whether the answer was 2xx.
+//! - At page hide, `beacon` hands unsent events to `navigator.sendBeacon` in chunks of at most
+//!   64 KB (each a complete batch, sent as `text/plain`), falling back to
+//!   `fetch(..., {keepalive: true})` when `sendBeacon` is missing, refuses a chunk, is turned
+//!   off (`beacon: false`) or cannot carry the configured headers. While the backend is
+//!   failing, nothing is beaconed: the events stay in the outbox for the next page.
+//! - Ownership between tabs: each instance owns its entries and holds the Web Lock
+//!   `<prefix>:outbox:<owner>` for the page's life; on load it adopts the entries of owners
+//!   whose lock it can take at once (their page is gone). Without `navigator.locks` it falls back
+//!   to a heartbeat per owner in localStorage every [`HEARTBEAT_MS`], removed when the page is
+//!   discarded (`pagehide` not kept in the back/forward cache), and adopts only owners whose
+//!   heartbeat is gone or older than three periods.
+//!   Trade-off: Chromium lists a held Web Lock among the features that keep a page out of the
+//!   back/forward cache, so pages with a relay are restored by a reload on Back.
 
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use crate::web::config::DestConfig;
-use crate::web::dest::Destination;
+use js_sys::{Function, Object, Promise};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
 
-/// Creates the destination for `entry`.
-pub fn create(entry: &DestConfig, _prefix: &str) -> Result<Rc<dyn Destination>, String> {
-    Err([
-        &entry.path,
-        ": destination type '",
-        &entry.kind,
-        "' is not available yet",
-    ]
-    .concat())
+use crate::error::{DeliveryError, ErrorKind};
+use crate::manager::BatchLimits;
+use crate::outbox::{
+    basic_auth, batch_body, beacon_chunks, owner_id, Entry, Outbox, BEACON_MAX_BYTES, HEARTBEAT_MS,
+};
+use crate::retry::parse_retry_after;
+use crate::time::iso8601;
+use crate::web::config::DestConfig;
+use crate::web::dest::{Destination, Event, Fut, LoadEnv, Restored};
+use crate::web::js::{check_keys, get, opt_bool, opt_obj, opt_str, opt_uint, set};
+use crate::web::platform::{
+    error_message, global, global_get, navigator_get, now, uuid, ConsoleLog, WebStorage,
+};
+
+const SETTINGS: &[&str] = &[
+    "endpoint",
+    "headers",
+    "writeKey",
+    "batchSize",
+    "maxBatchBytes",
+    "flushIntervalMs",
+    "beacon",
+];
+
+/// A relay instance. See the module docs.
+pub struct Relay {
+    endpoint: String,
+    /// Every request header: Content-Type, Authorization, then the configured ones.
+    headers: Vec<(String, String)>,
+    /// Whether `settings.headers` is non-empty (`sendBeacon` cannot send headers).
+    custom_headers: bool,
+    write_key: Option<String>,
+    limits: BatchLimits,
+    use_beacon: bool,
+    /// `<prefix>:outbox:`, the start of every owner's lock name.
+    lock_base: String,
+    outbox: Rc<RefCell<Outbox>>,
+    /// Events handed to a keepalive fetch at page hide: forgotten when it answers 2xx.
+    deferred: Rc<RefCell<Vec<Rc<str>>>>,
+    /// Whether the last delivery succeeded (no beacon while the backend is failing).
+    healthy: Cell<bool>,
+}
+
+/// Creates the destination for `entry`, validating its settings; errors name the field
+/// (`config.destinations[0].settings.endpoint`).
+pub fn create(entry: &DestConfig, prefix: &str) -> Result<Rc<dyn Destination>, String> {
+    let s = &entry.settings;
+    let path = [&entry.path, ".settings"].concat();
+    check_keys(s, SETTINGS, &path)?;
+    let raw = opt_str(s, "endpoint", &path)?.ok_or_else(|| {
+        [
+            &path,
+            ".endpoint is required (the URL of the batch endpoint)",
+        ]
+        .concat()
+    })?;
+    let endpoint = resolve_http(&raw)
+        .ok_or_else(|| [&path, ".endpoint must be an http(s) URL, got '", &raw, "'"].concat())?;
+    let write_key = opt_str(s, "writeKey", &path)?;
+    let mut headers = vec![("Content-Type".to_string(), "application/json".to_string())];
+    if let Some(k) = &write_key {
+        headers.push(("Authorization".into(), basic_auth(k)));
+    }
+    let mut custom_headers = false;
+    if let Some(h) = opt_obj(s, "headers", &path)? {
+        for k in Object::keys(&h).iter() {
+            let k = k.as_string().unwrap_or_default();
+            let v = get(&h, &k)
+                .as_string()
+                .ok_or_else(|| [&path, ".headers.", &k, " must be a string"].concat())?;
+            custom_headers = true;
+            headers.push((k, v));
+        }
+    }
+    let positive = |key: &str, default: u64| -> Result<u64, String> {
+        match opt_uint(s, key, &path)? {
+            Some(0) => Err([&path, ".", key, " must be at least 1"].concat()),
+            Some(n) => Ok(n),
+            None => Ok(default),
+        }
+    };
+    let limits = BatchLimits {
+        max_events: positive("batchSize", 20)? as usize,
+        max_bytes: positive("maxBatchBytes", 512_000)? as usize,
+        interval_ms: opt_uint(s, "flushIntervalMs", &path)?.unwrap_or(1000),
+    };
+    let use_beacon = opt_bool(s, "beacon", &path)?.unwrap_or(true);
+    let owner = owner_id(now(), &uuid());
+    let outbox = Outbox::new(
+        Rc::new(WebStorage::local()),
+        Rc::new(ConsoleLog { debug: false }),
+        prefix,
+        &entry.id,
+        owner,
+    );
+    Ok(Rc::new(Relay {
+        endpoint,
+        headers,
+        custom_headers,
+        write_key,
+        limits,
+        use_beacon,
+        lock_base: [prefix, ":outbox:"].concat(),
+        outbox: Rc::new(RefCell::new(outbox)),
+        deferred: Default::default(),
+        healthy: Cell::new(true),
+    }))
+}
+
+/// `url` resolved against the page's address, if it is http(s).
+fn resolve_http(url: &str) -> Option<String> {
+    let base = get(&global_get("location"), "href").as_string();
+    let u = match base {
+        Some(b) => web_sys::Url::new_with_base(url, &b),
+        None => web_sys::Url::new(url),
+    }
+    .ok()?;
+    matches!(u.protocol().as_str(), "http:" | "https:").then(|| u.href())
+}
+
+impl Relay {
+    fn body<'a>(&self, events: impl Iterator<Item = &'a str>) -> String {
+        batch_body(events, &iso8601(now()), self.write_key.as_deref())
+    }
+
+    /// Starts `fetch(endpoint, {method: 'POST', body, headers, keepalive?})`.
+    fn start_fetch(&self, body: &str, keepalive: bool) -> Result<Promise, JsValue> {
+        let init = Object::new();
+        set(&init, "method", &JsValue::from_str("POST"));
+        set(&init, "body", &JsValue::from_str(body));
+        let h = Object::new();
+        for (k, v) in &self.headers {
+            set(&h, k, &JsValue::from_str(v));
+        }
+        set(&init, "headers", &h);
+        if keepalive {
+            // web-sys' RequestInit has no keepalive setter.
+            set(&init, "keepalive", &JsValue::TRUE);
+        }
+        let fetch: Function = global_get("fetch").dyn_into()?;
+        fetch
+            .call2(&global(), &JsValue::from_str(&self.endpoint), &init)?
+            .dyn_into()
+    }
+
+    /// Hands chunks to `sendBeacon`, else a keepalive fetch; returns how many events (a
+    /// prefix) the browser took.
+    fn hand_over(&self, events: &[Event]) -> usize {
+        let jsons: Vec<&str> = events.iter().map(|e| &*e.json).collect();
+        let chunks = beacon_chunks(
+            &jsons,
+            &iso8601(now()),
+            self.write_key.as_deref(),
+            BEACON_MAX_BYTES,
+        );
+        let nav = global_get("navigator");
+        let send = get(&nav, "sendBeacon")
+            .dyn_into::<Function>()
+            .ok()
+            .filter(|_| self.use_beacon && !self.custom_headers);
+        let url = JsValue::from_str(&self.endpoint);
+        // Browsers allow 64 KB of keepalive bodies in flight per page.
+        let mut budget = BEACON_MAX_BYTES;
+        let mut sent = 0;
+        for (n, body) in chunks {
+            let beaconed = send.as_ref().is_some_and(|f| {
+                f.call2(&nav, &url, &JsValue::from_str(&body))
+                    .is_ok_and(|v| v.as_bool() == Some(true))
+            });
+            if !beaconed {
+                if body.len() > budget {
+                    break;
+                }
+                let Ok(p) = self.start_fetch(&body, true) else {
+                    break;
+                };
+                budget -= body.len();
+                // Forget these only once the backend said 2xx; if the page is gone by then,
+                // they stay in the outbox and a later page delivers them (messageId dedupes).
+                let ids: Vec<Rc<str>> = events[sent..sent + n]
+                    .iter()
+                    .map(|e| e.message_id.clone())
+                    .collect();
+                self.deferred.borrow_mut().extend(ids.iter().cloned());
+                let (deferred, outbox) = (self.deferred.clone(), self.outbox.clone());
+                spawn_local(async move {
+                    let ok = answer(p).await.is_ok();
+                    for id in ids {
+                        let mut d = deferred.borrow_mut();
+                        if let Some(pos) = d.iter().position(|x| *x == id) {
+                            d.remove(pos);
+                        }
+                        if ok {
+                            outbox.borrow_mut().forget(&id);
+                        }
+                    }
+                });
+            }
+            sent += n;
+        }
+        sent
+    }
+}
+
+/// Waits for a fetch: 2xx is success; another status is an HTTP error (with `Retry-After` on
+/// 429 and 503); a rejection is a network error.
+async fn answer(p: Promise) -> Result<(), DeliveryError> {
+    let resp = JsFuture::from(p).await.map_err(|e| {
+        DeliveryError::new(
+            ErrorKind::Network,
+            ["relay request failed: ", &error_message(&e)].concat(),
+        )
+    })?;
+    let status = get(&resp, "status").as_f64().unwrap_or(0.0) as u16;
+    if (200..300).contains(&status) {
+        return Ok(());
+    }
+    if status == 0 {
+        return Err(DeliveryError::new(
+            ErrorKind::Network,
+            "relay request got no readable answer",
+        ));
+    }
+    let retry_after = if status == 429 || status == 503 {
+        let headers = get(&resp, "headers");
+        get(&headers, "get")
+            .dyn_into::<Function>()
+            .ok()
+            .and_then(|f| f.call1(&headers, &JsValue::from_str("Retry-After")).ok())
+            .and_then(|v| v.as_string())
+            .and_then(|v| parse_retry_after(&v, now()))
+    } else {
+        None
+    };
+    Err(DeliveryError::http(status, retry_after))
+}
+
+impl Destination for Relay {
+    fn load(self: Rc<Self>, _env: LoadEnv) -> Fut<Result<(), DeliveryError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn deliver(self: Rc<Self>, events: Vec<Event>) -> Fut<Result<(), DeliveryError>> {
+        Box::pin(async move {
+            let body = self.body(events.iter().map(|e| &*e.json));
+            let r = match self.start_fetch(&body, false) {
+                Ok(p) => answer(p).await,
+                Err(e) => Err(DeliveryError::new(
+                    ErrorKind::Network,
+                    ["relay request failed: ", &error_message(&e)].concat(),
+                )),
+            };
+            self.healthy.set(r.is_ok());
+            r
+        })
+    }
+
+    fn test(self: Rc<Self>) -> Fut<bool> {
+        Box::pin(async move {
+            let body = self.body(std::iter::empty());
+            match self.start_fetch(&body, false) {
+                Ok(p) => answer(p).await.is_ok(),
+                Err(_) => false,
+            }
+        })
+    }
+
+    fn batch(&self) -> Option<BatchLimits> {
+        Some(self.limits)
+    }
+
+    fn durable(&self) -> bool {
+        true
+    }
+
+    fn persist(&self, event: &Event) {
+        self.outbox
+            .borrow_mut()
+            .put(event.message_id.clone(), &event.json);
+    }
+
+    fn forget(&self, event: &Event) {
+        if self.deferred.borrow().contains(&event.message_id) {
+            return;
+        }
+        self.outbox.borrow_mut().forget(&event.message_id);
+    }
+
+    fn restore(&self) -> Fut<Vec<Restored>> {
+        let outbox = self.outbox.clone();
+        let lock_base = self.lock_base.clone();
+        Box::pin(async move {
+            let locks = navigator_get("locks");
+            let own = [&lock_base, outbox.borrow().owner()].concat();
+            let mode = if !get(&locks, "request").is_function() {
+                start_heartbeat(&outbox);
+                Mode::Heartbeat
+            } else if hold_lock(&locks, &own).await {
+                Mode::Locks
+            } else {
+                // Locks exist but refuse us: we cannot tell which pages are gone.
+                Mode::OwnOnly
+            };
+            let owners = outbox.borrow_mut().other_owners();
+            let seen = Rc::new(RefCell::new(Vec::new()));
+            let got: Rc<RefCell<Vec<Entry>>> = Default::default();
+            for owner in owners {
+                match mode {
+                    Mode::Locks => {
+                        let name = [&lock_base, owner.as_str()].concat();
+                        let (o, s, g) = (outbox.clone(), seen.clone(), got.clone());
+                        let cb = Closure::once_into_js(move |lock: JsValue| {
+                            // null: its page is alive and holds the lock.
+                            if lock.is_object() {
+                                let e = o.borrow_mut().adopt(&owner, &mut s.borrow_mut());
+                                g.borrow_mut().extend(e);
+                            }
+                        });
+                        let opts = Object::new();
+                        set(&opts, "ifAvailable", &JsValue::TRUE);
+                        let request: Function = get(&locks, "request").unchecked_into();
+                        if let Ok(p) = request.call3(&locks, &JsValue::from_str(&name), &opts, &cb)
+                        {
+                            let _ = JsFuture::from(Promise::resolve(&p)).await;
+                        }
+                    }
+                    Mode::Heartbeat => {
+                        if outbox.borrow().is_silent(&owner, now()) {
+                            let e = outbox.borrow_mut().adopt(&owner, &mut seen.borrow_mut());
+                            got.borrow_mut().extend(e);
+                        }
+                    }
+                    Mode::OwnOnly => {}
+                }
+            }
+            let entries = std::mem::take(&mut *got.borrow_mut());
+            let mut out = Vec::with_capacity(entries.len());
+            for e in entries {
+                match js_sys::JSON::parse(&e.json) {
+                    Ok(v) if v.is_object() => out.push(Restored {
+                        message_id: e.message_id,
+                        json: e.json,
+                    }),
+                    _ => outbox.borrow_mut().discard(e.seq),
+                }
+            }
+            out
+        })
+    }
+
+    fn beacon(&self, events: &[Event]) -> usize {
+        if !self.healthy.get() {
+            // The backend is failing: keep them in the outbox for a later page.
+            return 0;
+        }
+        self.hand_over(events)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    Locks,
+    Heartbeat,
+    OwnOnly,
+}
+
+/// Requests the Web Lock `name` and keeps it while the page lives; resolves true once held,
+/// false when the request was refused.
+async fn hold_lock(locks: &JsValue, name: &str) -> bool {
+    let mut slot = None;
+    let granted = Promise::new(&mut |res, rej| slot = Some((res, rej)));
+    let Some((res, rej)) = slot else {
+        return false;
+    };
+    let cb = Closure::once_into_js(move |_lock: JsValue| -> JsValue {
+        let _ = res.call1(&JsValue::NULL, &JsValue::TRUE);
+        // Never settles: the lock is released only when the page goes away.
+        Promise::new(&mut |_, _| {}).into()
+    });
+    let request: Function = get(locks, "request").unchecked_into();
+    let Ok(p) = request.call2(locks, &JsValue::from_str(name), &cb) else {
+        return false;
+    };
+    // A refused request rejects `granted` instead of leaving it pending forever.
+    if let Ok(then) = get(&p, "then").dyn_into::<Function>() {
+        let _ = then.call2(&p, &JsValue::UNDEFINED, &rej);
+    }
+    JsFuture::from(granted).await.is_ok()
+}
+
+/// Fallback without Web Locks: beats now and every [`HEARTBEAT_MS`], and removes the heartbeat
+/// when the page is discarded.
+fn start_heartbeat(outbox: &Rc<RefCell<Outbox>>) {
+    outbox.borrow_mut().beat(now());
+    let o = outbox.clone();
+    let tick = Closure::<dyn FnMut()>::new(move || o.borrow_mut().beat(now())).into_js_value();
+    if let Ok(f) = global_get("setInterval").dyn_into::<Function>() {
+        let _ = f.call2(&global(), &tick, &JsValue::from_f64(HEARTBEAT_MS as f64));
+    }
+    let o = outbox.clone();
+    let hide = Closure::<dyn FnMut(JsValue)>::new(move |ev: JsValue| {
+        if get(&ev, "persisted").as_bool() != Some(true) {
+            o.borrow_mut().leave();
+        }
+    })
+    .into_js_value();
+    if let Some(w) = web_sys::window() {
+        let _ = w.add_event_listener_with_callback("pagehide", hide.unchecked_ref());
+    }
 }

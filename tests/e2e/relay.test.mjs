@@ -1,0 +1,375 @@
+// End-to-end tests of the relay destination against the dev server's sink, in Chromium:
+// settings validation, batching, an outage with retries, a reload during an outage, two tabs
+// sharing one outbox, delivery at unload by beacon, and the writeKey header.
+//
+//   npm run build && node --test tests/e2e/relay.test.mjs
+
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  launchBrowser,
+  withServer,
+  openPage,
+  sinkEvents,
+  setSinkMode,
+  waitFor,
+} from './harness.mjs';
+
+/** A config with one relay to the local sink. */
+function relayConfig(settings = {}, extra = {}) {
+  return {
+    destinations: [{ type: 'relay', settings: { endpoint: '/v1/batch', ...settings } }],
+    ...extra,
+  };
+}
+
+/** Loads the package on /blank.html and `window.a = await Analytics.load(config)`. */
+async function boot(page, url, config, { navigate = true } = {}) {
+  if (navigate) await page.goto(`${url}/blank.html`);
+  await page.evaluate(async (config) => {
+    const m = await import('/pkg/consent_analytics.js');
+    await m.default();
+    window.A = m.Analytics;
+    window.a = await m.Analytics.load(config);
+  }, config);
+}
+
+/** Tracks `n` events named `prefix i`; returns their messageIds. */
+function track(page, n, prefix = 'Event') {
+  return page.evaluate(
+    ([n, prefix]) => Array.from({ length: n }, (_, i) => window.a.track(`${prefix} ${i}`, { i })),
+    [n, prefix],
+  );
+}
+
+/** The relay outbox keys in the page's localStorage. */
+function outboxKeys(page) {
+  return page.evaluate(() => Object.keys(localStorage).filter((k) => k.includes(':outbox:')));
+}
+
+const pause = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function sinkHasExactly(url, ids, { timeout = 8000 } = {}) {
+  const s = await waitFor(
+    async () => {
+      const s = await sinkEvents(url);
+      return s.count >= ids.length ? s : null;
+    },
+    { timeout, message: `${ids.length} events at the sink` },
+  );
+  assert.deepEqual(s.duplicates, [], 'no event arrives twice');
+  assert.deepEqual(
+    s.events.map((e) => e.messageId).sort(),
+    [...ids].sort(),
+    'exactly the tracked events arrive',
+  );
+  return s;
+}
+
+describe('relay destination', () => {
+  let browser;
+  before(async () => {
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+  });
+
+  test('settings are validated with errors naming the field', async () => {
+    await withServer(async ({ url }) => {
+      const p = await openPage(browser, `${url}/blank.html`);
+      const errors = await p.page.evaluate(async () => {
+        const m = await import('/pkg/consent_analytics.js');
+        await m.default();
+        const out = [];
+        for (const settings of [
+          {},
+          { endpoint: '/v1/batch', batchsize: 5 },
+          { endpoint: 'ftp://example.com/batch' },
+          { endpoint: 'javascript:alert(1)' },
+          { endpoint: '/v1/batch', headers: { 'X-Site': 1 } },
+          { endpoint: '/v1/batch', batchSize: 0 },
+          { endpoint: '/v1/batch', beacon: 'yes' },
+        ]) {
+          try {
+            await m.Analytics.load({ destinations: [{ type: 'relay', settings }] });
+            out.push('loaded');
+          } catch (e) {
+            out.push(String(e.message));
+          }
+        }
+        return out;
+      });
+      assert.match(errors[0], /config\.destinations\[0\]\.settings\.endpoint is required/);
+      assert.match(errors[1], /unknown option config\.destinations\[0\]\.settings\.batchsize/);
+      assert.match(errors[2], /config\.destinations\[0\]\.settings\.endpoint must be an http\(s\) URL/);
+      assert.match(errors[3], /settings\.endpoint must be an http\(s\) URL/);
+      assert.match(errors[4], /config\.destinations\[0\]\.settings\.headers\.X-Site must be a string/);
+      assert.match(errors[5], /config\.destinations\[0\]\.settings\.batchSize must be at least 1/);
+      assert.match(errors[6], /config\.destinations\[0\]\.settings\.beacon must be a boolean/);
+      assert.deepEqual(p.runtimeErrors(), []);
+      await p.close();
+    });
+  });
+
+  test('batchSize and flushIntervalMs decide the number of requests; flush() sends the rest', async () => {
+    await withServer(async ({ url }) => {
+      const p = await openPage(browser, null);
+      await boot(p.page, url, relayConfig({ batchSize: 5, flushIntervalMs: 60000 }));
+      const ids = await track(p.page, 12);
+      let s = await waitFor(async () => ((s) => (s.count >= 10 ? s : null))(await sinkEvents(url)), {
+        message: 'two full batches',
+      });
+      await pause(300);
+      s = await sinkEvents(url);
+      assert.equal(s.requests, 2, 'two full batches of 5, the last 2 wait');
+      assert.equal(s.count, 10);
+      assert.equal(s.lastContentType, 'application/json');
+      await p.page.evaluate(() => window.a.flush());
+      s = await sinkHasExactly(url, ids);
+      assert.equal(s.requests, 3);
+      // Order within and across batches is capture order.
+      assert.deepEqual(
+        s.events.map((e) => e.event.properties.i),
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+      );
+      assert.deepEqual(await outboxKeys(p.page), [], 'acknowledged events leave the outbox');
+
+      // flushIntervalMs: a partial batch goes on its own after the interval, in one request.
+      await p.page.evaluate(async (config) => {
+        window.b = await window.A.load(config);
+      }, relayConfig({ batchSize: 100, flushIntervalMs: 400 }));
+      const more = await p.page.evaluate(() => [1, 2, 3].map((i) => window.b.track('Late', { i })));
+      await pause(150);
+      assert.equal((await sinkEvents(url)).requests, 3, 'not before the interval');
+      s = await sinkHasExactly(url, [...ids, ...more]);
+      assert.equal(s.requests, 4);
+      assert.deepEqual(p.runtimeErrors(), []);
+      await p.close();
+    });
+  });
+
+  test('a flush in flight is not sent again by a second flush', async () => {
+    await withServer(async ({ url }) => {
+      const p = await openPage(browser, null);
+      await boot(p.page, url, relayConfig({ batchSize: 100, flushIntervalMs: 60000 }));
+      const ids = await track(p.page, 3);
+      await p.page.evaluate(() => Promise.all([window.a.flush(), window.a.flush(), window.a.flush()]));
+      const s = await sinkHasExactly(url, ids);
+      assert.equal(s.requests, 1);
+      await p.close();
+    });
+  });
+
+  test('an outage (503, then 429 with Retry-After) delivers every event exactly once', async () => {
+    await withServer(async ({ url }) => {
+      await setSinkMode(url, { mode: 'sequence', statuses: [503, { status: 429, retryAfter: 1 }] });
+      const p = await openPage(browser, null);
+      await boot(
+        p.page,
+        url,
+        relayConfig(
+          { flushIntervalMs: 50 },
+          { retry: { baseDelayMs: 50, maxDelayMs: 5000, jitter: false } },
+        ),
+      );
+      await p.page.evaluate(() => {
+        window.errs = [];
+        window.a.on('error', (e) => window.errs.push(e.error));
+      });
+      const started = Date.now();
+      const ids = await track(p.page, 5);
+      const s = await sinkHasExactly(url, ids);
+      assert.equal(s.requests, 3, 'one 503, one 429, one success');
+      assert.equal(s.rejected, 2);
+      assert.ok(Date.now() - started >= 1000, 'Retry-After: 1 was honoured');
+      const errs = await p.page.evaluate(() => window.errs);
+      assert.deepEqual(
+        errs.map((e) => [e.kind, e.status]),
+        [
+          ['server', 503],
+          ['rate_limit', 429],
+        ],
+      );
+      const [st] = await p.page.evaluate(() => window.a.status());
+      assert.equal(st.delivered, 5);
+      assert.equal(st.deadLettered, 0);
+      await waitFor(async () => (await outboxKeys(p.page)).length === 0, { message: 'empty outbox' });
+      assert.deepEqual(p.runtimeErrors(), []);
+      await p.close();
+    });
+  });
+
+  test('a reload during an outage loses nothing: Analytics.load alone delivers the outbox', async () => {
+    await withServer(async ({ url }) => {
+      await setSinkMode(url, { mode: 'fail', status: 503 });
+      // Retries far away: nothing is delivered before the reload.
+      const config = relayConfig({ flushIntervalMs: 50 }, { retry: { baseDelayMs: 60000 } });
+      const p = await openPage(browser, null);
+      await boot(p.page, url, config);
+      const ids = await track(p.page, 5);
+      await waitFor(async () => (await sinkEvents(url)).rejected >= 1, { message: 'a failed batch' });
+      assert.equal((await outboxKeys(p.page)).length, 5, 'persisted before being sent');
+      await setSinkMode(url, { mode: 'ok' });
+      await p.page.reload();
+      assert.equal((await sinkEvents(url)).count, 0, 'no beacon while the backend fails');
+      await boot(p.page, url, config, { navigate: false });
+      const s = await sinkHasExactly(url, ids);
+      assert.equal(s.requests, 2);
+      assert.deepEqual(s.events.map((e) => e.event.event), ids.map((_, i) => `Event ${i}`));
+      await waitFor(async () => (await outboxKeys(p.page)).length === 0, { message: 'empty outbox' });
+      assert.deepEqual(p.runtimeErrors(), []);
+      await p.close();
+    });
+  });
+
+  test('a restored backlog beyond loading.bufferLimit goes to the dead-letter queue, counted', async () => {
+    await withServer(async ({ url }) => {
+      await setSinkMode(url, { mode: 'fail', status: 503 });
+      const config = (bufferLimit) =>
+        relayConfig({ flushIntervalMs: 50 }, { retry: { baseDelayMs: 60000 }, loading: { bufferLimit } });
+      const p = await openPage(browser, null);
+      await boot(p.page, url, config(10));
+      const ids = await track(p.page, 6);
+      await waitFor(async () => (await sinkEvents(url)).rejected >= 1, { message: 'a failed batch' });
+      await setSinkMode(url, { mode: 'ok' });
+      await p.page.reload();
+      await boot(p.page, url, config(3), { navigate: false });
+      await sinkHasExactly(url, ids.slice(0, 3));
+      const { st, dead } = await p.page.evaluate(() => ({
+        st: window.a.status()[0],
+        dead: window.a.deadLetters('relay').map((d) => d.event.messageId),
+      }));
+      assert.equal(st.deadLettered, 3);
+      assert.deepEqual(dead, ids.slice(3));
+      assert.ok(p.messages.some((m) => m.type === 'warning' && /bufferLimit/.test(m.text)));
+      await waitFor(async () => (await outboxKeys(p.page)).length === 0, { message: 'empty outbox' });
+      const r = await p.page.evaluate(() => window.a.retryDeadLetters('relay'));
+      assert.deepEqual(r, { retried: 3, succeeded: 3, failed: 0 });
+      await sinkHasExactly(url, ids);
+      await p.close();
+    });
+  });
+
+  test('two tabs sharing an outbox never deliver the same entry twice', async () => {
+    await withServer(async ({ url }) => {
+      const config = relayConfig({ flushIntervalMs: 50 }, { retry: { baseDelayMs: 60000 } });
+      const context = await browser.newContext();
+      // A page leaves 5 undelivered events behind during an outage.
+      await setSinkMode(url, { mode: 'fail', status: 503 });
+      const p0 = await context.newPage();
+      await boot(p0, url, config);
+      const first = await track(p0, 5, 'First');
+      await waitFor(async () => (await sinkEvents(url)).rejected >= 1, { message: 'a failed batch' });
+      await p0.close();
+      await setSinkMode(url, { mode: 'ok' });
+
+      // Two tabs load at the same moment: exactly one of them adopts the entries.
+      const [p1, p2] = [await context.newPage(), await context.newPage()];
+      await Promise.all([p1.goto(`${url}/blank.html`), p2.goto(`${url}/blank.html`)]);
+      await Promise.all([boot(p1, url, config, { navigate: false }), boot(p2, url, config, { navigate: false })]);
+      await sinkHasExactly(url, first);
+      await pause(1000);
+      await sinkHasExactly(url, first);
+
+      // A live tab's pending entries are not taken by a tab that loads meanwhile.
+      await setSinkMode(url, { mode: 'fail', status: 503 });
+      const rejected = (await sinkEvents(url)).rejected;
+      const second = await track(p1, 3, 'Second');
+      await waitFor(async () => (await sinkEvents(url)).rejected > rejected, {
+        message: 'a failed batch',
+      });
+      await setSinkMode(url, { mode: 'ok' });
+      const p3 = await context.newPage();
+      await boot(p3, url, config);
+      await pause(1000);
+      assert.equal((await sinkEvents(url)).count, 5, "p3 leaves p1's entries alone");
+      assert.equal((await outboxKeys(p3)).length, 3);
+      // Once p1 is gone, the next load takes them over.
+      await p1.close();
+      await boot(p3, url, config);
+      await sinkHasExactly(url, [...first, ...second]);
+      await waitFor(async () => (await outboxKeys(p3)).length === 0, { message: 'empty outbox' });
+      await pause(500);
+      await sinkHasExactly(url, [...first, ...second]);
+      await context.close();
+    });
+  });
+
+  test('without navigator.locks, a heartbeat per page decides which entries may be adopted', async () => {
+    await withServer(async ({ url }) => {
+      const config = relayConfig({ flushIntervalMs: 50 }, { retry: { baseDelayMs: 60000 } });
+      const context = await browser.newContext();
+      await context.addInitScript(() => {
+        Object.defineProperty(Navigator.prototype, 'locks', { get: () => undefined });
+      });
+      await setSinkMode(url, { mode: 'fail', status: 503 });
+      const p1 = await context.newPage();
+      await boot(p1, url, config);
+      assert.equal(await p1.evaluate(() => navigator.locks), undefined);
+      const ids = await track(p1, 4);
+      await waitFor(async () => (await sinkEvents(url)).rejected >= 1, { message: 'a failed batch' });
+      await setSinkMode(url, { mode: 'ok' });
+      // p1 is alive (fresh heartbeat): a new tab leaves its entries alone.
+      const p2 = await context.newPage();
+      await boot(p2, url, config);
+      await pause(500);
+      assert.equal((await sinkEvents(url)).count, 0);
+      // p1 reloads: its page is discarded (pagehide, not persisted), so the new page adopts.
+      await p1.reload();
+      await boot(p1, url, config, { navigate: false });
+      await sinkHasExactly(url, ids);
+      await pause(500);
+      await sinkHasExactly(url, ids);
+      await context.close();
+    });
+  });
+
+  test('events pending at unload go out by beacon, once', async () => {
+    await withServer(async ({ url }) => {
+      const config = relayConfig({ batchSize: 100, flushIntervalMs: 60000 });
+      const p = await openPage(browser, null);
+      await boot(p.page, url, config);
+      const ids = await track(p.page, 5);
+      await waitFor(async () => (await outboxKeys(p.page)).length === 5, { message: 'persisted' });
+      assert.equal((await sinkEvents(url)).requests, 0);
+      await p.page.goto(`${url}/blank.html`);
+      let s = await sinkHasExactly(url, ids);
+      assert.equal(s.requests, 1);
+      assert.match(s.lastContentType, /^text\/plain/, 'sent with navigator.sendBeacon');
+      // The next page finds nothing left to send.
+      assert.deepEqual(await outboxKeys(p.page), []);
+      await boot(p.page, url, config, { navigate: false });
+      const more = await track(p.page, 2, 'Closing');
+      await pause(100);
+      await p.page.close({ runBeforeUnload: true });
+      s = await sinkHasExactly(url, [...ids, ...more]);
+      assert.equal(s.requests, 2);
+      await p.close();
+    });
+  });
+
+  test('writeKey goes in the body and as a Basic Authorization header', async () => {
+    await withServer(async ({ url }) => {
+      const p = await openPage(browser, null);
+      const sent = [];
+      p.page.on('request', (r) => {
+        if (r.url().endsWith('/v1/batch')) sent.push({ body: r.postData(), headers: r.headers() });
+      });
+      await boot(p.page, url, relayConfig({ writeKey: 'wk-secret', headers: { 'X-Site': 'shop' } }));
+      const ids = await track(p.page, 1);
+      await p.page.evaluate(() => window.a.flush());
+      const s = await sinkHasExactly(url, ids);
+      assert.equal(s.lastAuthorization, 'Basic ' + Buffer.from('wk-secret:').toString('base64'));
+      const body = JSON.parse(sent[0].body);
+      assert.equal(body.writeKey, 'wk-secret');
+      assert.match(body.sentAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      assert.deepEqual(body.batch.map((e) => e.messageId), ids);
+      assert.equal(sent[0].headers['x-site'], 'shop');
+      assert.equal(await p.page.evaluate(() => window.a.testDestination('relay')), true);
+      await setSinkMode(url, { mode: 'fail', status: 500 });
+      assert.equal(await p.page.evaluate(() => window.a.testDestination('relay')), false);
+      await p.close();
+    });
+  });
+});
