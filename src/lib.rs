@@ -20,6 +20,8 @@ pub mod ports;
 pub mod retry;
 pub mod script;
 pub mod time;
+#[cfg(target_arch = "wasm32")]
+pub mod types;
 pub mod uuid;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
