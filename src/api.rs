@@ -42,7 +42,9 @@ pub struct Analytics {
 impl Analytics {
     /// Validates `config`, creates every destination and starts delivery (eager loads, the
     /// relay's outbox from an earlier page). Rejects with an Error naming the bad field.
-    pub async fn load(config: JsValue) -> Result<Analytics, JsValue> {
+    pub async fn load(
+        #[wasm_bindgen(unchecked_optional_param_type = "AnalyticsConfig")] config: JsValue,
+    ) -> Result<Analytics, JsValue> {
         let cfg = config::parse(&config).map_err(|m| error(&m))?;
         let log = Rc::new(ConsoleLog { debug: cfg.debug });
         let mut dests = Vec::new();
@@ -134,7 +136,10 @@ impl Analytics {
 
     /// Adds a JavaScript destination type; `factory(settings)` returns the destination object.
     #[wasm_bindgen(js_name = registerDestination)]
-    pub fn register_destination(kind: JsValue, factory: JsValue) -> Result<(), JsValue> {
+    pub fn register_destination(
+        #[wasm_bindgen(unchecked_param_type = "string")] kind: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "DestinationFactory")] factory: JsValue,
+    ) -> Result<(), JsValue> {
         let kind = kind
             .as_string()
             .ok_or_else(|| type_error("registerDestination: type must be a string"))?;
@@ -147,9 +152,9 @@ impl Analytics {
     /// Records a `track` event; returns its messageId.
     pub fn track(
         &self,
-        event: JsValue,
-        properties: JsValue,
-        options: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] event: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "Properties")] properties: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "EventOptions")] options: JsValue,
     ) -> Result<String, JsValue> {
         let name = event
             .as_string()
@@ -167,9 +172,9 @@ impl Analytics {
     /// the document.
     pub fn page(
         &self,
-        name: JsValue,
-        properties: JsValue,
-        options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "string | null")] name: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "Properties")] properties: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "EventOptions")] options: JsValue,
     ) -> Result<String, JsValue> {
         let (name, properties, options) = if super::web::js::is_plain_object(&name) {
             (JsValue::UNDEFINED, name, properties)
@@ -194,9 +199,9 @@ impl Analytics {
     /// Identifies the visitor: persists `userId` and merges `traits`.
     pub fn identify(
         &self,
-        user_id: JsValue,
-        traits: JsValue,
-        options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "string | number | null")] user_id: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "Properties")] traits: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "EventOptions")] options: JsValue,
     ) -> Result<String, JsValue> {
         let (user_id, traits, options) = if super::web::js::is_plain_object(&user_id) {
             (JsValue::UNDEFINED, user_id, traits)
@@ -223,9 +228,9 @@ impl Analytics {
     /// Associates the visitor with a group.
     pub fn group(
         &self,
-        group_id: JsValue,
-        traits: JsValue,
-        options: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string | number")] group_id: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "Properties")] traits: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "EventOptions")] options: JsValue,
     ) -> Result<String, JsValue> {
         let gid = id_arg(&group_id, "group: groupId")?
             .ok_or_else(|| type_error("group: groupId must be a non-empty string"))?;
@@ -242,9 +247,10 @@ impl Analytics {
     /// Links `previousId` (default: the current user or anonymous id) to `userId`.
     pub fn alias(
         &self,
-        user_id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string | number")] user_id: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "string | number | null")]
         previous_id: JsValue,
-        options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "EventOptions")] options: JsValue,
     ) -> Result<String, JsValue> {
         let uid = id_arg(&user_id, "alias: userId")?
             .ok_or_else(|| type_error("alias: userId must be a non-empty string"))?;
@@ -273,8 +279,11 @@ impl Analytics {
 
     /// Merges `partial` into the consent, emits a `consent` event, and loads or unloads
     /// destinations accordingly. Rejects (changing nothing) on an unknown purpose.
-    #[wasm_bindgen(js_name = setConsent)]
-    pub fn set_consent(&self, partial: JsValue) -> Promise {
+    #[wasm_bindgen(js_name = setConsent, unchecked_return_type = "Promise<void>")]
+    pub fn set_consent(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "ConsentUpdate")] partial: JsValue,
+    ) -> Promise {
         let changes = match parse_consent_object(&partial, "setConsent") {
             Ok(c) => c,
             Err(m) => return Promise::reject(&error(&m)),
@@ -296,11 +305,13 @@ impl Analytics {
     }
 
     /// The current preferences, with all five purposes.
+    #[wasm_bindgen(unchecked_return_type = "ConsentPreferences")]
     pub fn consent(&self) -> JsValue {
         consent_object(self.consent.get().granted()).into()
     }
 
     /// Sends what batching destinations hold; resolves when it is delivered or queued for retry.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn flush(&self) -> Promise {
         let engine = self.engine.clone();
         wasm_bindgen_futures::future_to_promise(async move {
@@ -318,6 +329,7 @@ impl Analytics {
     }
 
     /// Loads every destination the current consent allows; resolves once none is loading.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn preload(&self) -> Promise {
         self.engine.mgr.borrow_mut().preload();
         let cmds = self.engine.mgr.borrow_mut().poll(now());
@@ -332,6 +344,7 @@ impl Analytics {
     }
 
     /// Each destination's `{ id, type, state, circuit, delivered, failed, deadLettered, lastError }`.
+    #[wasm_bindgen(unchecked_return_type = "DestinationStatus[]")]
     pub fn status(&self) -> Array {
         let list = self.engine.mgr.borrow().status(now());
         list.into_iter()
@@ -360,7 +373,7 @@ impl Analytics {
     }
 
     /// Resolves whether destination `id` can reach its backend.
-    #[wasm_bindgen(js_name = testDestination)]
+    #[wasm_bindgen(js_name = testDestination, unchecked_return_type = "Promise<boolean>")]
     pub fn test_destination(&self, id: String) -> Promise {
         let Some(i) = self.index(&id) else {
             return Promise::reject(&unknown_dest(&id));
@@ -372,6 +385,8 @@ impl Analytics {
     }
 
     /// Listens to `'delivered'`, `'error'`, `'dead-letter'`, `'consent'` or `'loaded'`.
+    /// (Its TypeScript declaration, generic over the name, is in `types.rs`.)
+    #[wasm_bindgen(skip_typescript)]
     pub fn on(&self, name: String, cb: JsValue) -> Result<(), JsValue> {
         check_event_name(&name)?;
         let f: Function = cb
@@ -381,14 +396,18 @@ impl Analytics {
         Ok(())
     }
 
-    /// Removes a listener added with `on`.
+    /// Removes a listener added with `on` (TypeScript declaration in `types.rs`).
+    #[wasm_bindgen(skip_typescript)]
     pub fn off(&self, name: String, cb: JsValue) {
         self.engine.off(&name, &cb);
     }
 
     /// Adds a source middleware: `fn(event)` returns the event, a changed event, or null to drop.
     #[wasm_bindgen(js_name = addSourceMiddleware)]
-    pub fn add_source_middleware(&self, f: JsValue) -> Result<(), JsValue> {
+    pub fn add_source_middleware(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "SourceMiddleware")] f: JsValue,
+    ) -> Result<(), JsValue> {
         let f: Function = f
             .dyn_into()
             .map_err(|_| type_error("addSourceMiddleware: middleware must be a function"))?;
@@ -397,7 +416,7 @@ impl Analytics {
     }
 
     /// The dead letters, oldest first, optionally for one destination.
-    #[wasm_bindgen(js_name = deadLetters)]
+    #[wasm_bindgen(js_name = deadLetters, unchecked_return_type = "DeadLetter[]")]
     pub fn dead_letters(&self, destination: Option<String>) -> Array {
         self.engine
             .dlq
@@ -410,7 +429,7 @@ impl Analytics {
 
     /// Re-delivers dead letters (one attempt each); resolves `{ retried, succeeded, failed }`;
     /// failures go back to the queue.
-    #[wasm_bindgen(js_name = retryDeadLetters)]
+    #[wasm_bindgen(js_name = retryDeadLetters, unchecked_return_type = "Promise<RetryResult>")]
     pub fn retry_dead_letters(&self, destination: Option<String>) -> Promise {
         let entries = self
             .engine
@@ -478,7 +497,7 @@ impl Analytics {
     }
 
     /// Tries loading a failed destination again.
-    #[wasm_bindgen(js_name = retryDestination)]
+    #[wasm_bindgen(js_name = retryDestination, unchecked_return_type = "Promise<void>")]
     pub fn retry_destination(&self, id: String) -> Promise {
         let Some(i) = self.index(&id) else {
             return Promise::reject(&unknown_dest(&id));
@@ -490,7 +509,7 @@ impl Analytics {
     }
 
     /// Destroys a destination's instance and removes its scripts; a later event loads it again.
-    #[wasm_bindgen(js_name = unloadDestination)]
+    #[wasm_bindgen(js_name = unloadDestination, unchecked_return_type = "Promise<void>")]
     pub fn unload_destination(&self, id: String) -> Promise {
         let Some(i) = self.index(&id) else {
             return Promise::reject(&unknown_dest(&id));

@@ -22,6 +22,8 @@ pub mod retry;
 pub mod script;
 pub mod scripts_cache;
 pub mod time;
+#[cfg(target_arch = "wasm32")]
+pub mod types;
 pub mod uuid;
 pub mod vendor_map;
 #[cfg(target_arch = "wasm32")]
