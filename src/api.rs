@@ -112,6 +112,9 @@ impl Analytics {
         }
         let cmds = engine.mgr.borrow_mut().start(now());
         engine.run(cmds);
+        while engine.mgr.borrow().durable_loading() {
+            crate::web::engine::sleep(5).await?;
+        }
         let context = Object::new();
         let library = Object::new();
         set(&library, "name", &JsValue::from_str("consent-analytics"));
@@ -187,7 +190,8 @@ impl Analytics {
         let props = object_arg(&properties, "properties")
             .map_err(|m| type_error(&["page: ", &m].concat()))?;
         let page = page_context();
-        let merged = Object::assign(&page, props.unchecked_ref());
+        let merged = crate::web::js::assign(&page, &props)
+            .map_err(|m| type_error(&["page: properties ", &m].concat()))?;
         let e = Object::new();
         if let Some(n) = name.as_string() {
             set(&e, "name", &JsValue::from_str(&n));
@@ -374,7 +378,13 @@ impl Analytics {
 
     /// Resolves whether destination `id` can reach its backend.
     #[wasm_bindgen(js_name = testDestination, unchecked_return_type = "Promise<boolean>")]
-    pub fn test_destination(&self, id: String) -> Promise {
+    pub fn test_destination(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+    ) -> Promise {
+        let Some(id) = id.as_string() else {
+            return Promise::reject(&type_error("destination id must be a string"));
+        };
         let Some(i) = self.index(&id) else {
             return Promise::reject(&unknown_dest(&id));
         };
@@ -387,7 +397,8 @@ impl Analytics {
     /// Listens to `'delivered'`, `'error'`, `'dead-letter'`, `'consent'` or `'loaded'`.
     /// (Its TypeScript declaration, generic over the name, is in `types.rs`.)
     #[wasm_bindgen(skip_typescript)]
-    pub fn on(&self, name: String, cb: JsValue) -> Result<(), JsValue> {
+    pub fn on(&self, name: JsValue, cb: JsValue) -> Result<(), JsValue> {
+        let name = name.as_string().unwrap_or_default();
         check_event_name(&name)?;
         let f: Function = cb
             .dyn_into()
@@ -398,8 +409,8 @@ impl Analytics {
 
     /// Removes a listener added with `on` (TypeScript declaration in `types.rs`).
     #[wasm_bindgen(skip_typescript)]
-    pub fn off(&self, name: String, cb: JsValue) {
-        self.engine.off(&name, &cb);
+    pub fn off(&self, name: JsValue, cb: JsValue) {
+        self.engine.off(&name.as_string().unwrap_or_default(), &cb);
     }
 
     /// Adds a source middleware: `fn(event)` returns the event, a changed event, or null to drop.
@@ -417,20 +428,32 @@ impl Analytics {
 
     /// The dead letters, oldest first, optionally for one destination.
     #[wasm_bindgen(js_name = deadLetters, unchecked_return_type = "DeadLetter[]")]
-    pub fn dead_letters(&self, destination: Option<String>) -> Array {
-        self.engine
+    pub fn dead_letters(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "string")] destination: JsValue,
+    ) -> Result<Array, JsValue> {
+        let destination = opt_id(&destination, "deadLetters")?;
+        Ok(self
+            .engine
             .dlq
             .borrow()
             .list(destination.as_deref(), now())
             .into_iter()
             .map(dead_letter_object)
-            .collect()
+            .collect())
     }
 
     /// Re-delivers dead letters (one attempt each); resolves `{ retried, succeeded, failed }`;
     /// failures go back to the queue.
     #[wasm_bindgen(js_name = retryDeadLetters, unchecked_return_type = "Promise<RetryResult>")]
-    pub fn retry_dead_letters(&self, destination: Option<String>) -> Promise {
+    pub fn retry_dead_letters(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "string")] destination: JsValue,
+    ) -> Promise {
+        let destination = match opt_id(&destination, "retryDeadLetters") {
+            Ok(d) => d,
+            Err(e) => return Promise::reject(&e),
+        };
         let entries = self
             .engine
             .dlq
@@ -492,13 +515,23 @@ impl Analytics {
 
     /// Deletes dead letters (all, or one destination's); returns how many.
     #[wasm_bindgen(js_name = clearDeadLetters)]
-    pub fn clear_dead_letters(&self, destination: Option<String>) -> u32 {
-        self.engine.dlq.borrow_mut().clear(destination.as_deref()) as u32
+    pub fn clear_dead_letters(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "string")] destination: JsValue,
+    ) -> Result<u32, JsValue> {
+        let destination = opt_id(&destination, "clearDeadLetters")?;
+        Ok(self.engine.dlq.borrow_mut().clear(destination.as_deref()) as u32)
     }
 
     /// Tries loading a failed destination again.
     #[wasm_bindgen(js_name = retryDestination, unchecked_return_type = "Promise<void>")]
-    pub fn retry_destination(&self, id: String) -> Promise {
+    pub fn retry_destination(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+    ) -> Promise {
+        let Some(id) = id.as_string() else {
+            return Promise::reject(&type_error("destination id must be a string"));
+        };
         let Some(i) = self.index(&id) else {
             return Promise::reject(&unknown_dest(&id));
         };
@@ -510,7 +543,13 @@ impl Analytics {
 
     /// Destroys a destination's instance and removes its scripts; a later event loads it again.
     #[wasm_bindgen(js_name = unloadDestination, unchecked_return_type = "Promise<void>")]
-    pub fn unload_destination(&self, id: String) -> Promise {
+    pub fn unload_destination(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+    ) -> Promise {
+        let Some(id) = id.as_string() else {
+            return Promise::reject(&type_error("destination id must be a string"));
+        };
         let Some(i) = self.index(&id) else {
             return Promise::reject(&unknown_dest(&id));
         };
@@ -583,7 +622,8 @@ impl Analytics {
         set(&ctx, "consent", &cp);
         let user_ctx = get(o, "context");
         let ctx = if user_ctx.is_object() {
-            let merged = Object::assign(&ctx, user_ctx.unchecked_ref());
+            let merged = crate::web::js::assign(&ctx, &user_ctx)
+                .map_err(|m| type_error(&[call, ": options.context ", &m].concat()))?;
             // The consent stamp is ours, whatever the caller passed.
             set(&merged, "consent", &cp);
             merged
@@ -659,6 +699,16 @@ fn id_arg(v: &JsValue, name: &str) -> Result<Option<String>, JsValue> {
             _ => Err(type_error(&[name, " must be a non-empty string"].concat())),
         },
     }
+}
+
+/// An optional destination id argument: undefined or null for all, else a string.
+fn opt_id(v: &JsValue, call: &str) -> Result<Option<String>, JsValue> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    v.as_string()
+        .map(Some)
+        .ok_or_else(|| type_error(&[call, ": destination id must be a string"].concat()))
 }
 
 fn check_event_name(name: &str) -> Result<(), JsValue> {

@@ -374,7 +374,21 @@ impl<P> Manager<P> {
         if self.cfg.strategy == Strategy::Eager {
             self.preload();
         }
+        // A durable destination (the relay) injects nothing: it loads at once, so its outbox
+        // is delivered and a first burst of events does not wait in the load buffer.
+        for i in 0..self.dests.len() {
+            if self.dests[i].spec.durable && self.consent.allows(self.dests[i].spec.required) {
+                self.begin_load(i);
+            }
+        }
         self.poll(now)
+    }
+
+    /// Whether a durable destination is still loading (`Analytics.load` waits for it).
+    pub fn durable_loading(&self) -> bool {
+        self.dests
+            .iter()
+            .any(|d| d.spec.durable && d.state == LoadState::Loading)
     }
 
     /// Loads every destination the current consent allows (`preload()`).

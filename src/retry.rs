@@ -460,10 +460,3 @@ mod tests {
         }
     }
 }
-/// `Retry-After` as a delay in ms (delta-seconds only in this stub; HTTP dates give `None`).
-pub fn parse_retry_after(value: &str, now_ms: u64) -> Option<u64> {
-    let _ = now_ms;
-    let v = value.trim();
-    (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| v.parse::<u64>().unwrap_or(u64::MAX).saturating_mul(1000))
-}

@@ -75,8 +75,7 @@ pub fn parse_consent_object(v: &JsValue, path: &str) -> Result<Vec<(Purpose, boo
     }
     let obj: &Object = v.unchecked_ref();
     let mut out = Vec::new();
-    for k in Object::keys(obj).iter() {
-        let k = k.as_string().unwrap_or_default();
+    for k in super::js::keys(obj).map_err(|m| [path, ": ", &m].concat())? {
         let p = Purpose::from_name(&k).ok_or_else(|| {
             [
                 "unknown consent purpose ",
@@ -101,7 +100,8 @@ pub fn parse_purpose_list(v: &JsValue, path: &str) -> Result<Purposes, String> {
         .dyn_ref()
         .ok_or_else(|| [path, " must be an array of purpose names"].concat())?;
     let mut set = Purposes::NONE;
-    for (i, p) in arr.iter().enumerate() {
+    let list = super::js::items(arr).map_err(|m| [path, ": ", &m].concat())?;
+    for (i, p) in list.iter().enumerate() {
         let name = p.as_string().unwrap_or_default();
         let p = Purpose::from_name(&name).ok_or_else(|| {
             [
@@ -230,7 +230,8 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
         let arr: &Array = list
             .dyn_ref()
             .ok_or("config.destinations must be an array")?;
-        for (i, entry) in arr.iter().enumerate() {
+        let entries = super::js::items(arr).map_err(|m| ["config.destinations: ", &m].concat())?;
+        for (i, entry) in entries.into_iter().enumerate() {
             let path = ["config.destinations[", &i.to_string(), "]"].concat();
             if !is_plain_object(&entry) {
                 return Err([&path, " must be an object"].concat());

@@ -7,7 +7,6 @@ use std::rc::Rc;
 
 use js_sys::{Array, Function, Object};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
 use super::inject::{inject, parse_descriptor, remove_all, remove_revoked};
 use super::js::{call_method, get, set};
@@ -144,11 +143,16 @@ impl Destination for JsDestination {
                 .await
                 .map_err(|e| unknown(&e))?;
             if let Some(list) = list.filter(|l| !l.is_undefined() && !l.is_null()) {
-                let arr: Array = list.dyn_into().map_err(|_| {
-                    DeliveryError::new(ErrorKind::ScriptLoad, "scripts() must return an array")
-                })?;
+                if !Array::is_array(&list) {
+                    return Err(DeliveryError::new(
+                        ErrorKind::ScriptLoad,
+                        "scripts() must return an array",
+                    ));
+                }
+                let arr = super::js::items(&list)
+                    .map_err(|m| DeliveryError::new(ErrorKind::ScriptLoad, m))?;
                 let mut descs = Vec::new();
-                for (i, d) in arr.iter().enumerate() {
+                for (i, d) in arr.into_iter().enumerate() {
                     let path = [&self.id, ".scripts()[", &i.to_string(), "]"].concat();
                     descs.push(
                         parse_descriptor(&d, &path)

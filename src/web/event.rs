@@ -50,22 +50,21 @@ pub fn check_json_value(
     }
     stack.push(v.clone());
     let len = path.len();
-    if let Some(arr) = v.dyn_ref::<Array>() {
-        for (i, item) in arr.iter().enumerate() {
+    if Array::is_array(v) {
+        let list = super::js::items(v).map_err(|m| [path.as_str(), ": ", &m].concat())?;
+        for (i, item) in list.iter().enumerate() {
             path.push('[');
             path.push_str(&i.to_string());
             path.push(']');
-            check_json_value(&item, path, stack)?;
+            check_json_value(item, path, stack)?;
             path.truncate(len);
         }
     } else {
-        let obj: &Object = v.unchecked_ref();
-        let entries = Object::entries(obj);
-        for e in entries.iter() {
-            let e: Array = e.unchecked_into();
+        let entries = super::js::entries(v).map_err(|m| [path.as_str(), ": ", &m].concat())?;
+        for (k, val) in entries {
             path.push('.');
-            path.push_str(&e.get(0).as_string().unwrap_or_default());
-            check_json_value(&e.get(1), path, stack)?;
+            path.push_str(&k);
+            check_json_value(&val, path, stack)?;
             path.truncate(len);
         }
     }
@@ -180,8 +179,9 @@ impl Identity {
 
     /// Merges `traits` into the persisted traits.
     pub fn merge_traits(&mut self, traits: &JsValue) {
-        let merged = Object::assign(&Object::new(), self.traits.unchecked_ref());
-        let merged = Object::assign(&merged, traits.unchecked_ref());
+        let merged = super::js::assign(&Object::new(), &self.traits)
+            .and_then(|m| super::js::assign(&m, traits))
+            .unwrap_or_else(|_| Object::new());
         if let Ok(s) = JSON::stringify(&merged) {
             self.store.set(&self.key("traits"), &String::from(s));
         }

@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use js_sys::{Array, Object, Promise, Reflect};
+use js_sys::{Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -69,11 +69,10 @@ pub fn parse_descriptor(v: &JsValue, path: &str) -> Result<ScriptDescriptor, Str
         let a: &Object = attrs
             .dyn_ref()
             .ok_or_else(|| [path, ".attributes must be an object of strings"].concat())?;
-        for e in Object::entries(a).iter() {
-            let e: Array = e.unchecked_into();
-            let (k, v) = (e.get(0).as_string(), e.get(1).as_string());
-            match (k, v) {
-                (Some(k), Some(v)) => d.attributes.push((k, v)),
+        let list = crate::web::js::entries(a).map_err(|m| [path, ".attributes: ", &m].concat())?;
+        for (k, v) in list {
+            match v.as_string() {
+                Some(v) => d.attributes.push((k, v)),
                 _ => return Err([path, ".attributes values must be strings"].concat()),
             }
         }

@@ -20,19 +20,74 @@ pub fn set(obj: &JsValue, key: &str, value: &JsValue) {
     let _ = Reflect::set(obj, &JsValue::from_str(key), value);
 }
 
+#[wasm_bindgen]
+extern "C" {
+    // Page values may be proxies or have throwing getters: every reflective call on them
+    // catches, so a JavaScript exception never unwinds through the wasm.
+    #[wasm_bindgen(catch, js_namespace = Object, js_name = getPrototypeOf)]
+    fn get_proto(v: &JsValue) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = Object, js_name = keys)]
+    fn object_keys(v: &JsValue) -> Result<js_sys::Array, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = Object, js_name = entries)]
+    fn object_entries(v: &JsValue) -> Result<js_sys::Array, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = Object, js_name = assign)]
+    fn object_assign(target: &JsValue, source: &JsValue) -> Result<Object, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = Array, js_name = from)]
+    fn array_from(v: &JsValue) -> Result<js_sys::Array, JsValue>;
+}
+
+fn unreadable(e: JsValue) -> String {
+    [
+        "value could not be read: ",
+        &super::platform::error_message(&e),
+    ]
+    .concat()
+}
+
+/// The own enumerable keys of `v`.
+pub fn keys(v: &JsValue) -> Result<Vec<String>, String> {
+    let a = object_keys(v).map_err(unreadable)?;
+    Ok(a.iter()
+        .map(|k| k.as_string().unwrap_or_default())
+        .collect())
+}
+
+/// The own enumerable `[key, value]` pairs of `v`.
+pub fn entries(v: &JsValue) -> Result<Vec<(String, JsValue)>, String> {
+    let a = object_entries(v).map_err(unreadable)?;
+    Ok(a.iter()
+        .map(|e| {
+            let e: &js_sys::Array = e.unchecked_ref();
+            (e.get(0).as_string().unwrap_or_default(), e.get(1))
+        })
+        .collect())
+}
+
+/// The items of an array-like `v` (copied first, so a proxy cannot throw mid-iteration).
+pub fn items(v: &JsValue) -> Result<Vec<JsValue>, String> {
+    Ok(array_from(v).map_err(unreadable)?.iter().collect())
+}
+
+/// `Object.assign(target, source)`.
+pub fn assign(target: &JsValue, source: &JsValue) -> Result<Object, String> {
+    object_assign(target, source).map_err(unreadable)
+}
+
 /// Whether `v` is a plain object (not null, not an array, prototype `Object.prototype` or null).
 pub fn is_plain_object(v: &JsValue) -> bool {
     if !v.is_object() || js_sys::Array::is_array(v) {
         return false;
     }
-    let proto = Object::get_prototype_of(v);
-    proto.is_null() || Object::get_prototype_of(&proto).is_null()
+    match get_proto(v) {
+        Ok(p) if p.is_null() => true,
+        Ok(p) => get_proto(&p).is_ok_and(|pp| pp.is_null()),
+        Err(_) => false,
+    }
 }
 
 /// Fails naming the first own key of `obj` not in `allowed`.
 pub fn check_keys(obj: &Object, allowed: &[&str], path: &str) -> Result<(), String> {
-    for k in Object::keys(obj).iter() {
-        let k = k.as_string().unwrap_or_default();
+    for k in keys(obj).map_err(|m| [path, ": ", &m].concat())? {
         if !allowed.contains(&k.as_str()) {
             return Err(["unknown option ", path, ".", &k].concat());
         }

@@ -95,8 +95,7 @@ pub fn create(entry: &DestConfig, prefix: &str) -> Result<Rc<dyn Destination>, S
     }
     let mut custom_headers = false;
     if let Some(h) = opt_obj(s, "headers", &path)? {
-        for k in Object::keys(&h).iter() {
-            let k = k.as_string().unwrap_or_default();
+        for k in crate::web::js::keys(&h).map_err(|m| [&path, ".headers: ", &m].concat())? {
             let v = get(&h, &k)
                 .as_string()
                 .ok_or_else(|| [&path, ".headers.", &k, " must be a string"].concat())?;

@@ -36,7 +36,8 @@ pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
         .concat()
     })?;
     let mut scripts = Vec::new();
-    for (j, v) in arr.iter().enumerate() {
+    let arr = crate::web::js::items(arr).map_err(|m| [&path, ".scripts: ", &m].concat())?;
+    for (j, v) in arr.into_iter().enumerate() {
         let p = [&path, ".scripts[", &j.to_string(), "]"].concat();
         if !get(&v, "requiredConsent").is_undefined() {
             return Err([
