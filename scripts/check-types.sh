@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Compiles tests/types/usage.ts against the generated pkg/consent_analytics.d.ts with
-# `tsc --strict` (TypeScript 5 from the npm registry through npx). Needs `npm run build` first.
+# `tsc --strict` (the typescript devDependency). Needs `npm run build` first.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -9,7 +9,7 @@ if [ ! -f pkg/consent_analytics.d.ts ]; then
   echo "check-types: pkg/consent_analytics.d.ts not found (run npm run build first)" >&2
   exit 1
 fi
-npx -y -p typescript@5 tsc --noEmit --strict \
+npx --no-install tsc --noEmit --strict \
   --target es2022 --module es2022 --moduleResolution bundler \
   --lib es2022,dom,esnext.disposable \
   tests/types/usage.ts

@@ -43,6 +43,9 @@ fi
 step "npm run build"
 npm run --silent build
 
+step "TypeScript declarations (tsc --strict over tests/types/usage.ts)"
+bash scripts/check-types.sh
+
 step "npm run build:bundler"
 npm run --silent build:bundler
 
