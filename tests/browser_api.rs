@@ -54,6 +54,12 @@ export function captureWarnings() {
   console.warn = (...a) => { warnings.push(a.join(' ')); orig.apply(console, a); };
   return { warnings, restore() { console.warn = orig; } };
 }
+export function captureLogs() {
+  const lines = [];
+  const orig = console.log;
+  console.log = (...a) => { lines.push(a.join(' ')); orig.apply(console, a); };
+  return { lines, restore() { console.log = orig; } };
+}
 export function setGpc(on) {
   Object.defineProperty(navigator, 'globalPrivacyControl', { configurable: true, get: () => on });
 }
@@ -81,6 +87,8 @@ extern "C" {
     fn capture_warnings() -> JsValue;
     #[wasm_bindgen(js_name = setGpc)]
     fn set_gpc(on: bool);
+    #[wasm_bindgen(js_name = captureLogs)]
+    fn capture_logs() -> JsValue;
 }
 
 fn obj(json: &str) -> JsValue {
@@ -425,4 +433,46 @@ async fn identify_persists_and_reset_starts_a_new_anonymous_identity() {
         .unwrap();
     assert_ne!(anon, anon2);
     assert!(consent_analytics::uuid::is_uuid(&anon2));
+}
+
+#[wasm_bindgen_test]
+async fn debug_logs_routing_loads_and_deliveries_and_is_quiet_without_it() {
+    let cap = capture_logs();
+    let r = register("rec-debug", "{}");
+    let quiet = Analytics::load(obj(
+        r#"{"destinations": [{"type": "rec-debug", "id": "quiet"}]}"#,
+    ))
+    .await
+    .unwrap();
+    quiet
+        .track("Quiet".into(), JsValue::UNDEFINED, JsValue::UNDEFINED)
+        .unwrap();
+    let r2 = r.clone();
+    assert!(wait(move || tracks(&r2).length() == 1).await);
+    let lines: Array = get(&cap, "lines").unchecked_into();
+    let ours = |lines: &Array| -> Vec<String> {
+        lines
+            .iter()
+            .filter_map(|l| l.as_string())
+            .filter(|l| l.starts_with("[consent-analytics]"))
+            .collect()
+    };
+    assert_eq!(ours(&lines), Vec::<String>::new(), "quiet without debug");
+    let loud = Analytics::load(obj(
+        r#"{"debug": true, "destinations": [{"type": "rec-debug", "id": "loud", "requiredConsent": ["marketing"]}, {"type": "rec-debug", "id": "open"}]}"#,
+    ))
+    .await
+    .unwrap();
+    loud.track("Loud".into(), JsValue::UNDEFINED, JsValue::UNDEFINED)
+        .unwrap();
+    let r3 = r.clone();
+    assert!(wait(move || tracks(&r3).length() == 2).await);
+    JsFuture::from(sleep(20)).await.unwrap();
+    let restore = get(&cap, "restore").unchecked_into::<Function>();
+    restore.call0(&cap).unwrap();
+    let logged = ours(&lines).join("\n");
+    assert!(logged.contains("loud: blocked by consent"), "{logged}");
+    assert!(logged.contains("open: routed"), "{logged}");
+    assert!(logged.contains("loading open"), "{logged}");
+    assert!(logged.contains("delivered 1 event(s) to open"), "{logged}");
 }

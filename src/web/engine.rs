@@ -549,11 +549,18 @@ pub async fn with_timeout<F: Future<Output = Result<(), DeliveryError>>>(
     fut: F,
     ms: u64,
 ) -> Result<(), DeliveryError> {
-    Race {
+    let mut handle = 0;
+    let timer = JsFuture::from(Promise::new(&mut |res, _| {
+        handle = set_timeout(&res, ms.min(i32::MAX as u64) as i32);
+    }));
+    let r = Race {
         a: Box::pin(fut),
-        b: sleep(ms),
+        b: timer,
     }
-    .await
+    .await;
+    // Free the timer (and the promise it holds) as soon as the delivery settles.
+    clear_timeout(handle);
+    r
 }
 
 struct Race<A: Future> {

@@ -163,3 +163,26 @@ test('an open circuit makes events wait, and the half-open trial closes it', asy
     await p.close();
   });
 });
+
+test('while the browser is offline nothing is attempted and nothing counts as a failure', async () => {
+  await withServer(async (server) => {
+    const p = await openPage(browser, `${server.url}/blank.html`);
+    await p.page.evaluate(() => { window.__down = false; window.__attempts = 0; });
+    await setup(p.page, config);
+    await p.page.evaluate(() => analytics.track('Warm up'));
+    await waitFor(() => p.page.evaluate(() => window.__got.includes('Warm up')));
+    await p.context.setOffline(true);
+    await p.page.evaluate(() => {
+      for (let i = 0; i < 3; i++) analytics.track(`Offline ${i}`);
+    });
+    await new Promise((r) => setTimeout(r, 400));
+    const during = await p.page.evaluate(() => ({ got: window.__got.length, st: analytics.status()[0] }));
+    assert.equal(during.got, 1, 'nothing delivered while offline');
+    assert.equal(during.st.failed, 0, 'nothing counted as a failure');
+    assert.equal(during.st.deadLettered, 0);
+    await p.context.setOffline(false);
+    await waitFor(() => p.page.evaluate(() => window.__got.length === 4), { message: 'delivered once back online' });
+    assert.deepEqual(await p.page.evaluate(() => window.__got.slice(1)), ['Offline 0', 'Offline 1', 'Offline 2']);
+    await p.close();
+  });
+});
