@@ -67,6 +67,8 @@ pub struct Engine {
     pending: RefCell<VecDeque<Pending>>,
     draining: Cell<bool>,
     timer: RefCell<Option<(i32, u64)>>,
+    /// The one wake-up callback, reused by every timer (a cleared one-shot closure would leak).
+    tick: Closure<dyn FnMut()>,
     flush_waiters: RefCell<Vec<Function>>,
     replay_waiters: RefCell<Vec<(u32, Function)>>,
     seq: Cell<u64>,
@@ -83,7 +85,17 @@ impl Engine {
         nonce: Option<Rc<str>>,
         timeout_ms: u64,
     ) -> Rc<Engine> {
-        Rc::new(Engine {
+        Rc::new_cyclic(|weak: &std::rc::Weak<Engine>| Engine {
+            tick: {
+                let me = weak.clone();
+                Closure::new(move || {
+                    if let Some(me) = me.upgrade() {
+                        *me.timer.borrow_mut() = None;
+                        let cmds = me.mgr.borrow_mut().poll(now());
+                        me.run(cmds);
+                    }
+                })
+            },
             mgr: RefCell::new(mgr),
             dests,
             kinds,
@@ -481,15 +493,10 @@ impl Engine {
         }
         if let Some(at) = next {
             let delay = at.saturating_sub(now());
-            let me = Rc::downgrade(self);
-            let cb = Closure::once_into_js(move || {
-                if let Some(me) = me.upgrade() {
-                    *me.timer.borrow_mut() = None;
-                    let cmds = me.mgr.borrow_mut().poll(now());
-                    me.run(cmds);
-                }
-            });
-            let handle = set_timeout(cb.unchecked_ref(), delay.min(i32::MAX as u64) as i32);
+            let handle = set_timeout(
+                self.tick.as_ref().unchecked_ref(),
+                delay.min(i32::MAX as u64) as i32,
+            );
             *t = Some((handle, at));
         }
     }
@@ -529,6 +536,15 @@ impl Engine {
     }
 }
 
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // The timer would call `tick` after it is gone.
+        if let Some((handle, _)) = *self.timer.borrow() {
+            clear_timeout(handle);
+        }
+    }
+}
+
 #[wasm_bindgen]
 extern "C" {
     #[wasm_bindgen(js_name = setTimeout)]
@@ -550,16 +566,22 @@ pub async fn with_timeout<F: Future<Output = Result<(), DeliveryError>>>(
     ms: u64,
 ) -> Result<(), DeliveryError> {
     let mut handle = 0;
+    let mut resolve = None;
     let timer = JsFuture::from(Promise::new(&mut |res, _| {
         handle = set_timeout(&res, ms.min(i32::MAX as u64) as i32);
+        resolve = Some(res);
     }));
     let r = Race {
         a: Box::pin(fut),
         b: timer,
     }
     .await;
-    // Free the timer (and the promise it holds) as soon as the delivery settles.
+    // Settle the timer now: a promise left pending would keep its callbacks (and what they
+    // hold) alive until the timer fired.
     clear_timeout(handle);
+    if let Some(res) = resolve {
+        let _ = res.call0(&JsValue::NULL);
+    }
     r
 }
 
