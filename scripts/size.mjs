@@ -37,7 +37,7 @@ function build() {
       process.env.PATH,
     ].join(path.delimiter),
   };
-  const cmd = ['build', '--release', '--target', 'web', '--out-dir', 'pkg', '--out-name', NAME];
+  const cmd = ['build', '--release', '--target', 'web', '--out-dir', 'pkg', '--out-name', NAME, '.', '--features', 'tiny'];
   console.error(`size: wasm-pack ${cmd.join(' ')}`);
   const result = spawnSync('wasm-pack', cmd, { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit'] });
   if (result.error) {

@@ -1,8 +1,11 @@
 //! The JavaScript API (`Analytics`): converts arguments, throws `TypeError`s that name the bad
 //! argument, and hands everything else to the engine.
 
-use std::cell::{Cell, RefCell};
-use std::rc::Rc;
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use alloc::rc::Rc;
+use core::cell::{Cell, RefCell};
 
 use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;

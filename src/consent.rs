@@ -1,6 +1,9 @@
 //! The consent model: five purposes (c15t's names), `necessary` always granted, and the rule
 //! that decides whether an event captured under some consent may reach a destination.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 /// A consent purpose. The discriminant is its bit in [`Purposes`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Purpose {

@@ -19,7 +19,10 @@
 //! count and the final newline make any truncation detectable. Anything not exactly in this
 //! form is discarded as a whole.
 
-use std::rc::Rc;
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use alloc::rc::Rc;
 
 use crate::error::ErrorKind;
 use crate::ports::{Log, Storage, StorageError};
@@ -156,7 +159,7 @@ impl DeadLetterQueue {
     /// all of them, for replay. Failed replays are pushed back.
     pub fn take(&mut self, destination: Option<&str>, now_ms: u64) -> Vec<DeadLetter> {
         let expired = self.drop_expired(now_ms);
-        let (taken, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.entries)
+        let (taken, kept): (Vec<_>, Vec<_>) = core::mem::take(&mut self.entries)
             .into_iter()
             .partition(|e| matches(e, destination));
         self.entries = kept;
@@ -243,7 +246,7 @@ impl DeadLetterQueue {
     /// Ends a [`DeadLetterQueue::hold`], writing once if anything changed.
     pub fn release(&mut self) {
         self.held = false;
-        if std::mem::take(&mut self.dirty) {
+        if core::mem::take(&mut self.dirty) {
             self.persist();
         }
     }

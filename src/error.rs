@@ -1,6 +1,9 @@
 //! Delivery failures, classified from structured facts (HTTP status, a failed fetch, a timeout,
 //! a script that did not load, a JavaScript hook that threw), never from message text.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 /// The class of a delivery failure; decides whether it is retried.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {

@@ -2,7 +2,10 @@
 //! its serialised form. The payload itself stays opaque (a `JsValue` in the browser), so the hot
 //! path never converts event properties into Rust values.
 
-use std::rc::Rc;
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use alloc::rc::Rc;
 
 use crate::consent::Purposes;
 

@@ -1,5 +1,8 @@
 //! Minimal JSON text helpers for the persisted formats (no serde on the hot path).
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 /// Appends `s` to `out` as a JSON string literal, quotes included.
 pub fn push_str_lit(out: &mut String, s: &str) {
     out.push('"');

@@ -7,8 +7,11 @@
 //! Each destination has its own ordered queue and at most one delivery in flight, so one slow,
 //! failing or hanging destination never delays or reorders another.
 
-use std::collections::VecDeque;
-use std::rc::Rc;
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use alloc::collections::VecDeque;
+use alloc::rc::Rc;
 
 use crate::breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 use crate::consent::{Consent, Purposes};
@@ -570,7 +573,7 @@ impl<P> Manager<P> {
 
     /// Reports the end of a delivery started by [`Command::Deliver`].
     pub fn delivery_done(&mut self, dest: usize, outcome: Outcome, now: u64) -> Vec<Command<P>> {
-        let n = std::mem::take(&mut self.dests[dest].in_flight);
+        let n = core::mem::take(&mut self.dests[dest].in_flight);
         if n == 0 {
             return self.poll(now);
         }
@@ -956,7 +959,7 @@ impl<P> Manager<P> {
         for i in 0..self.dests.len() {
             self.poll_dest(i, now);
         }
-        std::mem::take(&mut self.out)
+        core::mem::take(&mut self.out)
     }
 
     fn poll_dest(&mut self, i: usize, now: u64) {

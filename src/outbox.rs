@@ -17,8 +17,11 @@
 //! API each owner holds the lock `<prefix>:outbox:<owner>` for its page's life, and an owner
 //! whose lock can be taken (`ifAvailable`) is gone; without it, see [`Outbox::is_silent`].
 
-use std::collections::VecDeque;
-use std::rc::Rc;
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use alloc::collections::VecDeque;
+use alloc::rc::Rc;
 
 use crate::json::push_str_lit;
 use crate::ports::{Log, Storage, StorageError};
@@ -751,7 +754,7 @@ mod tests {
             r#"{"batch":[{"a":1},{"b":"x"}],"sentAt":"2024-01-01T00:00:00.000Z"}"#
         );
         assert_eq!(
-            batch_body(std::iter::empty(), "t", Some("k\"ey")),
+            batch_body(core::iter::empty(), "t", Some("k\"ey")),
             r#"{"batch":[],"sentAt":"t","writeKey":"k\"ey"}"#
         );
     }

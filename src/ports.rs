@@ -1,8 +1,11 @@
 //! The small traits the deciding logic runs over: clock, randomness, key-value storage and
 //! logging. The browser implements them in `web`; tests use the fakes at the bottom.
 
-use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use alloc::collections::BTreeMap;
+use core::cell::{Cell, RefCell};
 
 /// Wall-clock time in milliseconds since the Unix epoch.
 pub trait Clock {
@@ -140,15 +143,15 @@ impl Storage for MemoryStorage {
 /// A storage that falls back to memory, with one warning, the first time the real one fails
 /// (disabled, blocked, full): callers never see an error.
 pub struct FallbackStorage {
-    primary: std::rc::Rc<dyn Storage>,
+    primary: alloc::rc::Rc<dyn Storage>,
     memory: MemoryStorage,
     degraded: Cell<bool>,
-    log: std::rc::Rc<dyn Log>,
+    log: alloc::rc::Rc<dyn Log>,
 }
 
 impl FallbackStorage {
     /// Wraps `primary`; `log` gets the one warning.
-    pub fn new(primary: std::rc::Rc<dyn Storage>, log: std::rc::Rc<dyn Log>) -> Self {
+    pub fn new(primary: alloc::rc::Rc<dyn Storage>, log: alloc::rc::Rc<dyn Log>) -> Self {
         FallbackStorage {
             primary,
             memory: MemoryStorage::new(),
@@ -296,8 +299,8 @@ mod tests {
 
     #[test]
     fn fallback_storage_degrades_once_with_one_warning_and_keeps_working() {
-        let primary = std::rc::Rc::new(MemoryStorage::new());
-        let log = std::rc::Rc::new(RecordingLog::default());
+        let primary = alloc::rc::Rc::new(MemoryStorage::new());
+        let log = alloc::rc::Rc::new(RecordingLog::default());
         let s = FallbackStorage::new(primary.clone(), log.clone());
         s.set("k", "1");
         assert_eq!(primary.get("k").unwrap().as_deref(), Some("1"));

@@ -8,7 +8,10 @@
 //! value, not the URL: a query that changes (a service switching endpoints or modes) still finds
 //! the last good copy.
 
-use std::rc::Rc;
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use alloc::rc::Rc;
 
 use crate::consent::{Purpose, Purposes};
 use crate::ports::{Clock, Storage};

@@ -1,5 +1,8 @@
 //! Timestamps as ISO-8601 strings, by integer arithmetic (no float formatting in the wasm).
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 /// Formats `ms` since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn iso8601(ms: u64) -> String {
     let secs = ms / 1000;

@@ -1,5 +1,8 @@
 //! Random (version 4) UUIDs for messageId and anonymousId.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 use crate::ports::Rng;
 
 /// A new RFC 4122 version-4 UUID in lowercase hyphenated form.

@@ -1,9 +1,12 @@
 //! The browser side of a destination: what the engine calls to load it, deliver to it, tell it
 //! about revocation and tear it down. Built-in types and JavaScript destinations implement it.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::rc::Rc;
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use alloc::rc::Rc;
+use core::future::Future;
+use core::pin::Pin;
 
 use js_sys::{Array, Function, Object};
 use wasm_bindgen::prelude::*;
@@ -84,10 +87,10 @@ pub struct JsDestination {
     id: String,
     obj: JsValue,
     settings: JsValue,
-    scripts: std::cell::RefCell<Vec<ScriptDescriptor>>,
+    scripts: core::cell::RefCell<Vec<ScriptDescriptor>>,
     /// Bumped by `revoke` and `destroy`: a load started before stops injecting and does not
     /// initialise.
-    generation: std::cell::Cell<u32>,
+    generation: core::cell::Cell<u32>,
 }
 
 impl JsDestination {

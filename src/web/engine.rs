@@ -5,12 +5,15 @@
 //! No `RefCell` borrow is held while page code runs: commands are taken out of the manager
 //! first, then executed, so a listener or destination may call back into the API.
 
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
-use std::rc::Rc;
-use std::task::{Context, Poll};
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use alloc::collections::VecDeque;
+use alloc::rc::Rc;
+use core::cell::{Cell, RefCell};
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
 
 use js_sys::{Function, Object, Promise};
 use wasm_bindgen::prelude::*;
@@ -85,7 +88,7 @@ impl Engine {
         nonce: Option<Rc<str>>,
         timeout_ms: u64,
     ) -> Rc<Engine> {
-        Rc::new_cyclic(|weak: &std::rc::Weak<Engine>| Engine {
+        Rc::new_cyclic(|weak: &alloc::rc::Weak<Engine>| Engine {
             tick: {
                 let me = weak.clone();
                 Closure::new(move || {
@@ -322,7 +325,7 @@ impl Engine {
         }
         self.dlq.borrow_mut().release();
         if !self.mgr.borrow().flushing() {
-            let waiters = std::mem::take(&mut *self.flush_waiters.borrow_mut());
+            let waiters = core::mem::take(&mut *self.flush_waiters.borrow_mut());
             for w in waiters {
                 let _ = w.call0(&JsValue::NULL);
             }

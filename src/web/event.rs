@@ -1,7 +1,10 @@
 //! Builds Segment-spec event objects and validates page input: names, plain objects, values
 //! JSON can carry (no functions, symbols, BigInt or cycles) and the 32 KB size limit.
 
-use std::rc::Rc;
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use alloc::rc::Rc;
 
 use js_sys::{Array, Object, JSON};
 use wasm_bindgen::prelude::*;

@@ -1,22 +1,40 @@
 //! Injects `<script>` elements from descriptors: URL policy first, then nonce, SRI, extra
 //! attributes, id-based dedupe, and a promise that settles on `load`, `error` or the timeout.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
+#[allow(unused_imports)]
+use crate::prelude::*;
 
 use js_sys::{Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use super::platform::global_get;
+use super::platform::{global_get, Local};
 use crate::error::{DeliveryError, ErrorKind};
 use crate::script::{check_url, ScriptDescriptor, Source, Target};
 use crate::web::js::{check_keys, opt_bool, opt_str};
 
-thread_local! {
-    /// Load promises of the scripts this library injected, by element id.
-    static LOADS: RefCell<HashMap<String, Promise>> = RefCell::new(HashMap::new());
+/// Load promises of the scripts this library injected, by element id.
+static LOADS: Local<Loads> = Local::new(Loads(Vec::new()));
+
+/// A small map from element id to load promise (a few entries: a Vec is smaller than a hash map).
+struct Loads(Vec<(String, Promise)>);
+
+impl Loads {
+    fn get(&self, id: &str) -> Option<&Promise> {
+        self.0.iter().find(|(k, _)| k == id).map(|(_, p)| p)
+    }
+    fn contains_key(&self, id: &str) -> bool {
+        self.get(id).is_some()
+    }
+    fn insert(&mut self, id: String, p: Promise) {
+        self.remove(&id);
+        self.0.push((id, p));
+    }
+    fn remove(&mut self, id: &str) -> Option<Promise> {
+        let i = self.0.iter().position(|(k, _)| k == id)?;
+        Some(self.0.swap_remove(i).1)
+    }
 }
 
 const KEYS: &[&str] = &[

@@ -1,6 +1,9 @@
 //! Small helpers for reading JavaScript objects with errors that name the field, and for
 //! calling JavaScript functions that may return a promise.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -122,7 +125,9 @@ pub fn opt_bool(obj: &Object, key: &str, path: &str) -> Result<Option<bool>, Str
 pub fn opt_uint(obj: &Object, key: &str, path: &str) -> Result<Option<u64>, String> {
     present(obj, key)
         .map(|v| match v.as_f64() {
-            Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_992.0 => Ok(n as u64),
+            Some(n) if n >= 0.0 && n == (n as u64) as f64 && n <= 9_007_199_254_740_992.0 => {
+                Ok(n as u64)
+            }
             _ => Err(wrong(path, key, "a non-negative integer")),
         })
         .transpose()

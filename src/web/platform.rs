@@ -1,7 +1,10 @@
 //! Browser implementations of the ports: `Date.now()`, `crypto.getRandomValues`,
 //! `localStorage` / `sessionStorage` with every failure caught, and the console.
 
-use std::cell::RefCell;
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use core::cell::RefCell;
 
 use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
@@ -77,8 +80,25 @@ impl Rng for WebRng {
     }
 }
 
-thread_local! {
-    static RNG: RefCell<WebRng> = RefCell::new(WebRng::default());
+static RNG: Local<WebRng> = Local::new(WebRng { buf: Vec::new() });
+
+/// Page-wide state in a `static`. The module runs on the page's one thread (the crate is not
+/// built with wasm atomics), so a `RefCell` shared this way is never touched concurrently.
+pub struct Local<T>(RefCell<T>);
+
+// SAFETY: wasm32 without the atomics feature has a single thread; nothing can race.
+unsafe impl<T> Sync for Local<T> {}
+
+impl<T> Local<T> {
+    /// A cell holding `v`.
+    pub const fn new(v: T) -> Self {
+        Local(RefCell::new(v))
+    }
+
+    /// Runs `f` with the cell.
+    pub fn with<R>(&self, f: impl FnOnce(&RefCell<T>) -> R) -> R {
+        f(&self.0)
+    }
 }
 
 /// A new UUID v4 from the shared browser RNG.
@@ -157,16 +177,16 @@ impl Storage for WebStorage {
 
 /// `localStorage` when it works; otherwise (disabled, blocked, sandboxed) a memory store for
 /// this page, with one warning. Later failures (a full quota) are handled by each user.
-pub fn local_storage_or_memory(log: &dyn Log) -> std::rc::Rc<dyn Storage> {
+pub fn local_storage_or_memory(log: &dyn Log) -> alloc::rc::Rc<dyn Storage> {
     let local = WebStorage::local();
     match local.get("consent-analytics:probe") {
         Err(StorageError::Unavailable) => {
             log.warn(
                 "localStorage is unavailable: identity, dead letters and the relay outbox are kept in memory for this page",
             );
-            std::rc::Rc::new(crate::ports::MemoryStorage::new())
+            alloc::rc::Rc::new(crate::ports::MemoryStorage::new())
         }
-        _ => std::rc::Rc::new(local),
+        _ => alloc::rc::Rc::new(local),
     }
 }
 

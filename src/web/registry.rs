@@ -1,8 +1,11 @@
 //! The destination registry: type name -> factory. Built-in Rust types are always present;
 //! JavaScript types are added with `Analytics.registerDestination(type, factory)`.
 
-use std::cell::RefCell;
-use std::rc::Rc;
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use crate::web::platform::Local;
+use alloc::rc::Rc;
 
 use js_sys::Function;
 
@@ -10,9 +13,7 @@ use super::config::DestConfig;
 use super::dest::{Destination, JsDestination};
 use crate::consent::{Purpose, Purposes};
 
-thread_local! {
-    static JS_TYPES: RefCell<Vec<(String, Function)>> = const { RefCell::new(Vec::new()) };
-}
+static JS_TYPES: Local<Vec<(String, Function)>> = Local::new(Vec::new());
 
 /// The built-in type names; a JavaScript type may not take one of them.
 pub const BUILT_IN: &[&str] = &["relay", "posthog", "meta-pixel", "ga4", "gtm", "script"];

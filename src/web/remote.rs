@@ -5,8 +5,11 @@
 //! invalid body is logged and the last good copy is used. Nothing here can break tracking: it
 //! runs on its own task and only logs.
 
-use std::cell::{Cell, RefCell};
-use std::rc::Rc;
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use alloc::rc::Rc;
+use core::cell::{Cell, RefCell};
 
 use js_sys::{Array, Function};
 use wasm_bindgen::prelude::*;

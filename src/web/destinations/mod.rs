@@ -1,6 +1,9 @@
 //! The built-in destination types: the server relay and the vendor tags.
 
-use std::rc::Rc;
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use alloc::rc::Rc;
 
 use super::config::DestConfig;
 use super::dest::Destination;

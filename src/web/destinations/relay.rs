@@ -22,8 +22,11 @@
 //!   Trade-off: Chromium lists a held Web Lock among the features that keep a page out of the
 //!   back/forward cache, so pages with a relay are restored by a reload on Back.
 
-use std::cell::{Cell, RefCell};
-use std::rc::Rc;
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use alloc::rc::Rc;
+use core::cell::{Cell, RefCell};
 
 use js_sys::{Function, Object, Promise};
 use wasm_bindgen::prelude::*;
@@ -288,7 +291,7 @@ impl Destination for Relay {
 
     fn test(self: Rc<Self>) -> Fut<bool> {
         Box::pin(async move {
-            let body = self.body(std::iter::empty());
+            let body = self.body(core::iter::empty());
             match self.start_fetch(&body, false) {
                 Ok(p) => answer(p).await.is_ok(),
                 Err(_) => false,
@@ -364,7 +367,7 @@ impl Destination for Relay {
                     Mode::OwnOnly => {}
                 }
             }
-            let entries = std::mem::take(&mut *got.borrow_mut());
+            let entries = core::mem::take(&mut *got.borrow_mut());
             let mut out = Vec::with_capacity(entries.len());
             for e in entries {
                 match js_sys::JSON::parse(&e.json) {

@@ -2,8 +2,11 @@
 //! (`settings: { scripts: [descriptor, ...] }`), and maps no events. Its `requiredConsent`
 //! comes from the config entry (default: only `necessary`).
 
-use std::cell::Cell;
-use std::rc::Rc;
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use alloc::rc::Rc;
+use core::cell::Cell;
 
 use js_sys::Array;
 use wasm_bindgen::JsCast;

@@ -23,8 +23,11 @@
 //! events: PostHog is initialised with `capture_pageview: false` and GA4 configured with
 //! `send_page_view: false`, so a page view is never counted twice.
 
-use std::cell::Cell;
-use std::rc::Rc;
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use alloc::rc::Rc;
+use core::cell::Cell;
 
 use js_sys::{Array, Object};
 use wasm_bindgen::prelude::*;
@@ -335,11 +338,11 @@ impl Destination for VendorDestination {
     }
 
     fn revoke(&self) {
-        remove_revoked(std::slice::from_ref(&self.script));
+        remove_revoked(core::slice::from_ref(&self.script));
     }
 
     fn destroy(&self) {
-        remove_all(std::slice::from_ref(&self.script));
+        remove_all(core::slice::from_ref(&self.script));
         // A new load starts over with the init calls.
         self.told.set(None);
     }
