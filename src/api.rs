@@ -48,7 +48,18 @@ impl Analytics {
     pub async fn load(
         #[wasm_bindgen(unchecked_optional_param_type = "AnalyticsConfig")] config: JsValue,
     ) -> Result<Analytics, JsValue> {
-        let cfg = config::parse(&config).map_err(|m| error(&m))?;
+        let a = Self::build(&config)?;
+        a.start().await?;
+        Ok(a)
+    }
+}
+
+impl Analytics {
+    /// Validates the config and creates everything, synchronously (kept out of the async
+    /// `load` so its state machine stays small).
+    #[inline(never)]
+    fn build(config: &JsValue) -> Result<Analytics, JsValue> {
+        let cfg = config::parse(config).map_err(|m| error(&m))?;
         let log = Rc::new(ConsoleLog { debug: cfg.debug });
         let mut dests = Vec::new();
         let mut specs = Vec::new();
@@ -96,7 +107,28 @@ impl Analytics {
             )
         });
         let engine = Engine::new(mgr, dests, kinds, dlq, log, nonce, cfg.timeout_ms);
-        // Undelivered events of an earlier page go first.
+        let context = Object::new();
+        let library = Object::new();
+        set(&library, "name", &JsValue::from_str("consent-analytics"));
+        set(&library, "version", &JsValue::from_str(VERSION));
+        set(&context, "library", &library);
+        set(&context, "userAgent", &navigator_get("userAgent"));
+        set(&context, "locale", &navigator_get("language"));
+        Ok(Analytics {
+            engine,
+            identity: RefCell::new(identity),
+            consent: Cell::new(consent),
+            context,
+            listeners: RefCell::new(Vec::new()),
+            remote,
+        })
+    }
+
+    /// Delivers what earlier pages left in durable outboxes first, starts the manager (eager
+    /// loads, the relay) and the remote scripts, and listens to page hide and online changes.
+    async fn start(&self) -> Result<(), JsValue> {
+        let engine = &self.engine;
+        let consent = self.consent.get();
         for i in 0..engine.dests.len() {
             if engine.dests[i].durable() {
                 for r in engine.dests[i].restore().await {
@@ -118,28 +150,16 @@ impl Analytics {
         while engine.mgr.borrow().durable_loading() {
             crate::web::engine::sleep(5).await?;
         }
-        let context = Object::new();
-        let library = Object::new();
-        set(&library, "name", &JsValue::from_str("consent-analytics"));
-        set(&library, "version", &JsValue::from_str(VERSION));
-        set(&context, "library", &library);
-        set(&context, "userAgent", &navigator_get("userAgent"));
-        set(&context, "locale", &navigator_get("language"));
-        let a = Analytics {
-            engine,
-            identity: RefCell::new(identity),
-            consent: Cell::new(consent),
-            context,
-            listeners: RefCell::new(Vec::new()),
-            remote,
-        };
-        if let Some(r) = &a.remote {
+        if let Some(r) = &self.remote {
             r.refresh(consent.granted());
         }
-        a.listen_page_events();
-        Ok(a)
+        self.listen_page_events();
+        Ok(())
     }
+}
 
+#[wasm_bindgen]
+impl Analytics {
     /// Adds a JavaScript destination type; `factory(settings)` returns the destination object.
     #[wasm_bindgen(js_name = registerDestination)]
     pub fn register_destination(

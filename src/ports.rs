@@ -4,7 +4,6 @@
 #[allow(unused_imports)]
 use crate::prelude::*;
 
-use alloc::collections::BTreeMap;
 use core::cell::{Cell, RefCell};
 
 /// Wall-clock time in milliseconds since the Unix epoch.
@@ -66,7 +65,8 @@ pub trait Log {
 /// `quota` bounds the total bytes of keys plus values, to simulate a full localStorage.
 #[derive(Default)]
 pub struct MemoryStorage {
-    map: RefCell<BTreeMap<String, String>>,
+    /// Sorted by key (a sorted Vec is far smaller in the wasm than a BTreeMap).
+    map: RefCell<Vec<(String, String)>>,
     quota: Cell<Option<usize>>,
     broken: Cell<bool>,
 }
@@ -87,6 +87,12 @@ impl MemoryStorage {
         self.broken.set(broken);
     }
 
+    fn find(&self, key: &str) -> Result<usize, usize> {
+        self.map
+            .borrow()
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+    }
+
     fn used_without(&self, key: &str) -> usize {
         self.map
             .borrow()
@@ -102,7 +108,7 @@ impl Storage for MemoryStorage {
         if self.broken.get() {
             return Err(StorageError::Unavailable);
         }
-        Ok(self.map.borrow().get(key).cloned())
+        Ok(self.find(key).ok().map(|i| self.map.borrow()[i].1.clone()))
     }
 
     fn set(&self, key: &str, value: &str) -> Result<(), StorageError> {
@@ -114,7 +120,10 @@ impl Storage for MemoryStorage {
                 return Err(StorageError::QuotaExceeded);
             }
         }
-        self.map.borrow_mut().insert(key.into(), value.into());
+        match self.find(key) {
+            Ok(i) => self.map.borrow_mut()[i].1 = value.into(),
+            Err(i) => self.map.borrow_mut().insert(i, (key.into(), value.into())),
+        }
         Ok(())
     }
 
@@ -122,7 +131,9 @@ impl Storage for MemoryStorage {
         if self.broken.get() {
             return Err(StorageError::Unavailable);
         }
-        self.map.borrow_mut().remove(key);
+        if let Ok(i) = self.find(key) {
+            self.map.borrow_mut().remove(i);
+        }
         Ok(())
     }
 
@@ -133,9 +144,9 @@ impl Storage for MemoryStorage {
         Ok(self
             .map
             .borrow()
-            .keys()
-            .filter(|k| k.starts_with(prefix))
-            .cloned()
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| k.clone())
             .collect())
     }
 }
