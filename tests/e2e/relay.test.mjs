@@ -204,7 +204,7 @@ describe('relay destination', () => {
     await withServer(async ({ url }) => {
       await setSinkMode(url, { mode: 'fail', status: 503 });
       // Retries far away: nothing is delivered before the reload.
-      const config = relayConfig({ flushIntervalMs: 50 }, { retry: { baseDelayMs: 60000 } });
+      const config = relayConfig({ flushIntervalMs: 50 }, { retry: { baseDelayMs: 60000, jitter: false } });
       const p = await openPage(browser, null);
       await boot(p.page, url, config);
       const ids = await track(p.page, 5);
@@ -227,7 +227,7 @@ describe('relay destination', () => {
     await withServer(async ({ url }) => {
       await setSinkMode(url, { mode: 'fail', status: 503 });
       const config = (bufferLimit) =>
-        relayConfig({ flushIntervalMs: 50 }, { retry: { baseDelayMs: 60000 }, loading: { bufferLimit } });
+        relayConfig({ flushIntervalMs: 50 }, { retry: { baseDelayMs: 60000, jitter: false }, loading: { bufferLimit } });
       const p = await openPage(browser, null);
       await boot(p.page, url, config(10));
       const ids = await track(p.page, 6);
@@ -253,7 +253,7 @@ describe('relay destination', () => {
 
   test('two tabs sharing an outbox never deliver the same entry twice', async () => {
     await withServer(async ({ url }) => {
-      const config = relayConfig({ flushIntervalMs: 50 }, { retry: { baseDelayMs: 60000 } });
+      const config = relayConfig({ flushIntervalMs: 50 }, { retry: { baseDelayMs: 60000, jitter: false } });
       const context = await browser.newContext();
       // A page leaves 5 undelivered events behind during an outage.
       await setSinkMode(url, { mode: 'fail', status: 503 });
@@ -298,7 +298,7 @@ describe('relay destination', () => {
 
   test('without navigator.locks, a heartbeat per page decides which entries may be adopted', async () => {
     await withServer(async ({ url }) => {
-      const config = relayConfig({ flushIntervalMs: 50 }, { retry: { baseDelayMs: 60000 } });
+      const config = relayConfig({ flushIntervalMs: 50 }, { retry: { baseDelayMs: 60000, jitter: false } });
       const context = await browser.newContext();
       await context.addInitScript(() => {
         Object.defineProperty(Navigator.prototype, 'locks', { get: () => undefined });
