@@ -17,7 +17,7 @@ use crate::event::{Envelope, EventKind};
 use crate::manager::{DestSpec, Manager};
 use crate::ports::{FallbackStorage, Log};
 use crate::web::config::{self, parse_consent_object};
-use crate::web::dest::consent_object;
+use crate::web::dest::{consent_object, CreateEnv};
 use crate::web::engine::{dead_letter_object, error_object, Engine, Pending};
 use crate::web::event::{object_arg, options_arg, page_context, serialise, Identity};
 use crate::web::js::{error, get, set, type_error};
@@ -61,11 +61,18 @@ impl Analytics {
     fn build(config: &JsValue) -> Result<Analytics, JsValue> {
         let cfg = config::parse(config).map_err(|m| error(&m))?;
         let log = Rc::new(ConsoleLog { debug: cfg.debug });
+        let log_dyn: Rc<dyn Log> = log.clone();
+        let storage = crate::web::platform::local_storage_or_memory(&*log_dyn);
+        let env = CreateEnv {
+            prefix: cfg.storage_prefix.clone(),
+            storage: storage.clone(),
+            log: log.clone(),
+        };
         let mut dests = Vec::new();
         let mut specs = Vec::new();
         let mut kinds = Vec::new();
         for entry in &cfg.destinations {
-            let d = registry::create(entry, &cfg.storage_prefix).map_err(|m| error(&m))?;
+            let d = registry::create(entry, &env).map_err(|m| error(&m))?;
             specs.push(DestSpec {
                 id: entry.id.clone(),
                 required: entry
@@ -81,8 +88,6 @@ impl Analytics {
             .as_bool()
             .unwrap_or(false);
         let consent = Consent::initial(cfg.consent, gpc, cfg.honor_gpc);
-        let log_dyn: Rc<dyn Log> = log.clone();
-        let storage = crate::web::platform::local_storage_or_memory(&*log_dyn);
         let dlq = DeadLetterQueue::open(
             cfg.dead_letter.clone(),
             storage.clone(),

@@ -26,6 +26,16 @@ pub type Fut<T> = Pin<Box<dyn Future<Output = T>>>;
 /// An event as the browser side holds it.
 pub type Event = Rc<Envelope<JsValue>>;
 
+/// What creating a built-in destination may need besides its config entry.
+pub struct CreateEnv {
+    /// `storagePrefix`.
+    pub prefix: String,
+    /// localStorage, or the memory stand-in when it is unavailable (probed once at load).
+    pub storage: Rc<dyn crate::ports::Storage>,
+    /// The console, honouring `debug`.
+    pub log: Rc<super::platform::ConsoleLog>,
+}
+
 /// What a load needs to know.
 #[derive(Clone)]
 pub struct LoadEnv {

@@ -10,7 +10,7 @@ use alloc::rc::Rc;
 use js_sys::Function;
 
 use super::config::DestConfig;
-use super::dest::{Destination, JsDestination};
+use super::dest::{CreateEnv, Destination, JsDestination};
 use crate::consent::{Purpose, Purposes};
 
 static JS_TYPES: Local<Vec<(String, Function)>> = Local::new(Vec::new());
@@ -50,8 +50,8 @@ pub fn default_required(kind: &str) -> Purposes {
 }
 
 /// Creates the instance for a config entry, validating its settings; errors name the entry.
-pub fn create(entry: &DestConfig, prefix: &str) -> Result<Rc<dyn Destination>, String> {
-    if let Some(d) = super::destinations::create(entry, prefix)? {
+pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>, String> {
+    if let Some(d) = super::destinations::create(entry, env)? {
         return Ok(d);
     }
     let factory = JS_TYPES.with(|t| {

@@ -3,7 +3,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchBrowser, withServer, openPage, waitFor } from './harness.mjs';
+import { launchBrowser, withServer, openPage, waitFor, sinkEvents } from './harness.mjs';
 
 let browser;
 before(async () => {
@@ -30,7 +30,9 @@ test('a localStorage that throws on access degrades to memory with one warning',
       m.Analytics.registerDestination('mem', () => ({
         track(e) { window.__got.push([e.event, e.userId, e.anonymousId]); },
       }));
-      const a = await m.Analytics.load({ destinations: [{ type: 'mem' }] });
+      const a = await m.Analytics.load({
+        destinations: [{ type: 'mem' }, { type: 'relay', settings: { endpoint: '/v1/batch' } }],
+      });
       a.identify('user-7', { plan: 'pro' });
       const id = a.track('Still works');
       window.analytics = a;
@@ -38,6 +40,10 @@ test('a localStorage that throws on access degrades to memory with one warning',
     });
     assert.match(result, /^[0-9a-f-]{36}$/);
     await waitFor(() => p.page.evaluate(() => window.__got.length === 1));
+    await p.page.evaluate(() => window.analytics.flush());
+    await waitFor(async () => (await sinkEvents(server.url)).events.some((e) => e.event.event === 'Still works'), {
+      message: 'the relay delivered from its in-memory outbox',
+    });
     const [[name, userId, anon]] = await p.page.evaluate(() => window.__got);
     assert.equal(name, 'Still works');
     assert.equal(userId, 'user-7', 'identity kept in memory');

@@ -6,7 +6,7 @@ use crate::prelude::*;
 use alloc::rc::Rc;
 
 use super::config::DestConfig;
-use super::dest::Destination;
+use super::dest::{CreateEnv, Destination};
 
 pub mod relay;
 pub mod script;
@@ -14,9 +14,9 @@ pub mod vendors;
 
 /// Creates a built-in destination for `entry`, `Ok(None)` when its type is not built in.
 /// Settings are validated here; errors name the entry (`config.destinations[0].settings.x`).
-pub fn create(entry: &DestConfig, prefix: &str) -> Result<Option<Rc<dyn Destination>>, String> {
+pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Option<Rc<dyn Destination>>, String> {
     match entry.kind.as_str() {
-        "relay" => relay::create(entry, prefix).map(Some),
+        "relay" => relay::create(entry, env).map(Some),
         "script" => script::create(entry).map(Some),
         "posthog" | "meta-pixel" | "ga4" | "gtm" => vendors::create(entry).map(Some),
         _ => Ok(None),

@@ -41,11 +41,9 @@ use crate::outbox::{
 use crate::retry::parse_retry_after;
 use crate::time::iso8601;
 use crate::web::config::DestConfig;
-use crate::web::dest::{Destination, Event, Fut, LoadEnv, Restored};
+use crate::web::dest::{CreateEnv, Destination, Event, Fut, LoadEnv, Restored};
 use crate::web::js::{check_keys, get, opt_bool, opt_obj, opt_str, opt_uint, set};
-use crate::web::platform::{
-    error_message, global, global_get, navigator_get, now, uuid, ConsoleLog, WebStorage,
-};
+use crate::web::platform::{error_message, global, global_get, navigator_get, now, uuid};
 
 const SETTINGS: &[&str] = &[
     "endpoint",
@@ -78,7 +76,8 @@ pub struct Relay {
 
 /// Creates the destination for `entry`, validating its settings; errors name the field
 /// (`config.destinations[0].settings.endpoint`).
-pub fn create(entry: &DestConfig, prefix: &str) -> Result<Rc<dyn Destination>, String> {
+pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>, String> {
+    let prefix = env.prefix.as_str();
     let s = &entry.settings;
     let path = [&entry.path, ".settings"].concat();
     check_keys(s, SETTINGS, &path)?;
@@ -121,8 +120,8 @@ pub fn create(entry: &DestConfig, prefix: &str) -> Result<Rc<dyn Destination>, S
     let use_beacon = opt_bool(s, "beacon", &path)?.unwrap_or(true);
     let owner = owner_id(now(), &uuid());
     let outbox = Outbox::new(
-        Rc::new(WebStorage::local()),
-        Rc::new(ConsoleLog { debug: false }),
+        env.storage.clone(),
+        env.log.clone(),
         prefix,
         &entry.id,
         owner,
