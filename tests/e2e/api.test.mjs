@@ -1,0 +1,105 @@
+// The status and listener API in Chromium: on/off for 'loaded', 'delivered', 'error',
+// 'consent'; testDestination over a JavaScript destination's testConnection(); status() fields.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { launchBrowser, withServer, openPage, waitFor } from './harness.mjs';
+
+let browser;
+before(async () => {
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+});
+
+test('listeners receive loaded, delivered, error and consent; off stops them', async () => {
+  await withServer(async (server) => {
+    const p = await openPage(browser, `${server.url}/blank.html`);
+    await p.page.evaluate(async () => {
+      const m = await import('/pkg/consent_analytics.js');
+      await m.default();
+      m.Analytics.registerDestination('good', () => ({ track() {}, testConnection: () => true }));
+      m.Analytics.registerDestination('bad', () => ({
+        track() { throw new Error('nope'); },
+        async testConnection() { return false; },
+      }));
+      m.Analytics.registerDestination('broken-test', () => ({
+        testConnection() { throw new Error('cannot reach'); },
+      }));
+      window.seen = [];
+      window.a = await m.Analytics.load({
+        retry: { maxRetries: 0 },
+        destinations: [{ type: 'good' }, { type: 'bad' }, { type: 'broken-test' }],
+      });
+      for (const name of ['loaded', 'delivered', 'error', 'consent']) {
+        a.on(name, (payload) => window.seen.push([name, payload]));
+      }
+      window.dropped = () => window.seen.push(['should not be called']);
+      a.on('delivered', window.dropped);
+      a.off('delivered', window.dropped);
+    });
+    const id = await p.page.evaluate(() => a.track('Hello'));
+    await waitFor(() => p.page.evaluate(() => window.seen.some(([n]) => n === 'error')), {
+      message: 'an error event',
+    });
+    await waitFor(() => p.page.evaluate(() => window.seen.some(([n]) => n === 'delivered')));
+    await p.page.evaluate(() => a.setConsent({ marketing: true }));
+    const seen = await p.page.evaluate(() => window.seen);
+    const of = (name) => seen.filter(([n]) => n === name).map(([, v]) => v);
+    assert.ok(of('loaded').some((v) => v.destination === 'good'));
+    const delivered = of('delivered').find((v) => v.destination === 'good');
+    assert.equal(delivered.messageId, id);
+    assert.equal(delivered.event.event, 'Hello');
+    const error = of('error').find((v) => v.destination === 'bad');
+    assert.equal(error.error.kind, 'unknown');
+    assert.equal(error.error.message, 'nope');
+    assert.equal(of('consent')[0].marketing, true);
+    assert.equal(of('consent')[0].necessary, true);
+    assert.ok(!seen.some(([n]) => n === 'should not be called'), 'off removed the listener');
+
+    const tests = await p.page.evaluate(async () => [
+      await a.testDestination('good'),
+      await a.testDestination('bad'),
+      await a.testDestination('broken-test'),
+      await a.testDestination('missing').then(() => 'resolved', (e) => e.message),
+    ]);
+    assert.deepEqual(tests, [true, false, false, 'unknown destination id: missing']);
+
+    const status = await p.page.evaluate(() => a.status());
+    const bad = status.find((s) => s.id === 'bad');
+    assert.deepEqual(Object.keys(bad).sort(), [
+      'circuit', 'deadLettered', 'delivered', 'failed', 'id', 'lastError', 'pending', 'state', 'type',
+    ]);
+    assert.equal(bad.type, 'bad');
+    assert.equal(bad.state, 'loaded');
+    assert.equal(bad.circuit, 'closed');
+    assert.equal(bad.failed, 1);
+    assert.equal(bad.deadLettered, 1, 'maxRetries 0: straight to the dead-letter queue');
+    assert.equal(bad.lastError.kind, 'unknown');
+    const good = status.find((s) => s.id === 'good');
+    assert.equal(good.delivered, 2, 'the track event and the consent event');
+    assert.equal(good.lastError, null);
+    assert.deepEqual(p.runtimeErrors(), []);
+    await p.close();
+  });
+});
+
+test('on() with an unknown event name throws a TypeError naming it', async () => {
+  await withServer(async (server) => {
+    const p = await openPage(browser, `${server.url}/blank.html`);
+    const message = await p.page.evaluate(async () => {
+      const m = await import('/pkg/consent_analytics.js');
+      await m.default();
+      const a = await m.Analytics.load({});
+      try {
+        a.on('deliverd', () => {});
+        return 'no error';
+      } catch (e) {
+        return `${e.name}: ${e.message}`;
+      }
+    });
+    assert.match(message, /^TypeError: .*'deliverd'/);
+    await p.close();
+  });
+});
