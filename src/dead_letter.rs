@@ -268,7 +268,9 @@ impl DeadLetterQueue {
         let n = self.entries.len();
         let mut evict = 0;
         loop {
-            let rest = &body[starts.get(evict).copied().unwrap_or(body.len())..];
+            let rest = body
+                .get(starts.get(evict).copied().unwrap_or(body.len())..)
+                .unwrap_or("");
             let mut value = String::with_capacity(HEADER.len() + 12 + rest.len());
             value.push_str(HEADER);
             value.push(' ');

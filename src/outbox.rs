@@ -186,7 +186,7 @@ impl Outbox {
         // Few owners: an insertion sort keeps the code small.
         let mut owners: Vec<String> = Vec::new();
         for k in &keys {
-            if let Some((owner, _)) = split_key(&k[self.base.len()..]) {
+            if let Some((owner, _)) = split_key(k.get(self.base.len()..).unwrap_or("")) {
                 if owner != self.owner && !owners.iter().any(|o| o == owner) {
                     let rank = (owner_time(owner), owner);
                     let at = owners
@@ -217,7 +217,7 @@ impl Outbox {
         // puts them in sequence order, which is nearly free for the usual short backlog.
         let mut found: Vec<u64> = Vec::new();
         for k in keys {
-            let rest = &k[prefix.len()..];
+            let rest = k.get(prefix.len()..).unwrap_or("");
             match rest.parse::<u64>() {
                 Ok(seq) if seq.to_string() == rest => {
                     let at = found.iter().rposition(|s| *s < seq).map_or(0, |p| p + 1);
@@ -371,7 +371,7 @@ fn read_str_lit(s: &str) -> Option<(String, &str)> {
     let mut chars = body.char_indices();
     while let Some((i, c)) = chars.next() {
         match c {
-            '"' => return Some((out, &body[i + 1..])),
+            '"' => return Some((out, body.get(i + 1..)?)),
             '\\' => {
                 let (_, e) = chars.next()?;
                 out.push(match e {

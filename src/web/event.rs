@@ -106,8 +106,12 @@ pub fn options_arg(v: &JsValue) -> Result<Options, String> {
         return Err("options must be a plain object".into());
     }
     let obj: &Object = v.unchecked_ref();
-    super::js::check_keys(obj, OPTION_KEYS, "options")
-        .map_err(|m| m.replacen("unknown option ", "unknown key ", 1))?;
+    super::js::check_keys(obj, OPTION_KEYS, "options").map_err(|m| {
+        match m.strip_prefix("unknown option ") {
+            Some(rest) => ["unknown key ", rest].concat(),
+            None => m,
+        }
+    })?;
     for k in ["messageId", "timestamp", "anonymousId", "userId"] {
         let x = get(v, k);
         if !x.is_undefined() && !x.is_null() && x.as_string().is_none_or(|s| s.is_empty()) {
