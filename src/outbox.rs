@@ -103,7 +103,7 @@ impl Outbox {
     }
 
     fn key(&self, owner: &str, seq: u64) -> String {
-        [&self.base, owner, ":", &seq.to_string()].concat()
+        [&self.base, owner, ":", &crate::json::dec(seq)].concat()
     }
 
     fn store_failed(&mut self, e: StorageError) {
@@ -112,7 +112,7 @@ impl Outbox {
             self.log.warn(
                 &[
                     "relay outbox: localStorage failed (",
-                    &e.to_string(),
+                    e.as_str(),
                     "); undelivered events are kept in memory for this page only",
                 ]
                 .concat(),
@@ -219,7 +219,7 @@ impl Outbox {
         for k in keys {
             let rest = k.get(prefix.len()..).unwrap_or("");
             match rest.parse::<u64>() {
-                Ok(seq) if seq.to_string() == rest => {
+                Ok(seq) if crate::json::dec(seq) == rest => {
                     let at = found.iter().rposition(|s| *s < seq).map_or(0, |p| p + 1);
                     found.insert(at, seq);
                 }
@@ -228,7 +228,7 @@ impl Outbox {
         }
         let mut out = Vec::with_capacity(found.len());
         for old_seq in found {
-            let old = [prefix.as_str(), &old_seq.to_string()].concat();
+            let old = [prefix.as_str(), &crate::json::dec(old_seq)].concat();
             let value = match self.storage.get(&old) {
                 Ok(Some(v)) => v,
                 Ok(None) => continue,
@@ -287,7 +287,7 @@ impl Outbox {
     /// [`HEARTBEAT_MS`].
     pub fn beat(&mut self, now_ms: u64) {
         let key = [self.alive.as_str(), &self.owner].concat();
-        if let Err(e) = self.storage.set(&key, &now_ms.to_string()) {
+        if let Err(e) = self.storage.set(&key, &crate::json::dec(now_ms)) {
             self.store_failed(e);
         }
     }
@@ -323,7 +323,7 @@ pub fn owner_id(now_ms: u64, random: &str) -> String {
         .filter(|c| c.is_ascii_alphanumeric())
         .take(12)
         .collect();
-    [now_ms.to_string(), "-".into(), r].concat()
+    [crate::json::dec(now_ms), "-".into(), r].concat()
 }
 
 /// The start time in an owner id (0 for a foreign id, which then sorts first).

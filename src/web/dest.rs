@@ -166,7 +166,7 @@ impl Destination for JsDestination {
                     .map_err(|m| DeliveryError::new(ErrorKind::ScriptLoad, m))?;
                 let mut descs = Vec::new();
                 for (i, d) in arr.into_iter().enumerate() {
-                    let path = [&self.id, ".scripts()[", &i.to_string(), "]"].concat();
+                    let path = [&self.id, ".scripts()[", &crate::json::dec(i as u64), "]"].concat();
                     descs.push(
                         parse_descriptor(&d, &path)
                             .map_err(|m| DeliveryError::new(ErrorKind::ScriptLoad, m))?,

@@ -376,7 +376,7 @@ impl Engine {
                     self.log.debug(
                         &[
                             "delivered ",
-                            &events.len().to_string(),
+                            &crate::json::dec(events.len() as u64),
                             " event(s) to ",
                             &self.id(dest),
                         ]
@@ -406,7 +406,7 @@ impl Engine {
                 let entry = DeadLetter {
                     id: super::platform::uuid(),
                     destination: self.id(dest),
-                    event_json: event.json.to_string(),
+                    event_json: String::from(&*event.json),
                     kind: error.kind,
                     message: error.message,
                     status: error.status,

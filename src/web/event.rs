@@ -57,7 +57,7 @@ pub fn check_json_value(
         let list = super::js::items(v).map_err(|m| [path.as_str(), ": ", &m].concat())?;
         for (i, item) in list.iter().enumerate() {
             path.push('[');
-            path.push_str(&i.to_string());
+            path.push_str(&crate::json::dec(i as u64));
             path.push(']');
             check_json_value(item, path, stack)?;
             path.truncate(len);
@@ -239,7 +239,7 @@ pub fn serialise(event: &JsValue) -> Result<String, String> {
     if s.len() > MAX_EVENT_BYTES {
         return Err([
             "event is ",
-            &s.len().to_string(),
+            &crate::json::dec(s.len() as u64),
             " bytes serialised, over the 32 KB limit",
         ]
         .concat());

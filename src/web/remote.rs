@@ -160,7 +160,9 @@ async fn get_text(url: &str) -> Result<String, String> {
         .map_err(|e| fail(&["failed: ", &error_message(&e)].concat()))?;
     if get(&resp, "ok").as_bool() != Some(true) {
         let status = get(&resp, "status").as_f64().unwrap_or(0.0) as u16;
-        return Err(fail(&["answered HTTP ", &status.to_string()].concat()));
+        return Err(fail(
+            &["answered HTTP ", &crate::json::dec(status.into())].concat(),
+        ));
     }
     call_method(&resp, "text", &[])
         .await
@@ -182,7 +184,7 @@ pub fn parse_body(text: &str) -> Result<Vec<RemoteScript>, String> {
         .map_err(|_| "invalid body: scripts must be an array".to_string())?;
     let mut out = Vec::new();
     for (j, s) in arr.iter().enumerate() {
-        let path = ["scripts[", &j.to_string(), "]"].concat();
+        let path = ["scripts[", &crate::json::dec(j as u64), "]"].concat();
         let d = parse_descriptor(&s, &path).map_err(|m| ["invalid body: ", &m].concat())?;
         let rc = get(&s, "requiredConsent");
         let req = if rc.is_undefined() {
