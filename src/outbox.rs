@@ -323,7 +323,7 @@ pub fn owner_id(now_ms: u64, random: &str) -> String {
         .filter(|c| c.is_ascii_alphanumeric())
         .take(12)
         .collect();
-    [crate::json::dec(now_ms), "-".into(), r].concat()
+    [crate::json::dec(now_ms).as_str(), "-", &r].concat()
 }
 
 /// The start time in an owner id (0 for a foreign id, which then sorts first).
