@@ -346,7 +346,7 @@ impl Analytics {
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn flush(&self) -> Promise {
         let engine = self.engine.clone();
-        wasm_bindgen_futures::future_to_promise(async move {
+        crate::web::engine::promise(Box::pin(async move {
             // Let the capture pipeline route what was tracked before this call.
             while engine.capture_pending() {
                 crate::web::engine::sleep(0).await.ok();
@@ -357,7 +357,7 @@ impl Analytics {
             engine.run(cmds);
             wasm_bindgen_futures::JsFuture::from(p).await?;
             Ok(JsValue::UNDEFINED)
-        })
+        }))
     }
 
     /// Loads every destination the current consent allows; resolves once none is loading.
@@ -367,12 +367,12 @@ impl Analytics {
         let cmds = self.engine.mgr.borrow_mut().poll(now());
         self.engine.run(cmds);
         let engine = self.engine.clone();
-        wasm_bindgen_futures::future_to_promise(async move {
+        crate::web::engine::promise(Box::pin(async move {
             while engine.mgr.borrow().any_loading() {
                 crate::web::engine::sleep(10).await?;
             }
             Ok(JsValue::UNDEFINED)
-        })
+        }))
     }
 
     /// Each destination's `{ id, type, state, circuit, delivered, failed, deadLettered, lastError }`.
@@ -417,9 +417,9 @@ impl Analytics {
             return Promise::reject(&unknown_dest(&id));
         };
         let d = self.engine.dests[i].clone();
-        wasm_bindgen_futures::future_to_promise(
+        crate::web::engine::promise(Box::pin(
             async move { Ok(JsValue::from_bool(d.test().await)) },
-        )
+        ))
     }
 
     /// Listens to `'delivered'`, `'error'`, `'dead-letter'`, `'consent'` or `'loaded'`.
@@ -524,7 +524,7 @@ impl Analytics {
         }
         let cmds = engine.mgr.borrow_mut().poll(now());
         engine.run(cmds);
-        wasm_bindgen_futures::future_to_promise(async move {
+        crate::web::engine::promise(Box::pin(async move {
             let (mut r, mut s, mut f) = (0.0, 0.0, f64::from(orphans));
             r += f64::from(orphans);
             for p in promises {
@@ -538,7 +538,7 @@ impl Analytics {
             set(&o, "succeeded", &s.into());
             set(&o, "failed", &f.into());
             Ok(o.into())
-        })
+        }))
     }
 
     /// Deletes dead letters (all, or one destination's); returns how many.

@@ -228,9 +228,9 @@ impl Destination for JsDestination {
         self.generation.set(self.generation.get().wrapping_add(1));
         remove_all(&self.scripts.borrow());
         let obj = self.obj.clone();
-        wasm_bindgen_futures::spawn_local(async move {
+        super::engine::spawn(Box::pin(async move {
             let _ = call_method(&obj, "destroy", &[]).await;
-        });
+        }));
     }
 
     fn test(self: Rc<Self>) -> Fut<bool> {

@@ -18,7 +18,7 @@ use core::task::{Context, Poll};
 use js_sys::{Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::{spawn_local, JsFuture};
+use wasm_bindgen_futures::JsFuture;
 
 use super::dest::{Destination, LoadEnv};
 use super::js::{get, set, settle};
@@ -170,7 +170,7 @@ impl Engine {
         self.pending.borrow_mut().push_back(p);
         if !self.draining.replace(true) {
             let me = self.clone();
-            spawn_local(async move { me.drain().await });
+            spawn(Box::pin(async move { me.drain().await }));
         }
     }
 
@@ -344,17 +344,17 @@ impl Engine {
                 };
                 let d = self.dests[dest].clone();
                 let me = self.clone();
-                spawn_local(async move {
+                spawn(Box::pin(async move {
                     let r = d.load(env).await;
                     let cmds = me.mgr.borrow_mut().load_done(dest, r, now());
                     me.run(cmds);
-                });
+                }));
             }
             Command::Deliver { dest, events } => {
                 let d = self.dests[dest].clone();
                 let me = self.clone();
                 let timeout = self.timeout_ms;
-                spawn_local(async move {
+                spawn(Box::pin(async move {
                     let r = with_timeout(d.deliver(events), timeout).await;
                     let outcome = match r {
                         Ok(()) => Outcome::Ok,
@@ -363,7 +363,7 @@ impl Engine {
                     };
                     let cmds = me.mgr.borrow_mut().delivery_done(dest, outcome, now());
                     me.run(cmds);
-                });
+                }));
             }
             Command::RemoveScripts { dest } => {
                 self.log
@@ -554,6 +554,19 @@ extern "C" {
     fn set_timeout(cb: &Function, ms: i32) -> i32;
     #[wasm_bindgen(js_name = clearTimeout)]
     fn clear_timeout(handle: i32);
+}
+
+/// Runs `fut` in the background. Every caller shares one instantiation of the executor's
+/// spawn code (one per future type otherwise), which keeps the wasm smaller.
+#[inline(never)]
+pub fn spawn(fut: Pin<Box<dyn Future<Output = ()>>>) {
+    wasm_bindgen_futures::spawn_local(fut);
+}
+
+/// A promise settled by `fut`, with one shared instantiation (see [`spawn`]).
+#[inline(never)]
+pub fn promise(fut: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>) -> Promise {
+    wasm_bindgen_futures::future_to_promise(fut)
 }
 
 /// A promise resolving after `ms`.

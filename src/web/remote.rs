@@ -14,7 +14,6 @@ use core::cell::{Cell, RefCell};
 use js_sys::{Array, Function};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::spawn_local;
 
 use super::config::parse_purpose_list;
 use super::engine::with_timeout;
@@ -82,7 +81,7 @@ impl Remote {
         });
         remove_revoked(&revoked);
         let me = self.clone();
-        spawn_local(async move { me.run(consent, generation).await });
+        crate::web::engine::spawn(Box::pin(async move { me.run(consent, generation).await }));
     }
 
     async fn run(&self, consent: Purposes, generation: u32) {

@@ -31,7 +31,7 @@ use core::cell::{Cell, RefCell};
 use js_sys::{Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::{spawn_local, JsFuture};
+use wasm_bindgen_futures::JsFuture;
 
 use crate::error::{DeliveryError, ErrorKind};
 use crate::manager::BatchLimits;
@@ -216,7 +216,7 @@ impl Relay {
                     .collect();
                 self.deferred.borrow_mut().extend(ids.iter().cloned());
                 let (deferred, outbox) = (self.deferred.clone(), self.outbox.clone());
-                spawn_local(async move {
+                crate::web::engine::spawn(Box::pin(async move {
                     let ok = answer(p).await.is_ok();
                     for id in ids {
                         let mut d = deferred.borrow_mut();
@@ -227,7 +227,7 @@ impl Relay {
                             outbox.borrow_mut().forget(&id);
                         }
                     }
-                });
+                }));
             }
             sent += n;
         }
