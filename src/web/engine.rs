@@ -577,8 +577,9 @@ pub fn sleep(ms: u64) -> JsFuture {
 }
 
 /// Runs `fut`, failing with a `timeout` error when it has not finished after `ms`.
-pub async fn with_timeout<F: Future<Output = Result<(), DeliveryError>>>(
-    fut: F,
+/// (Boxed and not generic, so there is one copy of it in the wasm.)
+pub async fn with_timeout(
+    fut: Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + '_>>,
     ms: u64,
 ) -> Result<(), DeliveryError> {
     let mut handle = 0;
@@ -587,11 +588,7 @@ pub async fn with_timeout<F: Future<Output = Result<(), DeliveryError>>>(
         handle = set_timeout(&res, ms.min(i32::MAX as u64) as i32);
         resolve = Some(res);
     }));
-    let r = Race {
-        a: Box::pin(fut),
-        b: timer,
-    }
-    .await;
+    let r = Race { a: fut, b: timer }.await;
     // Settle the timer now: a promise left pending would keep its callbacks (and what they
     // hold) alive until the timer fired.
     clear_timeout(handle);
@@ -601,12 +598,12 @@ pub async fn with_timeout<F: Future<Output = Result<(), DeliveryError>>>(
     r
 }
 
-struct Race<A: Future> {
+struct Race<A: Future + ?Sized> {
     a: Pin<Box<A>>,
     b: JsFuture,
 }
 
-impl<A: Future<Output = Result<(), DeliveryError>>> Future for Race<A> {
+impl<A: Future<Output = Result<(), DeliveryError>> + ?Sized> Future for Race<A> {
     type Output = Result<(), DeliveryError>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         if let Poll::Ready(r) = self.a.as_mut().poll(cx) {

@@ -135,7 +135,10 @@ impl Remote {
             *body.borrow_mut() = get_text(&url).await;
             Ok::<(), DeliveryError>(())
         };
-        if with_timeout(attempt, self.timeout_ms).await.is_err() {
+        if with_timeout(Box::pin(attempt), self.timeout_ms)
+            .await
+            .is_err()
+        {
             return Err(["GET ", &url, " timed out"].concat());
         }
         let text = body.into_inner()?;
