@@ -353,7 +353,8 @@ impl Analytics {
             }
             engine.mgr.borrow_mut().request_flush();
             let cmds = engine.mgr.borrow_mut().poll(now());
-            let p = Promise::new(&mut |res, _| engine.wait_flush(res));
+            let (p, res, _) = crate::web::engine::deferred();
+            engine.wait_flush(res);
             engine.run(cmds);
             wasm_bindgen_futures::JsFuture::from(p).await?;
             Ok(JsValue::UNDEFINED)
@@ -520,7 +521,9 @@ impl Analytics {
         let mut promises = Vec::new();
         for (i, envs) in by_dest {
             let ticket = engine.mgr.borrow_mut().replay(i, envs, now());
-            promises.push(Promise::new(&mut |res, _| engine.wait_replay(ticket, res)));
+            let (p, res, _) = crate::web::engine::deferred();
+            engine.wait_replay(ticket, res);
+            promises.push(p);
         }
         let cmds = engine.mgr.borrow_mut().poll(now());
         engine.run(cmds);

@@ -569,11 +569,28 @@ pub fn promise(fut: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>) -> 
     wasm_bindgen_futures::future_to_promise(fut)
 }
 
+/// A new pending promise with its `resolve` and `reject` functions. Every caller shares this
+/// one executor closure (one per call site otherwise), which keeps the wasm smaller.
+#[inline(never)]
+pub fn deferred() -> (Promise, Function, Function) {
+    let mut slot = None;
+    let p = Promise::new(&mut |res, rej| slot = Some((res, rej)));
+    // The executor runs synchronously, so `slot` is set; calling the fallback would only
+    // return an error.
+    let (res, rej) = slot.unwrap_or_else(|| {
+        (
+            JsValue::UNDEFINED.unchecked_into(),
+            JsValue::UNDEFINED.unchecked_into(),
+        )
+    });
+    (p, res, rej)
+}
+
 /// A promise resolving after `ms`.
 pub fn sleep(ms: u64) -> JsFuture {
-    JsFuture::from(Promise::new(&mut |res, _| {
-        set_timeout(&res, ms.min(i32::MAX as u64) as i32);
-    }))
+    let (p, res, _) = deferred();
+    set_timeout(&res, ms.min(i32::MAX as u64) as i32);
+    JsFuture::from(p)
 }
 
 /// Runs `fut`, failing with a `timeout` error when it has not finished after `ms`.
@@ -582,19 +599,14 @@ pub async fn with_timeout(
     fut: Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + '_>>,
     ms: u64,
 ) -> Result<(), DeliveryError> {
-    let mut handle = 0;
-    let mut resolve = None;
-    let timer = JsFuture::from(Promise::new(&mut |res, _| {
-        handle = set_timeout(&res, ms.min(i32::MAX as u64) as i32);
-        resolve = Some(res);
-    }));
+    let (timer, res, _) = deferred();
+    let handle = set_timeout(&res, ms.min(i32::MAX as u64) as i32);
+    let timer = JsFuture::from(timer);
     let r = Race { a: fut, b: timer }.await;
     // Settle the timer now: a promise left pending would keep its callbacks (and what they
     // hold) alive until the timer fired.
     clear_timeout(handle);
-    if let Some(res) = resolve {
-        let _ = res.call0(&JsValue::NULL);
-    }
+    let _ = res.call0(&JsValue::NULL);
     r
 }
 

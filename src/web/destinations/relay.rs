@@ -400,15 +400,11 @@ enum Mode {
 /// Requests the Web Lock `name` and keeps it while the page lives; resolves true once held,
 /// false when the request was refused.
 async fn hold_lock(locks: &JsValue, name: &str) -> bool {
-    let mut slot = None;
-    let granted = Promise::new(&mut |res, rej| slot = Some((res, rej)));
-    let Some((res, rej)) = slot else {
-        return false;
-    };
+    let (granted, res, rej) = crate::web::engine::deferred();
     let cb = Closure::once_into_js(move |_lock: JsValue| -> JsValue {
         let _ = res.call1(&JsValue::NULL, &JsValue::TRUE);
         // Never settles: the lock is released only when the page goes away.
-        Promise::new(&mut |_, _| {}).into()
+        crate::web::engine::deferred().0.into()
     });
     let request: Function = get(locks, "request").unchecked_into();
     let Ok(p) = request.call2(locks, &JsValue::from_str(name), &cb) else {
