@@ -191,8 +191,7 @@ impl Analytics {
             .as_string()
             .filter(|s| !s.trim().is_empty())
             .ok_or_else(|| type_error("track: event must be a non-empty string"))?;
-        let props = object_arg(&properties, "properties")
-            .map_err(|m| type_error(&["track: ", &m].concat()))?;
+        let props = object_arg(&properties, "properties").map_err(|m| call_error("track", &m))?;
         let e = Object::new();
         set(&e, "event", &JsValue::from_str(&name));
         set(&e, "properties", &props);
@@ -215,8 +214,7 @@ impl Analytics {
         if !name.is_undefined() && !name.is_null() && name.as_string().is_none() {
             return Err(type_error("page: name must be a string"));
         }
-        let props = object_arg(&properties, "properties")
-            .map_err(|m| type_error(&["page: ", &m].concat()))?;
+        let props = object_arg(&properties, "properties").map_err(|m| call_error("page", &m))?;
         let page = page_context();
         let merged = crate::web::js::assign(&page, &props)
             .map_err(|m| type_error(&["page: properties ", &m].concat()))?;
@@ -241,9 +239,8 @@ impl Analytics {
             (user_id, traits, options)
         };
         let uid = id_arg(&user_id, "identify: userId")?;
-        let traits =
-            object_arg(&traits, "traits").map_err(|m| type_error(&["identify: ", &m].concat()))?;
-        options_arg(&options).map_err(|m| type_error(&["identify: ", &m].concat()))?;
+        let traits = object_arg(&traits, "traits").map_err(|m| call_error("identify", &m))?;
+        options_arg(&options).map_err(|m| call_error("identify", &m))?;
         {
             let mut id = self.identity.borrow_mut();
             if let Some(u) = &uid {
@@ -266,9 +263,8 @@ impl Analytics {
     ) -> Result<String, JsValue> {
         let gid = id_arg(&group_id, "group: groupId")?
             .ok_or_else(|| type_error("group: groupId must be a non-empty string"))?;
-        let traits =
-            object_arg(&traits, "traits").map_err(|m| type_error(&["group: ", &m].concat()))?;
-        options_arg(&options).map_err(|m| type_error(&["group: ", &m].concat()))?;
+        let traits = object_arg(&traits, "traits").map_err(|m| call_error("group", &m))?;
+        options_arg(&options).map_err(|m| call_error("group", &m))?;
         self.identity.borrow_mut().group_id = Some(gid.clone());
         let e = Object::new();
         set(&e, "groupId", &JsValue::from_str(&gid));
@@ -296,7 +292,7 @@ impl Analytics {
                     .to_string()
             }
         };
-        options_arg(&options).map_err(|m| type_error(&["alias: ", &m].concat()))?;
+        options_arg(&options).map_err(|m| call_error("alias", &m))?;
         let e = Object::new();
         set(&e, "userId", &JsValue::from_str(&uid));
         set(&e, "previousId", &JsValue::from_str(&prev));
@@ -346,18 +342,19 @@ impl Analytics {
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn flush(&self) -> Promise {
         let engine = self.engine.clone();
-        wasm_bindgen_futures::future_to_promise(async move {
+        crate::web::engine::promise(Box::pin(async move {
             // Let the capture pipeline route what was tracked before this call.
             while engine.capture_pending() {
                 crate::web::engine::sleep(0).await.ok();
             }
             engine.mgr.borrow_mut().request_flush();
             let cmds = engine.mgr.borrow_mut().poll(now());
-            let p = Promise::new(&mut |res, _| engine.wait_flush(res));
+            let (p, res, _) = crate::web::engine::deferred();
+            engine.wait_flush(res);
             engine.run(cmds);
             wasm_bindgen_futures::JsFuture::from(p).await?;
             Ok(JsValue::UNDEFINED)
-        })
+        }))
     }
 
     /// Loads every destination the current consent allows; resolves once none is loading.
@@ -367,12 +364,12 @@ impl Analytics {
         let cmds = self.engine.mgr.borrow_mut().poll(now());
         self.engine.run(cmds);
         let engine = self.engine.clone();
-        wasm_bindgen_futures::future_to_promise(async move {
+        crate::web::engine::promise(Box::pin(async move {
             while engine.mgr.borrow().any_loading() {
                 crate::web::engine::sleep(10).await?;
             }
             Ok(JsValue::UNDEFINED)
-        })
+        }))
     }
 
     /// Each destination's `{ id, type, state, circuit, delivered, failed, deadLettered, lastError }`.
@@ -417,9 +414,9 @@ impl Analytics {
             return Promise::reject(&unknown_dest(&id));
         };
         let d = self.engine.dests[i].clone();
-        wasm_bindgen_futures::future_to_promise(
+        crate::web::engine::promise(Box::pin(
             async move { Ok(JsValue::from_bool(d.test().await)) },
-        )
+        ))
     }
 
     /// Listens to `'delivered'`, `'error'`, `'dead-letter'`, `'consent'` or `'loaded'`.
@@ -520,11 +517,13 @@ impl Analytics {
         let mut promises = Vec::new();
         for (i, envs) in by_dest {
             let ticket = engine.mgr.borrow_mut().replay(i, envs, now());
-            promises.push(Promise::new(&mut |res, _| engine.wait_replay(ticket, res)));
+            let (p, res, _) = crate::web::engine::deferred();
+            engine.wait_replay(ticket, res);
+            promises.push(p);
         }
         let cmds = engine.mgr.borrow_mut().poll(now());
         engine.run(cmds);
-        wasm_bindgen_futures::future_to_promise(async move {
+        crate::web::engine::promise(Box::pin(async move {
             let (mut r, mut s, mut f) = (0.0, 0.0, f64::from(orphans));
             r += f64::from(orphans);
             for p in promises {
@@ -538,7 +537,7 @@ impl Analytics {
             set(&o, "succeeded", &s.into());
             set(&o, "failed", &f.into());
             Ok(o.into())
-        })
+        }))
     }
 
     /// Deletes dead letters (all, or one destination's); returns how many.
@@ -605,7 +604,7 @@ impl Analytics {
         options: &JsValue,
         call: &str,
     ) -> Result<String, JsValue> {
-        let opts = options_arg(options).map_err(|m| type_error(&[call, ": ", &m].concat()))?;
+        let opts = options_arg(options).map_err(|m| call_error(call, &m))?;
         let o = &opts.raw;
         let id = self.identity.borrow();
         let message_id = get(o, "messageId").as_string().unwrap_or_else(uuid);
@@ -669,7 +668,7 @@ impl Analytics {
                 Object::new().into()
             },
         );
-        let json = serialise(&e).map_err(|m| type_error(&[call, ": ", &m].concat()))?;
+        let json = serialise(&e).map_err(|m| call_error(call, &m))?;
         let payload: JsValue = e.into();
         self.engine.enqueue(Pending::Event {
             payload,
@@ -755,6 +754,12 @@ fn check_event_name(name: &str) -> Result<(), JsValue> {
             .concat(),
         ))
     }
+}
+
+/// A `TypeError` whose message is `<call>: <m>`.
+#[inline(never)]
+fn call_error(call: &str, m: &str) -> JsValue {
+    type_error(&[call, ": ", m].concat())
 }
 
 fn unknown_dest(id: &str) -> JsValue {

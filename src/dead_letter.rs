@@ -268,11 +268,13 @@ impl DeadLetterQueue {
         let n = self.entries.len();
         let mut evict = 0;
         loop {
-            let rest = &body[starts.get(evict).copied().unwrap_or(body.len())..];
+            let rest = body
+                .get(starts.get(evict).copied().unwrap_or(body.len())..)
+                .unwrap_or("");
             let mut value = String::with_capacity(HEADER.len() + 12 + rest.len());
             value.push_str(HEADER);
             value.push(' ');
-            value.push_str(&(n - evict).to_string());
+            value.push_str(&crate::json::dec((n - evict) as u64));
             value.push('\n');
             value.push_str(rest);
             match self.storage.set(&self.config.storage_key, &value) {
@@ -303,7 +305,7 @@ impl DeadLetterQueue {
         let mut msg = String::from("cannot store dead letters under localStorage key ");
         crate::json::push_str_lit(&mut msg, &self.config.storage_key);
         msg.push_str(" (");
-        msg.push_str(&err.to_string());
+        msg.push_str(err.as_str());
         msg.push_str("); keeping them in memory for this page only");
         self.log.warn(&msg);
     }
@@ -321,14 +323,14 @@ fn encode_line(out: &mut String, e: &DeadLetter) {
     out.push_str(e.kind.name());
     out.push('\t');
     if let Some(s) = e.status {
-        out.push_str(&s.to_string());
+        out.push_str(&crate::json::dec(s.into()));
     }
     out.push('\t');
-    out.push_str(&e.attempts.to_string());
+    out.push_str(&crate::json::dec(e.attempts.into()));
     out.push('\t');
-    out.push_str(&e.first_failed_at.to_string());
+    out.push_str(&crate::json::dec(e.first_failed_at));
     out.push('\t');
-    out.push_str(&e.last_failed_at.to_string());
+    out.push_str(&crate::json::dec(e.last_failed_at));
     out.push('\t');
     push_escaped(out, &e.message);
     out.push('\t');

@@ -25,9 +25,31 @@ pub fn push_str_lit(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// `n` in decimal, without pulling in `core::fmt` integer formatting.
+pub fn dec(mut n: u64) -> String {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf[i..].iter().map(|&b| b as char).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dec_matches_display() {
+        for n in [0, 1, 9, 10, 99, 100, 12345, u32::MAX as u64, u64::MAX] {
+            assert_eq!(dec(n), n.to_string());
+        }
+    }
 
     #[test]
     fn escapes_quotes_backslashes_and_controls() {

@@ -471,7 +471,7 @@ impl<P> Manager<P> {
                 let mut message = String::from("destination ");
                 message.push_str(&d.spec.id);
                 message.push_str(" holds ");
-                message.push_str(&limit.to_string());
+                message.push_str(&crate::json::dec(limit as u64));
                 message.push_str(
                     " undelivered events (loading.bufferLimit); further events go to the dead-letter queue",
                 );

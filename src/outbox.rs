@@ -103,7 +103,7 @@ impl Outbox {
     }
 
     fn key(&self, owner: &str, seq: u64) -> String {
-        [&self.base, owner, ":", &seq.to_string()].concat()
+        [&self.base, owner, ":", &crate::json::dec(seq)].concat()
     }
 
     fn store_failed(&mut self, e: StorageError) {
@@ -112,7 +112,7 @@ impl Outbox {
             self.log.warn(
                 &[
                     "relay outbox: localStorage failed (",
-                    &e.to_string(),
+                    e.as_str(),
                     "); undelivered events are kept in memory for this page only",
                 ]
                 .concat(),
@@ -186,7 +186,7 @@ impl Outbox {
         // Few owners: an insertion sort keeps the code small.
         let mut owners: Vec<String> = Vec::new();
         for k in &keys {
-            if let Some((owner, _)) = split_key(&k[self.base.len()..]) {
+            if let Some((owner, _)) = split_key(k.get(self.base.len()..).unwrap_or("")) {
                 if owner != self.owner && !owners.iter().any(|o| o == owner) {
                     let rank = (owner_time(owner), owner);
                     let at = owners
@@ -217,9 +217,9 @@ impl Outbox {
         // puts them in sequence order, which is nearly free for the usual short backlog.
         let mut found: Vec<u64> = Vec::new();
         for k in keys {
-            let rest = &k[prefix.len()..];
+            let rest = k.get(prefix.len()..).unwrap_or("");
             match rest.parse::<u64>() {
-                Ok(seq) if seq.to_string() == rest => {
+                Ok(seq) if crate::json::dec(seq) == rest => {
                     let at = found.iter().rposition(|s| *s < seq).map_or(0, |p| p + 1);
                     found.insert(at, seq);
                 }
@@ -228,7 +228,7 @@ impl Outbox {
         }
         let mut out = Vec::with_capacity(found.len());
         for old_seq in found {
-            let old = [prefix.as_str(), &old_seq.to_string()].concat();
+            let old = [prefix.as_str(), &crate::json::dec(old_seq)].concat();
             let value = match self.storage.get(&old) {
                 Ok(Some(v)) => v,
                 Ok(None) => continue,
@@ -287,7 +287,7 @@ impl Outbox {
     /// [`HEARTBEAT_MS`].
     pub fn beat(&mut self, now_ms: u64) {
         let key = [self.alive.as_str(), &self.owner].concat();
-        if let Err(e) = self.storage.set(&key, &now_ms.to_string()) {
+        if let Err(e) = self.storage.set(&key, &crate::json::dec(now_ms)) {
             self.store_failed(e);
         }
     }
@@ -323,7 +323,7 @@ pub fn owner_id(now_ms: u64, random: &str) -> String {
         .filter(|c| c.is_ascii_alphanumeric())
         .take(12)
         .collect();
-    [now_ms.to_string(), "-".into(), r].concat()
+    [crate::json::dec(now_ms).as_str(), "-", &r].concat()
 }
 
 /// The start time in an owner id (0 for a foreign id, which then sorts first).
@@ -371,7 +371,7 @@ fn read_str_lit(s: &str) -> Option<(String, &str)> {
     let mut chars = body.char_indices();
     while let Some((i, c)) = chars.next() {
         match c {
-            '"' => return Some((out, &body[i + 1..])),
+            '"' => return Some((out, body.get(i + 1..)?)),
             '\\' => {
                 let (_, e) = chars.next()?;
                 out.push(match e {

@@ -32,12 +32,19 @@ pub enum StorageError {
     QuotaExceeded,
 }
 
-impl core::fmt::Display for StorageError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(match self {
+impl StorageError {
+    /// The failure as a short message, e.g. `storage quota exceeded`.
+    pub fn as_str(self) -> &'static str {
+        match self {
             StorageError::Unavailable => "storage unavailable",
             StorageError::QuotaExceeded => "storage quota exceeded",
-        })
+        }
+    }
+}
+
+impl core::fmt::Display for StorageError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -181,7 +188,7 @@ impl FallbackStorage {
             self.log.warn(
                 &[
                     "localStorage failed (",
-                    &e.to_string(),
+                    e.as_str(),
                     "); keeping identity in memory for this page",
                 ]
                 .concat(),

@@ -60,7 +60,7 @@ impl ScriptsCache {
 
     /// What the cache holds for `consent` now.
     pub fn lookup(&self, consent: Purposes) -> Lookup {
-        match self.read(&self.key(&consent.bits().to_string())) {
+        match self.read(&self.key(&crate::json::dec(consent.bits().into()))) {
             Some((at, body)) => {
                 let now = self.clock.now_ms();
                 // A time in the future (clock moved back) counts as expired.
@@ -77,8 +77,8 @@ impl ScriptsCache {
     /// Stores a good (validated) response for `consent` and remembers it as the last good one.
     /// Storage failures are ignored: the cache is an optimisation.
     pub fn store(&self, consent: Purposes, body: &str) {
-        let bits = consent.bits().to_string();
-        let at = self.clock.now_ms().to_string();
+        let bits = crate::json::dec(consent.bits().into());
+        let at = crate::json::dec(self.clock.now_ms());
         let entry = [at.as_str(), "\n", body].concat();
         if self.storage.set(&self.key(&bits), &entry).is_ok() {
             let _ = self.storage.set(&self.key("last"), &bits);
@@ -89,7 +89,7 @@ impl ScriptsCache {
     /// expired, else the last good response of any consent value (scripts are still filtered
     /// by their `requiredConsent`, so another value's list is safe to use).
     pub fn fallback(&self, consent: Purposes) -> Option<String> {
-        if let Some((_, body)) = self.read(&self.key(&consent.bits().to_string())) {
+        if let Some((_, body)) = self.read(&self.key(&crate::json::dec(consent.bits().into()))) {
             return Some(body);
         }
         let bits = self.storage.get(&self.key("last")).ok().flatten()?;

@@ -110,7 +110,7 @@ pub fn parse_purpose_list(v: &JsValue, path: &str) -> Result<Purposes, String> {
             [
                 path,
                 "[",
-                &i.to_string(),
+                &crate::json::dec(i as u64),
                 "] is not a consent purpose: ",
                 &name,
             ]
@@ -235,7 +235,7 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
             .ok_or("config.destinations must be an array")?;
         let entries = super::js::items(arr).map_err(|m| ["config.destinations: ", &m].concat())?;
         for (i, entry) in entries.into_iter().enumerate() {
-            let path = ["config.destinations[", &i.to_string(), "]"].concat();
+            let path = ["config.destinations[", &crate::json::dec(i as u64), "]"].concat();
             if !is_plain_object(&entry) {
                 return Err([&path, " must be an object"].concat());
             }

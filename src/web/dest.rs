@@ -166,7 +166,7 @@ impl Destination for JsDestination {
                     .map_err(|m| DeliveryError::new(ErrorKind::ScriptLoad, m))?;
                 let mut descs = Vec::new();
                 for (i, d) in arr.into_iter().enumerate() {
-                    let path = [&self.id, ".scripts()[", &i.to_string(), "]"].concat();
+                    let path = [&self.id, ".scripts()[", &crate::json::dec(i as u64), "]"].concat();
                     descs.push(
                         parse_descriptor(&d, &path)
                             .map_err(|m| DeliveryError::new(ErrorKind::ScriptLoad, m))?,
@@ -228,9 +228,9 @@ impl Destination for JsDestination {
         self.generation.set(self.generation.get().wrapping_add(1));
         remove_all(&self.scripts.borrow());
         let obj = self.obj.clone();
-        wasm_bindgen_futures::spawn_local(async move {
+        super::engine::spawn(Box::pin(async move {
             let _ = call_method(&obj, "destroy", &[]).await;
-        });
+        }));
     }
 
     fn test(self: Rc<Self>) -> Fut<bool> {

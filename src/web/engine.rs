@@ -18,7 +18,7 @@ use core::task::{Context, Poll};
 use js_sys::{Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::{spawn_local, JsFuture};
+use wasm_bindgen_futures::JsFuture;
 
 use super::dest::{Destination, LoadEnv};
 use super::js::{get, set, settle};
@@ -170,7 +170,7 @@ impl Engine {
         self.pending.borrow_mut().push_back(p);
         if !self.draining.replace(true) {
             let me = self.clone();
-            spawn_local(async move { me.drain().await });
+            spawn(Box::pin(async move { me.drain().await }));
         }
     }
 
@@ -344,17 +344,17 @@ impl Engine {
                 };
                 let d = self.dests[dest].clone();
                 let me = self.clone();
-                spawn_local(async move {
+                spawn(Box::pin(async move {
                     let r = d.load(env).await;
                     let cmds = me.mgr.borrow_mut().load_done(dest, r, now());
                     me.run(cmds);
-                });
+                }));
             }
             Command::Deliver { dest, events } => {
                 let d = self.dests[dest].clone();
                 let me = self.clone();
                 let timeout = self.timeout_ms;
-                spawn_local(async move {
+                spawn(Box::pin(async move {
                     let r = with_timeout(d.deliver(events), timeout).await;
                     let outcome = match r {
                         Ok(()) => Outcome::Ok,
@@ -363,7 +363,7 @@ impl Engine {
                     };
                     let cmds = me.mgr.borrow_mut().delivery_done(dest, outcome, now());
                     me.run(cmds);
-                });
+                }));
             }
             Command::RemoveScripts { dest } => {
                 self.log
@@ -376,7 +376,7 @@ impl Engine {
                     self.log.debug(
                         &[
                             "delivered ",
-                            &events.len().to_string(),
+                            &crate::json::dec(events.len() as u64),
                             " event(s) to ",
                             &self.id(dest),
                         ]
@@ -406,7 +406,7 @@ impl Engine {
                 let entry = DeadLetter {
                     id: super::platform::uuid(),
                     destination: self.id(dest),
-                    event_json: event.json.to_string(),
+                    event_json: String::from(&*event.json),
                     kind: error.kind,
                     message: error.message,
                     status: error.status,
@@ -556,44 +556,66 @@ extern "C" {
     fn clear_timeout(handle: i32);
 }
 
+/// Runs `fut` in the background. Every caller shares one instantiation of the executor's
+/// spawn code (one per future type otherwise), which keeps the wasm smaller.
+#[inline(never)]
+pub fn spawn(fut: Pin<Box<dyn Future<Output = ()>>>) {
+    wasm_bindgen_futures::spawn_local(fut);
+}
+
+/// A promise settled by `fut`, with one shared instantiation (see [`spawn`]).
+#[inline(never)]
+pub fn promise(fut: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>) -> Promise {
+    wasm_bindgen_futures::future_to_promise(fut)
+}
+
+/// A new pending promise with its `resolve` and `reject` functions. Every caller shares this
+/// one executor closure (one per call site otherwise), which keeps the wasm smaller.
+#[inline(never)]
+pub fn deferred() -> (Promise, Function, Function) {
+    let mut slot = None;
+    let p = Promise::new(&mut |res, rej| slot = Some((res, rej)));
+    // The executor runs synchronously, so `slot` is set; calling the fallback would only
+    // return an error.
+    let (res, rej) = slot.unwrap_or_else(|| {
+        (
+            JsValue::UNDEFINED.unchecked_into(),
+            JsValue::UNDEFINED.unchecked_into(),
+        )
+    });
+    (p, res, rej)
+}
+
 /// A promise resolving after `ms`.
 pub fn sleep(ms: u64) -> JsFuture {
-    JsFuture::from(Promise::new(&mut |res, _| {
-        set_timeout(&res, ms.min(i32::MAX as u64) as i32);
-    }))
+    let (p, res, _) = deferred();
+    set_timeout(&res, ms.min(i32::MAX as u64) as i32);
+    JsFuture::from(p)
 }
 
 /// Runs `fut`, failing with a `timeout` error when it has not finished after `ms`.
-pub async fn with_timeout<F: Future<Output = Result<(), DeliveryError>>>(
-    fut: F,
+/// (Boxed and not generic, so there is one copy of it in the wasm.)
+pub async fn with_timeout(
+    fut: Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + '_>>,
     ms: u64,
 ) -> Result<(), DeliveryError> {
-    let mut handle = 0;
-    let mut resolve = None;
-    let timer = JsFuture::from(Promise::new(&mut |res, _| {
-        handle = set_timeout(&res, ms.min(i32::MAX as u64) as i32);
-        resolve = Some(res);
-    }));
-    let r = Race {
-        a: Box::pin(fut),
-        b: timer,
-    }
-    .await;
+    let (timer, res, _) = deferred();
+    let handle = set_timeout(&res, ms.min(i32::MAX as u64) as i32);
+    let timer = JsFuture::from(timer);
+    let r = Race { a: fut, b: timer }.await;
     // Settle the timer now: a promise left pending would keep its callbacks (and what they
     // hold) alive until the timer fired.
     clear_timeout(handle);
-    if let Some(res) = resolve {
-        let _ = res.call0(&JsValue::NULL);
-    }
+    let _ = res.call0(&JsValue::NULL);
     r
 }
 
-struct Race<A: Future> {
+struct Race<A: Future + ?Sized> {
     a: Pin<Box<A>>,
     b: JsFuture,
 }
 
-impl<A: Future<Output = Result<(), DeliveryError>>> Future for Race<A> {
+impl<A: Future<Output = Result<(), DeliveryError>> + ?Sized> Future for Race<A> {
     type Output = Result<(), DeliveryError>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         if let Poll::Ready(r) = self.a.as_mut().poll(cx) {

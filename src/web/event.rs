@@ -57,7 +57,7 @@ pub fn check_json_value(
         let list = super::js::items(v).map_err(|m| [path.as_str(), ": ", &m].concat())?;
         for (i, item) in list.iter().enumerate() {
             path.push('[');
-            path.push_str(&i.to_string());
+            path.push_str(&crate::json::dec(i as u64));
             path.push(']');
             check_json_value(item, path, stack)?;
             path.truncate(len);
@@ -106,8 +106,12 @@ pub fn options_arg(v: &JsValue) -> Result<Options, String> {
         return Err("options must be a plain object".into());
     }
     let obj: &Object = v.unchecked_ref();
-    super::js::check_keys(obj, OPTION_KEYS, "options")
-        .map_err(|m| m.replacen("unknown option ", "unknown key ", 1))?;
+    super::js::check_keys(obj, OPTION_KEYS, "options").map_err(|m| {
+        match m.strip_prefix("unknown option ") {
+            Some(rest) => ["unknown key ", rest].concat(),
+            None => m,
+        }
+    })?;
     for k in ["messageId", "timestamp", "anonymousId", "userId"] {
         let x = get(v, k);
         if !x.is_undefined() && !x.is_null() && x.as_string().is_none_or(|s| s.is_empty()) {
@@ -235,7 +239,7 @@ pub fn serialise(event: &JsValue) -> Result<String, String> {
     if s.len() > MAX_EVENT_BYTES {
         return Err([
             "event is ",
-            &s.len().to_string(),
+            &crate::json::dec(s.len() as u64),
             " bytes serialised, over the 32 KB limit",
         ]
         .concat());

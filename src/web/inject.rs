@@ -181,19 +181,18 @@ pub async fn inject(
             el.set_defer(d.defer);
             el.set_src(&resolved);
             let el2 = el.clone();
-            let promise = Promise::new(&mut |res, rej| {
-                el2.set_onload(Some(&res));
-                let rej2 = rej.clone();
-                el2.set_onerror(Some(&rej));
-                let timeout = Closure::once_into_js(move || {
-                    let _ = rej2.call1(&JsValue::NULL, &JsValue::from_str("timeout"));
-                });
-                let _ = web_sys::window().map(|w| {
-                    w.set_timeout_with_callback_and_timeout_and_arguments_0(
-                        timeout.unchecked_ref(),
-                        timeout_ms.min(i32::MAX as u64) as i32,
-                    )
-                });
+            let (promise, res, rej) = super::engine::deferred();
+            el2.set_onload(Some(&res));
+            let rej2 = rej.clone();
+            el2.set_onerror(Some(&rej));
+            let timeout = Closure::once_into_js(move || {
+                let _ = rej2.call1(&JsValue::NULL, &JsValue::from_str("timeout"));
+            });
+            let _ = web_sys::window().map(|w| {
+                w.set_timeout_with_callback_and_timeout_and_arguments_0(
+                    timeout.unchecked_ref(),
+                    timeout_ms.min(i32::MAX as u64) as i32,
+                )
             });
             LOADS.with(|l| l.borrow_mut().insert(d.id.clone(), promise.clone()));
             parent

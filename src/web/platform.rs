@@ -68,13 +68,16 @@ impl Rng for WebRng {
                 .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
                 .map(|f| f.call1(&crypto, &arr).is_ok())
                 .unwrap_or(false);
-            self.buf = if ok {
-                arr.to_vec()
-            } else {
-                (0..64)
-                    .map(|_| (js_sys::Math::random() * 4_294_967_296.0) as u32)
-                    .collect()
-            };
+            // Read word by word: `to_vec` would link a length assertion and its formatting.
+            self.buf = (0..64)
+                .map(|i| {
+                    if ok {
+                        arr.get_index(i)
+                    } else {
+                        (js_sys::Math::random() * 4_294_967_296.0) as u32
+                    }
+                })
+                .collect();
         }
         self.buf.pop().unwrap_or(0)
     }

@@ -14,7 +14,6 @@ use core::cell::{Cell, RefCell};
 use js_sys::{Array, Function};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::spawn_local;
 
 use super::config::parse_purpose_list;
 use super::engine::with_timeout;
@@ -82,7 +81,7 @@ impl Remote {
         });
         remove_revoked(&revoked);
         let me = self.clone();
-        spawn_local(async move { me.run(consent, generation).await });
+        crate::web::engine::spawn(Box::pin(async move { me.run(consent, generation).await }));
     }
 
     async fn run(&self, consent: Purposes, generation: u32) {
@@ -136,7 +135,10 @@ impl Remote {
             *body.borrow_mut() = get_text(&url).await;
             Ok::<(), DeliveryError>(())
         };
-        if with_timeout(attempt, self.timeout_ms).await.is_err() {
+        if with_timeout(Box::pin(attempt), self.timeout_ms)
+            .await
+            .is_err()
+        {
             return Err(["GET ", &url, " timed out"].concat());
         }
         let text = body.into_inner()?;
@@ -160,7 +162,9 @@ async fn get_text(url: &str) -> Result<String, String> {
         .map_err(|e| fail(&["failed: ", &error_message(&e)].concat()))?;
     if get(&resp, "ok").as_bool() != Some(true) {
         let status = get(&resp, "status").as_f64().unwrap_or(0.0) as u16;
-        return Err(fail(&["answered HTTP ", &status.to_string()].concat()));
+        return Err(fail(
+            &["answered HTTP ", &crate::json::dec(status.into())].concat(),
+        ));
     }
     call_method(&resp, "text", &[])
         .await
@@ -182,7 +186,7 @@ pub fn parse_body(text: &str) -> Result<Vec<RemoteScript>, String> {
         .map_err(|_| "invalid body: scripts must be an array".to_string())?;
     let mut out = Vec::new();
     for (j, s) in arr.iter().enumerate() {
-        let path = ["scripts[", &j.to_string(), "]"].concat();
+        let path = ["scripts[", &crate::json::dec(j as u64), "]"].concat();
         let d = parse_descriptor(&s, &path).map_err(|m| ["invalid body: ", &m].concat())?;
         let rc = get(&s, "requiredConsent");
         let req = if rc.is_undefined() {

@@ -31,7 +31,7 @@ use core::cell::{Cell, RefCell};
 use js_sys::{Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::{spawn_local, JsFuture};
+use wasm_bindgen_futures::JsFuture;
 
 use crate::error::{DeliveryError, ErrorKind};
 use crate::manager::BatchLimits;
@@ -216,7 +216,7 @@ impl Relay {
                     .collect();
                 self.deferred.borrow_mut().extend(ids.iter().cloned());
                 let (deferred, outbox) = (self.deferred.clone(), self.outbox.clone());
-                spawn_local(async move {
+                crate::web::engine::spawn(Box::pin(async move {
                     let ok = answer(p).await.is_ok();
                     for id in ids {
                         let mut d = deferred.borrow_mut();
@@ -227,7 +227,7 @@ impl Relay {
                             outbox.borrow_mut().forget(&id);
                         }
                     }
-                });
+                }));
             }
             sent += n;
         }
@@ -400,15 +400,11 @@ enum Mode {
 /// Requests the Web Lock `name` and keeps it while the page lives; resolves true once held,
 /// false when the request was refused.
 async fn hold_lock(locks: &JsValue, name: &str) -> bool {
-    let mut slot = None;
-    let granted = Promise::new(&mut |res, rej| slot = Some((res, rej)));
-    let Some((res, rej)) = slot else {
-        return false;
-    };
+    let (granted, res, rej) = crate::web::engine::deferred();
     let cb = Closure::once_into_js(move |_lock: JsValue| -> JsValue {
         let _ = res.call1(&JsValue::NULL, &JsValue::TRUE);
         // Never settles: the lock is released only when the page goes away.
-        Promise::new(&mut |_, _| {}).into()
+        crate::web::engine::deferred().0.into()
     });
     let request: Function = get(locks, "request").unchecked_into();
     let Ok(p) = request.call2(locks, &JsValue::from_str(name), &cb) else {

@@ -41,7 +41,7 @@ pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
     let mut scripts = Vec::new();
     let arr = crate::web::js::items(arr).map_err(|m| [&path, ".scripts: ", &m].concat())?;
     for (j, v) in arr.into_iter().enumerate() {
-        let p = [&path, ".scripts[", &j.to_string(), "]"].concat();
+        let p = [&path, ".scripts[", &crate::json::dec(j as u64), "]"].concat();
         if !get(&v, "requiredConsent").is_undefined() {
             return Err([
                 "unknown option ",
