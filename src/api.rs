@@ -206,11 +206,7 @@ impl Analytics {
         #[wasm_bindgen(unchecked_optional_param_type = "Properties")] properties: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "EventOptions")] options: JsValue,
     ) -> Result<String, JsValue> {
-        let (name, properties, options) = if super::web::js::is_plain_object(&name) {
-            (JsValue::UNDEFINED, name, properties)
-        } else {
-            (name, properties, options)
-        };
+        let (name, properties, options) = skip_optional_first(name, properties, options);
         if !name.is_undefined() && !name.is_null() && name.as_string().is_none() {
             return Err(type_error("page: name must be a string"));
         }
@@ -233,11 +229,7 @@ impl Analytics {
         #[wasm_bindgen(unchecked_optional_param_type = "Properties")] traits: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "EventOptions")] options: JsValue,
     ) -> Result<String, JsValue> {
-        let (user_id, traits, options) = if super::web::js::is_plain_object(&user_id) {
-            (JsValue::UNDEFINED, user_id, traits)
-        } else {
-            (user_id, traits, options)
-        };
+        let (user_id, traits, options) = skip_optional_first(user_id, traits, options);
         let uid = id_arg(&user_id, "identify: userId")?;
         let traits = object_arg(&traits, "traits").map_err(|m| call_error("identify", &m))?;
         options_arg(&options).map_err(|m| call_error("identify", &m))?;
@@ -725,6 +717,16 @@ fn id_arg(v: &JsValue, name: &str) -> Result<Option<String>, JsValue> {
                 .map(String::from)),
             _ => Err(type_error(&[name, " must be a non-empty string"].concat())),
         },
+    }
+}
+
+/// Segment's argument shifting: `page(properties, options)` and `identify(traits, options)`
+/// leave out the optional first argument when the first one given is an object.
+fn skip_optional_first(a: JsValue, b: JsValue, c: JsValue) -> (JsValue, JsValue, JsValue) {
+    if super::web::js::is_plain_object(&a) {
+        (JsValue::UNDEFINED, a, b)
+    } else {
+        (a, b, c)
     }
 }
 
