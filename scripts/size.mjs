@@ -1,6 +1,6 @@
 // Size check: gzip -9 size of the release web package against size-budget.json.
 //
-//   node scripts/size.mjs             builds pkg/ (wasm-pack --release --target web), then measures
+//   node scripts/size.mjs             builds pkg/ (scripts/build.mjs, as npm run build), then measures
 //   node scripts/size.mjs --no-build  measures the existing pkg/
 //   node scripts/size.mjs --json      also prints the numbers as one JSON line
 //
@@ -8,7 +8,6 @@
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
@@ -27,25 +26,13 @@ for (const arg of args) {
 }
 
 function build() {
-  // wasm-pack takes the first wasm-opt on PATH: put binaryen's (node_modules/.bin) first, as
-  // npm scripts do, so a direct `node scripts/size.mjs` measures the same output.
-  const env = {
-    ...process.env,
-    PATH: [
-      path.join(ROOT, 'node_modules', '.bin'),
-      path.join(os.homedir(), '.cargo', 'bin'),
-      process.env.PATH,
-    ].join(path.delimiter),
-  };
-  const cmd = ['build', '--release', '--target', 'web', '--out-dir', 'pkg', '--out-name', NAME, '.', '--features', 'tiny'];
-  console.error(`size: wasm-pack ${cmd.join(' ')}`);
-  const result = spawnSync('wasm-pack', cmd, { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit'] });
-  if (result.error) {
-    console.error(`size: could not run wasm-pack: ${result.error.message} (run npm run setup)`);
-    process.exit(1);
-  }
+  // The same build as `npm run build`: wasm-pack, then the JS glue minified.
+  const result = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs'), '--target', 'web', '--out-dir', 'pkg'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   if (result.status !== 0) {
-    console.error(`size: wasm-pack build failed (exit ${result.status})`);
+    console.error(`size: build failed (exit ${result.status})`);
     process.exit(1);
   }
 }

@@ -1,0 +1,71 @@
+// Release build of the npm package: wasm-pack (with the crate's `tiny` feature), then the JS glue
+// minified with terser, as a page downloads it. The wasm is already optimised by wasm-opt
+// (Cargo.toml's wasm-pack metadata); the .d.ts keeps its doc comments.
+//
+//   node scripts/build.mjs [--target web|bundler] [--out-dir DIR]   (defaults: web, pkg)
+
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { minify } from 'terser';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const NAME = 'consent_analytics';
+
+function usage(message) {
+  console.error(`build: ${message} (usage: node scripts/build.mjs [--target web|bundler] [--out-dir DIR])`);
+  process.exit(2);
+}
+
+const argv = process.argv.slice(2);
+const opts = { target: 'web', outDir: 'pkg' };
+for (let i = 0; i < argv.length; i += 2) {
+  const [flag, value] = [argv[i], argv[i + 1]];
+  if (value === undefined) usage(`${flag} needs a value`);
+  if (flag === '--target') opts.target = value;
+  else if (flag === '--out-dir') opts.outDir = value;
+  else usage(`unknown option ${flag}`);
+}
+if (!['web', 'bundler'].includes(opts.target)) usage(`unknown target ${opts.target}`);
+
+// wasm-pack takes the first wasm-opt on PATH: binaryen's (node_modules/.bin) must come first,
+// as in npm scripts, so a direct `node scripts/build.mjs` builds the same output.
+const env = {
+  ...process.env,
+  PATH: [path.join(ROOT, 'node_modules', '.bin'), path.join(os.homedir(), '.cargo', 'bin'), process.env.PATH].join(
+    path.delimiter,
+  ),
+};
+const cmd = ['build', '--release', '--target', opts.target, '--out-dir', opts.outDir, '--out-name', NAME, '.', '--features', 'tiny'];
+console.error(`build: wasm-pack ${cmd.join(' ')}`);
+const result = spawnSync('wasm-pack', cmd, { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit'] });
+if (result.error) {
+  console.error(`build: could not run wasm-pack: ${result.error.message} (run npm run setup)`);
+  process.exit(1);
+}
+if (result.status !== 0) {
+  console.error(`build: wasm-pack build failed (exit ${result.status})`);
+  process.exit(1);
+}
+
+// Every .js file of the package: the glue and wasm-bindgen's snippets (inline JS helpers).
+const outDir = path.resolve(ROOT, opts.outDir);
+const jsFiles = fs
+  .readdirSync(outDir, { withFileTypes: true, recursive: true })
+  .filter((e) => e.isFile() && e.name.endsWith('.js'))
+  .map((e) => path.join(e.parentPath ?? e.path, e.name));
+for (const file of jsFiles) {
+  const code = fs.readFileSync(file, 'utf8');
+  const out = await minify(code, {
+    module: true,
+    ecma: 2020,
+    compress: { passes: 2 },
+    mangle: true,
+    // The glue's first line points TypeScript at the declarations; keep it.
+    format: { comments: /@ts-self-types/ },
+  });
+  fs.writeFileSync(file, out.code);
+}
+console.error(`build: minified ${jsFiles.length} JS file(s) in ${path.relative(ROOT, outDir)}`);
