@@ -50,8 +50,60 @@ if (result.status !== 0) {
   process.exit(1);
 }
 
-// Every .js file of the package: the glue and wasm-bindgen's snippets (inline JS helpers).
+// Web target: shorten the wasm's import and export names (wasm-bindgen's carry a 16-digit hash
+// each: about 10 KB raw, mostly incompressible) with binaryen, and rename them in the glue to
+// match. The bundler target is left alone: there the bundler links the wasm's imports to
+// `consent_analytics_bg.js` by name.
 const outDir = path.resolve(ROOT, opts.outDir);
+if (opts.target === 'web') minifyNames(path.join(outDir, `${NAME}_bg.wasm`), path.join(outDir, `${NAME}.js`));
+
+function minifyNames(wasmFile, glueFile) {
+  const tmp = `${wasmFile}.min`;
+  const features = ['bulk-memory', 'nontrapping-float-to-int', 'sign-ext', 'mutable-globals', 'reference-types', 'multivalue'];
+  const args = [wasmFile, ...features.map((f) => `--enable-${f}`), '--minify-imports-and-exports-and-modules', '-o', tmp];
+  const run = spawnSync('wasm-opt', args, { cwd: ROOT, env, encoding: 'utf8', maxBuffer: 1 << 26 });
+  if (run.error || run.status !== 0) {
+    console.error(`build: wasm-opt --minify-imports-and-exports failed: ${run.error?.message ?? run.stderr}`);
+    process.exit(1);
+  }
+  const map = JSON.parse(run.stdout.slice(run.stdout.indexOf('{')));
+  const bytes = fs.readFileSync(tmp);
+  const modules = new Set(WebAssembly.Module.imports(new WebAssembly.Module(bytes)).map((i) => i.module));
+  if (modules.size !== 1) {
+    console.error(`build: expected one import module after minifying, found ${[...modules].join(', ')}`);
+    process.exit(1);
+  }
+  const [module] = modules;
+  let glue = fs.readFileSync(glueFile, 'utf8');
+  const swap = (pattern, to, what) => {
+    const before = glue;
+    glue = glue.replace(pattern, () => to);
+    if (glue === before) {
+      console.error(`build: ${what} not found in ${path.basename(glueFile)}; cannot rename it`);
+      process.exit(1);
+    }
+  };
+  const word = (name) => name.replace(/[$]/g, '\\$');
+  // Import object keys (`__wbg_x_<hash>: function`) and the module they are grouped under.
+  for (const [, from, to] of map.imports) swap(new RegExp(`(?<![\\w$])${word(from)}(?=\\s*:)`, 'g'), to, `import ${from}`);
+  swap(/"\.\/consent_analytics_bg\.js":/g, `${JSON.stringify(module)}:`, 'the import module name');
+  // Exports are only ever read as `wasm.<name>`.
+  for (const [from, to] of map.exports) {
+    if (new RegExp(`wasm\\.${word(from)}(?![\\w$])`).test(glue)) swap(new RegExp(`wasm\\.${word(from)}(?![\\w$])`, 'g'), `wasm.${to}`, `export ${from}`);
+  }
+  fs.writeFileSync(glueFile, glue);
+  fs.renameSync(tmp, wasmFile);
+  // The declarations of the raw exports (`InitOutput`, `_bg.wasm.d.ts`) follow the new names.
+  for (const dts of [glueFile.replace(/\.js$/, '.d.ts'), `${wasmFile}.d.ts`]) {
+    let text = fs.readFileSync(dts, 'utf8');
+    for (const [from, to] of map.exports) {
+      text = text.replace(new RegExp(`(readonly |export const )${word(from)}:`, 'g'), (_, lead) => `${lead}${to}:`);
+    }
+    fs.writeFileSync(dts, text);
+  }
+}
+
+// Every .js file of the package: the glue and wasm-bindgen's snippets (inline JS helpers).
 const jsFiles = fs
   .readdirSync(outDir, { withFileTypes: true, recursive: true })
   .filter((e) => e.isFile() && e.name.endsWith('.js'))
