@@ -103,6 +103,38 @@ function minifyNames(wasmFile, glueFile) {
   }
 }
 
+// Web target: one JS file. wasm-bindgen puts each JS snippet (`inline_js`, `module = ...`) in
+// its own file under snippets/; a page would fetch each and gzip cannot share their words.
+// Each snippet becomes a function scope inside the glue, its exports returned as an object.
+if (opts.target === 'web') inlineSnippets(path.join(outDir, `${NAME}.js`));
+
+function inlineSnippets(glueFile) {
+  let glue = fs.readFileSync(glueFile, 'utf8');
+  const importRe = /^import \{([^}]*)\} from '(\.\/snippets\/[^']+)';$/gm;
+  glue = glue.replace(importRe, (_, names, rel) => {
+    const specs = names.split(',').map((n) => n.trim()).filter(Boolean).map((n) => n.split(/\s+as\s+/));
+    let code = fs.readFileSync(path.join(path.dirname(glueFile), rel), 'utf8');
+    code = code.replace(/(^|[;}\s])export\s+(function|const|let|class)\s/g, '$1$2 ');
+    if (/(^|[;}\s])(export|import)[\s{*]/.test(code)) {
+      console.error(`build: snippet ${rel} has an export or import form the inliner does not handle`);
+      process.exit(1);
+    }
+    const pattern = specs.map(([name, alias]) => (alias ? `${name}: ${alias}` : name)).join(', ');
+    const result = specs.map(([name]) => name).join(', ');
+    return `const { ${pattern} } = (() => {\n${code}\nreturn { ${result} };\n})();`;
+  });
+  if (/from '\.\/snippets\//.test(glue)) {
+    console.error('build: a snippet import was left in the glue');
+    process.exit(1);
+  }
+  fs.writeFileSync(glueFile, glue);
+  fs.rmSync(path.join(path.dirname(glueFile), 'snippets'), { recursive: true, force: true });
+  const manifestFile = path.join(path.dirname(glueFile), 'package.json');
+  const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
+  manifest.files = (manifest.files ?? []).filter((f) => f !== 'snippets');
+  fs.writeFileSync(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`);
+}
+
 // Every .js file of the package: the glue and wasm-bindgen's snippets (inline JS helpers).
 const jsFiles = fs
   .readdirSync(outDir, { withFileTypes: true, recursive: true })

@@ -284,13 +284,12 @@ impl Engine {
             }
         }
         // A changed event is validated like a new one.
-        let mut path = String::from("event");
         let checked = if !super::js::is_plain_object(&payload) {
             Err("source middleware must return an event object or null".to_string())
         } else if get(&payload, "type").as_string().as_deref() != Some(kind.name()) {
             Err("source middleware must not change the event type".to_string())
         } else {
-            super::event::check_json_value(&payload, &mut path, &mut Vec::new())
+            super::event::check_json_value(&payload, "event")
                 .and_then(|_| super::event::serialise(&payload))
         };
         match checked {

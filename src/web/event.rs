@@ -6,7 +6,7 @@ use crate::prelude::*;
 
 use alloc::rc::Rc;
 
-use js_sys::{Array, Object, JSON};
+use js_sys::{Object, JSON};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -27,52 +27,16 @@ const OPTION_KEYS: &[&str] = &[
     "context",
 ];
 
-/// Fails with a message naming `path` when `v` holds something JSON cannot carry.
-pub fn check_json_value(
-    v: &JsValue,
-    path: &mut String,
-    stack: &mut Vec<JsValue>,
-) -> Result<(), String> {
-    if v.is_function() {
-        return Err([path.as_str(), " is a function, which JSON cannot carry"].concat());
-    }
-    if v.is_symbol() {
-        return Err([path.as_str(), " is a symbol, which JSON cannot carry"].concat());
-    }
-    if v.is_bigint() {
-        return Err([path.as_str(), " is a BigInt, which JSON cannot carry"].concat());
-    }
-    if !v.is_object() || !get(v, "toJSON").is_undefined() {
-        return Ok(());
-    }
-    if stack.iter().any(|s| s == v) {
-        return Err([path.as_str(), " is a circular reference"].concat());
-    }
-    if stack.len() > 64 {
-        return Err([path.as_str(), " is nested too deeply"].concat());
-    }
-    stack.push(v.clone());
-    let len = path.len();
-    if Array::is_array(v) {
-        let list = super::js::items(v).map_err(|m| [path.as_str(), ": ", &m].concat())?;
-        for (i, item) in list.iter().enumerate() {
-            path.push('[');
-            path.push_str(&crate::json::dec(i as u64));
-            path.push(']');
-            check_json_value(item, path, stack)?;
-            path.truncate(len);
-        }
-    } else {
-        let entries = super::js::entries(v).map_err(|m| [path.as_str(), ": ", &m].concat())?;
-        for (k, val) in entries {
-            path.push('.');
-            path.push_str(&k);
-            check_json_value(&val, path, stack)?;
-            path.truncate(len);
-        }
-    }
-    stack.pop();
-    Ok(())
+#[wasm_bindgen(module = "/src/web/host.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = jsonProblem)]
+    fn json_problem(v: &JsValue, path: &str) -> Option<String>;
+}
+
+/// Fails with a message naming the path (from `path`) where `v` holds something JSON cannot
+/// carry: a function, symbol or BigInt, a cycle, nesting over 64 levels, an unreadable value.
+pub fn check_json_value(v: &JsValue, path: &str) -> Result<(), String> {
+    json_problem(v, path).map_or(Ok(()), Err)
 }
 
 /// Validates an optional plain-object argument (`properties`, `traits`); returns a copy-free
@@ -84,8 +48,7 @@ pub fn object_arg(v: &JsValue, name: &str) -> Result<JsValue, String> {
     if !is_plain_object(v) {
         return Err([name, " must be a plain object"].concat());
     }
-    let mut path = String::from(name);
-    check_json_value(v, &mut path, &mut Vec::new())?;
+    check_json_value(v, name)?;
     Ok(v.clone())
 }
 
@@ -124,8 +87,7 @@ pub fn options_arg(v: &JsValue) -> Result<Options, String> {
             return Err(["options.", k, " must be a plain object"].concat());
         }
     }
-    let mut path = String::from("options");
-    check_json_value(v, &mut path, &mut Vec::new())?;
+    check_json_value(v, "options")?;
     Ok(Options { raw: v.clone() })
 }
 
