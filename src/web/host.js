@@ -42,3 +42,16 @@ export function jsonProblem(v, path) {
   };
   return walk(v, path);
 }
+
+// POSTs `body` to `url` with the `headers` object. Resolves [status, Retry-After header or
+// null]; rejects with a message when the request fails or fetch is missing.
+export function post(url, body, headers, keepalive) {
+  try {
+    return fetch(url, { method: 'POST', body, headers, keepalive }).then(
+      (r) => [r.status, r.status == 429 || r.status == 503 ? r.headers.get('Retry-After') : null],
+      (e) => Promise.reject(text(e)),
+    );
+  } catch (e) {
+    return Promise.reject(text(e));
+  }
+}

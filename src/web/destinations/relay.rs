@@ -58,8 +58,8 @@ const SETTINGS: &[&str] = &[
 /// A relay instance. See the module docs.
 pub struct Relay {
     endpoint: String,
-    /// Every request header: Content-Type, Authorization, then the configured ones.
-    headers: Vec<(String, String)>,
+    /// Every request header (an object): Content-Type, Authorization, then the configured ones.
+    headers: JsValue,
     /// Whether `settings.headers` is non-empty (`sendBeacon` cannot send headers).
     custom_headers: bool,
     write_key: Option<String>,
@@ -91,9 +91,18 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
     let endpoint = resolve_http(&raw)
         .ok_or_else(|| [&path, ".endpoint must be an http(s) URL, got '", &raw, "'"].concat())?;
     let write_key = opt_str(s, "writeKey", &path)?;
-    let mut headers = vec![("Content-Type".to_string(), "application/json".to_string())];
+    let headers = Object::new();
+    set(
+        &headers,
+        "Content-Type",
+        &JsValue::from_str("application/json"),
+    );
     if let Some(k) = &write_key {
-        headers.push(("Authorization".into(), basic_auth(k)));
+        set(
+            &headers,
+            "Authorization",
+            &JsValue::from_str(&basic_auth(k)),
+        );
     }
     let mut custom_headers = false;
     if let Some(h) = opt_obj(s, "headers", &path)? {
@@ -102,7 +111,7 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
                 .as_string()
                 .ok_or_else(|| [&path, ".headers.", &k, " must be a string"].concat())?;
             custom_headers = true;
-            headers.push((k, v));
+            set(&headers, &k, &JsValue::from_str(&v));
         }
     }
     let positive = |key: &str, default: u64| -> Result<u64, String> {
@@ -128,7 +137,7 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
     );
     Ok(Rc::new(Relay {
         endpoint,
-        headers,
+        headers: headers.into(),
         custom_headers,
         write_key,
         limits,
@@ -156,24 +165,9 @@ impl Relay {
         batch_body(events, &iso8601(now()), self.write_key.as_deref())
     }
 
-    /// Starts `fetch(endpoint, {method: 'POST', body, headers, keepalive?})`.
-    fn start_fetch(&self, body: &str, keepalive: bool) -> Result<Promise, JsValue> {
-        let init = Object::new();
-        set(&init, "method", &JsValue::from_str("POST"));
-        set(&init, "body", &JsValue::from_str(body));
-        let h = Object::new();
-        for (k, v) in &self.headers {
-            set(&h, k, &JsValue::from_str(v));
-        }
-        set(&init, "headers", &h);
-        if keepalive {
-            // web-sys' RequestInit has no keepalive setter.
-            set(&init, "keepalive", &JsValue::TRUE);
-        }
-        let fetch: Function = global_get("fetch").dyn_into()?;
-        fetch
-            .call2(&global(), &JsValue::from_str(&self.endpoint), &init)?
-            .dyn_into()
+    /// Starts `fetch(endpoint, {method: 'POST', body, headers, keepalive})`.
+    fn start_fetch(&self, body: &str, keepalive: bool) -> Promise {
+        post(&self.endpoint, body, &self.headers, keepalive)
     }
 
     /// Hands chunks to `sendBeacon`, else a keepalive fetch; returns how many events (a
@@ -204,9 +198,7 @@ impl Relay {
                 if body.len() > budget {
                     break;
                 }
-                let Ok(p) = self.start_fetch(&body, true) else {
-                    break;
-                };
+                let p = self.start_fetch(&body, true);
                 budget -= body.len();
                 // Forget these only once the backend said 2xx; if the page is gone by then,
                 // they stay in the outbox and a later page delivers them (messageId dedupes).
@@ -235,16 +227,24 @@ impl Relay {
     }
 }
 
+#[wasm_bindgen(module = "/src/web/host.js")]
+extern "C" {
+    fn post(url: &str, body: &str, headers: &JsValue, keepalive: bool) -> Promise;
+}
+
 /// Waits for a fetch: 2xx is success; another status is an HTTP error (with `Retry-After` on
 /// 429 and 503); a rejection is a network error.
 async fn answer(p: Promise) -> Result<(), DeliveryError> {
-    let resp = JsFuture::from(p).await.map_err(|e| {
-        DeliveryError::new(
-            ErrorKind::Network,
-            ["relay request failed: ", &error_message(&e)].concat(),
-        )
-    })?;
-    let status = get(&resp, "status").as_f64().unwrap_or(0.0) as u16;
+    let resp: js_sys::Array = JsFuture::from(p)
+        .await
+        .map_err(|e| {
+            DeliveryError::new(
+                ErrorKind::Network,
+                ["relay request failed: ", &error_message(&e)].concat(),
+            )
+        })?
+        .unchecked_into();
+    let status = resp.get(0).as_f64().unwrap_or(0.0) as u16;
     if (200..300).contains(&status) {
         return Ok(());
     }
@@ -254,17 +254,10 @@ async fn answer(p: Promise) -> Result<(), DeliveryError> {
             "relay request got no readable answer",
         ));
     }
-    let retry_after = if status == 429 || status == 503 {
-        let headers = get(&resp, "headers");
-        get(&headers, "get")
-            .dyn_into::<Function>()
-            .ok()
-            .and_then(|f| f.call1(&headers, &JsValue::from_str("Retry-After")).ok())
-            .and_then(|v| v.as_string())
-            .and_then(|v| parse_retry_after(&v, now()))
-    } else {
-        None
-    };
+    let retry_after = resp
+        .get(1)
+        .as_string()
+        .and_then(|v| parse_retry_after(&v, now()));
     Err(DeliveryError::http(status, retry_after))
 }
 
@@ -276,13 +269,7 @@ impl Destination for Relay {
     fn deliver(self: Rc<Self>, events: Vec<Event>) -> Fut<Result<(), DeliveryError>> {
         Box::pin(async move {
             let body = self.body(events.iter().map(|e| &*e.json));
-            let r = match self.start_fetch(&body, false) {
-                Ok(p) => answer(p).await,
-                Err(e) => Err(DeliveryError::new(
-                    ErrorKind::Network,
-                    ["relay request failed: ", &error_message(&e)].concat(),
-                )),
-            };
+            let r = answer(self.start_fetch(&body, false)).await;
             self.healthy.set(r.is_ok());
             r
         })
@@ -291,10 +278,7 @@ impl Destination for Relay {
     fn test(self: Rc<Self>) -> Fut<bool> {
         Box::pin(async move {
             let body = self.body(core::iter::empty());
-            match self.start_fetch(&body, false) {
-                Ok(p) => answer(p).await.is_ok(),
-                Err(_) => false,
-            }
+            answer(self.start_fetch(&body, false)).await.is_ok()
         })
     }
 
