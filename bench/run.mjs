@@ -45,7 +45,9 @@ function packageSize() {
 async function pageSetup(events) {
   const m = await import('/pkg/consent_analytics.js');
   const t0 = performance.now();
-  const wasm = await m.default();
+  const exports = await m.default();
+  // The release build shortens export names: find the memory by its type.
+  const wasm = { memory: Object.values(exports).find((v) => v instanceof WebAssembly.Memory) };
   const counts = [0, 0, 0];
   window.__bench = { m, wasm, counts, waiters: [] };
   for (let i = 0; i < 3; i++) {

@@ -673,7 +673,6 @@ impl Analytics {
     }
 
     fn listen_page_events(&self) {
-        let Some(win) = web_sys::window() else { return };
         let weak = Rc::downgrade(&self.engine);
         let hide = Closure::<dyn FnMut(JsValue)>::new(move |ev: JsValue| {
             let hidden = get(&ev, "type").as_string().as_deref() == Some("pagehide")
@@ -692,13 +691,11 @@ impl Analytics {
             }
         });
         let f: &Function = hide.as_ref().unchecked_ref();
-        let _ = win.add_event_listener_with_callback("pagehide", f);
-        if let Some(doc) = win.document() {
-            let _ = doc.add_event_listener_with_callback("visibilitychange", f);
-        }
+        platform::listen(false, "pagehide", f);
+        platform::listen(true, "visibilitychange", f);
         let g: &Function = online.as_ref().unchecked_ref();
-        let _ = win.add_event_listener_with_callback("online", g);
-        let _ = win.add_event_listener_with_callback("offline", g);
+        platform::listen(false, "online", g);
+        platform::listen(false, "offline", g);
         self.engine.set_online(platform::is_online());
         self.listeners.borrow_mut().extend([hide, online]);
     }

@@ -55,3 +55,77 @@ export function post(url, body, headers, keepalive) {
     return Promise.reject(text(e));
   }
 }
+
+// `url` resolved against the document's base URL: [href, protocol, the page's origin], or
+// undefined when it is not a valid URL.
+export function resolveUrl(url) {
+  try {
+    const u = new URL(url, document.baseURI);
+    return [u.href, u.protocol, location.origin];
+  } catch (_) {}
+}
+
+// Whether an element with this id is in the document.
+export function hasElement(id) {
+  try {
+    return !!document.getElementById(id);
+  } catch (_) {
+    return false;
+  }
+}
+
+// Removes the element with this id, if any.
+export function removeElement(id) {
+  try {
+    const el = document.getElementById(id);
+    if (el) el.remove();
+  } catch (_) {}
+}
+
+// Injects <script id> under head (or body) with `src` (already checked) or inline `code`,
+// nonce, SRI and extra attributes ([[name, value], ...]). Resolves once it has loaded (at once
+// for inline text); rejects with 'timeout' or 'error', removing the element, or with a message
+// when the document refuses it.
+export function injectScript(id, src, code, isAsync, defer, nonce, integrity, crossOrigin, attrs, body, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    const d = document;
+    const el = d.createElement('script');
+    el.id = id;
+    const attr = (k, v) => {
+      try {
+        el.setAttribute(k, v);
+      } catch (_) {}
+    };
+    if (nonce != null) attr('nonce', nonce);
+    if (integrity != null) el.integrity = integrity;
+    if (crossOrigin != null) el.crossOrigin = crossOrigin;
+    for (const [k, v] of attrs) attr(k, v);
+    const parent = (body ? d.body : d.head) || d.documentElement;
+    if (src == null) {
+      el.text = code;
+      parent.appendChild(el);
+      return resolve();
+    }
+    el.async = isAsync;
+    el.defer = defer;
+    el.src = src;
+    const end = (why) => {
+      clearTimeout(timer);
+      if (why) {
+        el.remove();
+        reject(why);
+      } else resolve();
+    };
+    const timer = setTimeout(() => end('timeout'), timeoutMs);
+    el.onload = () => end();
+    el.onerror = () => end('error');
+    parent.appendChild(el);
+  }).catch((e) => Promise.reject(e == 'timeout' || e == 'error' ? e : `script injection refused: ${text(e)}`));
+}
+
+// Adds `f` as a listener for `type` on the document (`doc`) or the window.
+export function listen(doc, type, f) {
+  try {
+    (doc ? document : globalThis).addEventListener(type, f);
+  } catch (_) {}
+}

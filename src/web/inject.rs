@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use super::platform::{global_get, Local};
+use super::platform::Local;
 use crate::error::{DeliveryError, ErrorKind};
 use crate::script::{check_url, ScriptDescriptor, Source, Target};
 use crate::web::js::{check_keys, opt_bool, opt_str};
@@ -101,24 +101,44 @@ pub fn parse_descriptor(v: &JsValue, path: &str) -> Result<ScriptDescriptor, Str
     Ok(d)
 }
 
-/// Resolves `src` against the document and applies the URL policy.
-pub fn resolve_and_check(src: &str) -> Result<String, String> {
-    let base = document()
-        .and_then(|d| d.base_uri().ok().flatten())
-        .unwrap_or_default();
-    let resolved = web_sys::Url::new_with_base(src, &base)
-        .map(|u| u.href())
-        .map_err(|_| ["script URL refused (not a valid URL): ", src].concat())?;
-    let origin = Reflect::get(&global_get("location"), &"origin".into())
-        .ok()
-        .and_then(|o| o.as_string())
-        .unwrap_or_default();
-    check_url(&resolved, &origin)?;
-    Ok(resolved)
+#[wasm_bindgen(module = "/src/web/host.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = resolveUrl)]
+    fn resolve_url(url: &str) -> Option<js_sys::Array>;
+    #[wasm_bindgen(js_name = hasElement)]
+    fn has_element(id: &str) -> bool;
+    #[wasm_bindgen(js_name = removeElement)]
+    fn remove_element(id: &str);
+    #[wasm_bindgen(js_name = injectScript)]
+    fn inject_script(
+        id: &str,
+        src: Option<&str>,
+        code: Option<&str>,
+        is_async: bool,
+        defer: bool,
+        nonce: Option<&str>,
+        integrity: Option<&str>,
+        cross_origin: Option<&str>,
+        attrs: &JsValue,
+        body: bool,
+        timeout_ms: f64,
+    ) -> Promise;
 }
 
-fn document() -> Option<web_sys::Document> {
-    global_get("document").dyn_into().ok()
+/// `url` resolved against the document's base URL: its href and protocol, and the page's
+/// origin; `None` when it is not a valid URL.
+pub fn resolve(url: &str) -> Option<(String, String, String)> {
+    let a = resolve_url(url)?;
+    let part = |i| a.get(i).as_string().unwrap_or_default();
+    Some((part(0), part(1), part(2)))
+}
+
+/// Resolves `src` against the document and applies the URL policy.
+pub fn resolve_and_check(src: &str) -> Result<String, String> {
+    let (resolved, _, origin) =
+        resolve(src).ok_or_else(|| ["script URL refused (not a valid URL): ", src].concat())?;
+    check_url(&resolved, &origin)?;
+    Ok(resolved)
 }
 
 /// Injects `d` (once per id) and waits for it to load. `default_nonce` is `config.nonce`.
@@ -134,108 +154,58 @@ pub async fn inject(
             .map(|_| ())
             .map_err(|e| fail(err_text(&e, d)));
     }
-    let doc = document().ok_or_else(|| fail("no document to inject scripts into".into()))?;
-    if doc.get_element_by_id(&d.id).is_some() {
+    if has_element(&d.id) {
         return Ok(());
     }
-    let el: web_sys::HtmlScriptElement = doc
-        .create_element("script")
-        .map_err(|_| fail("cannot create a script element".into()))?
-        .unchecked_into();
-    el.set_id(&d.id);
-    let nonce = d.nonce.as_deref().or(default_nonce);
-    if let Some(n) = nonce {
-        let _ = el.set_attribute("nonce", n);
-    }
-    if let Some(i) = &d.integrity {
-        el.set_integrity(i);
-    }
-    if let Some(c) = &d.cross_origin {
-        el.set_cross_origin(Some(c));
-    }
+    let (src, code) = match &d.source {
+        Source::Src(src) => (Some(resolve_and_check(src).map_err(fail)?), None),
+        Source::Text(t) => (None, Some(t.as_str())),
+    };
+    let attrs = js_sys::Array::new();
     for (k, v) in &d.attributes {
-        let _ = el.set_attribute(k, v);
+        attrs.push(&js_sys::Array::of2(&k.into(), &v.into()));
     }
-    let parent: web_sys::Node = match d.target {
-        Target::Body => doc.body().map(Into::into),
-        Target::Head => doc.head().map(Into::into),
-    }
-    .or_else(|| doc.document_element().map(Into::into))
-    .ok_or_else(|| fail("no element to inject scripts into".into()))?;
-    match &d.source {
-        Source::Text(t) => {
-            el.set_text(t)
-                .map_err(|_| fail("cannot set script text".into()))?;
-            parent
-                .append_child(&el)
-                .map_err(|_| fail("script injection refused".into()))?;
-            LOADS.with(|l| {
-                l.borrow_mut()
-                    .insert(d.id.clone(), Promise::resolve(&JsValue::TRUE))
-            });
-            Ok(())
-        }
-        Source::Src(src) => {
-            let resolved = resolve_and_check(src).map_err(fail)?;
-            el.set_async(d.is_async);
-            el.set_defer(d.defer);
-            el.set_src(&resolved);
-            let el2 = el.clone();
-            let (promise, res, rej) = super::engine::deferred();
-            el2.set_onload(Some(&res));
-            let rej2 = rej.clone();
-            el2.set_onerror(Some(&rej));
-            let timeout = Closure::once_into_js(move || {
-                let _ = rej2.call1(&JsValue::NULL, &JsValue::from_str("timeout"));
-            });
-            let _ = web_sys::window().map(|w| {
-                w.set_timeout_with_callback_and_timeout_and_arguments_0(
-                    timeout.unchecked_ref(),
-                    timeout_ms.min(i32::MAX as u64) as i32,
-                )
-            });
-            LOADS.with(|l| l.borrow_mut().insert(d.id.clone(), promise.clone()));
-            parent
-                .append_child(&el)
-                .map_err(|_| fail("script injection refused".into()))?;
-            match JsFuture::from(promise).await {
-                Ok(_) => Ok(()),
-                Err(e) => {
-                    // A failed script may be retried: forget it and remove its element.
-                    LOADS.with(|l| l.borrow_mut().remove(&d.id));
-                    el.remove();
-                    Err(fail(err_text(&e, d)))
-                }
-            }
-        }
-    }
+    let promise = inject_script(
+        &d.id,
+        src.as_deref(),
+        code,
+        d.is_async,
+        d.defer,
+        d.nonce.as_deref().or(default_nonce),
+        d.integrity.as_deref(),
+        d.cross_origin.as_deref(),
+        &attrs,
+        matches!(d.target, Target::Body),
+        timeout_ms.min(i32::MAX as u64) as f64,
+    );
+    LOADS.with(|l| l.borrow_mut().insert(d.id.clone(), promise.clone()));
+    JsFuture::from(promise).await.map(|_| ()).map_err(|e| {
+        // A failed script may be retried: forget it (the helper removed its element).
+        LOADS.with(|l| l.borrow_mut().remove(&d.id));
+        fail(err_text(&e, d))
+    })
 }
 
 fn err_text(e: &JsValue, d: &ScriptDescriptor) -> String {
-    let what = if e.as_string().as_deref() == Some("timeout") {
-        "timed out"
-    } else {
-        "failed to load"
+    let what = match e.as_string().as_deref() {
+        Some("timeout") => "timed out".to_string(),
+        Some("error") => "failed to load".to_string(),
+        _ => ["failed: ", &super::platform::error_message(e)].concat(),
     };
     let src = match &d.source {
         Source::Src(s) => s.as_str(),
         Source::Text(_) => "inline",
     };
-    ["script ", &d.id, " ", what, ": ", src].concat()
+    ["script ", &d.id, " ", &what, ": ", src].concat()
 }
 
 /// Removes the elements of these descriptors that do not persist after revocation. Their load
 /// records stay: the code they ran is still in the page, so they are never injected twice.
 /// Elements this library did not inject (the page's own, with the same id) are left alone.
 pub fn remove_revoked(scripts: &[ScriptDescriptor]) {
-    if let Some(doc) = document() {
-        for d in scripts.iter().filter(|d| !d.persist_after_revoke) {
-            if !LOADS.with(|l| l.borrow().contains_key(&d.id)) {
-                continue;
-            }
-            if let Some(el) = doc.get_element_by_id(&d.id) {
-                el.remove();
-            }
+    for d in scripts.iter().filter(|d| !d.persist_after_revoke) {
+        if LOADS.with(|l| l.borrow().contains_key(&d.id)) {
+            remove_element(&d.id);
         }
     }
 }
@@ -243,14 +213,9 @@ pub fn remove_revoked(scripts: &[ScriptDescriptor]) {
 /// Removes these descriptors' elements and forgets them, so a later load injects them again
 /// (`unloadDestination`).
 pub fn remove_all(scripts: &[ScriptDescriptor]) {
-    if let Some(doc) = document() {
-        for d in scripts {
-            if LOADS.with(|l| l.borrow_mut().remove(&d.id)).is_none() {
-                continue;
-            }
-            if let Some(el) = doc.get_element_by_id(&d.id) {
-                el.remove();
-            }
+    for d in scripts {
+        if LOADS.with(|l| l.borrow_mut().remove(&d.id)).is_some() {
+            remove_element(&d.id);
         }
     }
 }

@@ -237,3 +237,9 @@ pub fn error_message(e: &JsValue) -> String {
         .and_then(|m| m.as_string())
         .unwrap_or_else(|| js_string(e).unwrap_or_default())
 }
+
+#[wasm_bindgen(module = "/src/web/host.js")]
+extern "C" {
+    /// Adds `f` as a listener for `kind` on the document (`doc`) or the window.
+    pub fn listen(doc: bool, kind: &str, f: &js_sys::Function);
+}

@@ -149,15 +149,10 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
     }))
 }
 
-/// `url` resolved against the page's address, if it is http(s).
+/// `url` resolved against the document's base URL (as `fetch` resolves it), if it is http(s).
 fn resolve_http(url: &str) -> Option<String> {
-    let base = get(&global_get("location"), "href").as_string();
-    let u = match base {
-        Some(b) => web_sys::Url::new_with_base(url, &b),
-        None => web_sys::Url::new(url),
-    }
-    .ok()?;
-    matches!(u.protocol().as_str(), "http:" | "https:").then(|| u.href())
+    let (href, protocol, _) = crate::web::inject::resolve(url)?;
+    matches!(protocol.as_str(), "http:" | "https:").then_some(href)
 }
 
 impl Relay {
@@ -417,7 +412,5 @@ fn start_heartbeat(outbox: &Rc<RefCell<Outbox>>) {
         }
     })
     .into_js_value();
-    if let Some(w) = web_sys::window() {
-        let _ = w.add_event_listener_with_callback("pagehide", hide.unchecked_ref());
-    }
+    crate::web::platform::listen(false, "pagehide", hide.unchecked_ref());
 }
