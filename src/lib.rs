@@ -41,6 +41,7 @@ pub mod consent;
 pub mod dead_letter;
 pub mod error;
 pub mod event;
+pub mod heap;
 pub mod json;
 pub mod manager;
 pub mod outbox;
