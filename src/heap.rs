@@ -4,8 +4,10 @@
 //! A block's class follows from its `Layout` alone (the larger of size and alignment, rounded up
 //! to a power of two, at least 8 bytes), so blocks carry no header; a free block holds the link
 //! to the next free block of its class. Every block is aligned to its class size, which honours
-//! any alignment up to it. Memory is never given back to the source. Alignment gaps in the bump
-//! region, and the rest of a region left behind, are split into free blocks of smaller classes.
+//! any alignment up to it. A class with no free block splits the smallest larger free one before
+//! taking fresh memory. Alignment gaps in the bump region, the rest of a region left behind and
+//! the rest of a split block become free blocks of smaller classes. Free blocks are never merged,
+//! and memory is never given back to the source.
 
 #[allow(unused_imports)]
 use crate::prelude::*;
@@ -70,10 +72,26 @@ impl<P: Pages> Heap<P> {
         let Some(class) = class(layout) else {
             return ptr::null_mut();
         };
-        let head = self.free[class];
-        if head.is_null() {
-            return self.fresh(class_size(class)).unwrap_or(ptr::null_mut());
+        if !self.free[class].is_null() {
+            return self.pop(class);
         }
+        // Split the smallest larger free block: its first part is the block, the rest (one
+        // block of each class in between) goes to the free lists.
+        for larger in class + 1..CLASSES {
+            if !self.free[larger].is_null() {
+                let block = self.pop(larger);
+                let start = block as usize;
+                // SAFETY: the rest of a free block is unused memory; both ends are multiples of 8.
+                unsafe { self.carve(start + class_size(class), start + class_size(larger)) };
+                return block;
+            }
+        }
+        self.fresh(class_size(class)).unwrap_or(ptr::null_mut())
+    }
+
+    /// Takes the first block off the (non-empty) free list of `class`.
+    fn pop(&mut self, class: usize) -> *mut u8 {
+        let head = self.free[class];
         // SAFETY: a free block is at least 8 bytes, aligned to its size, and starts with the link
         // `push` wrote.
         self.free[class] = unsafe { head.cast::<*mut u8>().read() };
@@ -379,9 +397,6 @@ mod tests {
         // 17..=32 bytes, or an alignment of 32, are the same class as 24 bytes.
         assert_eq!(heap.alloc(layout(32, 1)), a);
         unsafe { heap.dealloc(b, layout(24, 8)) };
-        // Another class does not take it.
-        let c = heap.alloc(layout(8, 8));
-        assert_ne!(c, b);
         assert_eq!(heap.alloc(layout(2, 32)), b);
         // Last freed, first reused.
         unsafe {
@@ -390,6 +405,32 @@ mod tests {
         }
         assert_eq!(heap.alloc(layout(20, 4)), b);
         assert_eq!(heap.alloc(layout(20, 4)), a);
+        assert_eq!(heap.pages.grows, 1);
+    }
+
+    #[test]
+    fn an_empty_class_splits_the_smallest_larger_free_block() {
+        let mut heap = Heap::new(Buffer::new(4, 0));
+        let huge = heap.alloc(layout(4096, 8));
+        let big = heap.alloc(layout(1024, 8));
+        let guard = heap.alloc(layout(8, 8));
+        unsafe {
+            heap.dealloc(huge, layout(4096, 8));
+            heap.dealloc(big, layout(1000, 8));
+        }
+        // 128 bytes: the 1 KiB block (not the 4 KiB one) is split into 128 + 128 + 256 + 512.
+        let parts = [(100, 0), (200, 256), (128, 128), (512, 512)];
+        for (id, &(size, offset)) in parts.iter().enumerate() {
+            let block = heap.alloc(layout(size, 8));
+            assert_eq!(block as usize, big as usize + offset, "{size} bytes");
+            fill(block, size, id);
+        }
+        for (id, &(size, offset)) in parts.iter().enumerate() {
+            check(unsafe { big.add(offset) }, size, id);
+        }
+        // The 4 KiB block is still whole, and the bump region was not touched.
+        assert_eq!(heap.alloc(layout(4096, 1)), huge);
+        assert_eq!(heap.alloc(layout(8, 1)) as usize, guard as usize + 8);
         assert_eq!(heap.pages.grows, 1);
     }
 
