@@ -25,7 +25,7 @@ pub(crate) mod prelude {
 
 #[cfg(all(feature = "tiny", target_arch = "wasm32"))]
 #[global_allocator]
-static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+static ALLOC: heap::Allocator<heap::WasmPages> = heap::Allocator::new(heap::WasmPages);
 
 /// In the tiny build a panic (always a bug) traps without formatting its message.
 #[cfg(all(feature = "tiny", target_arch = "wasm32"))]
@@ -41,6 +41,7 @@ pub mod consent;
 pub mod dead_letter;
 pub mod error;
 pub mod event;
+pub mod heap;
 pub mod json;
 pub mod manager;
 pub mod outbox;
