@@ -114,7 +114,7 @@ function inlineSnippets(glueFile) {
   glue = glue.replace(importRe, (_, names, rel) => {
     const specs = names.split(',').map((n) => n.trim()).filter(Boolean).map((n) => n.split(/\s+as\s+/));
     let code = fs.readFileSync(path.join(path.dirname(glueFile), rel), 'utf8');
-    code = code.replace(/(^|[;}\s])export\s+(function|const|let|class)\s/g, '$1$2 ');
+    code = code.replace(/(^|[;}\s])export\s+(async\s+function|function|const|let|class)\s/g, '$1$2 ');
     if (/(^|[;}\s])(export|import)[\s{*]/.test(code)) {
       console.error(`build: snippet ${rel} has an export or import form the inliner does not handle`);
       process.exit(1);

@@ -8,11 +8,12 @@ use alloc::rc::Rc;
 use core::future::Future;
 use core::pin::Pin;
 
-use js_sys::{Array, Function, Object};
+use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
 
 use super::inject::{inject, parse_descriptor, remove_all, remove_revoked};
-use super::js::{call_method, get, set};
+use super::js::{call_method, set};
 use super::platform::error_message;
 use crate::consent::Purposes;
 use crate::error::{DeliveryError, ErrorKind};
@@ -194,26 +195,8 @@ impl Destination for JsDestination {
     fn deliver(self: Rc<Self>, events: Vec<Event>) -> Fut<Result<(), DeliveryError>> {
         Box::pin(async move {
             for ev in events {
-                let mut payload = ev.payload.clone();
-                if get(&self.obj, "onBeforeEvent").is_function() {
-                    // onBeforeEvent may change the event for this destination only: give it a copy.
-                    let copy = js_sys::JSON::parse(&ev.json).unwrap_or_else(|_| payload.clone());
-                    match call_method(&self.obj, "onBeforeEvent", &[&copy]).await {
-                        Ok(Some(v)) if v.is_null() => continue,
-                        Ok(Some(v)) if v.is_object() => payload = v,
-                        Ok(_) => payload = copy,
-                        Err(e) => return Err(self.failed(e, &payload).await),
-                    }
-                }
-                let ctx = Object::new();
-                set(&ctx, "destination", &JsValue::from_str(&self.id));
-                match call_method(&self.obj, hook(ev.kind), &[&payload, &ctx]).await {
-                    Ok(r) => {
-                        let r = r.unwrap_or(JsValue::UNDEFINED);
-                        let _ = call_method(&self.obj, "onAfterEvent", &[&payload, &r]).await;
-                    }
-                    Err(e) => return Err(self.failed(e, &payload).await),
-                }
+                let p = deliver_event(&self.obj, &self.id, hook(ev.kind), &ev.payload, &ev.json);
+                JsFuture::from(p).await.map_err(|e| unknown(&e))?;
             }
             Ok(())
         })
@@ -244,9 +227,11 @@ impl Destination for JsDestination {
     }
 }
 
-impl JsDestination {
-    async fn failed(&self, e: JsValue, event: &JsValue) -> DeliveryError {
-        let _ = call_method(&self.obj, "onError", &[&e, event]).await;
-        unknown(&e)
-    }
+#[wasm_bindgen(module = "/src/web/host.js")]
+extern "C" {
+    /// `onBeforeEvent` (on a copy parsed from `json`), the `kind` hook, `onAfterEvent`; on a
+    /// failure `onError`, then a rejection with the error.
+    #[wasm_bindgen(js_name = deliverEvent)]
+    fn deliver_event(obj: &JsValue, id: &str, kind: &str, payload: &JsValue, json: &str)
+        -> Promise;
 }

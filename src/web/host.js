@@ -129,3 +129,47 @@ export function listen(doc, type, f) {
     (doc ? document : globalThis).addEventListener(type, f);
   } catch (_) {}
 }
+
+// What `hook` resolves to when the object has no such method.
+const NO_HOOK = Symbol();
+
+// Calls `obj[name](a, b)` and resolves with what it returns (a returned promise is awaited), or
+// NO_HOOK when there is no such method (also when reading it throws); a throw or rejection
+// rejects with the thrown value.
+const hook = (obj, name, a, b) =>
+  new Promise((resolve) => {
+    let f;
+    try {
+      f = obj[name];
+    } catch (_) {}
+    resolve(typeof f == 'function' ? f.call(obj, a, b) : NO_HOOK);
+  });
+
+// `hook` for the wasm: resolves [result], or undefined when there is no such method.
+export function callHook(obj, name, a, b) {
+  return hook(obj, name, a, b).then((v) => (v === NO_HOOK ? undefined : [v]));
+}
+
+// Delivers one event to a JavaScript destination: `onBeforeEvent` gets a copy parsed from
+// `json` and may return a changed event, or null to skip it; then the `kind` hook with
+// `{ destination: id }`, then `onAfterEvent(event, result)`. Resolves when done; on a failure
+// it awaits `onError(error, event)` and rejects with the original error.
+export async function deliverEvent(obj, id, kind, payload, json) {
+  let hasBefore = false;
+  try {
+    hasBefore = typeof obj.onBeforeEvent == 'function';
+  } catch (_) {}
+  try {
+    if (hasBefore) {
+      const copy = JSON.parse(json);
+      const v = await hook(obj, 'onBeforeEvent', copy);
+      if (v === null) return;
+      payload = v !== NO_HOOK && typeof v == 'object' ? v : copy;
+    }
+    const r = await hook(obj, kind, payload, { destination: id });
+    await hook(obj, 'onAfterEvent', payload, r === NO_HOOK ? undefined : r).catch(() => {});
+  } catch (e) {
+    await hook(obj, 'onError', e, payload).catch(() => {});
+    throw e;
+  }
+}

@@ -4,7 +4,7 @@
 #[allow(unused_imports)]
 use crate::prelude::*;
 
-use js_sys::{Function, Object, Promise, Reflect};
+use js_sys::{Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -156,24 +156,23 @@ pub fn opt_obj(obj: &Object, key: &str, path: &str) -> Result<Option<Object>, St
         .transpose()
 }
 
-/// Calls `obj[name](args...)` if it is a function; `Ok(None)` when there is no such method.
-/// A returned promise is awaited; a throw or rejection is the `Err`.
+#[wasm_bindgen(module = "/src/web/host.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = callHook)]
+    fn call_hook(obj: &JsValue, name: &str, a: &JsValue, b: &JsValue) -> Promise;
+}
+
+/// Calls `obj[name](args...)` (up to two arguments) if it is a function; `Ok(None)` when there
+/// is no such method. A returned promise is awaited; a throw or rejection is the `Err`.
 pub async fn call_method(
     obj: &JsValue,
     name: &str,
     args: &[&JsValue],
 ) -> Result<Option<JsValue>, JsValue> {
-    let f = get(obj, name);
-    let Some(f) = f.dyn_ref::<Function>() else {
-        return Ok(None);
-    };
-    let r = match args {
-        [] => f.call0(obj),
-        [a] => f.call1(obj, a),
-        [a, b] => f.call2(obj, a, b),
-        [a, b, c, ..] => f.call3(obj, a, b, c),
-    }?;
-    settle(r).await.map(Some)
+    let none = JsValue::UNDEFINED;
+    let arg = |i: usize| args.get(i).copied().unwrap_or(&none);
+    let r = JsFuture::from(call_hook(obj, name, arg(0), arg(1))).await?;
+    Ok((!r.is_undefined()).then(|| js_sys::Array::from(&r).get(0)))
 }
 
 /// Awaits `v` if it is a thenable, else returns it.
