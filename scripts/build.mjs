@@ -85,8 +85,29 @@ function minifyNames(wasmFile, glueFile) {
   };
   const word = (name) => name.replace(/[$]/g, '\\$');
   // Import object keys (`__wbg_x_<hash>: function`) and the module they are grouped under.
-  for (const [, from, to] of map.imports) swap(new RegExp(`(?<![\\w$])${word(from)}(?=\\s*:)`, 'g'), to, `import ${from}`);
-  swap(/"\.\/consent_analytics_bg\.js":/g, `${JSON.stringify(module)}:`, 'the import module name');
+  // Snippet functions the wasm imports directly (no conversion needed) come from their module's
+  // namespace object; after minifying, every import is in one module.
+  const direct = [];
+  for (const [from_module, from, to] of map.imports) {
+    if (from_module === './consent_analytics_bg.js') {
+      swap(new RegExp(`(?<![\\w$])${word(from)}(?=\\s*:)`, 'g'), to, `import ${from}`);
+      continue;
+    }
+    const ns = glue.match(new RegExp(`^import \\* as (\\w+) from ["']${from_module.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}["']`, 'm'));
+    if (!ns) {
+      console.error(`build: no namespace import of ${from_module} for ${from}; cannot rename it`);
+      process.exit(1);
+    }
+    direct.push(`${JSON.stringify(to)}: ${ns[1]}.${from}`);
+  }
+  const moduleLine = /"\.\/consent_analytics_bg\.js": (\w+),/;
+  const own = glue.match(moduleLine);
+  if (!own) {
+    console.error(`build: the import module name not found in ${path.basename(glueFile)}`);
+    process.exit(1);
+  }
+  swap(moduleLine, `${JSON.stringify(module)}: Object.assign(${own[1]}, { ${direct.join(', ')} }),`, 'the import module name');
+  glue = glue.replace(/^\s*"\.\/snippets\/[^"]+": \w+,\n/gm, '');
   // Exports are only ever read as `wasm.<name>`.
   for (const [from, to] of map.exports) {
     if (new RegExp(`wasm\\.${word(from)}(?![\\w$])`).test(glue)) swap(new RegExp(`wasm\\.${word(from)}(?![\\w$])`, 'g'), `wasm.${to}`, `export ${from}`);
@@ -110,20 +131,32 @@ if (opts.target === 'web') inlineSnippets(path.join(outDir, `${NAME}.js`));
 
 function inlineSnippets(glueFile) {
   let glue = fs.readFileSync(glueFile, 'utf8');
-  const importRe = /^import \{([^}]*)\} from '(\.\/snippets\/[^']+)';$/gm;
-  glue = glue.replace(importRe, (_, names, rel) => {
-    const specs = names.split(',').map((n) => n.trim()).filter(Boolean).map((n) => n.split(/\s+as\s+/));
-    let code = fs.readFileSync(path.join(path.dirname(glueFile), rel), 'utf8');
-    code = code.replace(/(^|[;}\s])export\s+(async\s+function|function|const|let|class)\s/g, '$1$2 ');
-    if (/(^|[;}\s])(export|import)[\s{*]/.test(code)) {
-      console.error(`build: snippet ${rel} has an export or import form the inliner does not handle`);
-      process.exit(1);
+  // `import { a, b as c } from './snippets/..';` and `import * as x from "./snippets/.."`.
+  const importRe = /^import (\{[^}]*\}|\* as [\w$]+) from (['"])(\.\/snippets\/[^'"]+)\2;?$/gm;
+  const modules = new Map(); // snippet path -> variable holding its exports
+  glue = glue.replace(importRe, (_, what, __, rel) => {
+    let decl = '';
+    if (!modules.has(rel)) {
+      const name = `__snippet${modules.size}`;
+      modules.set(rel, name);
+      let code = fs.readFileSync(path.join(path.dirname(glueFile), rel), 'utf8');
+      const exported = [];
+      code = code.replace(/(^|[;}\s])export\s+(async\s+function|function|const|let|class)\s+([\w$]+)/g, (m, lead, kind, id) => {
+        exported.push(id);
+        return `${lead}${kind} ${id}`;
+      });
+      if (/(^|[;}\s])(export|import)[\s{*]/.test(code)) {
+        console.error(`build: snippet ${rel} has an export or import form the inliner does not handle`);
+        process.exit(1);
+      }
+      decl = `const ${name} = (() => {\n${code}\nreturn { ${exported.join(', ')} };\n})();\n`;
     }
-    const pattern = specs.map(([name, alias]) => (alias ? `${name}: ${alias}` : name)).join(', ');
-    const result = specs.map(([name]) => name).join(', ');
-    return `const { ${pattern} } = (() => {\n${code}\nreturn { ${result} };\n})();`;
+    const name = modules.get(rel);
+    if (what.startsWith('*')) return `${decl}const ${what.slice(5).trim()} = ${name};`;
+    const specs = what.slice(1, -1).split(',').map((n) => n.trim()).filter(Boolean).map((n) => n.split(/\s+as\s+/));
+    return `${decl}const { ${specs.map(([n, alias]) => (alias ? `${n}: ${alias}` : n)).join(', ')} } = ${name};`;
   });
-  if (/from '\.\/snippets\//.test(glue)) {
+  if (/from\s*['"]\.\/snippets\//.test(glue)) {
     console.error('build: a snippet import was left in the glue');
     process.exit(1);
   }

@@ -19,7 +19,7 @@ use crate::ports::{FallbackStorage, Log};
 use crate::web::config::{self, parse_consent_object};
 use crate::web::dest::{consent_object, CreateEnv};
 use crate::web::engine::{dead_letter_object, error_object, Engine, Pending};
-use crate::web::event::{object_arg, options_arg, page_context, serialise, Identity};
+use crate::web::event::{check_size, object_arg, options_arg, page_context, Identity};
 use crate::web::js::{error, get, set, type_error};
 use crate::web::platform::{self, global_get, navigator_get, now, uuid, ConsoleLog, WebRng};
 use crate::web::registry;
@@ -597,70 +597,34 @@ impl Analytics {
         call: &str,
     ) -> Result<String, JsValue> {
         let opts = options_arg(options).map_err(|m| call_error(call, &m))?;
-        let o = &opts.raw;
-        let id = self.identity.borrow();
-        let message_id = get(o, "messageId").as_string().unwrap_or_else(uuid);
-        set(&e, "type", &JsValue::from_str(kind.name()));
-        set(&e, "messageId", &JsValue::from_str(&message_id));
-        let ts = get(o, "timestamp");
-        let ts = if ts.is_string() {
-            ts
-        } else {
-            JsValue::from_str(&crate::time::iso8601(now()))
-        };
-        set(&e, "timestamp", &ts);
-        let anon = get(o, "anonymousId");
-        set(
-            &e,
-            "anonymousId",
-            &if anon.is_string() {
-                anon
-            } else {
-                JsValue::from_str(&id.anonymous_id)
-            },
-        );
-        let user = get(o, "userId");
-        let own = get(&e, "userId");
-        let user = if user.is_string() {
-            user
-        } else if own.is_string() {
-            own
-        } else {
-            id.user_id
-                .as_deref()
-                .map(JsValue::from_str)
-                .unwrap_or(JsValue::NULL)
-        };
-        set(&e, "userId", &user);
-        drop(id);
         let consent = self.consent.get().granted();
-        let ctx = Object::assign(&Object::new(), &self.context);
-        set(&ctx, "page", &page_context());
-        let cp = Object::new();
-        set(&cp, "categoryPreferences", &consent_object(consent));
-        set(&ctx, "consent", &cp);
-        let user_ctx = get(o, "context");
-        let ctx = if user_ctx.is_object() {
-            let merged = crate::web::js::assign(&ctx, &user_ctx)
-                .map_err(|m| type_error(&[call, ": options.context ", &m].concat()))?;
-            // The consent stamp is ours, whatever the caller passed.
-            set(&merged, "consent", &cp);
-            merged
-        } else {
-            ctx
-        };
-        set(&e, "context", &ctx);
-        let integrations = get(o, "integrations");
-        set(
+        let id = self.identity.borrow();
+        let message_id = uuid();
+        let done = complete_event(
             &e,
-            "integrations",
-            &if integrations.is_object() {
-                integrations
-            } else {
-                Object::new().into()
-            },
+            kind.name(),
+            &opts.raw,
+            &message_id,
+            &crate::time::iso8601(now()),
+            &id.anonymous_id,
+            id.user_id.as_deref(),
+            &self.context,
+            &consent_object(consent),
         );
-        let json = serialise(&e).map_err(|m| call_error(call, &m))?;
+        drop(id);
+        let json = match done.as_string() {
+            Some(s) => check_size(s),
+            None => Err([
+                "event cannot be serialised: ",
+                &js_sys::Array::from(&done)
+                    .get(0)
+                    .as_string()
+                    .unwrap_or_default(),
+            ]
+            .concat()),
+        }
+        .map_err(|m| call_error(call, &m))?;
+        let message_id = get(&e, "messageId").as_string().unwrap_or(message_id);
         let payload: JsValue = e.into();
         self.engine.enqueue(Pending::Event {
             payload,
@@ -753,6 +717,23 @@ fn check_event_name(name: &str) -> Result<(), JsValue> {
             .concat(),
         ))
     }
+}
+
+#[wasm_bindgen(module = "/src/web/host.js")]
+extern "C" {
+    #[allow(clippy::too_many_arguments)]
+    #[wasm_bindgen(js_name = completeEvent)]
+    fn complete_event(
+        e: &Object,
+        kind: &str,
+        options: &JsValue,
+        message_id: &str,
+        timestamp: &str,
+        anonymous_id: &str,
+        user_id: Option<&str>,
+        base: &Object,
+        prefs: &Object,
+    ) -> JsValue;
 }
 
 /// A `TypeError` whose message is `<call>: <m>`.

@@ -10,8 +10,7 @@ use js_sys::{Object, JSON};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::js::{get, is_plain_object, set};
-use super::platform::global_get;
+use super::js::{get, is_plain_object};
 use crate::ports::FallbackStorage;
 
 /// Largest serialised event accepted, in bytes.
@@ -170,22 +169,24 @@ impl Identity {
     }
 }
 
-/// The `context.page` object, read from the document.
-pub fn page_context() -> Object {
-    let loc = global_get("location");
-    let doc = global_get("document");
-    let o = Object::new();
-    let href = get(&loc, "href").as_string().unwrap_or_default();
-    let path = get(&loc, "pathname");
-    let search = get(&loc, "search");
-    set(&o, "path", &path);
-    set(&o, "referrer", &get(&doc, "referrer"));
-    set(&o, "search", &search);
-    set(&o, "title", &get(&doc, "title"));
-    // The URL without its fragment.
-    let url = href.split('#').next().unwrap_or_default();
-    set(&o, "url", &JsValue::from_str(url));
-    o
+#[wasm_bindgen(module = "/src/web/host.js")]
+extern "C" {
+    /// The `context.page` object, read from the document.
+    #[wasm_bindgen(js_name = pageContext)]
+    pub fn page_context() -> Object;
+}
+
+/// `json` if it is within the 32 KB limit, else an error naming its size.
+pub fn check_size(json: String) -> Result<String, String> {
+    if json.len() > MAX_EVENT_BYTES {
+        return Err([
+            "event is ",
+            &crate::json::dec(json.len() as u64),
+            " bytes serialised, over the 32 KB limit",
+        ]
+        .concat());
+    }
+    Ok(json)
 }
 
 /// Serialises an event; errors name the problem (a toJSON that throws, the size limit).
@@ -197,14 +198,5 @@ pub fn serialise(event: &JsValue) -> Result<String, String> {
         ]
         .concat()
     })?;
-    let s = String::from(s);
-    if s.len() > MAX_EVENT_BYTES {
-        return Err([
-            "event is ",
-            &crate::json::dec(s.len() as u64),
-            " bytes serialised, over the 32 KB limit",
-        ]
-        .concat());
-    }
-    Ok(s)
+    check_size(String::from(s))
 }

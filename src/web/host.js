@@ -173,3 +173,34 @@ export async function deliverEvent(obj, id, kind, payload, json) {
     throw e;
   }
 }
+
+// `context.page`: the document's path, referrer, search, title and URL (without fragment).
+export function pageContext() {
+  const l = location;
+  const d = document;
+  return { path: l.pathname, referrer: d.referrer, search: l.search, title: d.title, url: l.href.split('#')[0] };
+}
+
+// Completes event `e` with the fields every event has and returns its JSON, or [message] when
+// it cannot be serialised. `o`: the validated options (or undefined); `messageId`, `timestamp`,
+// `anonymousId`, `userId` (or null): the defaults the options may override; `base`: the
+// context shared by every event; `prefs`: the consent in force (copied: stamped, whatever
+// options.context says).
+export function completeEvent(e, type, o, messageId, timestamp, anonymousId, userId, base, prefs) {
+  try {
+    o = o || {};
+    const str = (v, d) => (typeof v == 'string' ? v : d);
+    const obj = (v) => v !== null && typeof v == 'object';
+    e.type = type;
+    e.messageId = str(o.messageId, messageId);
+    e.timestamp = str(o.timestamp, timestamp);
+    e.anonymousId = str(o.anonymousId, anonymousId);
+    e.userId = str(o.userId, str(e.userId, userId));
+    const consent = { categoryPreferences: { ...prefs } };
+    e.context = Object.assign({}, base, { page: pageContext(), consent }, obj(o.context) ? o.context : {}, { consent });
+    e.integrations = obj(o.integrations) ? o.integrations : {};
+    return JSON.stringify(e);
+  } catch (err) {
+    return [text(err)];
+  }
+}
