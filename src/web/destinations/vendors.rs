@@ -31,7 +31,6 @@ use core::cell::Cell;
 
 use js_sys::{Array, Object};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
 use crate::consent::{Purpose, Purposes};
 use crate::error::{DeliveryError, ErrorKind};
@@ -44,18 +43,7 @@ use crate::web::inject::{inject, remove_all, remove_revoked, resolve_and_check};
 use crate::web::js::{check_keys, get, opt_str, set};
 use crate::web::platform::error_message;
 
-// The vendors' standard queue stubs (as their own snippets define them, without the part that
-// inserts a script element) and a call helper. Shipped as a module file: CSP-safe.
-#[wasm_bindgen(inline_js = "const w=globalThis;\
-export function stub(v){\
-if(v==0){if(!w.posthog){const p=w.posthog=[];p._i=[];p.__SV=1;\
-p.init=function(){p._i.push([].slice.call(arguments))};\
-'capture identify alias group reset register opt_in_capturing opt_out_capturing'.split(' ')\
-.forEach(function(m){p[m]=function(){p.push([m].concat([].slice.call(arguments)))}})}}\
-else if(v==1){if(!w.fbq){const n=w.fbq=function(){n.callMethod?n.callMethod.apply(n,arguments):n.queue.push(arguments)};\
-if(!w._fbq)w._fbq=n;n.push=n;n.loaded=true;n.version='2.0';n.queue=[]}}\
-else{w.dataLayer=w.dataLayer||[];w.gtag=w.gtag||function(){w.dataLayer.push(arguments)}}}\
-export function vcall(t,m,a){const o=w[t];return m?o[m].apply(o,a):o.apply(w,a)}")]
+#[wasm_bindgen(module = "/src/web/destinations/vendors.js")]
 extern "C" {
     /// Sets up the stub of vendor `v` (0 PostHog, 1 Meta, 2 Google) unless it already exists.
     #[wasm_bindgen(catch)]
@@ -63,6 +51,10 @@ extern "C" {
     /// `window[t][m](...a)`, or `window[t](...a)` when `m` is empty.
     #[wasm_bindgen(catch)]
     fn vcall(t: &str, m: &str, a: &Array) -> Result<JsValue, JsValue>;
+    /// Maps one event to vendor `v`'s call (0 PostHog, 1 Meta, 2 GA4, 3 GTM); returns an error
+    /// message when the vendor function threw.
+    #[wasm_bindgen(js_name = vendorSend)]
+    fn vendor_send(v: u8, kind: &str, e: &JsValue, standard: bool) -> Option<String>;
 }
 
 /// A vendor tag destination.
@@ -147,24 +139,6 @@ fn consent_mode_object(p: Purposes) -> JsValue {
     o.into()
 }
 
-/// A shallow copy of `event[key]` (an object), so a vendor that changes what it was given
-/// cannot change what other destinations see.
-fn copy(event: &JsValue, key: &str) -> Object {
-    let v = get(event, key);
-    let o = Object::new();
-    if v.is_object() {
-        Object::assign(&o, v.unchecked_ref())
-    } else {
-        o
-    }
-}
-
-/// The string at `event[key]`, if it is one.
-fn text(event: &JsValue, key: &str) -> Option<JsValue> {
-    let v = get(event, key);
-    v.is_string().then_some(v)
-}
-
 impl VendorDestination {
     /// Queues the vendor's init calls into its stub, for consent `c`.
     fn init(&self, c: Purposes) -> Result<(), DeliveryError> {
@@ -240,72 +214,23 @@ impl VendorDestination {
 
     /// Maps one event to the vendor's calls.
     fn send(&self, ev: &Event) -> Result<(), DeliveryError> {
+        if ev.kind == EventKind::Consent {
+            return self.consent(ev.consent);
+        }
         let e = &ev.payload;
-        let name = || get(e, "event");
-        match (self.vendor, ev.kind) {
-            (_, EventKind::Consent) => self.consent(ev.consent),
-            (Vendor::PostHog, EventKind::Track) => call(
-                "posthog",
-                "capture",
-                &[name(), copy(e, "properties").into()],
-            ),
-            (Vendor::PostHog, EventKind::Page) => call(
-                "posthog",
-                "capture",
-                &[s("$pageview"), copy(e, "properties").into()],
-            ),
-            (Vendor::PostHog, EventKind::Identify) => match text(e, "userId") {
-                Some(id) => call("posthog", "identify", &[id, copy(e, "traits").into()]),
-                None => Ok(()),
-            },
-            (Vendor::PostHog, EventKind::Group) => call(
-                "posthog",
-                "group",
-                &[s("company"), get(e, "groupId"), copy(e, "traits").into()],
-            ),
-            (Vendor::PostHog, EventKind::Alias) => call("posthog", "alias", &[get(e, "userId")]),
-            (Vendor::MetaPixel, EventKind::Page) => call("fbq", "", &[s("track"), s("PageView")]),
-            (Vendor::MetaPixel, EventKind::Track) => {
-                let n = name();
-                let standard = n.as_string().is_some_and(|n| is_meta_standard(&n));
-                let how = if standard { "track" } else { "trackCustom" };
-                call("fbq", "", &[s(how), n, copy(e, "properties").into()])
-            }
-            (Vendor::Ga4, EventKind::Track) => call(
-                "gtag",
-                "",
-                &[s("event"), name(), copy(e, "properties").into()],
-            ),
-            (Vendor::Ga4, EventKind::Page) => {
-                let p = get(e, "properties");
-                let o = Object::new();
-                set(&o, "page_location", &get(&p, "url"));
-                set(&o, "page_path", &get(&p, "path"));
-                set(&o, "page_title", &get(&p, "title"));
-                call("gtag", "", &[s("event"), s("page_view"), o.into()])
-            }
-            (Vendor::Ga4, EventKind::Identify) => match text(e, "userId") {
-                Some(id) => {
-                    let o = Object::new();
-                    set(&o, "user_id", &id);
-                    call("gtag", "", &[s("set"), o.into()])
-                }
-                None => Ok(()),
-            },
-            (Vendor::Gtm, EventKind::Track | EventKind::Page) => {
-                let n = if ev.kind == EventKind::Page {
-                    s("page_view")
-                } else {
-                    name()
-                };
-                let o = Object::new();
-                set(&o, "event", &n);
-                let o = Object::assign(&o, &copy(e, "properties"));
-                // The event name wins over a property called `event`.
-                set(&o, "event", &n);
-                call("dataLayer", "push", &[o.into()])
-            }
-            _ => Ok(()),
+        let v = match self.vendor {
+            Vendor::PostHog => 0,
+            Vendor::MetaPixel => 1,
+            Vendor::Ga4 => 2,
+            Vendor::Gtm => 3,
+        };
+        let standard = ev.kind == EventKind::Track
+            && get(e, "event")
+                .as_string()
+                .is_some_and(|n| is_meta_standard(&n));
+        match vendor_send(v, ev.kind.name(), e, standard) {
+            Some(m) => Err(DeliveryError::new(ErrorKind::Unknown, m)),
+            None => Ok(()),
         }
     }
 }
