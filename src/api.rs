@@ -181,12 +181,13 @@ impl Analytics {
     }
 
     /// Records a `track` event; returns its messageId.
+    #[wasm_bindgen(unchecked_return_type = "string")]
     pub fn track(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] event: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "Properties")] properties: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "EventOptions")] options: JsValue,
-    ) -> Result<String, JsValue> {
+    ) -> Result<JsValue, JsValue> {
         let name = event
             .as_string()
             .filter(|s| !s.trim().is_empty())
@@ -200,12 +201,13 @@ impl Analytics {
 
     /// Records a `page` event; `url`, `path`, `referrer`, `title` and `search` default from
     /// the document.
+    #[wasm_bindgen(unchecked_return_type = "string")]
     pub fn page(
         &self,
         #[wasm_bindgen(unchecked_optional_param_type = "string | null")] name: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "Properties")] properties: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "EventOptions")] options: JsValue,
-    ) -> Result<String, JsValue> {
+    ) -> Result<JsValue, JsValue> {
         let (name, properties, options) = skip_optional_first(name, properties, options);
         if !name.is_undefined() && !name.is_null() && name.as_string().is_none() {
             return Err(type_error("page: name must be a string"));
@@ -223,12 +225,13 @@ impl Analytics {
     }
 
     /// Identifies the visitor: persists `userId` and merges `traits`.
+    #[wasm_bindgen(unchecked_return_type = "string")]
     pub fn identify(
         &self,
         #[wasm_bindgen(unchecked_optional_param_type = "string | number | null")] user_id: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "Properties")] traits: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "EventOptions")] options: JsValue,
-    ) -> Result<String, JsValue> {
+    ) -> Result<JsValue, JsValue> {
         let (user_id, traits, options) = skip_optional_first(user_id, traits, options);
         let uid = id_arg(&user_id, "identify: userId")?;
         let traits = object_arg(&traits, "traits").map_err(|m| call_error("identify", &m))?;
@@ -247,12 +250,13 @@ impl Analytics {
     }
 
     /// Associates the visitor with a group.
+    #[wasm_bindgen(unchecked_return_type = "string")]
     pub fn group(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string | number")] group_id: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "Properties")] traits: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "EventOptions")] options: JsValue,
-    ) -> Result<String, JsValue> {
+    ) -> Result<JsValue, JsValue> {
         let gid = id_arg(&group_id, "group: groupId")?
             .ok_or_else(|| type_error("group: groupId must be a non-empty string"))?;
         let traits = object_arg(&traits, "traits").map_err(|m| call_error("group", &m))?;
@@ -265,13 +269,14 @@ impl Analytics {
     }
 
     /// Links `previousId` (default: the current user or anonymous id) to `userId`.
+    #[wasm_bindgen(unchecked_return_type = "string")]
     pub fn alias(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string | number")] user_id: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "string | number | null")]
         previous_id: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "EventOptions")] options: JsValue,
-    ) -> Result<String, JsValue> {
+    ) -> Result<JsValue, JsValue> {
         let uid = id_arg(&user_id, "alias: userId")?
             .ok_or_else(|| type_error("alias: userId must be a non-empty string"))?;
         let prev = match id_arg(&previous_id, "alias: previousId")? {
@@ -595,7 +600,7 @@ impl Analytics {
         e: Object,
         options: &JsValue,
         call: &str,
-    ) -> Result<String, JsValue> {
+    ) -> Result<JsValue, JsValue> {
         let opts = options_arg(options).map_err(|m| call_error(call, &m))?;
         let consent = self.consent.get().granted();
         let id = self.identity.borrow();
@@ -624,16 +629,16 @@ impl Analytics {
             .concat()),
         }
         .map_err(|m| call_error(call, &m))?;
-        let message_id = get(&e, "messageId").as_string().unwrap_or(message_id);
-        let payload: JsValue = e.into();
+        let mid = get(&e, "messageId");
+        let message_id: Rc<str> = mid.as_string().unwrap_or(message_id).into();
         self.engine.enqueue(Pending::Event {
-            payload,
+            payload: e.into(),
             kind,
             consent,
-            message_id: message_id.as_str().into(),
+            message_id,
             json: Some(json.into()),
         });
-        Ok(message_id)
+        Ok(mid)
     }
 
     fn listen_page_events(&self) {

@@ -162,7 +162,9 @@ async fn track_returns_a_uuid_and_builds_a_segment_event() {
             obj(r#"{"revenue": 42}"#),
             JsValue::UNDEFINED,
         )
-        .unwrap();
+        .unwrap()
+        .as_string()
+        .expect("track returns the messageId as a string");
     assert!(consent_analytics::uuid::is_uuid(&id), "{id}");
     let r2 = r.clone();
     assert!(wait(move || tracks(&r2).length() == 1).await);
