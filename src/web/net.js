@@ -1,6 +1,15 @@
-// Browser helpers for Web Locks and timers, where a few lines of JavaScript replace
+// Browser helpers for the network, Web Locks and timers, where a few lines of JavaScript replace
 // many calls across the wasm boundary. Each one catches what the browser can throw: an exception
 // never unwinds through the wasm. Minified in the release package (scripts/build.mjs).
+
+// The message of a thrown value, without calling page code that could throw again.
+const text = (e) => {
+  try {
+    return typeof e == 'string' ? e : typeof (e && e.message) == 'string' ? e.message : String(e);
+  } catch (_) {
+    return 'unknown error';
+  }
+};
 
 // Requests the Web Lock `name` and keeps it while the page lives. Undefined without
 // navigator.locks; else a promise resolving true once the lock is held, false when refused.
@@ -39,4 +48,18 @@ export function heartbeat(ms, beat, leave) {
     setInterval(beat, ms);
     addEventListener('pagehide', (e) => e.persisted || leave());
   } catch (_) {}
+}
+
+// GETs `url`. Resolves [status, body text] for a 2xx answer ([status, null] when the body cannot
+// be read), [status] for another status; rejects with a message when the request fails.
+export function getText(url) {
+  try {
+    if (typeof fetch != 'function') return Promise.reject('fetch is not available');
+    return fetch(url).then(
+      (r) => (r.ok ? r.text().then((t) => [r.status, t], () => [r.status, null]) : [r.status]),
+      (e) => Promise.reject(text(e)),
+    );
+  } catch (e) {
+    return Promise.reject(text(e));
+  }
 }
