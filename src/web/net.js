@@ -50,16 +50,16 @@ export function heartbeat(ms, beat, leave) {
   } catch (_) {}
 }
 
-// GETs `url`. Resolves [status, body text] for a 2xx answer ([status, null] when the body cannot
-// be read), [status] for another status; rejects with a message when the request fails.
-export function getText(url) {
-  try {
-    if (typeof fetch != 'function') return Promise.reject('fetch is not available');
-    return fetch(url).then(
-      (r) => (r.ok ? r.text().then((t) => [r.status, t], () => [r.status, null]) : [r.status]),
-      (e) => Promise.reject(text(e)),
-    );
-  } catch (e) {
-    return Promise.reject(text(e));
-  }
+// GETs `url`, giving up after `ms` milliseconds. Resolves [status, body text] for a 2xx answer
+// ([status, null] when the body cannot be read), [status] for another status, [] on timeout;
+// rejects with a message when the request fails.
+export function getText(url, ms) {
+  return new Promise((resolve, reject) => {
+    if (typeof fetch != 'function') throw 'fetch is not available';
+    const timer = setTimeout(() => resolve([]), ms);
+    fetch(url)
+      .then((r) => (r.ok ? r.text().then((t) => [r.status, t], () => [r.status, null]) : [r.status]))
+      .then(resolve, reject)
+      .finally(() => clearTimeout(timer));
+  }).catch((e) => Promise.reject(text(e)));
 }

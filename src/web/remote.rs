@@ -17,12 +17,10 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use super::config::parse_purpose_list;
-use super::engine::with_timeout;
 use super::inject::{inject, parse_descriptor, remove_revoked};
 use super::js::{get, is_plain_object};
 use super::platform::{error_message, log_error, WebClock, WebStorage};
 use crate::consent::Purposes;
-use crate::error::DeliveryError;
 use crate::script::ScriptDescriptor;
 use crate::scripts_cache::{request_url, Lookup, ScriptsCache};
 
@@ -131,18 +129,7 @@ impl Remote {
     /// Fetches and validates the list for `consent`; a good body is cached.
     async fn fetch(&self, consent: Purposes) -> Result<Vec<RemoteScript>, String> {
         let url = request_url(&self.url, consent);
-        let body: RefCell<Result<String, String>> = RefCell::new(Err(String::new()));
-        let attempt = async {
-            *body.borrow_mut() = get_text(&url).await;
-            Ok::<(), DeliveryError>(())
-        };
-        if with_timeout(Box::pin(attempt), self.timeout_ms)
-            .await
-            .is_err()
-        {
-            return Err(["GET ", &url, " timed out"].concat());
-        }
-        let text = body.into_inner()?;
+        let text = get_text(&url, self.timeout_ms).await?;
         let list = parse_body(&text).map_err(|m| ["GET ", &url, ": ", &m].concat())?;
         self.cache.store(consent, &text);
         Ok(list)
@@ -151,19 +138,22 @@ impl Remote {
 
 #[wasm_bindgen(module = "/src/web/net.js")]
 extern "C" {
-    /// GETs `url`: a promise of `[status, body text]` for a 2xx answer (`[status, null]` when
-    /// the body cannot be read), `[status]` otherwise; rejects with a message on failure.
+    /// GETs `url`, giving up after `ms`: a promise of `[status, body text]` for a 2xx answer
+    /// (text null when unreadable), `[status]` otherwise, `[]` on timeout; rejects with a message.
     #[wasm_bindgen(js_name = getText)]
-    fn get_text_js(url: &str) -> Promise;
+    fn get_text_js(url: &str, ms: u32) -> Promise;
 }
 
-/// `fetch(url)` and the body text of a 2xx answer.
-async fn get_text(url: &str) -> Result<String, String> {
+/// `fetch(url)` and the body text of a 2xx answer, within `timeout_ms`.
+async fn get_text(url: &str, timeout_ms: u64) -> Result<String, String> {
     let fail = |m: &str| ["GET ", url, " ", m].concat();
-    let resp: Array = JsFuture::from(get_text_js(url))
+    let resp: Array = JsFuture::from(get_text_js(url, timeout_ms.min(i32::MAX as u64) as u32))
         .await
         .map_err(|e| fail(&["failed: ", &error_message(&e)].concat()))?
         .unchecked_into();
+    if resp.length() == 0 {
+        return Err(fail("timed out"));
+    }
     let status = resp.get(0).as_f64().unwrap_or(0.0) as u16;
     if !(200..300).contains(&status) {
         return Err(fail(
