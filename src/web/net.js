@@ -41,6 +41,15 @@ export function tryLock(name, f) {
   }
 }
 
+// navigator.sendBeacon(url, body): whether the browser took it; false when it is missing.
+export function sendBeacon(url, body) {
+  try {
+    return navigator.sendBeacon(url, body) === true;
+  } catch (_) {
+    return false;
+  }
+}
+
 // Calls `beat` every `ms` milliseconds, and `leave` when the page is discarded (`pagehide` not
 // kept in the back/forward cache).
 export function heartbeat(ms, beat, leave) {

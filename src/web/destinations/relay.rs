@@ -2,9 +2,9 @@
 //! RudderStack HTTP batch format (`POST endpoint` with `{"batch":[...],"sentAt":...}`), keeping
 //! every accepted event in the durable outbox ([`crate::outbox`]) until a 2xx answer.
 //!
-//! Browser side only: settings, `fetch`, `sendBeacon`, and the Web Locks and timer calls (small
-//! JavaScript helpers in `src/web/net.js`). Which entries are whose, adoption, ordering and the
-//! wire format live in `outbox` and are tested natively.
+//! Browser side only: settings, and the `fetch`, `sendBeacon`, Web Locks and timer calls (small
+//! JavaScript helpers in `src/web/host.js` and `src/web/net.js`). Which entries are whose,
+//! adoption, ordering and the wire format live in `outbox` and are tested natively.
 //!
 //! - `deliver` POSTs one batch with `Content-Type: application/json`, `Authorization: Basic
 //!   base64(writeKey + ':')` when a writeKey is set, and the configured headers.
@@ -29,7 +29,7 @@ use crate::prelude::*;
 use alloc::rc::Rc;
 use core::cell::{Cell, RefCell};
 
-use js_sys::{Function, Object, Promise};
+use js_sys::{Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -44,7 +44,7 @@ use crate::time::iso8601;
 use crate::web::config::DestConfig;
 use crate::web::dest::{CreateEnv, Destination, Event, Fut, LoadEnv, Restored};
 use crate::web::js::{check_keys, get, opt_bool, opt_obj, opt_str, opt_uint, set};
-use crate::web::platform::{error_message, global_get, now, uuid};
+use crate::web::platform::{error_message, now, uuid};
 
 const SETTINGS: &[&str] = &[
     "endpoint",
@@ -176,21 +176,12 @@ impl Relay {
             self.write_key.as_deref(),
             BEACON_MAX_BYTES,
         );
-        let nav = global_get("navigator");
-        let send = get(&nav, "sendBeacon")
-            .dyn_into::<Function>()
-            .ok()
-            .filter(|_| self.use_beacon && !self.custom_headers);
-        let url = JsValue::from_str(&self.endpoint);
+        let use_beacon = self.use_beacon && !self.custom_headers;
         // Browsers allow 64 KB of keepalive bodies in flight per page.
         let mut budget = BEACON_MAX_BYTES;
         let mut sent = 0;
         for (n, body) in chunks {
-            let beaconed = send.as_ref().is_some_and(|f| {
-                f.call2(&nav, &url, &JsValue::from_str(&body))
-                    .is_ok_and(|v| v.as_bool() == Some(true))
-            });
-            if !beaconed {
+            if !(use_beacon && send_beacon(&self.endpoint, &body)) {
                 if body.len() > budget {
                     break;
                 }
@@ -383,6 +374,9 @@ extern "C" {
     /// settles once the lock is released.
     #[wasm_bindgen(js_name = tryLock)]
     fn try_lock(name: &str, f: &JsValue) -> Promise;
+    /// `navigator.sendBeacon(url, body)`: whether the browser took it (false when missing).
+    #[wasm_bindgen(js_name = sendBeacon)]
+    fn send_beacon(url: &str, body: &str) -> bool;
     /// Calls `beat` every `ms` milliseconds, and `leave` when the page is discarded (`pagehide`
     /// not kept in the back/forward cache).
     fn heartbeat(ms: u32, beat: &JsValue, leave: &JsValue);
