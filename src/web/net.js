@@ -31,14 +31,18 @@ export function holdLock(name) {
   });
 }
 
-// Requests the Web Lock `name` only if it is free and, while holding it, calls `f()`
-// synchronously. Resolves once the lock is released (or the request failed).
-export function tryLock(name, f) {
-  try {
-    return navigator.locks.request(name, { ifAvailable: true }, (lock) => lock && f()).catch(() => {});
-  } catch (_) {
-    return Promise.resolve();
-  }
+// For each owner in turn, requests the Web Lock `base + owner` only if it is free and, while
+// holding it, calls `f(index)` synchronously. Resolves once every request is done.
+export function tryLocks(base, owners, f) {
+  return owners.reduce(
+    (p, owner, i) =>
+      p.then(() => {
+        try {
+          return navigator.locks.request(base + owner, { ifAvailable: true }, (lock) => lock && f(i)).catch(() => {});
+        } catch (_) {}
+      }),
+    Promise.resolve(),
+  );
 }
 
 // navigator.sendBeacon(url, body): whether the browser took it; false when it is missing.

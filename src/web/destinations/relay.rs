@@ -29,7 +29,7 @@ use crate::prelude::*;
 use alloc::rc::Rc;
 use core::cell::{Cell, RefCell};
 
-use js_sys::{Object, Promise};
+use js_sys::{Array, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -309,29 +309,35 @@ impl Destination for Relay {
                     }
                 }
             };
-            let owners = outbox.borrow_mut().other_owners();
+            let owners = Rc::new(outbox.borrow_mut().other_owners());
             let seen = Rc::new(RefCell::new(Vec::new()));
             let got: Rc<RefCell<Vec<Entry>>> = Default::default();
-            for owner in owners {
-                match mode {
-                    Mode::Locks => {
-                        let name = [&lock_base, owner.as_str()].concat();
-                        let (o, s, g) = (outbox.clone(), seen.clone(), got.clone());
-                        // Called only when the lock was free: the owner's page is gone.
-                        let adopt = Closure::<dyn FnMut()>::new(move || {
-                            let e = o.borrow_mut().adopt(&owner, &mut s.borrow_mut());
-                            g.borrow_mut().extend(e);
-                        });
-                        let _ = JsFuture::from(try_lock(&name, adopt.as_ref())).await;
+            let adopt = {
+                let (o, w, s, g) = (outbox.clone(), owners.clone(), seen.clone(), got.clone());
+                move |i: usize| {
+                    if let Some(owner) = w.get(i) {
+                        let e = o.borrow_mut().adopt(owner, &mut s.borrow_mut());
+                        g.borrow_mut().extend(e);
                     }
-                    Mode::Heartbeat => {
-                        if outbox.borrow().is_silent(&owner, now()) {
-                            let e = outbox.borrow_mut().adopt(&owner, &mut seen.borrow_mut());
-                            got.borrow_mut().extend(e);
+                }
+            };
+            match mode {
+                Mode::Locks => {
+                    let names: Array = owners.iter().map(|w| JsValue::from_str(w)).collect();
+                    // Called with an owner's index only when its lock was free: its page is gone.
+                    let f = Closure::<dyn FnMut(JsValue)>::new(move |i: JsValue| {
+                        adopt(i.as_f64().unwrap_or(f64::MAX) as usize)
+                    });
+                    let _ = JsFuture::from(try_locks(&lock_base, &names, f.as_ref())).await;
+                }
+                Mode::Heartbeat => {
+                    for (i, owner) in owners.iter().enumerate() {
+                        if outbox.borrow().is_silent(owner, now()) {
+                            adopt(i);
                         }
                     }
-                    Mode::OwnOnly => {}
                 }
+                Mode::OwnOnly => {}
             }
             let entries = core::mem::take(&mut *got.borrow_mut());
             let mut out = Vec::with_capacity(entries.len());
@@ -370,10 +376,10 @@ extern "C" {
     /// `navigator.locks`, else a promise of true once held, false when refused.
     #[wasm_bindgen(js_name = holdLock)]
     fn hold_lock(name: &str) -> Option<Promise>;
-    /// Requests the Web Lock `name` if it is free and calls `f` inside the lock callback;
-    /// settles once the lock is released.
-    #[wasm_bindgen(js_name = tryLock)]
-    fn try_lock(name: &str, f: &JsValue) -> Promise;
+    /// For each owner in turn, requests the Web Lock `base + owner` if it is free and calls
+    /// `f(index)` inside the lock callback; settles once all are released.
+    #[wasm_bindgen(js_name = tryLocks)]
+    fn try_locks(base: &str, owners: &Array, f: &JsValue) -> Promise;
     /// `navigator.sendBeacon(url, body)`: whether the browser took it (false when missing).
     #[wasm_bindgen(js_name = sendBeacon)]
     fn send_beacon(url: &str, body: &str) -> bool;
