@@ -11,17 +11,16 @@ use crate::prelude::*;
 use alloc::rc::Rc;
 use core::cell::{Cell, RefCell};
 
-use js_sys::{Array, Function};
+use js_sys::{Array, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
 
 use super::config::parse_purpose_list;
-use super::engine::with_timeout;
 use super::inject::{inject, parse_descriptor, remove_revoked};
-use super::js::{call_method, get, is_plain_object, settle};
-use super::platform::{error_message, global, global_get, log_error, WebClock, WebStorage};
+use super::js::{get, is_plain_object};
+use super::platform::{error_message, log_error, WebClock, WebStorage};
 use crate::consent::Purposes;
-use crate::error::DeliveryError;
 use crate::script::ScriptDescriptor;
 use crate::scripts_cache::{request_url, Lookup, ScriptsCache};
 
@@ -130,47 +129,39 @@ impl Remote {
     /// Fetches and validates the list for `consent`; a good body is cached.
     async fn fetch(&self, consent: Purposes) -> Result<Vec<RemoteScript>, String> {
         let url = request_url(&self.url, consent);
-        let body: RefCell<Result<String, String>> = RefCell::new(Err(String::new()));
-        let attempt = async {
-            *body.borrow_mut() = get_text(&url).await;
-            Ok::<(), DeliveryError>(())
-        };
-        if with_timeout(Box::pin(attempt), self.timeout_ms)
-            .await
-            .is_err()
-        {
-            return Err(["GET ", &url, " timed out"].concat());
-        }
-        let text = body.into_inner()?;
+        let text = get_text(&url, self.timeout_ms).await?;
         let list = parse_body(&text).map_err(|m| ["GET ", &url, ": ", &m].concat())?;
         self.cache.store(consent, &text);
         Ok(list)
     }
 }
 
-/// `fetch(url)` and the body text of a 2xx answer.
-async fn get_text(url: &str) -> Result<String, String> {
+#[wasm_bindgen(module = "/src/web/net.js")]
+extern "C" {
+    /// GETs `url`, giving up after `ms`: a promise of `[status, body text]` for a 2xx answer
+    /// (text null when unreadable), `[status]` otherwise, `[]` on timeout; rejects with a message.
+    #[wasm_bindgen(js_name = getText)]
+    fn get_text_js(url: &str, ms: u32) -> Promise;
+}
+
+/// `fetch(url)` and the body text of a 2xx answer, within `timeout_ms`.
+async fn get_text(url: &str, timeout_ms: u64) -> Result<String, String> {
     let fail = |m: &str| ["GET ", url, " ", m].concat();
-    let fetch: Function = global_get("fetch")
-        .dyn_into()
-        .map_err(|_| fail("failed: fetch is not available"))?;
-    let resp = fetch
-        .call1(&global(), &JsValue::from_str(url))
-        .map_err(|e| fail(&["failed: ", &error_message(&e)].concat()))?;
-    let resp = settle(resp)
+    let resp: Array = JsFuture::from(get_text_js(url, timeout_ms.min(i32::MAX as u64) as u32))
         .await
-        .map_err(|e| fail(&["failed: ", &error_message(&e)].concat()))?;
-    if get(&resp, "ok").as_bool() != Some(true) {
-        let status = get(&resp, "status").as_f64().unwrap_or(0.0) as u16;
+        .map_err(|e| fail(&["failed: ", &error_message(&e)].concat()))?
+        .unchecked_into();
+    if resp.length() == 0 {
+        return Err(fail("timed out"));
+    }
+    let status = resp.get(0).as_f64().unwrap_or(0.0) as u16;
+    if !(200..300).contains(&status) {
         return Err(fail(
             &["answered HTTP ", &crate::json::dec(status.into())].concat(),
         ));
     }
-    call_method(&resp, "text", &[])
-        .await
-        .ok()
-        .flatten()
-        .and_then(|t| t.as_string())
+    resp.get(1)
+        .as_string()
         .ok_or_else(|| fail("failed while reading the body"))
 }
 

@@ -2,8 +2,9 @@
 //! RudderStack HTTP batch format (`POST endpoint` with `{"batch":[...],"sentAt":...}`), keeping
 //! every accepted event in the durable outbox ([`crate::outbox`]) until a 2xx answer.
 //!
-//! Browser side only: settings, `fetch`, `sendBeacon` and the Web Locks calls. Which entries
-//! are whose, adoption, ordering and the wire format live in `outbox` and are tested natively.
+//! Browser side only: settings, and the `fetch`, `sendBeacon`, Web Locks and timer calls (small
+//! JavaScript helpers in `src/web/host.js` and `src/web/net.js`). Which entries are whose,
+//! adoption, ordering and the wire format live in `outbox` and are tested natively.
 //!
 //! - `deliver` POSTs one batch with `Content-Type: application/json`, `Authorization: Basic
 //!   base64(writeKey + ':')` when a writeKey is set, and the configured headers.
@@ -28,7 +29,7 @@ use crate::prelude::*;
 use alloc::rc::Rc;
 use core::cell::{Cell, RefCell};
 
-use js_sys::{Function, Object, Promise};
+use js_sys::{Array, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -43,7 +44,7 @@ use crate::time::iso8601;
 use crate::web::config::DestConfig;
 use crate::web::dest::{CreateEnv, Destination, Event, Fut, LoadEnv, Restored};
 use crate::web::js::{check_keys, get, opt_bool, opt_obj, opt_str, opt_uint, set};
-use crate::web::platform::{error_message, global, global_get, navigator_get, now, uuid};
+use crate::web::platform::{error_message, now, uuid};
 
 const SETTINGS: &[&str] = &[
     "endpoint",
@@ -175,21 +176,12 @@ impl Relay {
             self.write_key.as_deref(),
             BEACON_MAX_BYTES,
         );
-        let nav = global_get("navigator");
-        let send = get(&nav, "sendBeacon")
-            .dyn_into::<Function>()
-            .ok()
-            .filter(|_| self.use_beacon && !self.custom_headers);
-        let url = JsValue::from_str(&self.endpoint);
+        let use_beacon = self.use_beacon && !self.custom_headers;
         // Browsers allow 64 KB of keepalive bodies in flight per page.
         let mut budget = BEACON_MAX_BYTES;
         let mut sent = 0;
         for (n, body) in chunks {
-            let beaconed = send.as_ref().is_some_and(|f| {
-                f.call2(&nav, &url, &JsValue::from_str(&body))
-                    .is_ok_and(|v| v.as_bool() == Some(true))
-            });
-            if !beaconed {
+            if !(use_beacon && send_beacon(&self.endpoint, &body)) {
                 if body.len() > budget {
                     break;
                 }
@@ -302,48 +294,50 @@ impl Destination for Relay {
         let outbox = self.outbox.clone();
         let lock_base = self.lock_base.clone();
         Box::pin(async move {
-            let locks = navigator_get("locks");
             let own = [&lock_base, outbox.borrow().owner()].concat();
-            let mode = if !get(&locks, "request").is_function() {
-                start_heartbeat(&outbox);
-                Mode::Heartbeat
-            } else if hold_lock(&locks, &own).await {
-                Mode::Locks
-            } else {
-                // Locks exist but refuse us: we cannot tell which pages are gone.
-                Mode::OwnOnly
+            let mode = match hold_lock(&own) {
+                None => {
+                    start_heartbeat(&outbox);
+                    Mode::Heartbeat
+                }
+                Some(held) => {
+                    if JsFuture::from(held).await.is_ok_and(|v| v.is_truthy()) {
+                        Mode::Locks
+                    } else {
+                        // Locks exist but refuse us: we cannot tell which pages are gone.
+                        Mode::OwnOnly
+                    }
+                }
             };
-            let owners = outbox.borrow_mut().other_owners();
+            let owners = Rc::new(outbox.borrow_mut().other_owners());
             let seen = Rc::new(RefCell::new(Vec::new()));
             let got: Rc<RefCell<Vec<Entry>>> = Default::default();
-            for owner in owners {
-                match mode {
-                    Mode::Locks => {
-                        let name = [&lock_base, owner.as_str()].concat();
-                        let (o, s, g) = (outbox.clone(), seen.clone(), got.clone());
-                        let cb = Closure::once_into_js(move |lock: JsValue| {
-                            // null: its page is alive and holds the lock.
-                            if lock.is_object() {
-                                let e = o.borrow_mut().adopt(&owner, &mut s.borrow_mut());
-                                g.borrow_mut().extend(e);
-                            }
-                        });
-                        let opts = Object::new();
-                        set(&opts, "ifAvailable", &JsValue::TRUE);
-                        let request: Function = get(&locks, "request").unchecked_into();
-                        if let Ok(p) = request.call3(&locks, &JsValue::from_str(&name), &opts, &cb)
-                        {
-                            let _ = JsFuture::from(Promise::resolve(&p)).await;
-                        }
+            let adopt = {
+                let (o, w, s, g) = (outbox.clone(), owners.clone(), seen.clone(), got.clone());
+                move |i: usize| {
+                    if let Some(owner) = w.get(i) {
+                        let e = o.borrow_mut().adopt(owner, &mut s.borrow_mut());
+                        g.borrow_mut().extend(e);
                     }
-                    Mode::Heartbeat => {
-                        if outbox.borrow().is_silent(&owner, now()) {
-                            let e = outbox.borrow_mut().adopt(&owner, &mut seen.borrow_mut());
-                            got.borrow_mut().extend(e);
-                        }
-                    }
-                    Mode::OwnOnly => {}
                 }
+            };
+            match mode {
+                Mode::Locks => {
+                    let names: Array = owners.iter().map(|w| JsValue::from_str(w)).collect();
+                    // Called with an owner's index only when its lock was free: its page is gone.
+                    let f = Closure::<dyn FnMut(JsValue)>::new(move |i: JsValue| {
+                        adopt(i.as_f64().unwrap_or(f64::MAX) as usize)
+                    });
+                    let _ = JsFuture::from(try_locks(&lock_base, &names, f.as_ref())).await;
+                }
+                Mode::Heartbeat => {
+                    for (i, owner) in owners.iter().enumerate() {
+                        if outbox.borrow().is_silent(owner, now()) {
+                            adopt(i);
+                        }
+                    }
+                }
+                Mode::OwnOnly => {}
             }
             let entries = core::mem::take(&mut *got.borrow_mut());
             let mut out = Vec::with_capacity(entries.len());
@@ -376,41 +370,32 @@ enum Mode {
     OwnOnly,
 }
 
-/// Requests the Web Lock `name` and keeps it while the page lives; resolves true once held,
-/// false when the request was refused.
-async fn hold_lock(locks: &JsValue, name: &str) -> bool {
-    let (granted, res, rej) = crate::web::engine::deferred();
-    let cb = Closure::once_into_js(move |_lock: JsValue| -> JsValue {
-        let _ = res.call1(&JsValue::NULL, &JsValue::TRUE);
-        // Never settles: the lock is released only when the page goes away.
-        crate::web::engine::deferred().0.into()
-    });
-    let request: Function = get(locks, "request").unchecked_into();
-    let Ok(p) = request.call2(locks, &JsValue::from_str(name), &cb) else {
-        return false;
-    };
-    // A refused request rejects `granted` instead of leaving it pending forever.
-    if let Ok(then) = get(&p, "then").dyn_into::<Function>() {
-        let _ = then.call2(&p, &JsValue::UNDEFINED, &rej);
-    }
-    JsFuture::from(granted).await.is_ok()
+#[wasm_bindgen(module = "/src/web/net.js")]
+extern "C" {
+    /// Requests the Web Lock `name` and keeps it while the page lives: undefined without
+    /// `navigator.locks`, else a promise of true once held, false when refused.
+    #[wasm_bindgen(js_name = holdLock)]
+    fn hold_lock(name: &str) -> Option<Promise>;
+    /// For each owner in turn, requests the Web Lock `base + owner` if it is free and calls
+    /// `f(index)` inside the lock callback; settles once all are released.
+    #[wasm_bindgen(js_name = tryLocks)]
+    fn try_locks(base: &str, owners: &Array, f: &JsValue) -> Promise;
+    /// `navigator.sendBeacon(url, body)`: whether the browser took it (false when missing).
+    #[wasm_bindgen(js_name = sendBeacon)]
+    fn send_beacon(url: &str, body: &str) -> bool;
+    /// Calls `beat` every `ms` milliseconds, and `leave` when the page is discarded (`pagehide`
+    /// not kept in the back/forward cache).
+    fn heartbeat(ms: u32, beat: &JsValue, leave: &JsValue);
 }
 
 /// Fallback without Web Locks: beats now and every [`HEARTBEAT_MS`], and removes the heartbeat
 /// when the page is discarded.
 fn start_heartbeat(outbox: &Rc<RefCell<Outbox>>) {
     outbox.borrow_mut().beat(now());
-    let o = outbox.clone();
-    let tick = Closure::<dyn FnMut()>::new(move || o.borrow_mut().beat(now())).into_js_value();
-    if let Ok(f) = global_get("setInterval").dyn_into::<Function>() {
-        let _ = f.call2(&global(), &tick, &JsValue::from_f64(HEARTBEAT_MS as f64));
-    }
-    let o = outbox.clone();
-    let hide = Closure::<dyn FnMut(JsValue)>::new(move |ev: JsValue| {
-        if get(&ev, "persisted").as_bool() != Some(true) {
-            o.borrow_mut().leave();
-        }
-    })
-    .into_js_value();
-    crate::web::platform::listen(false, "pagehide", hide.unchecked_ref());
+    let (o, p) = (outbox.clone(), outbox.clone());
+    heartbeat(
+        HEARTBEAT_MS as u32,
+        &Closure::<dyn FnMut()>::new(move || o.borrow_mut().beat(now())).into_js_value(),
+        &Closure::<dyn FnMut()>::new(move || p.borrow_mut().leave()).into_js_value(),
+    );
 }
