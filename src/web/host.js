@@ -204,3 +204,27 @@ export function completeEvent(e, type, o, messageId, timestamp, anonymousId, use
     return [text(err)];
   }
 }
+
+// A Web Storage operation on localStorage, or sessionStorage when `session`: op 0 getItem(key),
+// 1 setItem(key, value), 2 removeItem(key), 3 the keys starting with `key`. Returns [result],
+// or 2 when the quota is full and 1 when the storage is unavailable or throws otherwise.
+export function storageOp(session, op, key, value) {
+  try {
+    const s = session ? sessionStorage : localStorage;
+    if (op == 0) return [s.getItem(key)];
+    if (op == 1) return [s.setItem(key, value)];
+    if (op == 2) return [s.removeItem(key)];
+    const keys = [];
+    for (let i = 0; i < s.length; i++) {
+      const k = s.key(i);
+      if (k != null && k.startsWith(key)) keys.push(k);
+    }
+    return [keys];
+  } catch (e) {
+    try {
+      return e.name == 'QuotaExceededError' || e.name == 'NS_ERROR_DOM_QUOTA_REACHED' ? 2 : 1;
+    } catch (_) {
+      return 1;
+    }
+  }
+}

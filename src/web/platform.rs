@@ -109,72 +109,56 @@ pub fn uuid() -> String {
     RNG.with(|r| crate::uuid::v4(&mut *r.borrow_mut()))
 }
 
+#[wasm_bindgen(module = "/src/web/host.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = storageOp)]
+    fn storage_op(session: bool, op: u8, key: &str, value: &str) -> JsValue;
+}
+
 /// `localStorage` or `sessionStorage`, looked up on every call so that a storage that throws on
 /// access (disabled, sandboxed, Safari private mode) only ever yields an error value.
 pub struct WebStorage {
-    name: &'static str,
+    session: bool,
 }
 
 impl WebStorage {
     /// `window.localStorage`.
     pub fn local() -> Self {
-        WebStorage {
-            name: "localStorage",
-        }
+        WebStorage { session: false }
     }
 
     /// `window.sessionStorage`.
     pub fn session() -> Self {
-        WebStorage {
-            name: "sessionStorage",
+        WebStorage { session: true }
+    }
+
+    /// Runs operation `op` (see `storageOp` in host.js): its result, or the kind of failure.
+    fn op(&self, op: u8, key: &str, value: &str) -> Result<JsValue, StorageError> {
+        let r = storage_op(self.session, op, key, value);
+        match r.as_f64() {
+            Some(2.0) => Err(StorageError::QuotaExceeded),
+            Some(_) => Err(StorageError::Unavailable),
+            None => Ok(js_sys::Array::from(&r).get(0)),
         }
-    }
-
-    fn store(&self) -> Result<web_sys::Storage, StorageError> {
-        Reflect::get(&global(), &JsValue::from_str(self.name))
-            .ok()
-            .and_then(|s| s.dyn_into::<web_sys::Storage>().ok())
-            .ok_or(StorageError::Unavailable)
-    }
-}
-
-fn classify(e: JsValue) -> StorageError {
-    let name = Reflect::get(&e, &"name".into())
-        .ok()
-        .and_then(|n| n.as_string())
-        .unwrap_or_default();
-    if name == "QuotaExceededError" || name == "NS_ERROR_DOM_QUOTA_REACHED" {
-        StorageError::QuotaExceeded
-    } else {
-        StorageError::Unavailable
     }
 }
 
 impl Storage for WebStorage {
     fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
-        self.store()?.get_item(key).map_err(classify)
+        self.op(0, key, "").map(|v| v.as_string())
     }
 
     fn set(&self, key: &str, value: &str) -> Result<(), StorageError> {
-        self.store()?.set_item(key, value).map_err(classify)
+        self.op(1, key, value).map(drop)
     }
 
     fn remove(&self, key: &str) -> Result<(), StorageError> {
-        self.store()?.remove_item(key).map_err(classify)
+        self.op(2, key, "").map(drop)
     }
 
     fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-        let s = self.store()?;
-        let n = s.length().map_err(classify)?;
-        let mut out = Vec::new();
-        for i in 0..n {
-            if let Some(k) = s.key(i).map_err(classify)? {
-                if k.starts_with(prefix) {
-                    out.push(k);
-                }
-            }
-        }
-        Ok(out)
+        let keys = js_sys::Array::from(&self.op(3, prefix, "")?);
+        Ok(keys.iter().filter_map(|k| k.as_string()).collect())
     }
 }
 
