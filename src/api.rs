@@ -481,12 +481,14 @@ impl Analytics {
             .dlq
             .borrow_mut()
             .take(destination.as_deref(), now());
-        let mut by_dest: Vec<(usize, Vec<Envelope<JsValue>>)> = Vec::new();
+        let engine = &self.engine;
+        let mut by_dest: Vec<Vec<Envelope<JsValue>>> =
+            engine.dests.iter().map(|_| Vec::new()).collect();
         let mut orphans = 0u32;
         for e in entries {
-            let Some(i) = self.index(&e.destination) else {
+            let Some(envs) = self.index(&e.destination).and_then(|i| by_dest.get_mut(i)) else {
                 // Its destination is no longer configured: keep it for a later page.
-                self.engine.dlq.borrow_mut().push(e, now());
+                engine.dlq.borrow_mut().push(e, now());
                 orphans += 1;
                 continue;
             };
@@ -497,44 +499,27 @@ impl Analytics {
                 .as_string()
                 .unwrap_or_default()
                 .into();
-            let env = Envelope {
+            envs.push(Envelope {
                 seq: 0,
                 kind,
                 consent: self.consent.get().granted(),
                 message_id,
                 json: e.event_json.into(),
                 payload,
-            };
-            match by_dest.iter_mut().find(|(d, _)| *d == i) {
-                Some((_, v)) => v.push(env),
-                None => by_dest.push((i, vec![env])),
+            });
+        }
+        let mut tickets = Vec::new();
+        for (i, envs) in by_dest.into_iter().enumerate() {
+            if !envs.is_empty() {
+                tickets.push(engine.mgr.borrow_mut().replay(i, envs, now()));
             }
         }
-        let engine = self.engine.clone();
-        let mut promises = Vec::new();
-        for (i, envs) in by_dest {
-            let ticket = engine.mgr.borrow_mut().replay(i, envs, now());
-            let (p, res, _) = crate::web::engine::deferred();
-            engine.wait_replay(ticket, res);
-            promises.push(p);
-        }
+        let (p, res, _) = crate::web::engine::deferred();
+        // Orphans count as retried and failed.
+        engine.wait_replay(tickets, [orphans, 0, orphans], res);
         let cmds = engine.mgr.borrow_mut().poll(now());
         engine.run(cmds);
-        crate::web::engine::promise(Box::pin(async move {
-            let (mut r, mut s, mut f) = (0.0, 0.0, f64::from(orphans));
-            r += f64::from(orphans);
-            for p in promises {
-                let v = wasm_bindgen_futures::JsFuture::from(p).await?;
-                r += get(&v, "retried").as_f64().unwrap_or(0.0);
-                s += get(&v, "succeeded").as_f64().unwrap_or(0.0);
-                f += get(&v, "failed").as_f64().unwrap_or(0.0);
-            }
-            let o = Object::new();
-            set(&o, "retried", &r.into());
-            set(&o, "succeeded", &s.into());
-            set(&o, "failed", &f.into());
-            Ok(o.into())
-        }))
+        p
     }
 
     /// Deletes dead letters (all, or one destination's); returns how many.

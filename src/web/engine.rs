@@ -49,6 +49,21 @@ pub enum Pending {
     Consent(Consent),
 }
 
+/// A `retryDeadLetters` call waiting for its replays: the tickets still open, the counts so far
+/// (retried, succeeded, failed) and its promise's `resolve`.
+struct ReplayWaiter {
+    tickets: Vec<u32>,
+    counts: [u32; 3],
+    resolve: Function,
+}
+
+impl ReplayWaiter {
+    fn resolve(&self) {
+        let [r, s, f] = self.counts;
+        retry_result(&self.resolve, r, s, f);
+    }
+}
+
 /// The engine behind one `Analytics` instance.
 pub struct Engine {
     /// The decision logic.
@@ -73,7 +88,7 @@ pub struct Engine {
     /// The one wake-up callback, reused by every timer (a cleared one-shot closure would leak).
     tick: Closure<dyn FnMut()>,
     flush_waiters: RefCell<Vec<Function>>,
-    replay_waiters: RefCell<Vec<(u32, Function)>>,
+    replay_waiters: RefCell<Vec<ReplayWaiter>>,
     seq: Cell<u64>,
 }
 
@@ -450,18 +465,24 @@ impl Engine {
                 succeeded,
                 failed,
             } => {
-                let w = {
+                let done = {
                     let mut ws = self.replay_waiters.borrow_mut();
-                    ws.iter()
-                        .position(|(t, _)| *t == ticket)
-                        .map(|p| ws.remove(p).1)
+                    let mut done = None;
+                    if let Some(p) = ws.iter().position(|w| w.tickets.contains(&ticket)) {
+                        if let Some(w) = ws.get_mut(p) {
+                            w.tickets.retain(|t| *t != ticket);
+                            w.counts[0] += retried;
+                            w.counts[1] += succeeded;
+                            w.counts[2] += failed;
+                            if w.tickets.is_empty() {
+                                done = Some(ws.remove(p));
+                            }
+                        }
+                    }
+                    done
                 };
-                if let Some(w) = w {
-                    let o = Object::new();
-                    set(&o, "retried", &retried.into());
-                    set(&o, "succeeded", &succeeded.into());
-                    set(&o, "failed", &failed.into());
-                    let _ = w.call1(&JsValue::NULL, &o);
+                if let Some(w) = done {
+                    w.resolve();
                 }
             }
             Command::Warn { message } => self.log.warn(&message),
@@ -473,9 +494,19 @@ impl Engine {
         self.flush_waiters.borrow_mut().push(resolve);
     }
 
-    /// Registers `resolve` for a replay ticket.
-    pub fn wait_replay(&self, ticket: u32, resolve: Function) {
-        self.replay_waiters.borrow_mut().push((ticket, resolve));
+    /// Registers `resolve` for the replays of `tickets`; it gets `{ retried, succeeded, failed }`
+    /// summed over them, starting from `counts`.
+    pub fn wait_replay(&self, tickets: Vec<u32>, counts: [u32; 3], resolve: Function) {
+        let w = ReplayWaiter {
+            tickets,
+            counts,
+            resolve,
+        };
+        if w.tickets.is_empty() {
+            w.resolve();
+        } else {
+            self.replay_waiters.borrow_mut().push(w);
+        }
     }
 
     /// Whether the capture pipeline still holds events.
@@ -545,6 +576,12 @@ impl Drop for Engine {
             clear_timeout(handle);
         }
     }
+}
+
+#[wasm_bindgen(module = "/src/web/api.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = retryResult)]
+    fn retry_result(resolve: &Function, retried: u32, succeeded: u32, failed: u32);
 }
 
 #[wasm_bindgen]
