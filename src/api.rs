@@ -25,7 +25,7 @@ use crate::web::platform::{self, global_get, navigator_get, now, uuid, ConsoleLo
 use crate::web::registry;
 use crate::web::remote::Remote;
 
-/// A page event listener kept alive as long as the client.
+/// The page event listener (hide, visibility, online, offline), kept alive as long as the client.
 type PageListener = Closure<dyn FnMut(JsValue)>;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -37,7 +37,7 @@ pub struct Analytics {
     identity: RefCell<Identity>,
     consent: Cell<Consent>,
     context: Object,
-    listeners: RefCell<Vec<PageListener>>,
+    listener: RefCell<Option<PageListener>>,
     remote: Option<Rc<Remote>>,
 }
 
@@ -124,7 +124,7 @@ impl Analytics {
             identity: RefCell::new(identity),
             consent: Cell::new(consent),
             context,
-            listeners: RefCell::new(Vec::new()),
+            listener: RefCell::new(None),
             remote,
         })
     }
@@ -628,30 +628,32 @@ impl Analytics {
 
     fn listen_page_events(&self) {
         let weak = Rc::downgrade(&self.engine);
-        let hide = Closure::<dyn FnMut(JsValue)>::new(move |ev: JsValue| {
-            let hidden = get(&ev, "type").as_string().as_deref() == Some("pagehide")
-                || get(&global_get("document"), "visibilityState")
-                    .as_string()
-                    .as_deref()
-                    == Some("hidden");
-            if let (true, Some(e)) = (hidden, weak.upgrade()) {
-                e.page_hidden();
+        let f = Closure::<dyn FnMut(JsValue)>::new(move |ev: JsValue| {
+            let Some(e) = weak.upgrade() else {
+                return;
+            };
+            match get(&ev, "type").as_string().as_deref() {
+                Some("online") => e.set_online(true),
+                Some("offline") => e.set_online(false),
+                Some("pagehide") => e.page_hidden(),
+                _ => {
+                    if get(&global_get("document"), "visibilityState")
+                        .as_string()
+                        .as_deref()
+                        == Some("hidden")
+                    {
+                        e.page_hidden();
+                    }
+                }
             }
         });
-        let weak = Rc::downgrade(&self.engine);
-        let online = Closure::<dyn FnMut(JsValue)>::new(move |ev: JsValue| {
-            if let Some(e) = weak.upgrade() {
-                e.set_online(get(&ev, "type").as_string().as_deref() == Some("online"));
-            }
-        });
-        let f: &Function = hide.as_ref().unchecked_ref();
-        platform::listen(false, "pagehide", f);
-        platform::listen(true, "visibilitychange", f);
-        let g: &Function = online.as_ref().unchecked_ref();
+        let g: &Function = f.as_ref().unchecked_ref();
+        platform::listen(false, "pagehide", g);
+        platform::listen(true, "visibilitychange", g);
         platform::listen(false, "online", g);
         platform::listen(false, "offline", g);
         self.engine.set_online(platform::is_online());
-        self.listeners.borrow_mut().extend([hide, online]);
+        *self.listener.borrow_mut() = Some(f);
     }
 }
 
