@@ -14,6 +14,14 @@ import { minify } from 'terser';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const NAME = 'consent_analytics';
 
+function die(message) {
+  console.error(`build: ${message}`);
+  process.exit(1);
+}
+
+// `text` as a literal inside a regular expression.
+const escapeRe = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 function usage(message) {
   console.error(`build: ${message} (usage: node scripts/build.mjs [--target web|bundler] [--out-dir DIR])`);
   process.exit(2);
@@ -42,12 +50,10 @@ const cmd = ['build', '--release', '--target', opts.target, '--out-dir', opts.ou
 console.error(`build: wasm-pack ${cmd.join(' ')}`);
 const result = spawnSync('wasm-pack', cmd, { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit'] });
 if (result.error) {
-  console.error(`build: could not run wasm-pack: ${result.error.message} (run npm run setup)`);
-  process.exit(1);
+  die(`could not run wasm-pack: ${result.error.message} (run npm run setup)`);
 }
 if (result.status !== 0) {
-  console.error(`build: wasm-pack build failed (exit ${result.status})`);
-  process.exit(1);
+  die(`wasm-pack build failed (exit ${result.status})`);
 }
 
 // Web target: shorten the wasm's import and export names (wasm-bindgen's carry a 16-digit hash
@@ -63,15 +69,13 @@ function minifyNames(wasmFile, glueFile) {
   const args = [wasmFile, ...features.map((f) => `--enable-${f}`), '--minify-imports-and-exports-and-modules', '-o', tmp];
   const run = spawnSync('wasm-opt', args, { cwd: ROOT, env, encoding: 'utf8', maxBuffer: 1 << 26 });
   if (run.error || run.status !== 0) {
-    console.error(`build: wasm-opt --minify-imports-and-exports failed: ${run.error?.message ?? run.stderr}`);
-    process.exit(1);
+    die(`wasm-opt --minify-imports-and-exports failed: ${run.error?.message ?? run.stderr}`);
   }
   const map = JSON.parse(run.stdout.slice(run.stdout.indexOf('{')));
   const bytes = fs.readFileSync(tmp);
   const modules = new Set(WebAssembly.Module.imports(new WebAssembly.Module(bytes)).map((i) => i.module));
   if (modules.size !== 1) {
-    console.error(`build: expected one import module after minifying, found ${[...modules].join(', ')}`);
-    process.exit(1);
+    die(`expected one import module after minifying, found ${[...modules].join(', ')}`);
   }
   const [module] = modules;
   let glue = fs.readFileSync(glueFile, 'utf8');
@@ -79,38 +83,35 @@ function minifyNames(wasmFile, glueFile) {
     const before = glue;
     glue = glue.replace(pattern, () => to);
     if (glue === before) {
-      console.error(`build: ${what} not found in ${path.basename(glueFile)}; cannot rename it`);
-      process.exit(1);
+      die(`${what} not found in ${path.basename(glueFile)}; cannot rename it`);
     }
   };
-  const word = (name) => name.replace(/[$]/g, '\\$');
-  // Import object keys (`__wbg_x_<hash>: function`) and the module they are grouped under.
+    // Import object keys (`__wbg_x_<hash>: function`) and the module they are grouped under.
   // Snippet functions the wasm imports directly (no conversion needed) come from their module's
   // namespace object; after minifying, every import is in one module.
   const direct = [];
   for (const [from_module, from, to] of map.imports) {
     if (from_module === './consent_analytics_bg.js') {
-      swap(new RegExp(`(?<![\\w$])${word(from)}(?=\\s*:)`, 'g'), to, `import ${from}`);
+      swap(new RegExp(`(?<![\\w$])${escapeRe(from)}(?=\\s*:)`, 'g'), to, `import ${from}`);
       continue;
     }
-    const ns = glue.match(new RegExp(`^import \\* as (\\w+) from ["']${from_module.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}["']`, 'm'));
+    const ns = glue.match(new RegExp(`^import \\* as (\\w+) from ["']${escapeRe(from_module)}["']`, 'm'));
     if (!ns) {
-      console.error(`build: no namespace import of ${from_module} for ${from}; cannot rename it`);
-      process.exit(1);
+      die(`no namespace import of ${from_module} for ${from}; cannot rename it`);
     }
     direct.push(`${JSON.stringify(to)}: ${ns[1]}.${from}`);
   }
   const moduleLine = /"\.\/consent_analytics_bg\.js": (\w+),/;
   const own = glue.match(moduleLine);
   if (!own) {
-    console.error(`build: the import module name not found in ${path.basename(glueFile)}`);
-    process.exit(1);
+    die(`the import module name not found in ${path.basename(glueFile)}`);
   }
   swap(moduleLine, `${JSON.stringify(module)}: Object.assign(${own[1]}, { ${direct.join(', ')} }),`, 'the import module name');
   glue = glue.replace(/^\s*"\.\/snippets\/[^"]+": \w+,\n/gm, '');
   // Exports are only ever read as `wasm.<name>`.
   for (const [from, to] of map.exports) {
-    if (new RegExp(`wasm\\.${word(from)}(?![\\w$])`).test(glue)) swap(new RegExp(`wasm\\.${word(from)}(?![\\w$])`, 'g'), `wasm.${to}`, `export ${from}`);
+    const read = new RegExp(`wasm\\.${escapeRe(from)}(?![\\w$])`, 'g');
+    if (glue.search(read) >= 0) swap(read, `wasm.${to}`, `export ${from}`);
   }
   fs.writeFileSync(glueFile, glue);
   fs.renameSync(tmp, wasmFile);
@@ -118,7 +119,7 @@ function minifyNames(wasmFile, glueFile) {
   for (const dts of [glueFile.replace(/\.js$/, '.d.ts'), `${wasmFile}.d.ts`]) {
     let text = fs.readFileSync(dts, 'utf8');
     for (const [from, to] of map.exports) {
-      text = text.replace(new RegExp(`(readonly |export const )${word(from)}:`, 'g'), (_, lead) => `${lead}${to}:`);
+      text = text.replace(new RegExp(`(readonly |export const )${escapeRe(from)}:`, 'g'), (_, lead) => `${lead}${to}:`);
     }
     fs.writeFileSync(dts, text);
   }
@@ -146,8 +147,7 @@ function inlineSnippets(glueFile) {
         return `${lead}${kind} ${id}`;
       });
       if (/(^|[;}\s])(export|import)[\s{*]/.test(code)) {
-        console.error(`build: snippet ${rel} has an export or import form the inliner does not handle`);
-        process.exit(1);
+        die(`snippet ${rel} has an export or import form the inliner does not handle`);
       }
       decl = `const ${name} = (() => {\n${code}\nreturn { ${exported.join(', ')} };\n})();\n`;
     }
@@ -157,8 +157,7 @@ function inlineSnippets(glueFile) {
     return `${decl}const { ${specs.map(([n, alias]) => (alias ? `${n}: ${alias}` : n)).join(', ')} } = ${name};`;
   });
   if (/from\s*['"]\.\/snippets\//.test(glue)) {
-    console.error('build: a snippet import was left in the glue');
-    process.exit(1);
+    die('a snippet import was left in the glue');
   }
   fs.writeFileSync(glueFile, glue);
   fs.rmSync(path.join(path.dirname(glueFile), 'snippets'), { recursive: true, force: true });

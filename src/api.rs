@@ -11,7 +11,7 @@ use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::consent::Consent;
+use crate::consent::{Consent, Purposes};
 use crate::dead_letter::DeadLetterQueue;
 use crate::event::{Envelope, EventKind};
 use crate::manager::{DestSpec, Manager};
@@ -36,6 +36,9 @@ pub struct Analytics {
     engine: Rc<Engine>,
     identity: RefCell<Identity>,
     consent: Cell<Consent>,
+    /// `{ necessary: true, ... }` for a consent value, kept until the consent changes: every
+    /// event is stamped with a copy of it.
+    prefs: RefCell<(Purposes, Object)>,
     context: Object,
     listener: RefCell<Option<PageListener>>,
     remote: Option<Rc<Remote>>,
@@ -123,6 +126,7 @@ impl Analytics {
             engine,
             identity: RefCell::new(identity),
             consent: Cell::new(consent),
+            prefs: RefCell::new((consent.granted(), consent_object(consent.granted()))),
             context,
             listener: RefCell::new(None),
             remote,
@@ -574,6 +578,15 @@ impl Analytics {
         self.engine.mgr.borrow().index_of(id)
     }
 
+    /// The preferences object for `granted`, rebuilt only when the consent changed.
+    fn prefs(&self, granted: Purposes) -> Object {
+        let mut cache = self.prefs.borrow_mut();
+        if cache.0 != granted {
+            *cache = (granted, consent_object(granted));
+        }
+        cache.1.clone()
+    }
+
     fn settled(&self) -> Promise {
         Promise::resolve(&JsValue::UNDEFINED)
     }
@@ -599,7 +612,7 @@ impl Analytics {
             &id.anonymous_id,
             id.user_id.as_deref(),
             &self.context,
-            &consent_object(consent),
+            &self.prefs(consent),
         );
         drop(id);
         let json = match done.as_string() {

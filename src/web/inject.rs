@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use super::platform::Local;
+use super::platform::{resolve_url, Local};
 use crate::error::{DeliveryError, ErrorKind};
 use crate::script::{check_url, ScriptDescriptor, Source, Target};
 use crate::web::js::{check_keys, opt_bool, opt_str};
@@ -103,8 +103,6 @@ pub fn parse_descriptor(v: &JsValue, path: &str) -> Result<ScriptDescriptor, Str
 
 #[wasm_bindgen(module = "/src/web/host.js")]
 extern "C" {
-    #[wasm_bindgen(js_name = resolveUrl)]
-    fn resolve_url(url: &str) -> Option<js_sys::Array>;
     #[wasm_bindgen(js_name = hasElement)]
     fn has_element(id: &str) -> bool;
     #[wasm_bindgen(js_name = removeElement)]
@@ -125,18 +123,10 @@ extern "C" {
     ) -> Promise;
 }
 
-/// `url` resolved against the document's base URL: its href and protocol, and the page's
-/// origin; `None` when it is not a valid URL.
-pub fn resolve(url: &str) -> Option<(String, String, String)> {
-    let a = resolve_url(url)?;
-    let part = |i| a.get(i).as_string().unwrap_or_default();
-    Some((part(0), part(1), part(2)))
-}
-
 /// Resolves `src` against the document and applies the URL policy.
 pub fn resolve_and_check(src: &str) -> Result<String, String> {
     let (resolved, _, origin) =
-        resolve(src).ok_or_else(|| ["script URL refused (not a valid URL): ", src].concat())?;
+        resolve_url(src).ok_or_else(|| ["script URL refused (not a valid URL): ", src].concat())?;
     check_url(&resolved, &origin)?;
     Ok(resolved)
 }

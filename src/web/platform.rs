@@ -113,6 +113,16 @@ pub fn uuid() -> String {
 extern "C" {
     #[wasm_bindgen(js_name = storageOp)]
     fn storage_op(session: bool, op: u8, key: &str, value: &str) -> JsValue;
+    #[wasm_bindgen(js_name = resolveUrl)]
+    fn resolve_url_parts(url: &str) -> Option<js_sys::Array>;
+}
+
+/// `url` resolved against the document's base URL (as `fetch` and script `src` resolve it): its
+/// href and protocol, and the page's origin; `None` when it is not a valid URL.
+pub fn resolve_url(url: &str) -> Option<(String, String, String)> {
+    let a = resolve_url_parts(url)?;
+    let part = |i| a.get(i).as_string().unwrap_or_default();
+    Some((part(0), part(1), part(2)))
 }
 
 /// `localStorage` or `sessionStorage`, looked up on every call so that a storage that throws on

@@ -136,7 +136,7 @@ impl Remote {
     }
 }
 
-#[wasm_bindgen(module = "/src/web/net.js")]
+#[wasm_bindgen(module = "/src/web/host.js")]
 extern "C" {
     /// GETs `url`, giving up after `ms`: a promise of `[status, body text]` for a 2xx answer
     /// (text null when unreadable), `[status]` otherwise, `[]` on timeout; rejects with a message.

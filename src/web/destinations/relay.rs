@@ -3,8 +3,8 @@
 //! every accepted event in the durable outbox ([`crate::outbox`]) until a 2xx answer.
 //!
 //! Browser side only: settings, and the `fetch`, `sendBeacon`, Web Locks and timer calls (small
-//! JavaScript helpers in `src/web/host.js` and `src/web/net.js`). Which entries are whose,
-//! adoption, ordering and the wire format live in `outbox` and are tested natively.
+//! JavaScript helpers in `src/web/host.js`). Which entries are whose, adoption, ordering and
+//! the wire format live in `outbox` and are tested natively.
 //!
 //! - `deliver` POSTs one batch with `Content-Type: application/json`, `Authorization: Basic
 //!   base64(writeKey + ':')` when a writeKey is set, and the configured headers.
@@ -152,7 +152,7 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
 
 /// `url` resolved against the document's base URL (as `fetch` resolves it), if it is http(s).
 fn resolve_http(url: &str) -> Option<String> {
-    let (href, protocol, _) = crate::web::inject::resolve(url)?;
+    let (href, protocol, _) = crate::web::platform::resolve_url(url)?;
     matches!(protocol.as_str(), "http:" | "https:").then_some(href)
 }
 
@@ -370,7 +370,7 @@ enum Mode {
     OwnOnly,
 }
 
-#[wasm_bindgen(module = "/src/web/net.js")]
+#[wasm_bindgen(module = "/src/web/host.js")]
 extern "C" {
     /// Requests the Web Lock `name` and keeps it while the page lives: undefined without
     /// `navigator.locks`, else a promise of true once held, false when refused.

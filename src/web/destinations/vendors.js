@@ -48,7 +48,7 @@ export function vcall(t, m, a) {
 
 // Maps one event `e` of type `kind` to vendor `v`'s call (0 PostHog, 1 Meta Pixel, 2 GA4,
 // 3 GTM; the table in vendors.rs); `standard`: a Meta standard event name. Objects handed over
-// are shallow copies. Returns undefined, or '<function> threw: <message>'.
+// are shallow copies. Returns undefined, or [the function's name, what it threw].
 export function vendorSend(v, kind, e, standard) {
   let what = '';
   try {
@@ -83,12 +83,6 @@ export function vendorSend(v, kind, e, standard) {
       w.dataLayer.push(Object.assign({ event: n }, copy('properties'), { event: n }));
     }
   } catch (err) {
-    let m;
-    try {
-      m = typeof err == 'string' ? err : typeof (err && err.message) == 'string' ? err.message : String(err);
-    } catch (_) {
-      m = 'unknown error';
-    }
-    return `${what} threw: ${m}`;
+    return [what, err];
   }
 }

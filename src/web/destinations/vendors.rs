@@ -51,10 +51,10 @@ extern "C" {
     /// `window[t][m](...a)`, or `window[t](...a)` when `m` is empty.
     #[wasm_bindgen(catch)]
     fn vcall(t: &str, m: &str, a: &Array) -> Result<JsValue, JsValue>;
-    /// Maps one event to vendor `v`'s call (0 PostHog, 1 Meta, 2 GA4, 3 GTM); returns an error
-    /// message when the vendor function threw.
+    /// Maps one event to vendor `v`'s call (0 PostHog, 1 Meta, 2 GA4, 3 GTM); returns
+    /// `[function name, thrown value]` when the vendor function threw.
     #[wasm_bindgen(js_name = vendorSend)]
-    fn vendor_send(v: u8, kind: &str, e: &JsValue, standard: bool) -> Option<String>;
+    fn vendor_send(v: u8, kind: &str, e: &JsValue, standard: bool) -> Option<Array>;
 }
 
 /// A vendor tag destination.
@@ -229,7 +229,7 @@ impl VendorDestination {
                 .as_string()
                 .is_some_and(|n| is_meta_standard(&n));
         match vendor_send(v, ev.kind.name(), e, standard) {
-            Some(m) => Err(DeliveryError::new(ErrorKind::Unknown, m)),
+            Some(f) => Err(threw(&f.get(0).as_string().unwrap_or_default(), &f.get(1))),
             None => Ok(()),
         }
     }
