@@ -47,13 +47,36 @@ const env = {
   ),
 };
 const cmd = ['build', '--release', '--target', opts.target, '--out-dir', opts.outDir, '--out-name', NAME, '.', '--features', 'tiny'];
-console.error(`build: wasm-pack ${cmd.join(' ')}`);
+
+// With a nightly toolchain that has rust-src (scripts/setup.sh adds it when nightly is there),
+// core and alloc are rebuilt for the release with panics that abort at once and no panic
+// locations or Debug text: the formatting machinery a panic message would need is gone (about
+// 5 KB gzip). A panic was already a trap; nothing else changes. Without it: stable, as is.
+const nightly = nightlySysroot();
+if (nightly) {
+  env.RUSTUP_TOOLCHAIN = 'nightly';
+  env.RUSTFLAGS = '-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none';
+  env.CARGO_TARGET_DIR = path.join(ROOT, 'target', 'release-std');
+  cmd.push('-Z', 'build-std=core,alloc');
+}
+console.error(`build: ${nightly ? 'nightly with -Zbuild-std (smallest)' : 'stable'}: wasm-pack ${cmd.join(' ')}`);
 const result = spawnSync('wasm-pack', cmd, { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit'] });
 if (result.error) {
   die(`could not run wasm-pack: ${result.error.message} (run npm run setup)`);
 }
 if (result.status !== 0) {
   die(`wasm-pack build failed (exit ${result.status})`);
+}
+
+// The nightly toolchain's sysroot when it can rebuild core and alloc for wasm32 (it has rust-src
+// and the wasm32 target), else null. CONSENT_ANALYTICS_STABLE=1 forces the stable build.
+function nightlySysroot() {
+  if (process.env.CONSENT_ANALYTICS_STABLE === '1') return null;
+  const run = spawnSync('rustc', ['+nightly', '--print', 'sysroot'], { env, encoding: 'utf8' });
+  if (run.error || run.status !== 0) return null;
+  const sysroot = run.stdout.trim();
+  const has = (...p) => fs.existsSync(path.join(sysroot, 'lib', 'rustlib', ...p));
+  return has('src', 'rust', 'library', 'core') && has('wasm32-unknown-unknown') ? sysroot : null;
 }
 
 // Web target: shorten the wasm's import and export names (wasm-bindgen's carry a 16-digit hash
