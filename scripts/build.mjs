@@ -48,24 +48,34 @@ const env = {
 };
 const cmd = ['build', '--release', '--target', opts.target, '--out-dir', opts.outDir, '--out-name', NAME, '.', '--features', 'tiny'];
 
+// Runs wasm-pack with extra environment and cargo arguments; whether it succeeded.
+function wasmPack(extraEnv, extraArgs, label) {
+  const args = [...cmd, ...extraArgs];
+  console.error(`build: ${label}: wasm-pack ${args.join(' ')}`);
+  const result = spawnSync('wasm-pack', args, { cwd: ROOT, env: { ...env, ...extraEnv }, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (result.error) {
+    die(`could not run wasm-pack: ${result.error.message} (run npm run setup)`);
+  }
+  return result.status === 0;
+}
+
 // With a nightly toolchain that has rust-src (scripts/setup.sh adds it when nightly is there),
 // core and alloc are rebuilt for the release with panics that abort at once and no panic
 // locations or Debug text: the formatting machinery a panic message would need is gone (about
 // 5 KB gzip). A panic was already a trap; nothing else changes. Without it: stable, as is.
-const nightly = nightlySysroot();
-if (nightly) {
-  env.RUSTUP_TOOLCHAIN = 'nightly';
-  env.RUSTFLAGS = '-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none';
-  env.CARGO_TARGET_DIR = path.join(ROOT, 'target', 'release-std');
-  cmd.push('-Z', 'build-std=core,alloc');
+// If the nightly build fails, stable builds the package.
+let built = false;
+if (nightlySysroot()) {
+  const nightlyEnv = {
+    RUSTUP_TOOLCHAIN: 'nightly',
+    RUSTFLAGS: '-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none',
+    CARGO_TARGET_DIR: path.join(ROOT, 'target', 'release-std'),
+  };
+  built = wasmPack(nightlyEnv, ['-Z', 'build-std=core,alloc'], 'nightly with -Zbuild-std (smallest)');
+  if (!built) console.error('build: the nightly build failed; building with stable instead (about 5 KB gzip larger)');
 }
-console.error(`build: ${nightly ? 'nightly with -Zbuild-std (smallest)' : 'stable'}: wasm-pack ${cmd.join(' ')}`);
-const result = spawnSync('wasm-pack', cmd, { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit'] });
-if (result.error) {
-  die(`could not run wasm-pack: ${result.error.message} (run npm run setup)`);
-}
-if (result.status !== 0) {
-  die(`wasm-pack build failed (exit ${result.status})`);
+if (!built && !wasmPack({}, [], 'stable')) {
+  die('wasm-pack build failed');
 }
 
 // The nightly toolchain's sysroot when it can rebuild core and alloc for wasm32 (it has rust-src
