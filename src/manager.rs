@@ -10,7 +10,6 @@
 #[allow(unused_imports)]
 use crate::prelude::*;
 
-use alloc::collections::VecDeque;
 use alloc::rc::Rc;
 
 use crate::breaker::{BreakerConfig, BreakerState, CircuitBreaker};
@@ -257,7 +256,7 @@ struct Dest<P> {
     state: LoadState,
     load_attempts: u32,
     load_retry_at: Option<u64>,
-    queue: VecDeque<Item<P>>,
+    queue: Vec<Item<P>>,
     queued_bytes: usize,
     in_flight: usize,
     retry_at: Option<u64>,
@@ -311,7 +310,7 @@ impl<P> Manager<P> {
                     state: LoadState::Registered,
                     load_attempts: 0,
                     load_retry_at: None,
-                    queue: VecDeque::new(),
+                    queue: Vec::new(),
                     queued_bytes: 0,
                     in_flight: 0,
                     retry_at: None,
@@ -444,7 +443,7 @@ impl<P> Manager<P> {
         }
         let durable = d.spec.durable;
         self.push_item(i, env, replay, now, durable);
-        if env_kind_loads(self.dests[i].queue.back().map(|it| it.env.kind)) {
+        if env_kind_loads(self.dests[i].queue.last().map(|it| it.env.kind)) {
             self.begin_load(i);
         }
     }
@@ -497,7 +496,7 @@ impl<P> Manager<P> {
             }
         }
         d.queued_bytes += env.json.len();
-        d.queue.push_back(Item {
+        d.queue.push(Item {
             env,
             attempts: 0,
             first_failed_at: 0,
@@ -616,7 +615,7 @@ impl<P> Manager<P> {
                 });
                 // Every item of the failed delivery counts an attempt; the exhausted ones (and
                 // replays, which get one attempt) are dead-lettered, the rest wait for a retry.
-                let mut keep = VecDeque::new();
+                let mut keep = Vec::new();
                 let d = &mut self.dests[dest];
                 let batch: Vec<Item<P>> = d.queue.drain(..n.min(d.queue.len())).collect();
                 let purge_upto = self.dests[dest].purge_upto;
@@ -641,13 +640,13 @@ impl<P> Manager<P> {
                     }
                     it.attempts += 1;
                     if it.replay.is_none() && self.cfg.retry.should_retry(&error, it.attempts) {
-                        keep.push_back(it);
+                        keep.push(it);
                     } else {
                         dead.push(it);
                     }
                 }
                 let d = &mut self.dests[dest];
-                if let Some(head) = keep.front() {
+                if let Some(head) = keep.first() {
                     let delay = self.cfg.retry.delay_ms(
                         head.attempts,
                         error.retry_after_ms,
@@ -655,9 +654,7 @@ impl<P> Manager<P> {
                     );
                     d.retry_at = Some(now + delay);
                 }
-                while let Some(it) = keep.pop_back() {
-                    d.queue.push_front(it);
-                }
+                d.queue.splice(0..0, keep);
                 for it in dead {
                     self.dests[dest].queued_bytes -= it.env.json.len();
                     let replay = it.replay;
@@ -748,7 +745,7 @@ impl<P> Manager<P> {
         let mut dropped = Vec::new();
         for it in rest {
             if it.env.kind == EventKind::Consent {
-                self.dests[i].queue.push_back(it);
+                self.dests[i].queue.push(it);
             } else {
                 self.dests[i].queued_bytes -= it.env.json.len();
                 dropped.push(it);
@@ -987,7 +984,7 @@ impl<P> Manager<P> {
                     || d.queued_bytes >= b.max_bytes
                     || d.flush_due.is_some_and(|at| at <= now)
                     || d.queue
-                        .front()
+                        .first()
                         .is_some_and(|it| it.attempts > 0 || it.replay.is_some());
                 if !due {
                     return;

@@ -8,7 +8,6 @@
 #[allow(unused_imports)]
 use crate::prelude::*;
 
-use alloc::collections::VecDeque;
 use alloc::rc::Rc;
 use core::cell::{Cell, RefCell};
 use core::future::Future;
@@ -82,7 +81,7 @@ pub struct Engine {
     pub timeout_ms: u64,
     listeners: RefCell<Vec<(String, Function)>>,
     middleware: RefCell<Vec<Function>>,
-    pending: RefCell<VecDeque<Pending>>,
+    pending: RefCell<Vec<Pending>>,
     draining: Cell<bool>,
     timer: RefCell<Option<(i32, u64)>>,
     /// The one wake-up callback, reused by every timer (a cleared one-shot closure would leak).
@@ -123,7 +122,7 @@ impl Engine {
             timeout_ms,
             listeners: RefCell::new(Vec::new()),
             middleware: RefCell::new(Vec::new()),
-            pending: RefCell::new(VecDeque::new()),
+            pending: RefCell::new(Vec::new()),
             draining: Cell::new(false),
             timer: RefCell::new(None),
             flush_waiters: RefCell::new(Vec::new()),
@@ -182,7 +181,7 @@ impl Engine {
 
     /// Queues an event or consent change for the capture pipeline.
     pub fn enqueue(self: &Rc<Self>, p: Pending) {
-        self.pending.borrow_mut().push_back(p);
+        self.pending.borrow_mut().push(p);
         if !self.draining.replace(true) {
             let me = self.clone();
             spawn(Box::pin(async move { me.drain().await }));
@@ -190,48 +189,52 @@ impl Engine {
     }
 
     async fn drain(self: Rc<Self>) {
+        // Whole batches in order; what is queued meanwhile (during a middleware) comes next.
         loop {
-            let Some(p) = self.pending.borrow_mut().pop_front() else {
+            let batch = core::mem::take(&mut *self.pending.borrow_mut());
+            if batch.is_empty() {
                 break;
-            };
-            match p {
-                Pending::Consent(c) => {
-                    self.mgr.borrow_mut().set_consent(c, now());
-                }
-                Pending::Event {
-                    payload,
-                    kind,
-                    consent,
-                    message_id,
-                    json,
-                } => {
-                    let Some((payload, json)) = self.run_middleware(payload, kind, json).await
-                    else {
-                        continue;
-                    };
-                    let seq = self.seq.get() + 1;
-                    self.seq.set(seq);
-                    self.log.debug(
-                        &[
-                            "capture ",
-                            kind.name(),
-                            " ",
-                            &message_id,
-                            " (",
-                            &self.routes_text(kind, consent),
-                            ")",
-                        ]
-                        .concat(),
-                    );
-                    let env = Envelope {
-                        seq,
+            }
+            for p in batch {
+                match p {
+                    Pending::Consent(c) => {
+                        self.mgr.borrow_mut().set_consent(c, now());
+                    }
+                    Pending::Event {
+                        payload,
                         kind,
                         consent,
                         message_id,
                         json,
-                        payload,
-                    };
-                    self.mgr.borrow_mut().capture(env, now());
+                    } => {
+                        let Some((payload, json)) = self.run_middleware(payload, kind, json).await
+                        else {
+                            continue;
+                        };
+                        let seq = self.seq.get() + 1;
+                        self.seq.set(seq);
+                        self.log.debug(
+                            &[
+                                "capture ",
+                                kind.name(),
+                                " ",
+                                &message_id,
+                                " (",
+                                &self.routes_text(kind, consent),
+                                ")",
+                            ]
+                            .concat(),
+                        );
+                        let env = Envelope {
+                            seq,
+                            kind,
+                            consent,
+                            message_id,
+                            json,
+                            payload,
+                        };
+                        self.mgr.borrow_mut().capture(env, now());
+                    }
                 }
             }
         }
