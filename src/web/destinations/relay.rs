@@ -3,7 +3,7 @@
 //! every accepted event in the durable outbox ([`crate::outbox`]) until a 2xx answer.
 //!
 //! Browser side only: settings, and the `fetch`, `sendBeacon`, Web Locks and timer calls (small
-//! JavaScript helpers in `src/web/host.js`). Which entries are whose, adoption, ordering and
+//! JavaScript helpers in `relay.js` beside this file and `post` in `src/web/host.js`). Which entries are whose, adoption, ordering and
 //! the wire format live in `outbox` and are tested natively.
 //!
 //! - `deliver` POSTs one batch with `Content-Type: application/json`, `Authorization: Basic
@@ -292,53 +292,45 @@ impl Destination for Relay {
 
     fn restore(&self) -> Fut<Vec<Restored>> {
         let outbox = self.outbox.clone();
-        let lock_base = self.lock_base.clone();
-        Box::pin(async move {
-            let own = [&lock_base, outbox.borrow().owner()].concat();
-            let mode = match hold_lock(&own) {
-                None => {
-                    start_heartbeat(&outbox);
-                    Mode::Heartbeat
-                }
-                Some(held) => {
-                    if JsFuture::from(held).await.is_ok_and(|v| v.is_truthy()) {
-                        Mode::Locks
-                    } else {
-                        // Locks exist but refuse us: we cannot tell which pages are gone.
-                        Mode::OwnOnly
+        let got: Rc<RefCell<Vec<Entry>>> = Default::default();
+        // The one callback of `claimOutbox` (see relay.js): lists the other owners, adopts the
+        // gone ones, and beats / leaves in the heartbeat fallback.
+        let f = {
+            let (o, g) = (outbox.clone(), got.clone());
+            let mut owners: Vec<String> = Vec::new();
+            let mut seen = Vec::new();
+            let mut heartbeat = false;
+            Closure::<dyn FnMut(JsValue)>::new(move |x: JsValue| {
+                let mut o = o.borrow_mut();
+                match x.as_f64() {
+                    None => {
+                        owners = o.other_owners();
+                        let list: &Array = x.unchecked_ref();
+                        for w in &owners {
+                            list.push(&JsValue::from_str(w));
+                        }
                     }
-                }
-            };
-            let owners = Rc::new(outbox.borrow_mut().other_owners());
-            let seen = Rc::new(RefCell::new(Vec::new()));
-            let got: Rc<RefCell<Vec<Entry>>> = Default::default();
-            let adopt = {
-                let (o, w, s, g) = (outbox.clone(), owners.clone(), seen.clone(), got.clone());
-                move |i: usize| {
-                    if let Some(owner) = w.get(i) {
-                        let e = o.borrow_mut().adopt(owner, &mut s.borrow_mut());
-                        g.borrow_mut().extend(e);
+                    Some(-1.0) => {
+                        heartbeat = true;
+                        o.beat(now());
                     }
-                }
-            };
-            match mode {
-                Mode::Locks => {
-                    let names: Array = owners.iter().map(|w| JsValue::from_str(w)).collect();
-                    // Called with an owner's index only when its lock was free: its page is gone.
-                    let f = Closure::<dyn FnMut(JsValue)>::new(move |i: JsValue| {
-                        adopt(i.as_f64().unwrap_or(f64::MAX) as usize)
-                    });
-                    let _ = JsFuture::from(try_locks(&lock_base, &names, f.as_ref())).await;
-                }
-                Mode::Heartbeat => {
-                    for (i, owner) in owners.iter().enumerate() {
-                        if outbox.borrow().is_silent(owner, now()) {
-                            adopt(i);
+                    Some(i) if i < 0.0 => o.leave(),
+                    Some(i) => {
+                        if let Some(owner) = owners.get(i as usize) {
+                            // Without Web Locks, only owners whose heartbeat stopped are gone.
+                            if !heartbeat || o.is_silent(owner, now()) {
+                                g.borrow_mut().extend(o.adopt(owner, &mut seen));
+                            }
                         }
                     }
                 }
-                Mode::OwnOnly => {}
-            }
+            })
+            .into_js_value()
+        };
+        let own = outbox.borrow().owner().to_string();
+        let claimed = claim_outbox(&self.lock_base, &own, HEARTBEAT_MS as u32, &f);
+        Box::pin(async move {
+            let _ = JsFuture::from(claimed).await;
             let entries = core::mem::take(&mut *got.borrow_mut());
             let mut out = Vec::with_capacity(entries.len());
             for e in entries {
@@ -363,39 +355,13 @@ impl Destination for Relay {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Mode {
-    Locks,
-    Heartbeat,
-    OwnOnly,
-}
-
-#[wasm_bindgen(module = "/src/web/host.js")]
+#[wasm_bindgen(module = "/src/web/destinations/relay.js")]
 extern "C" {
-    /// Requests the Web Lock `name` and keeps it while the page lives: undefined without
-    /// `navigator.locks`, else a promise of true once held, false when refused.
-    #[wasm_bindgen(js_name = holdLock)]
-    fn hold_lock(name: &str) -> Option<Promise>;
-    /// For each owner in turn, requests the Web Lock `base + owner` if it is free and calls
-    /// `f(index)` inside the lock callback; settles once all are released.
-    #[wasm_bindgen(js_name = tryLocks)]
-    fn try_locks(base: &str, owners: &Array, f: &JsValue) -> Promise;
+    /// Takes this page's Web Lock `base + own` for its life (or starts the heartbeat fallback)
+    /// and calls `f` for the owners whose page is gone; settles when done (see relay.js).
+    #[wasm_bindgen(js_name = claimOutbox)]
+    fn claim_outbox(base: &str, own: &str, ms: u32, f: &JsValue) -> Promise;
     /// `navigator.sendBeacon(url, body)`: whether the browser took it (false when missing).
     #[wasm_bindgen(js_name = sendBeacon)]
     fn send_beacon(url: &str, body: &str) -> bool;
-    /// Calls `beat` every `ms` milliseconds, and `leave` when the page is discarded (`pagehide`
-    /// not kept in the back/forward cache).
-    fn heartbeat(ms: u32, beat: &JsValue, leave: &JsValue);
-}
-
-/// Fallback without Web Locks: beats now and every [`HEARTBEAT_MS`], and removes the heartbeat
-/// when the page is discarded.
-fn start_heartbeat(outbox: &Rc<RefCell<Outbox>>) {
-    outbox.borrow_mut().beat(now());
-    let (o, p) = (outbox.clone(), outbox.clone());
-    heartbeat(
-        HEARTBEAT_MS as u32,
-        &Closure::<dyn FnMut()>::new(move || o.borrow_mut().beat(now())).into_js_value(),
-        &Closure::<dyn FnMut()>::new(move || p.borrow_mut().leave()).into_js_value(),
-    );
 }
