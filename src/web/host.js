@@ -43,17 +43,16 @@ export function jsonProblem(v, path) {
   return walk(v, path);
 }
 
-// POSTs `body` to `url` with the `headers` object. Resolves [status, Retry-After header or
-// null]; rejects with a message when the request fails or fetch is missing.
-export function post(url, body, headers, keepalive) {
-  try {
-    return fetch(url, { method: 'POST', body, headers, keepalive }).then(
-      (r) => [r.status, r.status == 429 || r.status == 503 ? r.headers.get('Retry-After') : null],
-      (e) => Promise.reject(text(e)),
-    );
-  } catch (e) {
-    return Promise.reject(text(e));
-  }
+// POSTs `body` to `url` with the `headers` object, as a keepalive request when `done` is given.
+// Resolves [status, Retry-After header (429, 503) or null], or [0, message] when the request
+// failed or fetch is missing; never rejects. `done`, if given, is called with that array and
+// `n` appended.
+export function post(url, body, headers, done, n) {
+  const p = new Promise((resolve) => resolve(fetch(url, { method: 'POST', body, headers, keepalive: !!done })))
+    .then((r) => [r.status, r.status == 429 || r.status == 503 ? r.headers.get('Retry-After') : null])
+    .catch((e) => [0, 'relay request failed: ' + text(e)]);
+  if (done) p.then((r) => done(r.concat(n)));
+  return p;
 }
 
 // `url` resolved against the document's base URL: [href, protocol, the page's origin], or

@@ -44,7 +44,7 @@ use crate::time::iso8601;
 use crate::web::config::DestConfig;
 use crate::web::dest::{CreateEnv, Destination, Event, Fut, LoadEnv, Restored};
 use crate::web::js::{check_keys, get, opt_bool, opt_obj, opt_str, opt_uint, set};
-use crate::web::platform::{error_message, now, uuid};
+use crate::web::platform::{now, uuid};
 
 const SETTINGS: &[&str] = &[
     "endpoint",
@@ -55,6 +55,9 @@ const SETTINGS: &[&str] = &[
     "flushIntervalMs",
     "beacon",
 ];
+
+/// Events handed to keepalive fetches: (chunk number, messageId).
+type Deferred = Rc<RefCell<Vec<(u32, Rc<str>)>>>;
 
 /// A relay instance. See the module docs.
 pub struct Relay {
@@ -69,8 +72,13 @@ pub struct Relay {
     /// `<prefix>:outbox:`, the start of every owner's lock name.
     lock_base: String,
     outbox: Rc<RefCell<Outbox>>,
-    /// Events handed to a keepalive fetch at page hide: forgotten when it answers 2xx.
-    deferred: Rc<RefCell<Vec<Rc<str>>>>,
+    /// Events handed to a keepalive fetch at page hide, with their chunk's number: forgotten
+    /// when it answers 2xx.
+    deferred: Deferred,
+    /// How many chunks went to a keepalive fetch (numbers them for `deferred`).
+    chunks: Cell<u32>,
+    /// Called by `post` with `[status, text, chunk]` when a keepalive fetch answers.
+    on_keepalive: JsValue,
     /// Whether the last delivery succeeded (no beacon while the backend is failing).
     healthy: Cell<bool>,
 }
@@ -129,13 +137,34 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
     };
     let use_beacon = opt_bool(s, "beacon", &path)?.unwrap_or(true);
     let owner = owner_id(now(), &uuid());
-    let outbox = Outbox::new(
+    let outbox = Rc::new(RefCell::new(Outbox::new(
         env.storage.clone(),
         env.log.clone(),
         prefix,
         &entry.id,
         owner,
-    );
+    )));
+    let deferred: Deferred = Default::default();
+    // Forgets a chunk's events only once the backend said 2xx; if the page is gone by then,
+    // they stay in the outbox and a later page delivers them (messageId dedupes).
+    let on_keepalive = {
+        let (o, d) = (outbox.clone(), deferred.clone());
+        Closure::<dyn FnMut(JsValue)>::new(move |r: JsValue| {
+            let r: Array = r.unchecked_into();
+            let chunk = r.get(2).as_f64().unwrap_or(-1.0) as u32;
+            let ok = outcome(&r).is_ok();
+            d.borrow_mut().retain(|(c, id)| {
+                if *c != chunk {
+                    return true;
+                }
+                if ok {
+                    o.borrow_mut().forget(id);
+                }
+                false
+            });
+        })
+        .into_js_value()
+    };
     Ok(Rc::new(Relay {
         endpoint,
         headers: headers.into(),
@@ -144,8 +173,10 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
         limits,
         use_beacon,
         lock_base: [prefix, ":outbox:"].concat(),
-        outbox: Rc::new(RefCell::new(outbox)),
-        deferred: Default::default(),
+        outbox,
+        deferred,
+        chunks: Cell::new(0),
+        on_keepalive,
         healthy: Cell::new(true),
     }))
 }
@@ -161,9 +192,14 @@ impl Relay {
         batch_body(events, &iso8601(now()), self.write_key.as_deref())
     }
 
-    /// Starts `fetch(endpoint, {method: 'POST', body, headers, keepalive})`.
-    fn start_fetch(&self, body: &str, keepalive: bool) -> Promise {
-        post(&self.endpoint, body, &self.headers, keepalive)
+    /// POSTs `body` and waits for the answer.
+    async fn send(&self, body: &str) -> Result<(), DeliveryError> {
+        let p = post(&self.endpoint, body, &self.headers, &JsValue::UNDEFINED, 0);
+        outcome(
+            &JsFuture::from(p)
+                .await
+                .map_or_else(|_| Array::new(), JsCast::unchecked_into),
+        )
     }
 
     /// Hands chunks to `sendBeacon`, else a keepalive fetch; returns how many events (a
@@ -185,28 +221,21 @@ impl Relay {
                 if body.len() > budget {
                     break;
                 }
-                let p = self.start_fetch(&body, true);
                 budget -= body.len();
-                // Forget these only once the backend said 2xx; if the page is gone by then,
-                // they stay in the outbox and a later page delivers them (messageId dedupes).
-                let ids: Vec<Rc<str>> = events[sent..sent + n]
-                    .iter()
-                    .map(|e| e.message_id.clone())
-                    .collect();
-                self.deferred.borrow_mut().extend(ids.iter().cloned());
-                let (deferred, outbox) = (self.deferred.clone(), self.outbox.clone());
-                crate::web::engine::spawn(Box::pin(async move {
-                    let ok = answer(p).await.is_ok();
-                    for id in ids {
-                        let mut d = deferred.borrow_mut();
-                        if let Some(pos) = d.iter().position(|x| *x == id) {
-                            d.remove(pos);
-                        }
-                        if ok {
-                            outbox.borrow_mut().forget(&id);
-                        }
-                    }
-                }));
+                let chunk = self.chunks.get();
+                self.chunks.set(chunk + 1);
+                self.deferred.borrow_mut().extend(
+                    events[sent..sent + n]
+                        .iter()
+                        .map(|e| (chunk, e.message_id.clone())),
+                );
+                let _ = post(
+                    &self.endpoint,
+                    &body,
+                    &self.headers,
+                    &self.on_keepalive,
+                    chunk,
+                );
             }
             sent += n;
         }
@@ -216,36 +245,27 @@ impl Relay {
 
 #[wasm_bindgen(module = "/src/web/host.js")]
 extern "C" {
-    fn post(url: &str, body: &str, headers: &JsValue, keepalive: bool) -> Promise;
+    /// `fetch(url, {method: 'POST', body, headers, keepalive})`, keepalive when `done` is a
+    /// function (then called with the answer and `n`); resolves `[status, text]` (see host.js).
+    fn post(url: &str, body: &str, headers: &JsValue, done: &JsValue, n: u32) -> Promise;
 }
 
-/// Waits for a fetch: 2xx is success; another status is an HTTP error (with `Retry-After` on
-/// 429 and 503); a rejection is a network error.
-async fn answer(p: Promise) -> Result<(), DeliveryError> {
-    let resp: js_sys::Array = JsFuture::from(p)
-        .await
-        .map_err(|e| {
-            DeliveryError::new(
-                ErrorKind::Network,
-                ["relay request failed: ", &error_message(&e)].concat(),
-            )
-        })?
-        .unchecked_into();
-    let status = resp.get(0).as_f64().unwrap_or(0.0) as u16;
-    if (200..300).contains(&status) {
-        return Ok(());
-    }
-    if status == 0 {
-        return Err(DeliveryError::new(
+/// What `post` resolved to: 2xx is success; another status is an HTTP error (with
+/// `Retry-After` on 429 and 503); no answer (status 0) is a network error.
+fn outcome(r: &Array) -> Result<(), DeliveryError> {
+    let status = r.get(0).as_f64().unwrap_or(0.0) as u16;
+    let text = r.get(1).as_string();
+    match status {
+        200..=299 => Ok(()),
+        0 => Err(DeliveryError::new(
             ErrorKind::Network,
-            "relay request got no readable answer",
-        ));
+            text.unwrap_or_else(|| "relay request got no readable answer".into()),
+        )),
+        _ => Err(DeliveryError::http(
+            status,
+            text.and_then(|v| parse_retry_after(&v, now())),
+        )),
     }
-    let retry_after = resp
-        .get(1)
-        .as_string()
-        .and_then(|v| parse_retry_after(&v, now()));
-    Err(DeliveryError::http(status, retry_after))
 }
 
 impl Destination for Relay {
@@ -256,7 +276,7 @@ impl Destination for Relay {
     fn deliver(self: Rc<Self>, events: Vec<Event>) -> Fut<Result<(), DeliveryError>> {
         Box::pin(async move {
             let body = self.body(events.iter().map(|e| &*e.json));
-            let r = answer(self.start_fetch(&body, false)).await;
+            let r = self.send(&body).await;
             self.healthy.set(r.is_ok());
             r
         })
@@ -265,7 +285,7 @@ impl Destination for Relay {
     fn test(self: Rc<Self>) -> Fut<bool> {
         Box::pin(async move {
             let body = self.body(core::iter::empty());
-            answer(self.start_fetch(&body, false)).await.is_ok()
+            self.send(&body).await.is_ok()
         })
     }
 
@@ -284,7 +304,12 @@ impl Destination for Relay {
     }
 
     fn forget(&self, event: &Event) {
-        if self.deferred.borrow().contains(&event.message_id) {
+        if self
+            .deferred
+            .borrow()
+            .iter()
+            .any(|(_, id)| *id == event.message_id)
+        {
             return;
         }
         self.outbox.borrow_mut().forget(&event.message_id);
