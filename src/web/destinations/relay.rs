@@ -37,7 +37,7 @@ use wasm_bindgen_futures::JsFuture;
 use crate::error::{DeliveryError, ErrorKind};
 use crate::manager::BatchLimits;
 use crate::outbox::{
-    basic_auth, batch_body, beacon_chunks, owner_id, Entry, Outbox, BEACON_MAX_BYTES, HEARTBEAT_MS,
+    basic_auth, batch_body, beacon_chunks, owner_id, Outbox, BEACON_MAX_BYTES, HEARTBEAT_MS,
 };
 use crate::retry::parse_retry_after;
 use crate::time::iso8601;
@@ -317,7 +317,7 @@ impl Destination for Relay {
 
     fn restore(&self) -> Fut<Vec<Restored>> {
         let outbox = self.outbox.clone();
-        let got: Rc<RefCell<Vec<Entry>>> = Default::default();
+        let got: Rc<RefCell<Vec<Restored>>> = Default::default();
         // The one callback of `claimOutbox` (see relay.js): lists the other owners, adopts the
         // gone ones, and beats / leaves in the heartbeat fallback.
         let f = {
@@ -344,7 +344,16 @@ impl Destination for Relay {
                         if let Some(owner) = owners.get(i as usize) {
                             // Without Web Locks, only owners whose heartbeat stopped are gone.
                             if !heartbeat || o.is_silent(owner, now()) {
-                                g.borrow_mut().extend(o.adopt(owner, &mut seen));
+                                for e in o.adopt(owner, &mut seen) {
+                                    // An event the browser cannot parse is discarded.
+                                    match js_sys::JSON::parse(&e.json) {
+                                        Ok(v) if v.is_object() => g.borrow_mut().push(Restored {
+                                            message_id: e.message_id,
+                                            json: e.json,
+                                        }),
+                                        _ => o.discard(e.seq),
+                                    }
+                                }
                             }
                         }
                     }
@@ -356,18 +365,7 @@ impl Destination for Relay {
         let claimed = claim_outbox(&self.lock_base, &own, HEARTBEAT_MS as u32, &f);
         Box::pin(async move {
             let _ = JsFuture::from(claimed).await;
-            let entries = core::mem::take(&mut *got.borrow_mut());
-            let mut out = Vec::with_capacity(entries.len());
-            for e in entries {
-                match js_sys::JSON::parse(&e.json) {
-                    Ok(v) if v.is_object() => out.push(Restored {
-                        message_id: e.message_id,
-                        json: e.json,
-                    }),
-                    _ => outbox.borrow_mut().discard(e.seq),
-                }
-            }
-            out
+            core::mem::take(&mut *got.borrow_mut())
         })
     }
 
