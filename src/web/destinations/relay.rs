@@ -192,14 +192,12 @@ impl Relay {
         batch_body(events, &iso8601(now()), self.write_key.as_deref())
     }
 
-    /// POSTs `body` and waits for the answer.
-    async fn send(&self, body: &str) -> Result<(), DeliveryError> {
-        let p = post(&self.endpoint, body, &self.headers, &JsValue::UNDEFINED, 0);
-        outcome(
-            &JsFuture::from(p)
-                .await
-                .map_or_else(|_| Array::new(), JsCast::unchecked_into),
-        )
+    /// POSTs a batch of `events` (none for `testDestination`); the answer, recorded in
+    /// `healthy` when `record` is set.
+    fn send<'a>(self: Rc<Self>, events: impl Iterator<Item = &'a str>, record: bool) -> Answer {
+        let body = self.body(events);
+        let p = post(&self.endpoint, &body, &self.headers, &JsValue::UNDEFINED, 0);
+        Answer(JsFuture::from(p), record.then_some(self))
     }
 
     /// Hands chunks to `sendBeacon`, else a keepalive fetch; returns how many events (a
@@ -274,19 +272,12 @@ impl Destination for Relay {
     }
 
     fn deliver(self: Rc<Self>, events: Vec<Event>) -> Fut<Result<(), DeliveryError>> {
-        Box::pin(async move {
-            let body = self.body(events.iter().map(|e| &*e.json));
-            let r = self.send(&body).await;
-            self.healthy.set(r.is_ok());
-            r
-        })
+        Box::pin(self.send(events.iter().map(|e| &*e.json), true))
     }
 
     fn test(self: Rc<Self>) -> Fut<bool> {
-        Box::pin(async move {
-            let body = self.body(core::iter::empty());
-            self.send(&body).await.is_ok()
-        })
+        let answer = self.send(core::iter::empty(), false);
+        Box::pin(async move { answer.await.is_ok() })
     }
 
     fn batch(&self) -> Option<BatchLimits> {
@@ -363,10 +354,7 @@ impl Destination for Relay {
         };
         let own = outbox.borrow().owner().to_string();
         let claimed = claim_outbox(&self.lock_base, &own, HEARTBEAT_MS as u32, &f);
-        Box::pin(async move {
-            let _ = JsFuture::from(claimed).await;
-            core::mem::take(&mut *got.borrow_mut())
-        })
+        Box::pin(Claimed(JsFuture::from(claimed), got))
     }
 
     fn beacon(&self, events: &[Event]) -> usize {
@@ -375,6 +363,42 @@ impl Destination for Relay {
             return 0;
         }
         self.hand_over(events)
+    }
+}
+
+/// The outcome of a `post`, once it settles; recorded in the relay's `healthy` when it is set.
+struct Answer(JsFuture, Option<Rc<Relay>>);
+
+impl core::future::Future for Answer {
+    type Output = Result<(), DeliveryError>;
+
+    fn poll(
+        mut self: core::pin::Pin<&mut Self>,
+        cx: &mut core::task::Context<'_>,
+    ) -> core::task::Poll<Self::Output> {
+        core::pin::Pin::new(&mut self.0).poll(cx).map(|r| {
+            let r = outcome(&r.map_or_else(|_| Array::new(), JsCast::unchecked_into));
+            if let Some(me) = &self.1 {
+                me.healthy.set(r.is_ok());
+            }
+            r
+        })
+    }
+}
+
+/// Resolves to the restored events once `claimOutbox` settles.
+struct Claimed(JsFuture, Rc<RefCell<Vec<Restored>>>);
+
+impl core::future::Future for Claimed {
+    type Output = Vec<Restored>;
+
+    fn poll(
+        mut self: core::pin::Pin<&mut Self>,
+        cx: &mut core::task::Context<'_>,
+    ) -> core::task::Poll<Vec<Restored>> {
+        core::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|_| core::mem::take(&mut *self.1.borrow_mut()))
     }
 }
 
