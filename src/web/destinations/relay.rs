@@ -28,6 +28,9 @@ use crate::prelude::*;
 
 use alloc::rc::Rc;
 use core::cell::{Cell, RefCell};
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
 
 use js_sys::{Array, Object, Promise};
 use wasm_bindgen::prelude::*;
@@ -276,8 +279,7 @@ impl Destination for Relay {
     }
 
     fn test(self: Rc<Self>) -> Fut<bool> {
-        let answer = self.send(core::iter::empty(), false);
-        Box::pin(async move { answer.await.is_ok() })
+        Box::pin(Tested(self.send(core::iter::empty(), false)))
     }
 
     fn batch(&self) -> Option<BatchLimits> {
@@ -369,14 +371,11 @@ impl Destination for Relay {
 /// The outcome of a `post`, once it settles; recorded in the relay's `healthy` when it is set.
 struct Answer(JsFuture, Option<Rc<Relay>>);
 
-impl core::future::Future for Answer {
+impl Future for Answer {
     type Output = Result<(), DeliveryError>;
 
-    fn poll(
-        mut self: core::pin::Pin<&mut Self>,
-        cx: &mut core::task::Context<'_>,
-    ) -> core::task::Poll<Self::Output> {
-        core::pin::Pin::new(&mut self.0).poll(cx).map(|r| {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|r| {
             let r = outcome(&r.map_or_else(|_| Array::new(), JsCast::unchecked_into));
             if let Some(me) = &self.1 {
                 me.healthy.set(r.is_ok());
@@ -386,17 +385,25 @@ impl core::future::Future for Answer {
     }
 }
 
+/// Whether an [`Answer`] was a success (`testDestination`).
+struct Tested(Answer);
+
+impl Future for Tested {
+    type Output = bool;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
+        Pin::new(&mut self.0).poll(cx).map(|r| r.is_ok())
+    }
+}
+
 /// Resolves to the restored events once `claimOutbox` settles.
 struct Claimed(JsFuture, Rc<RefCell<Vec<Restored>>>);
 
-impl core::future::Future for Claimed {
+impl Future for Claimed {
     type Output = Vec<Restored>;
 
-    fn poll(
-        mut self: core::pin::Pin<&mut Self>,
-        cx: &mut core::task::Context<'_>,
-    ) -> core::task::Poll<Vec<Restored>> {
-        core::pin::Pin::new(&mut self.0)
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Vec<Restored>> {
+        Pin::new(&mut self.0)
             .poll(cx)
             .map(|_| core::mem::take(&mut *self.1.borrow_mut()))
     }
