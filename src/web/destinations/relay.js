@@ -3,14 +3,15 @@
 // never unwinds through the wasm. Minified in the release package (scripts/build.mjs).
 
 // Takes this page's Web Lock `base + own` for the page's life, then asks `f` which owners hold
-// entries and calls `f(index)` for each one whose page is gone; resolves when done. `f` is the
+// entries and calls `f(index)` for each one whose page is gone; settles when done. `f` is the
 // relay's one callback: `f(list)` pushes the other owners' ids (oldest first) onto the array
 // `list`; `f(i)` adopts owner `i`; `f(-1)` records a heartbeat, `f(-2)` removes it.
 // With navigator.locks, an owner is gone when its lock is free (`f(i)` runs while holding it);
-// when the lock request is refused, nothing is adopted. Without it, the page beats now and
-// every `ms` milliseconds, removes its heartbeat when it is discarded (`pagehide` not kept in
-// the back/forward cache), and `f(i)` is called for every owner (`f` decides from heartbeats).
-export function claimOutbox(base, own, ms, f) {
+// when this page's lock request is refused, it rejects and nothing is adopted. Without it, the
+// page beats now and every `ms` milliseconds, removes its heartbeat when it is discarded
+// (`pagehide` not kept in the back/forward cache), and `f(i)` is called for every owner (`f`
+// decides from heartbeats).
+export async function claimOutbox(base, own, ms, f) {
   const owners = () => {
     const list = [];
     f(list);
@@ -30,28 +31,15 @@ export function claimOutbox(base, own, ms, f) {
       addEventListener('pagehide', (e) => e.persisted || f(-2));
     } catch (_) {}
     owners().forEach((_, i) => f(i));
-    return Promise.resolve();
+    return;
   }
-  return new Promise((resolve) => {
+  // The callback's promise never settles: the lock goes only with the page.
+  await new Promise((resolve, reject) => locks.request(base + own, () => (resolve(), new Promise(() => {}))).catch(reject));
+  for (const [i, owner] of owners().entries()) {
     try {
-      // The callback's promise never settles: the lock goes only with the page.
-      locks.request(base + own, () => (resolve(true), new Promise(() => {}))).catch(() => resolve(false));
-    } catch (_) {
-      resolve(false);
-    }
-  }).then(
-    (held) =>
-      held &&
-      owners().reduce(
-        (p, owner, i) =>
-          p.then(() => {
-            try {
-              return locks.request(base + owner, { ifAvailable: true }, (lock) => lock && f(i)).catch(() => {});
-            } catch (_) {}
-          }),
-        Promise.resolve(),
-      ),
-  );
+      await locks.request(base + owner, { ifAvailable: true }, (lock) => lock && f(i));
+    } catch (_) {}
+  }
 }
 
 // navigator.sendBeacon(url, body): whether the browser took it; false when it is missing.
