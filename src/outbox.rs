@@ -20,7 +20,6 @@
 #[allow(unused_imports)]
 use crate::prelude::*;
 
-use alloc::collections::VecDeque;
 use alloc::rc::Rc;
 
 use crate::json::push_str_lit;
@@ -59,7 +58,7 @@ pub struct Outbox {
     owner: String,
     next: u64,
     /// The entries this page holds in storage, oldest first: (messageId, seq).
-    pending: VecDeque<(Rc<str>, u64)>,
+    pending: Vec<(Rc<str>, u64)>,
     store_warned: bool,
     corrupt_warned: bool,
 }
@@ -81,7 +80,7 @@ impl Outbox {
             alive: [prefix, ":outbox-alive:"].concat(),
             owner,
             next: 0,
-            pending: VecDeque::new(),
+            pending: Vec::new(),
             store_warned: false,
             corrupt_warned: false,
         }
@@ -143,7 +142,7 @@ impl Outbox {
         match self.storage.set(&key, &encode_value(&message_id, json)) {
             Ok(()) => {
                 self.next += 1;
-                self.pending.push_back((message_id, seq));
+                self.pending.push((message_id, seq));
             }
             Err(e) => self.store_failed(e),
         }
@@ -155,11 +154,10 @@ impl Outbox {
         let Some(pos) = self.pending.iter().position(|(id, _)| &**id == message_id) else {
             return;
         };
-        if let Some((_, seq)) = self.pending.remove(pos) {
-            let key = self.key(&self.owner, seq);
-            if let Err(e) = self.storage.remove(&key) {
-                self.store_failed(e);
-            }
+        let (_, seq) = self.pending.remove(pos);
+        let key = self.key(&self.owner, seq);
+        if let Err(e) = self.storage.remove(&key) {
+            self.store_failed(e);
         }
     }
 
@@ -260,7 +258,7 @@ impl Outbox {
                 Ok(()) => {
                     let _ = self.storage.remove(&old);
                     self.next += 1;
-                    self.pending.push_back((id.as_str().into(), seq));
+                    self.pending.push((id.as_str().into(), seq));
                 }
                 Err(e) => {
                     let _ = self.storage.remove(&old);

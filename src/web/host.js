@@ -43,17 +43,16 @@ export function jsonProblem(v, path) {
   return walk(v, path);
 }
 
-// POSTs `body` to `url` with the `headers` object. Resolves [status, Retry-After header or
-// null]; rejects with a message when the request fails or fetch is missing.
-export function post(url, body, headers, keepalive) {
-  try {
-    return fetch(url, { method: 'POST', body, headers, keepalive }).then(
-      (r) => [r.status, r.status == 429 || r.status == 503 ? r.headers.get('Retry-After') : null],
-      (e) => Promise.reject(text(e)),
-    );
-  } catch (e) {
-    return Promise.reject(text(e));
-  }
+// POSTs `body` to `url` with the `headers` object, as a keepalive request when `done` is given.
+// Resolves [status, Retry-After header (429, 503) or null], or [0, message] when the request
+// failed or fetch is missing; never rejects. `done`, if given, is called with that array and
+// `n` appended.
+export function post(url, body, headers, done, n) {
+  const p = new Promise((resolve) => resolve(fetch(url, { method: 'POST', body, headers, keepalive: !!done })))
+    .then((r) => [r.status, r.status == 429 || r.status == 503 ? r.headers.get('Retry-After') : null])
+    .catch((e) => [0, 'relay request failed: ' + text(e)]);
+  if (done) p.then((r) => done(r.concat(n)));
+  return p;
 }
 
 // `url` resolved against the document's base URL: [href, protocol, the page's origin], or
@@ -229,59 +228,7 @@ export function storageOp(session, op, key, value) {
   }
 }
 
-// --- network, Web Locks, timers ---
-
-// Requests the Web Lock `name` and keeps it while the page lives. Undefined without
-// navigator.locks; else a promise resolving true once the lock is held, false when refused.
-export function holdLock(name) {
-  let locks;
-  try {
-    locks = navigator.locks;
-    if (typeof locks.request != 'function') return;
-  } catch (_) {
-    return;
-  }
-  return new Promise((resolve) => {
-    try {
-      // The callback's promise never settles: the lock goes only with the page.
-      locks.request(name, () => (resolve(true), new Promise(() => {}))).catch(() => resolve(false));
-    } catch (_) {
-      resolve(false);
-    }
-  });
-}
-
-// For each owner in turn, requests the Web Lock `base + owner` only if it is free and, while
-// holding it, calls `f(index)` synchronously. Resolves once every request is done.
-export function tryLocks(base, owners, f) {
-  return owners.reduce(
-    (p, owner, i) =>
-      p.then(() => {
-        try {
-          return navigator.locks.request(base + owner, { ifAvailable: true }, (lock) => lock && f(i)).catch(() => {});
-        } catch (_) {}
-      }),
-    Promise.resolve(),
-  );
-}
-
-// navigator.sendBeacon(url, body): whether the browser took it; false when it is missing.
-export function sendBeacon(url, body) {
-  try {
-    return navigator.sendBeacon(url, body) === true;
-  } catch (_) {
-    return false;
-  }
-}
-
-// Calls `beat` every `ms` milliseconds, and `leave` when the page is discarded (`pagehide` not
-// kept in the back/forward cache).
-export function heartbeat(ms, beat, leave) {
-  try {
-    setInterval(beat, ms);
-    addEventListener('pagehide', (e) => e.persisted || leave());
-  } catch (_) {}
-}
+// --- network ---
 
 // GETs `url`, giving up after `ms` milliseconds. Resolves [status, body text] for a 2xx answer
 // ([status, null] when the body cannot be read), [status] for another status, [] on timeout;

@@ -3,7 +3,7 @@
 //! every accepted event in the durable outbox ([`crate::outbox`]) until a 2xx answer.
 //!
 //! Browser side only: settings, and the `fetch`, `sendBeacon`, Web Locks and timer calls (small
-//! JavaScript helpers in `src/web/host.js`). Which entries are whose, adoption, ordering and
+//! JavaScript helpers in `relay.js` beside this file and `post` in `src/web/host.js`). Which entries are whose, adoption, ordering and
 //! the wire format live in `outbox` and are tested natively.
 //!
 //! - `deliver` POSTs one batch with `Content-Type: application/json`, `Authorization: Basic
@@ -28,6 +28,9 @@ use crate::prelude::*;
 
 use alloc::rc::Rc;
 use core::cell::{Cell, RefCell};
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
 
 use js_sys::{Array, Object, Promise};
 use wasm_bindgen::prelude::*;
@@ -37,14 +40,14 @@ use wasm_bindgen_futures::JsFuture;
 use crate::error::{DeliveryError, ErrorKind};
 use crate::manager::BatchLimits;
 use crate::outbox::{
-    basic_auth, batch_body, beacon_chunks, owner_id, Entry, Outbox, BEACON_MAX_BYTES, HEARTBEAT_MS,
+    basic_auth, batch_body, beacon_chunks, owner_id, Outbox, BEACON_MAX_BYTES, HEARTBEAT_MS,
 };
 use crate::retry::parse_retry_after;
 use crate::time::iso8601;
 use crate::web::config::DestConfig;
 use crate::web::dest::{CreateEnv, Destination, Event, Fut, LoadEnv, Restored};
 use crate::web::js::{check_keys, get, opt_bool, opt_obj, opt_str, opt_uint, set};
-use crate::web::platform::{error_message, now, uuid};
+use crate::web::platform::{now, uuid};
 
 const SETTINGS: &[&str] = &[
     "endpoint",
@@ -55,6 +58,9 @@ const SETTINGS: &[&str] = &[
     "flushIntervalMs",
     "beacon",
 ];
+
+/// Events handed to keepalive fetches: (chunk number, messageId).
+type Deferred = Rc<RefCell<Vec<(u32, Rc<str>)>>>;
 
 /// A relay instance. See the module docs.
 pub struct Relay {
@@ -69,8 +75,13 @@ pub struct Relay {
     /// `<prefix>:outbox:`, the start of every owner's lock name.
     lock_base: String,
     outbox: Rc<RefCell<Outbox>>,
-    /// Events handed to a keepalive fetch at page hide: forgotten when it answers 2xx.
-    deferred: Rc<RefCell<Vec<Rc<str>>>>,
+    /// Events handed to a keepalive fetch at page hide, with their chunk's number: forgotten
+    /// when it answers 2xx.
+    deferred: Deferred,
+    /// How many chunks went to a keepalive fetch (numbers them for `deferred`).
+    chunks: Cell<u32>,
+    /// Called by `post` with `[status, text, chunk]` when a keepalive fetch answers.
+    on_keepalive: JsValue,
     /// Whether the last delivery succeeded (no beacon while the backend is failing).
     healthy: Cell<bool>,
 }
@@ -129,13 +140,34 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
     };
     let use_beacon = opt_bool(s, "beacon", &path)?.unwrap_or(true);
     let owner = owner_id(now(), &uuid());
-    let outbox = Outbox::new(
+    let outbox = Rc::new(RefCell::new(Outbox::new(
         env.storage.clone(),
         env.log.clone(),
         prefix,
         &entry.id,
         owner,
-    );
+    )));
+    let deferred: Deferred = Default::default();
+    // Forgets a chunk's events only once the backend said 2xx; if the page is gone by then,
+    // they stay in the outbox and a later page delivers them (messageId dedupes).
+    let on_keepalive = {
+        let (o, d) = (outbox.clone(), deferred.clone());
+        Closure::<dyn FnMut(JsValue)>::new(move |r: JsValue| {
+            let r: Array = r.unchecked_into();
+            let chunk = r.get(2).as_f64().unwrap_or(-1.0) as u32;
+            let ok = outcome(&r).is_ok();
+            d.borrow_mut().retain(|(c, id)| {
+                if *c != chunk {
+                    return true;
+                }
+                if ok {
+                    o.borrow_mut().forget(id);
+                }
+                false
+            });
+        })
+        .into_js_value()
+    };
     Ok(Rc::new(Relay {
         endpoint,
         headers: headers.into(),
@@ -144,8 +176,10 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
         limits,
         use_beacon,
         lock_base: [prefix, ":outbox:"].concat(),
-        outbox: Rc::new(RefCell::new(outbox)),
-        deferred: Default::default(),
+        outbox,
+        deferred,
+        chunks: Cell::new(0),
+        on_keepalive,
         healthy: Cell::new(true),
     }))
 }
@@ -161,9 +195,12 @@ impl Relay {
         batch_body(events, &iso8601(now()), self.write_key.as_deref())
     }
 
-    /// Starts `fetch(endpoint, {method: 'POST', body, headers, keepalive})`.
-    fn start_fetch(&self, body: &str, keepalive: bool) -> Promise {
-        post(&self.endpoint, body, &self.headers, keepalive)
+    /// POSTs a batch of `events` (none for `testDestination`); the answer, recorded in
+    /// `healthy` when `record` is set.
+    fn send<'a>(self: Rc<Self>, events: impl Iterator<Item = &'a str>, record: bool) -> Answer {
+        let body = self.body(events);
+        let p = post(&self.endpoint, &body, &self.headers, &JsValue::UNDEFINED, 0);
+        Answer(JsFuture::from(p), record.then_some(self))
     }
 
     /// Hands chunks to `sendBeacon`, else a keepalive fetch; returns how many events (a
@@ -185,28 +222,21 @@ impl Relay {
                 if body.len() > budget {
                     break;
                 }
-                let p = self.start_fetch(&body, true);
                 budget -= body.len();
-                // Forget these only once the backend said 2xx; if the page is gone by then,
-                // they stay in the outbox and a later page delivers them (messageId dedupes).
-                let ids: Vec<Rc<str>> = events[sent..sent + n]
-                    .iter()
-                    .map(|e| e.message_id.clone())
-                    .collect();
-                self.deferred.borrow_mut().extend(ids.iter().cloned());
-                let (deferred, outbox) = (self.deferred.clone(), self.outbox.clone());
-                crate::web::engine::spawn(Box::pin(async move {
-                    let ok = answer(p).await.is_ok();
-                    for id in ids {
-                        let mut d = deferred.borrow_mut();
-                        if let Some(pos) = d.iter().position(|x| *x == id) {
-                            d.remove(pos);
-                        }
-                        if ok {
-                            outbox.borrow_mut().forget(&id);
-                        }
-                    }
-                }));
+                let chunk = self.chunks.get();
+                self.chunks.set(chunk + 1);
+                self.deferred.borrow_mut().extend(
+                    events[sent..sent + n]
+                        .iter()
+                        .map(|e| (chunk, e.message_id.clone())),
+                );
+                let _ = post(
+                    &self.endpoint,
+                    &body,
+                    &self.headers,
+                    &self.on_keepalive,
+                    chunk,
+                );
             }
             sent += n;
         }
@@ -216,36 +246,27 @@ impl Relay {
 
 #[wasm_bindgen(module = "/src/web/host.js")]
 extern "C" {
-    fn post(url: &str, body: &str, headers: &JsValue, keepalive: bool) -> Promise;
+    /// `fetch(url, {method: 'POST', body, headers, keepalive})`, keepalive when `done` is a
+    /// function (then called with the answer and `n`); resolves `[status, text]` (see host.js).
+    fn post(url: &str, body: &str, headers: &JsValue, done: &JsValue, n: u32) -> Promise;
 }
 
-/// Waits for a fetch: 2xx is success; another status is an HTTP error (with `Retry-After` on
-/// 429 and 503); a rejection is a network error.
-async fn answer(p: Promise) -> Result<(), DeliveryError> {
-    let resp: js_sys::Array = JsFuture::from(p)
-        .await
-        .map_err(|e| {
-            DeliveryError::new(
-                ErrorKind::Network,
-                ["relay request failed: ", &error_message(&e)].concat(),
-            )
-        })?
-        .unchecked_into();
-    let status = resp.get(0).as_f64().unwrap_or(0.0) as u16;
-    if (200..300).contains(&status) {
-        return Ok(());
-    }
-    if status == 0 {
-        return Err(DeliveryError::new(
+/// What `post` resolved to: 2xx is success; another status is an HTTP error (with
+/// `Retry-After` on 429 and 503); no answer (status 0) is a network error.
+fn outcome(r: &Array) -> Result<(), DeliveryError> {
+    let status = r.get(0).as_f64().unwrap_or(0.0) as u16;
+    let text = r.get(1).as_string();
+    match status {
+        200..=299 => Ok(()),
+        0 => Err(DeliveryError::new(
             ErrorKind::Network,
-            "relay request got no readable answer",
-        ));
+            text.unwrap_or_else(|| "relay request got no readable answer".into()),
+        )),
+        _ => Err(DeliveryError::http(
+            status,
+            text.and_then(|v| parse_retry_after(&v, now())),
+        )),
     }
-    let retry_after = resp
-        .get(1)
-        .as_string()
-        .and_then(|v| parse_retry_after(&v, now()));
-    Err(DeliveryError::http(status, retry_after))
 }
 
 impl Destination for Relay {
@@ -254,19 +275,11 @@ impl Destination for Relay {
     }
 
     fn deliver(self: Rc<Self>, events: Vec<Event>) -> Fut<Result<(), DeliveryError>> {
-        Box::pin(async move {
-            let body = self.body(events.iter().map(|e| &*e.json));
-            let r = answer(self.start_fetch(&body, false)).await;
-            self.healthy.set(r.is_ok());
-            r
-        })
+        Box::pin(self.send(events.iter().map(|e| &*e.json), true))
     }
 
     fn test(self: Rc<Self>) -> Fut<bool> {
-        Box::pin(async move {
-            let body = self.body(core::iter::empty());
-            answer(self.start_fetch(&body, false)).await.is_ok()
-        })
+        Box::pin(Tested(self.send(core::iter::empty(), false)))
     }
 
     fn batch(&self) -> Option<BatchLimits> {
@@ -284,7 +297,12 @@ impl Destination for Relay {
     }
 
     fn forget(&self, event: &Event) {
-        if self.deferred.borrow().contains(&event.message_id) {
+        if self
+            .deferred
+            .borrow()
+            .iter()
+            .any(|(_, id)| *id == event.message_id)
+        {
             return;
         }
         self.outbox.borrow_mut().forget(&event.message_id);
@@ -292,66 +310,53 @@ impl Destination for Relay {
 
     fn restore(&self) -> Fut<Vec<Restored>> {
         let outbox = self.outbox.clone();
-        let lock_base = self.lock_base.clone();
-        Box::pin(async move {
-            let own = [&lock_base, outbox.borrow().owner()].concat();
-            let mode = match hold_lock(&own) {
-                None => {
-                    start_heartbeat(&outbox);
-                    Mode::Heartbeat
-                }
-                Some(held) => {
-                    if JsFuture::from(held).await.is_ok_and(|v| v.is_truthy()) {
-                        Mode::Locks
-                    } else {
-                        // Locks exist but refuse us: we cannot tell which pages are gone.
-                        Mode::OwnOnly
+        let got: Rc<RefCell<Vec<Restored>>> = Default::default();
+        // The one callback of `claimOutbox` (see relay.js): lists the other owners, adopts the
+        // gone ones, and beats / leaves in the heartbeat fallback.
+        let f = {
+            let (o, g) = (outbox.clone(), got.clone());
+            let mut owners: Vec<String> = Vec::new();
+            let mut seen = Vec::new();
+            let mut heartbeat = false;
+            Closure::<dyn FnMut(JsValue)>::new(move |x: JsValue| {
+                let mut o = o.borrow_mut();
+                match x.as_f64() {
+                    None => {
+                        owners = o.other_owners();
+                        let list: &Array = x.unchecked_ref();
+                        for w in &owners {
+                            list.push(&JsValue::from_str(w));
+                        }
                     }
-                }
-            };
-            let owners = Rc::new(outbox.borrow_mut().other_owners());
-            let seen = Rc::new(RefCell::new(Vec::new()));
-            let got: Rc<RefCell<Vec<Entry>>> = Default::default();
-            let adopt = {
-                let (o, w, s, g) = (outbox.clone(), owners.clone(), seen.clone(), got.clone());
-                move |i: usize| {
-                    if let Some(owner) = w.get(i) {
-                        let e = o.borrow_mut().adopt(owner, &mut s.borrow_mut());
-                        g.borrow_mut().extend(e);
+                    Some(-1.0) => {
+                        heartbeat = true;
+                        o.beat(now());
                     }
-                }
-            };
-            match mode {
-                Mode::Locks => {
-                    let names: Array = owners.iter().map(|w| JsValue::from_str(w)).collect();
-                    // Called with an owner's index only when its lock was free: its page is gone.
-                    let f = Closure::<dyn FnMut(JsValue)>::new(move |i: JsValue| {
-                        adopt(i.as_f64().unwrap_or(f64::MAX) as usize)
-                    });
-                    let _ = JsFuture::from(try_locks(&lock_base, &names, f.as_ref())).await;
-                }
-                Mode::Heartbeat => {
-                    for (i, owner) in owners.iter().enumerate() {
-                        if outbox.borrow().is_silent(owner, now()) {
-                            adopt(i);
+                    Some(i) if i < 0.0 => o.leave(),
+                    Some(i) => {
+                        if let Some(owner) = owners.get(i as usize) {
+                            // Without Web Locks, only owners whose heartbeat stopped are gone.
+                            if !heartbeat || o.is_silent(owner, now()) {
+                                for e in o.adopt(owner, &mut seen) {
+                                    // An event the browser cannot parse is discarded.
+                                    match js_sys::JSON::parse(&e.json) {
+                                        Ok(v) if v.is_object() => g.borrow_mut().push(Restored {
+                                            message_id: e.message_id,
+                                            json: e.json,
+                                        }),
+                                        _ => o.discard(e.seq),
+                                    }
+                                }
+                            }
                         }
                     }
                 }
-                Mode::OwnOnly => {}
-            }
-            let entries = core::mem::take(&mut *got.borrow_mut());
-            let mut out = Vec::with_capacity(entries.len());
-            for e in entries {
-                match js_sys::JSON::parse(&e.json) {
-                    Ok(v) if v.is_object() => out.push(Restored {
-                        message_id: e.message_id,
-                        json: e.json,
-                    }),
-                    _ => outbox.borrow_mut().discard(e.seq),
-                }
-            }
-            out
-        })
+            })
+            .into_js_value()
+        };
+        let own = outbox.borrow().owner().to_string();
+        let claimed = claim_outbox(&self.lock_base, &own, HEARTBEAT_MS as u32, &f);
+        Box::pin(Claimed(JsFuture::from(claimed), got))
     }
 
     fn beacon(&self, events: &[Event]) -> usize {
@@ -363,39 +368,54 @@ impl Destination for Relay {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Mode {
-    Locks,
-    Heartbeat,
-    OwnOnly,
+/// The outcome of a `post`, once it settles; recorded in the relay's `healthy` when it is set.
+struct Answer(JsFuture, Option<Rc<Relay>>);
+
+impl Future for Answer {
+    type Output = Result<(), DeliveryError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|r| {
+            let r = outcome(&r.map_or_else(|_| Array::new(), JsCast::unchecked_into));
+            if let Some(me) = &self.1 {
+                me.healthy.set(r.is_ok());
+            }
+            r
+        })
+    }
 }
 
-#[wasm_bindgen(module = "/src/web/host.js")]
+/// Whether an [`Answer`] was a success (`testDestination`).
+struct Tested(Answer);
+
+impl Future for Tested {
+    type Output = bool;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
+        Pin::new(&mut self.0).poll(cx).map(|r| r.is_ok())
+    }
+}
+
+/// Resolves to the restored events once `claimOutbox` settles.
+struct Claimed(JsFuture, Rc<RefCell<Vec<Restored>>>);
+
+impl Future for Claimed {
+    type Output = Vec<Restored>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Vec<Restored>> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|_| core::mem::take(&mut *self.1.borrow_mut()))
+    }
+}
+
+#[wasm_bindgen(module = "/src/web/destinations/relay.js")]
 extern "C" {
-    /// Requests the Web Lock `name` and keeps it while the page lives: undefined without
-    /// `navigator.locks`, else a promise of true once held, false when refused.
-    #[wasm_bindgen(js_name = holdLock)]
-    fn hold_lock(name: &str) -> Option<Promise>;
-    /// For each owner in turn, requests the Web Lock `base + owner` if it is free and calls
-    /// `f(index)` inside the lock callback; settles once all are released.
-    #[wasm_bindgen(js_name = tryLocks)]
-    fn try_locks(base: &str, owners: &Array, f: &JsValue) -> Promise;
+    /// Takes this page's Web Lock `base + own` for its life (or starts the heartbeat fallback)
+    /// and calls `f` for the owners whose page is gone; settles when done (see relay.js).
+    #[wasm_bindgen(js_name = claimOutbox)]
+    fn claim_outbox(base: &str, own: &str, ms: u32, f: &JsValue) -> Promise;
     /// `navigator.sendBeacon(url, body)`: whether the browser took it (false when missing).
     #[wasm_bindgen(js_name = sendBeacon)]
     fn send_beacon(url: &str, body: &str) -> bool;
-    /// Calls `beat` every `ms` milliseconds, and `leave` when the page is discarded (`pagehide`
-    /// not kept in the back/forward cache).
-    fn heartbeat(ms: u32, beat: &JsValue, leave: &JsValue);
-}
-
-/// Fallback without Web Locks: beats now and every [`HEARTBEAT_MS`], and removes the heartbeat
-/// when the page is discarded.
-fn start_heartbeat(outbox: &Rc<RefCell<Outbox>>) {
-    outbox.borrow_mut().beat(now());
-    let (o, p) = (outbox.clone(), outbox.clone());
-    heartbeat(
-        HEARTBEAT_MS as u32,
-        &Closure::<dyn FnMut()>::new(move || o.borrow_mut().beat(now())).into_js_value(),
-        &Closure::<dyn FnMut()>::new(move || p.borrow_mut().leave()).into_js_value(),
-    );
 }
