@@ -117,8 +117,12 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
 fi
 
 # --- npm packages (binaryen's wasm-opt, playwright-core) ----------------------------------
+# A node_modules that is a symlink (a second work tree sharing one install) is left alone:
+# npm ci through it would empty the folder it points to.
 stamp=node_modules/.package-lock.json
-if [ ! -d node_modules ] || [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ] ||
+if [ -L node_modules ]; then
+  :
+elif [ ! -d node_modules ] || [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ] ||
    { [ -f package-lock.json ] && [ package-lock.json -nt "$stamp" ]; }; then
   if [ -f package-lock.json ]; then
     say "installing npm packages (npm ci)"
