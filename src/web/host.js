@@ -65,62 +65,75 @@ export function resolveUrl(url) {
   } catch (_) {}
 }
 
-// Whether an element with this id is in the document.
-export function hasElement(id) {
+// Load outcomes of the scripts this library injected, by element id: promises of undefined
+// once loaded, or of why it failed ('timed out', 'failed to load', 'failed: <message>').
+const loads = new Map();
+
+// The element with this id, or null (also when the document throws).
+const byId = (id) => {
   try {
-    return !!document.getElementById(id);
+    return document.getElementById(id);
   } catch (_) {
-    return false;
+    return null;
   }
-}
+};
 
-// Removes the element with this id, if any.
-export function removeElement(id) {
-  try {
-    const el = document.getElementById(id);
-    if (el) el.remove();
-  } catch (_) {}
-}
-
-// Injects <script id> under head (or body) with `src` (already checked) or inline `code`,
-// nonce, SRI and extra attributes ([[name, value], ...]). Resolves once it has loaded (at once
-// for inline text); rejects with 'timeout' or 'error', removing the element, or with a message
-// when the document refuses it.
-export function injectScript(id, src, code, isAsync, defer, nonce, integrity, crossOrigin, attrs, body, timeoutMs) {
-  return new Promise((resolve, reject) => {
-    const d = document;
-    const el = d.createElement('script');
-    el.id = id;
-    const attr = (k, v) => {
-      try {
-        el.setAttribute(k, v);
-      } catch (_) {}
-    };
-    if (nonce != null) attr('nonce', nonce);
-    if (integrity != null) el.integrity = integrity;
-    if (crossOrigin != null) el.crossOrigin = crossOrigin;
-    for (const [k, v] of attrs) attr(k, v);
-    const parent = (body ? d.body : d.head) || d.documentElement;
-    if (src == null) {
-      el.text = code;
+// Injects <script id> under head (or body) with `src` (already checked) or inline `code` and
+// its attributes ([name, value, name, value, ...]: nonce, SRI, extra ones), unless this library
+// already injected one with this id (its outcome is shared) or the document has an element with
+// this id (resolves at once). `refused`: the URL policy's message when `src` was refused
+// (nothing is injected). Resolves undefined once loaded (at once for inline text), else the
+// failure message naming the script by id and `label`; a failed element is removed and
+// forgotten, so a later call injects it again. Never rejects.
+export function injectScript(id, label, refused, src, code, isAsync, defer, attrs, body, timeoutMs) {
+  let p = loads.get(id);
+  if (!p) {
+    if (byId(id)) return Promise.resolve();
+    if (refused != null) return Promise.resolve(refused);
+    p = new Promise((resolve, reject) => {
+      const d = document;
+      const el = d.createElement('script');
+      el.id = id;
+      for (let i = 0; i < attrs.length; i += 2) {
+        try {
+          el.setAttribute(attrs[i], attrs[i + 1]);
+        } catch (_) {}
+      }
+      const parent = (body ? d.body : d.head) || d.documentElement;
+      if (src == null) {
+        el.text = code;
+        parent.appendChild(el);
+        return resolve();
+      }
+      el.async = isAsync;
+      el.defer = defer;
+      el.src = src;
+      const end = (why) => {
+        clearTimeout(timer);
+        if (why) {
+          el.remove();
+          reject(why);
+        } else resolve();
+      };
+      const timer = setTimeout(() => end('timed out'), timeoutMs);
+      el.onload = () => end();
+      el.onerror = () => end('failed to load');
       parent.appendChild(el);
-      return resolve();
-    }
-    el.async = isAsync;
-    el.defer = defer;
-    el.src = src;
-    const end = (why) => {
-      clearTimeout(timer);
-      if (why) {
-        el.remove();
-        reject(why);
-      } else resolve();
-    };
-    const timer = setTimeout(() => end('timeout'), timeoutMs);
-    el.onload = () => end();
-    el.onerror = () => end('error');
-    parent.appendChild(el);
-  }).catch((e) => Promise.reject(e == 'timeout' || e == 'error' ? e : `script injection refused: ${text(e)}`));
+    }).catch((e) => {
+      if (loads.get(id) == p) loads.delete(id);
+      return e == 'timed out' || e == 'failed to load' ? e : `failed: script injection refused: ${text(e)}`;
+    });
+    loads.set(id, p);
+  }
+  return p.then((why) => why && `script ${id} ${why}: ${label}`);
+}
+
+// Removes the element of the script this library injected with this id (none when the page
+// owns it); `forget`: also forgets it, so a later injectScript injects it again.
+export function dropScript(id, forget) {
+  try {
+    if (forget ? loads.delete(id) : loads.has(id)) byId(id)?.remove();
+  } catch (_) {}
 }
 
 // Adds `f` as a listener for `type` on the document (`doc`) or the window.

@@ -1,41 +1,22 @@
 //! Injects `<script>` elements from descriptors: URL policy first, then nonce, SRI, extra
 //! attributes, id-based dedupe, and a promise that settles on `load`, `error` or the timeout.
+//! The DOM work and the record of injected ids live in the `injectScript` / `dropScript`
+//! helpers of `host.js`.
 
 #[allow(unused_imports)]
 use crate::prelude::*;
 
-use js_sys::{Object, Promise, Reflect};
+use core::future::Future;
+
+use js_sys::{Array, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use super::platform::{resolve_url, Local};
+use super::platform::resolve_url;
 use crate::error::{DeliveryError, ErrorKind};
 use crate::script::{check_url, ScriptDescriptor, Source, Target};
 use crate::web::js::{check_keys, opt_bool, opt_str};
-
-/// Load promises of the scripts this library injected, by element id.
-static LOADS: Local<Loads> = Local::new(Loads(Vec::new()));
-
-/// A small map from element id to load promise (a few entries: a Vec is smaller than a hash map).
-struct Loads(Vec<(String, Promise)>);
-
-impl Loads {
-    fn get(&self, id: &str) -> Option<&Promise> {
-        self.0.iter().find(|(k, _)| k == id).map(|(_, p)| p)
-    }
-    fn contains_key(&self, id: &str) -> bool {
-        self.get(id).is_some()
-    }
-    fn insert(&mut self, id: String, p: Promise) {
-        self.remove(&id);
-        self.0.push((id, p));
-    }
-    fn remove(&mut self, id: &str) -> Option<Promise> {
-        let i = self.0.iter().position(|(k, _)| k == id)?;
-        Some(self.0.swap_remove(i).1)
-    }
-}
 
 const KEYS: &[&str] = &[
     "id",
@@ -103,24 +84,21 @@ pub fn parse_descriptor(v: &JsValue, path: &str) -> Result<ScriptDescriptor, Str
 
 #[wasm_bindgen(module = "/src/web/host.js")]
 extern "C" {
-    #[wasm_bindgen(js_name = hasElement)]
-    fn has_element(id: &str) -> bool;
-    #[wasm_bindgen(js_name = removeElement)]
-    fn remove_element(id: &str);
     #[wasm_bindgen(js_name = injectScript)]
     fn inject_script(
         id: &str,
+        label: &str,
+        refused: Option<&str>,
         src: Option<&str>,
         code: Option<&str>,
         is_async: bool,
         defer: bool,
-        nonce: Option<&str>,
-        integrity: Option<&str>,
-        cross_origin: Option<&str>,
-        attrs: &JsValue,
+        attrs: &Array,
         body: bool,
         timeout_ms: f64,
     ) -> Promise;
+    #[wasm_bindgen(js_name = dropScript)]
+    fn drop_script(id: &str, forget: bool);
 }
 
 /// Resolves `src` against the document and applies the URL policy.
@@ -131,62 +109,65 @@ pub fn resolve_and_check(src: &str) -> Result<String, String> {
     Ok(resolved)
 }
 
-/// Injects `d` (once per id) and waits for it to load. `default_nonce` is `config.nonce`.
-pub async fn inject(
+/// Injects `d` (once per id: an element with this id already in the document, or one this
+/// library injected, is not injected again) and waits for it to load. `default_nonce` is
+/// `config.nonce`. A `src` the URL policy refuses fails without injecting anything.
+pub fn inject(
     d: &ScriptDescriptor,
     default_nonce: Option<&str>,
     timeout_ms: u64,
-) -> Result<(), DeliveryError> {
-    let fail = |m: String| DeliveryError::new(ErrorKind::ScriptLoad, m);
-    if let Some(p) = LOADS.with(|l| l.borrow().get(&d.id).cloned()) {
-        return JsFuture::from(p)
-            .await
-            .map(|_| ())
-            .map_err(|e| fail(err_text(&e, d)));
-    }
-    if has_element(&d.id) {
-        return Ok(());
-    }
-    let (src, code) = match &d.source {
-        Source::Src(src) => (Some(resolve_and_check(src).map_err(fail)?), None),
-        Source::Text(t) => (None, Some(t.as_str())),
+) -> impl Future<Output = Result<(), DeliveryError>> {
+    let (label, code, checked) = match &d.source {
+        Source::Src(s) => (s.as_str(), None, Some(resolve_and_check(s))),
+        Source::Text(t) => ("inline", Some(t.as_str()), None),
     };
-    let attrs = js_sys::Array::new();
+    let (src, refused) = match checked {
+        Some(Ok(u)) => (Some(u), None),
+        Some(Err(m)) => (None, Some(m)),
+        None => (None, None),
+    };
+    // Attribute names and values, in the order they are set.
+    let attrs = Array::new();
+    let push = |k: &str, v: &str| {
+        attrs.push(&k.into());
+        attrs.push(&v.into());
+    };
+    let fixed = [
+        ("nonce", d.nonce.as_deref().or(default_nonce)),
+        ("integrity", d.integrity.as_deref()),
+        ("crossorigin", d.cross_origin.as_deref()),
+    ];
+    for (k, v) in fixed {
+        if let Some(v) = v {
+            push(k, v);
+        }
+    }
     for (k, v) in &d.attributes {
-        attrs.push(&js_sys::Array::of2(&k.into(), &v.into()));
+        push(k, v);
     }
     let promise = inject_script(
         &d.id,
+        label,
+        refused.as_deref(),
         src.as_deref(),
         code,
         d.is_async,
         d.defer,
-        d.nonce.as_deref().or(default_nonce),
-        d.integrity.as_deref(),
-        d.cross_origin.as_deref(),
         &attrs,
         matches!(d.target, Target::Body),
         timeout_ms.min(i32::MAX as u64) as f64,
     );
-    LOADS.with(|l| l.borrow_mut().insert(d.id.clone(), promise.clone()));
-    JsFuture::from(promise).await.map(|_| ()).map_err(|e| {
-        // A failed script may be retried: forget it (the helper removed its element).
-        LOADS.with(|l| l.borrow_mut().remove(&d.id));
-        fail(err_text(&e, d))
-    })
-}
-
-fn err_text(e: &JsValue, d: &ScriptDescriptor) -> String {
-    let what = match e.as_string().as_deref() {
-        Some("timeout") => "timed out".to_string(),
-        Some("error") => "failed to load".to_string(),
-        _ => ["failed: ", &super::platform::error_message(e)].concat(),
-    };
-    let src = match &d.source {
-        Source::Src(s) => s.as_str(),
-        Source::Text(_) => "inline",
-    };
-    ["script ", &d.id, " ", &what, ": ", src].concat()
+    async move {
+        // The helper never rejects: it resolves the failure message.
+        match JsFuture::from(promise)
+            .await
+            .unwrap_or_else(|e| e)
+            .as_string()
+        {
+            Some(m) => Err(DeliveryError::new(ErrorKind::ScriptLoad, m)),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Removes the elements of these descriptors that do not persist after revocation. Their load
@@ -194,9 +175,7 @@ fn err_text(e: &JsValue, d: &ScriptDescriptor) -> String {
 /// Elements this library did not inject (the page's own, with the same id) are left alone.
 pub fn remove_revoked(scripts: &[ScriptDescriptor]) {
     for d in scripts.iter().filter(|d| !d.persist_after_revoke) {
-        if LOADS.with(|l| l.borrow().contains_key(&d.id)) {
-            remove_element(&d.id);
-        }
+        drop_script(&d.id, false);
     }
 }
 
@@ -204,8 +183,6 @@ pub fn remove_revoked(scripts: &[ScriptDescriptor]) {
 /// (`unloadDestination`).
 pub fn remove_all(scripts: &[ScriptDescriptor]) {
     for d in scripts {
-        if LOADS.with(|l| l.borrow_mut().remove(&d.id)).is_some() {
-            remove_element(&d.id);
-        }
+        drop_script(&d.id, true);
     }
 }
