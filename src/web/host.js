@@ -296,18 +296,19 @@ export function heartbeat(ms, beat, leave) {
   } catch (_) {}
 }
 
-// GETs `url`, giving up after `ms` milliseconds. Resolves [status, body text] for a 2xx answer
-// ([status, null] when the body cannot be read), [status] for another status, [] on timeout;
-// rejects with a message when the request fails.
+// GETs `url`, giving up after `ms` milliseconds. Resolves [body text] for a 2xx answer, else
+// the failure message naming the URL; never rejects.
 export function getText(url, ms) {
+  let timer;
   return new Promise((resolve, reject) => {
     if (typeof fetch != 'function') throw 'fetch is not available';
-    const timer = setTimeout(() => resolve([]), ms);
+    timer = setTimeout(() => resolve('timed out'), ms);
     fetch(url)
-      .then((r) => (r.ok ? r.text().then((t) => [r.status, t], () => [r.status, null]) : [r.status]))
-      .then(resolve, reject)
-      .finally(() => clearTimeout(timer));
-  }).catch((e) => Promise.reject(text(e)));
+      .then((r) => (r.ok ? r.text().then((t) => [t], () => 'failed while reading the body') : `answered HTTP ${r.status}`))
+      .then(resolve, reject);
+  })
+    .catch((e) => `failed: ${text(e)}`)
+    .then((r) => (clearTimeout(timer), typeof r == 'string' ? `GET ${url} ${r}` : r));
 }
 
 // --- API results ---

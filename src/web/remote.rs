@@ -19,7 +19,7 @@ use wasm_bindgen_futures::JsFuture;
 use super::config::parse_purpose_list;
 use super::inject::{inject, parse_descriptor, remove_revoked};
 use super::js::{get, is_plain_object};
-use super::platform::{error_message, log_error, WebClock, WebStorage};
+use super::platform::{log_error, WebClock, WebStorage};
 use crate::consent::Purposes;
 use crate::script::ScriptDescriptor;
 use crate::scripts_cache::{request_url, Lookup, ScriptsCache};
@@ -90,22 +90,17 @@ impl Remote {
         };
         let list = match cached {
             Some(list) => list,
-            None => match self.fetch(consent).await {
-                Ok(list) => list,
-                Err(m) => {
-                    let fallback = self.cache.fallback(consent);
-                    let kept = if fallback.is_some() {
-                        "; using the last good copy"
-                    } else {
-                        "; no earlier copy to use"
-                    };
-                    log_error(&["remote scripts: ", &m, kept].concat());
-                    match fallback.and_then(|b| parse_body(&b).ok()) {
-                        Some(list) => list,
-                        None => return,
-                    }
+            None => {
+                let url = request_url(&self.url, consent);
+                let got =
+                    JsFuture::from(get_text(&url, self.timeout_ms.min(i32::MAX as u64) as u32))
+                        .await
+                        .unwrap_or_else(|e| e);
+                match self.received(consent, &url, got) {
+                    Some(list) => list,
+                    None => return,
                 }
-            },
+            }
         };
         for (d, req) in list {
             if self.generation.get() != generation {
@@ -126,43 +121,40 @@ impl Remote {
         }
     }
 
-    /// Fetches and validates the list for `consent`; a good body is cached.
-    async fn fetch(&self, consent: Purposes) -> Result<Vec<RemoteScript>, String> {
-        let url = request_url(&self.url, consent);
-        let text = get_text(&url, self.timeout_ms).await?;
-        let list = parse_body(&text).map_err(|m| ["GET ", &url, ": ", &m].concat())?;
-        self.cache.store(consent, &text);
-        Ok(list)
+    /// The list to apply from the answer `got` to `GET url` for `consent` (`[body text]` or the
+    /// failure message): a valid body is cached; otherwise the failure is logged and the last
+    /// good copy is used, if any.
+    fn received(&self, consent: Purposes, url: &str, got: JsValue) -> Option<Vec<RemoteScript>> {
+        let text = got
+            .is_array()
+            .then(|| Array::from(&got).get(0).as_string().unwrap_or_default());
+        let failure = match &text {
+            Some(text) => match parse_body(text) {
+                Ok(list) => {
+                    self.cache.store(consent, text);
+                    return Some(list);
+                }
+                Err(m) => ["GET ", url, ": ", &m].concat(),
+            },
+            None => got.as_string().unwrap_or_default(),
+        };
+        let fallback = self.cache.fallback(consent);
+        let kept = if fallback.is_some() {
+            "; using the last good copy"
+        } else {
+            "; no earlier copy to use"
+        };
+        log_error(&["remote scripts: ", &failure, kept].concat());
+        fallback.and_then(|b| parse_body(&b).ok())
     }
 }
 
 #[wasm_bindgen(module = "/src/web/host.js")]
 extern "C" {
-    /// GETs `url`, giving up after `ms`: a promise of `[status, body text]` for a 2xx answer
-    /// (text null when unreadable), `[status]` otherwise, `[]` on timeout; rejects with a message.
+    /// GETs `url`, giving up after `ms`: a promise of `[body text]` for a 2xx answer, else of
+    /// the failure message naming the URL.
     #[wasm_bindgen(js_name = getText)]
-    fn get_text_js(url: &str, ms: u32) -> Promise;
-}
-
-/// `fetch(url)` and the body text of a 2xx answer, within `timeout_ms`.
-async fn get_text(url: &str, timeout_ms: u64) -> Result<String, String> {
-    let fail = |m: &str| ["GET ", url, " ", m].concat();
-    let resp: Array = JsFuture::from(get_text_js(url, timeout_ms.min(i32::MAX as u64) as u32))
-        .await
-        .map_err(|e| fail(&["failed: ", &error_message(&e)].concat()))?
-        .unchecked_into();
-    if resp.length() == 0 {
-        return Err(fail("timed out"));
-    }
-    let status = resp.get(0).as_f64().unwrap_or(0.0) as u16;
-    if !(200..300).contains(&status) {
-        return Err(fail(
-            &["answered HTTP ", &crate::json::dec(status.into())].concat(),
-        ));
-    }
-    resp.get(1)
-        .as_string()
-        .ok_or_else(|| fail("failed while reading the body"))
+    fn get_text(url: &str, ms: u32) -> Promise;
 }
 
 /// Validates a response body: `{ scripts: [descriptor + requiredConsent?], metadata? }`.
