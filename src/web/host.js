@@ -296,19 +296,23 @@ export function heartbeat(ms, beat, leave) {
   } catch (_) {}
 }
 
-// GETs `url`, giving up after `ms` milliseconds. Resolves [body text] for a 2xx answer, else
-// the failure message naming the URL; never rejects.
-export function getText(url, ms) {
-  let timer;
-  return new Promise((resolve, reject) => {
-    if (typeof fetch != 'function') throw 'fetch is not available';
-    timer = setTimeout(() => resolve('timed out'), ms);
-    fetch(url)
-      .then((r) => (r.ok ? r.text().then((t) => [t], () => 'failed while reading the body') : `answered HTTP ${r.status}`))
-      .then(resolve, reject);
-  })
-    .catch((e) => `failed: ${text(e)}`)
-    .then((r) => (clearTimeout(timer), typeof r == 'string' ? `GET ${url} ${r}` : r));
+// Remote scripts: GETs `url` (when given: nothing cached) giving up after `ms` milliseconds,
+// calls `step` with [body text] for a 2xx answer or else the failure message naming the URL,
+// then, as long as `step` returns a promise, awaits it and calls `step` with what it resolved.
+export async function remoteScripts(url, ms, step) {
+  let r, timer;
+  if (url != null) {
+    r = await new Promise((resolve, reject) => {
+      if (typeof fetch != 'function') throw 'fetch is not available';
+      timer = setTimeout(() => resolve('timed out'), ms);
+      fetch(url)
+        .then((a) => (a.ok ? a.text().then((t) => [t], () => 'failed while reading the body') : `answered HTTP ${a.status}`))
+        .then(resolve, reject);
+    }).catch((e) => `failed: ${text(e)}`);
+    clearTimeout(timer);
+    if (typeof r == 'string') r = `GET ${url} ${r}`;
+  } else await 0;
+  while ((r = step(r)) !== undefined) r = await r;
 }
 
 // --- API results ---

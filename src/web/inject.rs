@@ -117,6 +117,23 @@ pub fn inject(
     default_nonce: Option<&str>,
     timeout_ms: u64,
 ) -> impl Future<Output = Result<(), DeliveryError>> {
+    let promise = start(d, default_nonce, timeout_ms);
+    async move {
+        // The helper never rejects: it resolves the failure message.
+        match JsFuture::from(promise)
+            .await
+            .unwrap_or_else(|e| e)
+            .as_string()
+        {
+            Some(m) => Err(DeliveryError::new(ErrorKind::ScriptLoad, m)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Starts [`inject`]: a promise of `undefined` once `d` has loaded, else of the failure message
+/// (it never rejects).
+pub(crate) fn start(d: &ScriptDescriptor, default_nonce: Option<&str>, timeout_ms: u64) -> Promise {
     let (label, code, checked) = match &d.source {
         Source::Src(s) => (s.as_str(), None, Some(resolve_and_check(s))),
         Source::Text(t) => ("inline", Some(t.as_str()), None),
@@ -145,7 +162,7 @@ pub fn inject(
     for (k, v) in &d.attributes {
         push(k, v);
     }
-    let promise = inject_script(
+    inject_script(
         &d.id,
         label,
         refused.as_deref(),
@@ -156,18 +173,7 @@ pub fn inject(
         &attrs,
         matches!(d.target, Target::Body),
         timeout_ms.min(i32::MAX as u64) as f64,
-    );
-    async move {
-        // The helper never rejects: it resolves the failure message.
-        match JsFuture::from(promise)
-            .await
-            .unwrap_or_else(|e| e)
-            .as_string()
-        {
-            Some(m) => Err(DeliveryError::new(ErrorKind::ScriptLoad, m)),
-            None => Ok(()),
-        }
-    }
+    )
 }
 
 /// Removes the elements of these descriptors that do not persist after revocation. Their load

@@ -3,7 +3,7 @@
 //! injects the scripts the consent allows and removes those it no longer allows. Responses are
 //! cached per consent value in sessionStorage ([`crate::scripts_cache`]); a failed fetch or an
 //! invalid body is logged and the last good copy is used. Nothing here can break tracking: it
-//! runs on its own task and only logs.
+//! runs from promise callbacks (the `remoteScripts` helper of `host.js`) and only logs.
 
 #[allow(unused_imports)]
 use crate::prelude::*;
@@ -11,13 +11,12 @@ use crate::prelude::*;
 use alloc::rc::Rc;
 use core::cell::{Cell, RefCell};
 
-use js_sys::{Array, Promise};
+use js_sys::Array;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
 use super::config::parse_purpose_list;
-use super::inject::{inject, parse_descriptor, remove_revoked};
+use super::inject::{parse_descriptor, remove_revoked, start};
 use super::js::{get, is_plain_object};
 use super::platform::{log_error, WebClock, WebStorage};
 use crate::consent::Purposes;
@@ -66,7 +65,7 @@ impl Remote {
     }
 
     /// Applies `consent`: removes at once the scripts it no longer allows, then (from the cache
-    /// or the network) injects those it allows.
+    /// or the network) injects those it allows, one after the other.
     pub fn refresh(self: &Rc<Self>, consent: Purposes) {
         let generation = self.generation.get().wrapping_add(1);
         self.generation.set(generation);
@@ -79,46 +78,50 @@ impl Remote {
             keep
         });
         remove_revoked(&revoked);
-        let me = self.clone();
-        crate::web::engine::spawn(Box::pin(async move { me.run(consent, generation).await }));
-    }
-
-    async fn run(&self, consent: Purposes, generation: u32) {
         let cached = match self.cache.lookup(consent) {
             Lookup::Fresh(body) => parse_body(&body).ok(),
             Lookup::Stale(_) | Lookup::Missing => None,
         };
-        let list = match cached {
-            Some(list) => list,
-            None => {
-                let url = request_url(&self.url, consent);
-                let got =
-                    JsFuture::from(get_text(&url, self.timeout_ms.min(i32::MAX as u64) as u32))
-                        .await
-                        .unwrap_or_else(|e| e);
-                match self.received(consent, &url, got) {
-                    Some(list) => list,
-                    None => return,
+        let url = cached.is_none().then(|| request_url(&self.url, consent));
+        let me = self.clone();
+        let mut list = cached.map(Vec::into_iter);
+        let fetched = url.clone().unwrap_or_default();
+        // Called with the answer to the GET (when not cached), then with the outcome of each
+        // injection; returns the promise of the next one, or undefined when done.
+        let step = move |got: JsValue| -> JsValue {
+            let list = match &mut list {
+                Some(list) => {
+                    if let Some(m) = got.as_string() {
+                        log_error(&["remote scripts: ", &m].concat());
+                    }
+                    list
                 }
-            }
-        };
-        for (d, req) in list {
-            if self.generation.get() != generation {
-                return; // A newer consent is being applied.
-            }
-            if !consent.covers(req) {
-                continue;
-            }
-            {
-                let mut injected = self.injected.borrow_mut();
+                None => match me.received(consent, &fetched, got) {
+                    Some(l) => list.insert(l.into_iter()),
+                    None => return JsValue::UNDEFINED,
+                },
+            };
+            for (d, req) in list {
+                if me.generation.get() != generation {
+                    break; // A newer consent is being applied.
+                }
+                if !consent.covers(req) {
+                    continue;
+                }
+                let mut injected = me.injected.borrow_mut();
                 if !injected.iter().any(|(x, _)| x.id == d.id) {
                     injected.push((d.clone(), req));
                 }
+                return start(&d, me.nonce.as_deref(), me.timeout_ms).into();
             }
-            if let Err(e) = inject(&d, self.nonce.as_deref(), self.timeout_ms).await {
-                log_error(&["remote scripts: ", &e.message].concat());
-            }
-        }
+            JsValue::UNDEFINED
+        };
+        let step = Closure::<dyn FnMut(JsValue) -> JsValue>::new(step).into_js_value();
+        in_order(
+            url.as_deref(),
+            self.timeout_ms.min(i32::MAX as u64) as u32,
+            &step,
+        );
     }
 
     /// The list to apply from the answer `got` to `GET url` for `consent` (`[body text]` or the
@@ -151,10 +154,8 @@ impl Remote {
 
 #[wasm_bindgen(module = "/src/web/host.js")]
 extern "C" {
-    /// GETs `url`, giving up after `ms`: a promise of `[body text]` for a 2xx answer, else of
-    /// the failure message naming the URL.
-    #[wasm_bindgen(js_name = getText)]
-    fn get_text(url: &str, ms: u32) -> Promise;
+    #[wasm_bindgen(js_name = remoteScripts)]
+    fn in_order(url: Option<&str>, ms: u32, step: &JsValue);
 }
 
 /// Validates a response body: `{ scripts: [descriptor + requiredConsent?], metadata? }`.
