@@ -78,14 +78,15 @@ const byId = (id) => {
   }
 };
 
-// Injects <script id> under head (or body) with `src` (already checked) or inline `code` and
-// its attributes ([name, value, name, value, ...]: nonce, SRI, extra ones), unless this library
+// Injects <script id> with `source`: the URL of `src` as resolved (already checked), or the
+// inline code when `src` is null. `flags`: 1 async, 2 defer, 4 under body (else head); `attrs`:
+// [name, value, name, value, ...] (nonce, SRI, extra ones). Not injected when this library
 // already injected one with this id (its outcome is shared) or the document has an element with
-// this id (resolves at once). `refused`: the URL policy's message when `src` was refused
-// (nothing is injected). Resolves undefined once loaded (at once for inline text), else the
-// failure message naming the script by id and `label`; a failed element is removed and
-// forgotten, so a later call injects it again. Never rejects.
-export function injectScript(id, label, refused, src, code, isAsync, defer, attrs, body, timeoutMs) {
+// this id (resolves at once), nor when `refused` (the URL policy's message) is given. Resolves
+// undefined once loaded (at once for inline code), else the failure message naming the script
+// by id and `src`; a failed element is removed and forgotten, so a later call injects it again.
+// Never rejects.
+export function injectScript(id, src, source, refused, flags, attrs, timeoutMs) {
   let p = loads.get(id);
   if (!p) {
     if (byId(id)) return Promise.resolve();
@@ -99,15 +100,15 @@ export function injectScript(id, label, refused, src, code, isAsync, defer, attr
           el.setAttribute(attrs[i], attrs[i + 1]);
         } catch (_) {}
       }
-      const parent = (body ? d.body : d.head) || d.documentElement;
+      const parent = (flags & 4 ? d.body : d.head) || d.documentElement;
       if (src == null) {
-        el.text = code;
+        el.text = source;
         parent.appendChild(el);
         return resolve();
       }
-      el.async = isAsync;
-      el.defer = defer;
-      el.src = src;
+      el.async = !!(flags & 1);
+      el.defer = !!(flags & 2);
+      el.src = source;
       const end = (why) => {
         clearTimeout(timer);
         if (why) {
@@ -125,7 +126,7 @@ export function injectScript(id, label, refused, src, code, isAsync, defer, attr
     });
     loads.set(id, p);
   }
-  return p.then((why) => why && `script ${id} ${why}: ${label}`);
+  return p.then((why) => why && `script ${id} ${why}: ${src ?? 'inline'}`);
 }
 
 // Removes the element of the script this library injected with this id (none when the page

@@ -87,14 +87,11 @@ extern "C" {
     #[wasm_bindgen(js_name = injectScript)]
     fn inject_script(
         id: &str,
-        label: &str,
-        refused: Option<&str>,
         src: Option<&str>,
-        code: Option<&str>,
-        is_async: bool,
-        defer: bool,
+        source: &str,
+        refused: Option<&str>,
+        flags: u8,
         attrs: &Array,
-        body: bool,
         timeout_ms: f64,
     ) -> Promise;
     #[wasm_bindgen(js_name = dropScript)]
@@ -134,14 +131,14 @@ pub fn inject(
 /// Starts [`inject`]: a promise of `undefined` once `d` has loaded, else of the failure message
 /// (it never rejects).
 pub(crate) fn start(d: &ScriptDescriptor, default_nonce: Option<&str>, timeout_ms: u64) -> Promise {
-    let (label, code, checked) = match &d.source {
-        Source::Src(s) => (s.as_str(), None, Some(resolve_and_check(s))),
-        Source::Text(t) => ("inline", Some(t.as_str()), None),
+    // For a `src`: the URL as resolved, or why the policy refuses it.
+    let checked = match &d.source {
+        Source::Src(s) => resolve_and_check(s),
+        Source::Text(_) => Ok(String::new()),
     };
-    let (src, refused) = match checked {
-        Some(Ok(u)) => (Some(u), None),
-        Some(Err(m)) => (None, Some(m)),
-        None => (None, None),
+    let (src, source) = match &d.source {
+        Source::Src(s) => (Some(s.as_str()), checked.as_deref().unwrap_or("")),
+        Source::Text(t) => (None, t.as_str()),
     };
     // Attribute names and values, in the order they are set.
     let attrs = Array::new();
@@ -164,14 +161,11 @@ pub(crate) fn start(d: &ScriptDescriptor, default_nonce: Option<&str>, timeout_m
     }
     inject_script(
         &d.id,
-        label,
-        refused.as_deref(),
-        src.as_deref(),
-        code,
-        d.is_async,
-        d.defer,
+        src,
+        source,
+        checked.as_ref().err().map(|m| m.as_str()),
+        d.is_async as u8 | (d.defer as u8) << 1 | (matches!(d.target, Target::Body) as u8) << 2,
         &attrs,
-        matches!(d.target, Target::Body),
         timeout_ms.min(i32::MAX as u64) as f64,
     )
 }
