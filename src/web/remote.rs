@@ -161,23 +161,27 @@ extern "C" {
 /// Validates a response body: `{ scripts: [descriptor + requiredConsent?], metadata? }`.
 /// Every descriptor obeys the script URL policy, or the whole body is refused.
 pub fn parse_body(text: &str) -> Result<Vec<RemoteScript>, String> {
-    let v = js_sys::JSON::parse(text).map_err(|_| "invalid body: not JSON".to_string())?;
+    scripts(text).map_err(|m| ["invalid body: ", &m].concat())
+}
+
+/// [`parse_body`] without the `invalid body: ` prefix of its errors.
+fn scripts(text: &str) -> Result<Vec<RemoteScript>, String> {
+    let v = js_sys::JSON::parse(text).map_err(|_| "not JSON")?;
     if !is_plain_object(&v) {
-        return Err("invalid body: not an object".into());
+        return Err("not an object".into());
     }
     let arr: Array = get(&v, "scripts")
         .dyn_into()
-        .map_err(|_| "invalid body: scripts must be an array".to_string())?;
+        .map_err(|_| "scripts must be an array")?;
     let mut out = Vec::new();
     for (j, s) in arr.iter().enumerate() {
         let path = ["scripts[", &crate::json::dec(j as u64), "]"].concat();
-        let d = parse_descriptor(&s, &path).map_err(|m| ["invalid body: ", &m].concat())?;
+        let d = parse_descriptor(&s, &path)?;
         let rc = get(&s, "requiredConsent");
         let req = if rc.is_undefined() {
             Purposes::NONE
         } else {
-            parse_purpose_list(&rc, &[&path, ".requiredConsent"].concat())
-                .map_err(|m| ["invalid body: ", &m].concat())?
+            parse_purpose_list(&rc, &[&path, ".requiredConsent"].concat())?
         };
         out.push((d, req));
     }
