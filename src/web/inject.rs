@@ -39,45 +39,48 @@ pub fn parse_descriptor(v: &JsValue, path: &str) -> Result<ScriptDescriptor, Str
         .dyn_ref()
         .ok_or_else(|| [path, " must be a script descriptor object"].concat())?;
     check_keys(obj, KEYS, path)?;
-    let id = opt_str(obj, "id", path)?
+    fields(obj).map_err(|m| [path, &m].concat())
+}
+
+/// [`parse_descriptor`] after the key check; errors name the field after the path
+/// (`.target must be 'head' or 'body'`).
+fn fields(obj: &Object) -> Result<ScriptDescriptor, String> {
+    let id = opt_str(obj, "id", "")?
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| [path, ".id is required (a non-empty string)"].concat())?;
-    let source = match (
-        opt_str(obj, "src", path)?,
-        opt_str(obj, "textContent", path)?,
-    ) {
+        .ok_or(".id is required (a non-empty string)")?;
+    let source = match (opt_str(obj, "src", "")?, opt_str(obj, "textContent", "")?) {
         (Some(s), None) => Source::Src(s),
         (None, Some(t)) => Source::Text(t),
-        _ => return Err([path, " needs exactly one of src and textContent"].concat()),
+        _ => return Err(" needs exactly one of src and textContent".into()),
     };
     let mut d = ScriptDescriptor::src(&id, "");
     d.source = source;
-    d.is_async = opt_bool(obj, "async", path)?.unwrap_or(true);
-    d.defer = opt_bool(obj, "defer", path)?.unwrap_or(false);
-    d.nonce = opt_str(obj, "nonce", path)?;
-    d.integrity = opt_str(obj, "integrity", path)?;
-    d.cross_origin = opt_str(obj, "crossOrigin", path)?;
-    d.persist_after_revoke = opt_bool(obj, "persistAfterConsentRevoked", path)?.unwrap_or(false);
-    d.target = match opt_str(obj, "target", path)?.as_deref() {
+    d.is_async = opt_bool(obj, "async", "")?.unwrap_or(true);
+    d.defer = opt_bool(obj, "defer", "")?.unwrap_or(false);
+    d.nonce = opt_str(obj, "nonce", "")?;
+    d.integrity = opt_str(obj, "integrity", "")?;
+    d.cross_origin = opt_str(obj, "crossOrigin", "")?;
+    d.persist_after_revoke = opt_bool(obj, "persistAfterConsentRevoked", "")?.unwrap_or(false);
+    d.target = match opt_str(obj, "target", "")?.as_deref() {
         None | Some("head") => Target::Head,
         Some("body") => Target::Body,
-        Some(_) => return Err([path, ".target must be 'head' or 'body'"].concat()),
+        Some(_) => return Err(".target must be 'head' or 'body'".into()),
     };
     let attrs = Reflect::get(obj, &"attributes".into()).unwrap_or(JsValue::UNDEFINED);
     if !attrs.is_undefined() {
         let a: &Object = attrs
             .dyn_ref()
-            .ok_or_else(|| [path, ".attributes must be an object of strings"].concat())?;
-        let list = crate::web::js::entries(a).map_err(|m| [path, ".attributes: ", &m].concat())?;
+            .ok_or(".attributes must be an object of strings")?;
+        let list = crate::web::js::entries(a).map_err(|m| [".attributes: ", &m].concat())?;
         for (k, v) in list {
             match v.as_string() {
                 Some(v) => d.attributes.push((k, v)),
-                _ => return Err([path, ".attributes values must be strings"].concat()),
+                _ => return Err(".attributes values must be strings".into()),
             }
         }
     }
     if let Source::Src(src) = &d.source {
-        resolve_and_check(src).map_err(|m| [path, ".src: ", &m].concat())?;
+        resolve_and_check(src).map_err(|m| [".src: ", &m].concat())?;
     }
     Ok(d)
 }
