@@ -73,8 +73,13 @@ impl ScriptDescriptor {
 pub fn check_url(resolved: &str, page_origin: &str) -> Result<(), String> {
     match refusal(&resolved.to_ascii_lowercase(), page_origin) {
         None => Ok(()),
-        Some(why) => Err(["script URL refused (", why, "): ", resolved].concat()),
+        Some(why) => Err(refused(why, resolved)),
     }
+}
+
+/// The message refusing `url` for `why`: `script URL refused (<why>): <url>`.
+pub fn refused(why: &str, url: &str) -> String {
+    ["script URL refused (", why, "): ", url].concat()
 }
 
 /// Why the policy refuses `lower` (the URL in lower case), or `None` when it allows it.

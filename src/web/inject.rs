@@ -15,7 +15,7 @@ use wasm_bindgen_futures::JsFuture;
 
 use super::platform::resolve_url;
 use crate::error::{DeliveryError, ErrorKind};
-use crate::script::{check_url, ScriptDescriptor, Source, Target};
+use crate::script::{check_url, refused, ScriptDescriptor, Source, Target};
 use crate::web::js::{check_keys, opt_bool, opt_str};
 
 const KEYS: &[&str] = &[
@@ -103,8 +103,7 @@ extern "C" {
 
 /// Resolves `src` against the document and applies the URL policy.
 pub fn resolve_and_check(src: &str) -> Result<String, String> {
-    let (resolved, _, origin) =
-        resolve_url(src).ok_or_else(|| ["script URL refused (not a valid URL): ", src].concat())?;
+    let (resolved, _, origin) = resolve_url(src).ok_or_else(|| refused("not a valid URL", src))?;
     check_url(&resolved, &origin)?;
     Ok(resolved)
 }
