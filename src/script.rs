@@ -71,42 +71,47 @@ impl ScriptDescriptor {
 /// against the URL policy, given the page's origin (`https://example.com`). Returns a message
 /// naming the URL when refused.
 pub fn check_url(resolved: &str, page_origin: &str) -> Result<(), String> {
-    let refuse = |why: &str| {
-        let mut m = String::from("script URL refused (");
-        m.push_str(why);
-        m.push_str("): ");
-        m.push_str(resolved);
-        Err(m)
-    };
-    let lower = resolved.to_ascii_lowercase();
+    match refusal(&resolved.to_ascii_lowercase(), page_origin) {
+        None => Ok(()),
+        Some(why) => Err(refused(why, resolved)),
+    }
+}
+
+/// The message refusing `url` for `why`: `script URL refused (<why>): <url>`.
+pub fn refused(why: &str, url: &str) -> String {
+    ["script URL refused (", why, "): ", url].concat()
+}
+
+/// Why the policy refuses `lower` (the URL in lower case), or `None` when it allows it.
+fn refusal(lower: &str, page_origin: &str) -> Option<&'static str> {
     let Some((scheme, rest)) = lower.split_once(':') else {
-        return refuse("not an absolute URL");
+        return Some("not an absolute URL");
     };
     let Some(after) = rest.strip_prefix("//") else {
-        return refuse("not a network URL");
+        return Some("not a network URL");
     };
     let authority = after.split(['/', '?', '#']).next().unwrap_or("");
     if authority.contains('@') {
-        return refuse("credentials in URL");
+        return Some("credentials in URL");
     }
     let origin_len = scheme.len() + 3 + authority.len();
-    if lower.get(..origin_len) == Some(page_origin.to_ascii_lowercase().as_str()) {
-        return Ok(());
+    if lower
+        .get(..origin_len)
+        .is_some_and(|o| o.eq_ignore_ascii_case(page_origin))
+    {
+        return None;
     }
     match scheme {
-        "https" if !authority.is_empty() => Ok(()),
+        "https" if !authority.is_empty() => None,
         "http" => {
             let host = match authority.strip_prefix('[') {
                 Some(v6) => v6.split(']').next().unwrap_or(""),
                 None => authority.split(':').next().unwrap_or(""),
             };
-            if matches!(host, "localhost" | "127.0.0.1") {
-                Ok(())
-            } else {
-                refuse("http is allowed only for localhost")
-            }
+            (!matches!(host, "localhost" | "127.0.0.1"))
+                .then_some("http is allowed only for localhost")
         }
-        _ => refuse("scheme not allowed"),
+        _ => Some("scheme not allowed"),
     }
 }
 

@@ -100,17 +100,24 @@ impl ScriptsCache {
 /// The preferences as the JSON object sent to the scripts service:
 /// `{"necessary":true,"functionality":false,...}`, all five purposes in order.
 pub fn consent_json(consent: Purposes) -> String {
-    let mut out = String::from("{");
+    json_with(consent, ["{", "\"", ":", ",", "}"])
+}
+
+/// [`consent_json`] written with these punctuation marks: `{`, `"`, `:`, `,` and `}`, or their
+/// percent-encoded forms (the purpose names and `true` / `false` need no encoding).
+fn json_with(consent: Purposes, [open, quote, colon, comma, close]: [&str; 5]) -> String {
+    let mut out = String::from(open);
     for (i, p) in Purpose::ALL.into_iter().enumerate() {
         if i > 0 {
-            out.push(',');
+            out.push_str(comma);
         }
-        out.push('"');
+        out.push_str(quote);
         out.push_str(p.name());
-        out.push_str("\":");
+        out.push_str(quote);
+        out.push_str(colon);
         out.push_str(if consent.has(p) { "true" } else { "false" });
     }
-    out.push('}');
+    out.push_str(close);
     out
 }
 
@@ -120,18 +127,8 @@ pub fn request_url(scripts_url: &str, consent: Purposes) -> String {
     // A fragment is never sent to the server: drop it.
     let base = scripts_url.split('#').next().unwrap_or(scripts_url);
     let sep = if base.contains('?') { "&" } else { "?" };
-    let mut out = [base, sep, "consent="].concat();
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for b in consent_json(consent).bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push('%');
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 15) as usize] as char);
-        }
-    }
-    out
+    let json = json_with(consent, ["%7B", "%22", "%3A", "%2C", "%7D"]);
+    [base, sep, "consent=", &json].concat()
 }
 
 #[cfg(test)]
@@ -246,5 +243,34 @@ mod tests {
         assert!(u.ends_with("%22marketing%22%3Afalse%7D"), "{u}");
         assert!(request_url("/scripts?mode=bad", c).starts_with("/scripts?mode=bad&consent=%7B"));
         assert!(request_url("/scripts#x", c).starts_with("/scripts?consent="));
+    }
+
+    /// `encodeURIComponent`, for comparison.
+    fn encode(s: &str) -> String {
+        let mut out = String::new();
+        for b in s.bytes() {
+            if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn request_url_is_the_json_percent_encoded_for_every_consent_value() {
+        for bits in 0..32usize {
+            let on: Vec<Purpose> = (0..5)
+                .filter(|i| bits & 1 << i != 0)
+                .map(|i| Purpose::ALL[i])
+                .collect();
+            let c = Purposes::of(&on);
+            let json = consent_json(c);
+            assert_eq!(
+                request_url("/s", c),
+                ["/s?consent=", &encode(&json)].concat()
+            );
+        }
     }
 }

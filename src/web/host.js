@@ -64,62 +64,76 @@ export function resolveUrl(url) {
   } catch (_) {}
 }
 
-// Whether an element with this id is in the document.
-export function hasElement(id) {
+// Load outcomes of the scripts this library injected, by element id: promises of undefined
+// once loaded, or of why it failed ('timed out', 'failed to load', 'failed: <message>').
+const loads = new Map();
+
+// The element with this id, or null (also when the document throws).
+const byId = (id) => {
   try {
-    return !!document.getElementById(id);
+    return document.getElementById(id);
   } catch (_) {
-    return false;
+    return null;
   }
-}
+};
 
-// Removes the element with this id, if any.
-export function removeElement(id) {
-  try {
-    const el = document.getElementById(id);
-    if (el) el.remove();
-  } catch (_) {}
-}
-
-// Injects <script id> under head (or body) with `src` (already checked) or inline `code`,
-// nonce, SRI and extra attributes ([[name, value], ...]). Resolves once it has loaded (at once
-// for inline text); rejects with 'timeout' or 'error', removing the element, or with a message
-// when the document refuses it.
-export function injectScript(id, src, code, isAsync, defer, nonce, integrity, crossOrigin, attrs, body, timeoutMs) {
-  return new Promise((resolve, reject) => {
-    const d = document;
-    const el = d.createElement('script');
-    el.id = id;
-    const attr = (k, v) => {
-      try {
-        el.setAttribute(k, v);
-      } catch (_) {}
-    };
-    if (nonce != null) attr('nonce', nonce);
-    if (integrity != null) el.integrity = integrity;
-    if (crossOrigin != null) el.crossOrigin = crossOrigin;
-    for (const [k, v] of attrs) attr(k, v);
-    const parent = (body ? d.body : d.head) || d.documentElement;
-    if (src == null) {
-      el.text = code;
+// Injects <script id> with `source`: the URL of `src` as resolved (already checked), or the
+// inline code when `src` is null. `flags`: 1 async, 2 defer, 4 under body (else head); `attrs`:
+// [name, value, name, value, ...] (nonce, SRI, extra ones). Not injected when this library
+// already injected one with this id (its outcome is shared) or the document has an element with
+// this id (resolves at once), nor when `refused` (the URL policy's message) is given. Resolves
+// undefined once loaded (at once for inline code), else the failure message naming the script
+// by id and `src`; a failed element is removed and forgotten, so a later call injects it again.
+// Never rejects.
+export function injectScript(id, src, source, refused, flags, attrs, timeoutMs) {
+  let p = loads.get(id);
+  if (!p) {
+    if (byId(id)) return Promise.resolve();
+    if (refused != null) return Promise.resolve(refused);
+    p = new Promise((resolve, reject) => {
+      const d = document;
+      const el = d.createElement('script');
+      el.id = id;
+      for (let i = 0; i < attrs.length; i += 2) {
+        try {
+          el.setAttribute(attrs[i], attrs[i + 1]);
+        } catch (_) {}
+      }
+      const parent = (flags & 4 ? d.body : d.head) || d.documentElement;
+      if (src == null) {
+        el.text = source;
+        parent.appendChild(el);
+        return resolve();
+      }
+      el.async = !!(flags & 1);
+      el.defer = !!(flags & 2);
+      el.src = source;
+      const end = (why) => {
+        clearTimeout(timer);
+        if (why) {
+          el.remove();
+          reject(why);
+        } else resolve();
+      };
+      const timer = setTimeout(() => end('timed out'), timeoutMs);
+      el.onload = () => end();
+      el.onerror = () => end('failed to load');
       parent.appendChild(el);
-      return resolve();
-    }
-    el.async = isAsync;
-    el.defer = defer;
-    el.src = src;
-    const end = (why) => {
-      clearTimeout(timer);
-      if (why) {
-        el.remove();
-        reject(why);
-      } else resolve();
-    };
-    const timer = setTimeout(() => end('timeout'), timeoutMs);
-    el.onload = () => end();
-    el.onerror = () => end('error');
-    parent.appendChild(el);
-  }).catch((e) => Promise.reject(e == 'timeout' || e == 'error' ? e : `script injection refused: ${text(e)}`));
+    }).catch((e) => {
+      if (loads.get(id) == p) loads.delete(id);
+      return e == 'timed out' || e == 'failed to load' ? e : `failed: script injection refused: ${text(e)}`;
+    });
+    loads.set(id, p);
+  }
+  return p.then((why) => why && `script ${id} ${why}: ${src ?? 'inline'}`);
+}
+
+// Removes the element of the script this library injected with this id (none when the page
+// owns it); `forget`: also forgets it, so a later injectScript injects it again.
+export function dropScript(id, forget) {
+  try {
+    if (forget ? loads.delete(id) : loads.has(id)) byId(id)?.remove();
+  } catch (_) {}
 }
 
 // Adds `f` as a listener for `type` on the document (`doc`) or the window.
@@ -230,18 +244,23 @@ export function storageOp(session, op, key, value) {
 
 // --- network ---
 
-// GETs `url`, giving up after `ms` milliseconds. Resolves [status, body text] for a 2xx answer
-// ([status, null] when the body cannot be read), [status] for another status, [] on timeout;
-// rejects with a message when the request fails.
-export function getText(url, ms) {
-  return new Promise((resolve, reject) => {
-    if (typeof fetch != 'function') throw 'fetch is not available';
-    const timer = setTimeout(() => resolve([]), ms);
-    fetch(url)
-      .then((r) => (r.ok ? r.text().then((t) => [r.status, t], () => [r.status, null]) : [r.status]))
-      .then(resolve, reject)
-      .finally(() => clearTimeout(timer));
-  }).catch((e) => Promise.reject(text(e)));
+// Remote scripts: GETs `url` (when given: nothing cached) giving up after `ms` milliseconds,
+// calls `step` with [body text] for a 2xx answer or else the failure message naming the URL,
+// then, as long as `step` returns a promise, awaits it and calls `step` with what it resolved.
+export async function remoteScripts(url, ms, step) {
+  let r, timer;
+  if (url != null) {
+    r = await new Promise((resolve, reject) => {
+      if (typeof fetch != 'function') throw 'fetch is not available';
+      timer = setTimeout(() => resolve('timed out'), ms);
+      fetch(url)
+        .then((a) => (a.ok ? a.text().then((t) => [t], () => 'failed while reading the body') : `answered HTTP ${a.status}`))
+        .then(resolve, reject);
+    }).catch((e) => `failed: ${text(e)}`);
+    clearTimeout(timer);
+    if (typeof r == 'string') r = `GET ${url} ${r}`;
+  } else await 0;
+  while ((r = step(r)) !== undefined) r = await r;
 }
 
 // --- API results ---

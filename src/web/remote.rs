@@ -3,7 +3,7 @@
 //! injects the scripts the consent allows and removes those it no longer allows. Responses are
 //! cached per consent value in sessionStorage ([`crate::scripts_cache`]); a failed fetch or an
 //! invalid body is logged and the last good copy is used. Nothing here can break tracking: it
-//! runs on its own task and only logs.
+//! runs from promise callbacks (the `remoteScripts` helper of `host.js`) and only logs.
 
 #[allow(unused_imports)]
 use crate::prelude::*;
@@ -11,15 +11,14 @@ use crate::prelude::*;
 use alloc::rc::Rc;
 use core::cell::{Cell, RefCell};
 
-use js_sys::{Array, Promise};
+use js_sys::Array;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
 use super::config::parse_purpose_list;
-use super::inject::{inject, parse_descriptor, remove_revoked};
+use super::inject::{parse_descriptor, remove_revoked, start};
 use super::js::{get, is_plain_object};
-use super::platform::{error_message, log_error, WebClock, WebStorage};
+use super::platform::{log_error, WebClock, WebStorage};
 use crate::consent::Purposes;
 use crate::script::ScriptDescriptor;
 use crate::scripts_cache::{request_url, Lookup, ScriptsCache};
@@ -66,7 +65,7 @@ impl Remote {
     }
 
     /// Applies `consent`: removes at once the scripts it no longer allows, then (from the cache
-    /// or the network) injects those it allows.
+    /// or the network) injects those it allows, one after the other.
     pub fn refresh(self: &Rc<Self>, consent: Purposes) {
         let generation = self.generation.get().wrapping_add(1);
         self.generation.set(generation);
@@ -79,112 +78,110 @@ impl Remote {
             keep
         });
         remove_revoked(&revoked);
-        let me = self.clone();
-        crate::web::engine::spawn(Box::pin(async move { me.run(consent, generation).await }));
-    }
-
-    async fn run(&self, consent: Purposes, generation: u32) {
         let cached = match self.cache.lookup(consent) {
             Lookup::Fresh(body) => parse_body(&body).ok(),
             Lookup::Stale(_) | Lookup::Missing => None,
         };
-        let list = match cached {
-            Some(list) => list,
-            None => match self.fetch(consent).await {
-                Ok(list) => list,
-                Err(m) => {
-                    let fallback = self.cache.fallback(consent);
-                    let kept = if fallback.is_some() {
-                        "; using the last good copy"
-                    } else {
-                        "; no earlier copy to use"
-                    };
-                    log_error(&["remote scripts: ", &m, kept].concat());
-                    match fallback.and_then(|b| parse_body(&b).ok()) {
-                        Some(list) => list,
-                        None => return,
+        let url = cached.is_none().then(|| request_url(&self.url, consent));
+        let me = self.clone();
+        let mut list = cached.map(Vec::into_iter);
+        let fetched = url.clone().unwrap_or_default();
+        // Called with the answer to the GET (when not cached), then with the outcome of each
+        // injection; returns the promise of the next one, or undefined when done.
+        let step = move |got: JsValue| -> JsValue {
+            let list = match &mut list {
+                Some(list) => {
+                    if let Some(m) = got.as_string() {
+                        log_error(&["remote scripts: ", &m].concat());
                     }
+                    list
                 }
-            },
-        };
-        for (d, req) in list {
-            if self.generation.get() != generation {
-                return; // A newer consent is being applied.
-            }
-            if !consent.covers(req) {
-                continue;
-            }
-            {
-                let mut injected = self.injected.borrow_mut();
+                None => match me.received(consent, &fetched, got) {
+                    Some(l) => list.insert(l.into_iter()),
+                    None => return JsValue::UNDEFINED,
+                },
+            };
+            for (d, req) in list {
+                if me.generation.get() != generation {
+                    break; // A newer consent is being applied.
+                }
+                if !consent.covers(req) {
+                    continue;
+                }
+                let mut injected = me.injected.borrow_mut();
                 if !injected.iter().any(|(x, _)| x.id == d.id) {
                     injected.push((d.clone(), req));
                 }
+                return start(&d, me.nonce.as_deref(), me.timeout_ms).into();
             }
-            if let Err(e) = inject(&d, self.nonce.as_deref(), self.timeout_ms).await {
-                log_error(&["remote scripts: ", &e.message].concat());
-            }
-        }
+            JsValue::UNDEFINED
+        };
+        let step = Closure::<dyn FnMut(JsValue) -> JsValue>::new(step).into_js_value();
+        in_order(
+            url.as_deref(),
+            self.timeout_ms.min(i32::MAX as u64) as u32,
+            &step,
+        );
     }
 
-    /// Fetches and validates the list for `consent`; a good body is cached.
-    async fn fetch(&self, consent: Purposes) -> Result<Vec<RemoteScript>, String> {
-        let url = request_url(&self.url, consent);
-        let text = get_text(&url, self.timeout_ms).await?;
-        let list = parse_body(&text).map_err(|m| ["GET ", &url, ": ", &m].concat())?;
-        self.cache.store(consent, &text);
-        Ok(list)
+    /// The list to apply from the answer `got` to `GET url` for `consent` (`[body text]` or the
+    /// failure message): a valid body is cached; otherwise the failure is logged and the last
+    /// good copy is used, if any.
+    fn received(&self, consent: Purposes, url: &str, got: JsValue) -> Option<Vec<RemoteScript>> {
+        let text = got
+            .is_array()
+            .then(|| Array::from(&got).get(0).as_string().unwrap_or_default());
+        let failure = match &text {
+            Some(text) => match parse_body(text) {
+                Ok(list) => {
+                    self.cache.store(consent, text);
+                    return Some(list);
+                }
+                Err(m) => ["GET ", url, ": ", &m].concat(),
+            },
+            None => got.as_string().unwrap_or_default(),
+        };
+        let fallback = self.cache.fallback(consent);
+        let kept = if fallback.is_some() {
+            "; using the last good copy"
+        } else {
+            "; no earlier copy to use"
+        };
+        log_error(&["remote scripts: ", &failure, kept].concat());
+        fallback.and_then(|b| parse_body(&b).ok())
     }
 }
 
 #[wasm_bindgen(module = "/src/web/host.js")]
 extern "C" {
-    /// GETs `url`, giving up after `ms`: a promise of `[status, body text]` for a 2xx answer
-    /// (text null when unreadable), `[status]` otherwise, `[]` on timeout; rejects with a message.
-    #[wasm_bindgen(js_name = getText)]
-    fn get_text_js(url: &str, ms: u32) -> Promise;
-}
-
-/// `fetch(url)` and the body text of a 2xx answer, within `timeout_ms`.
-async fn get_text(url: &str, timeout_ms: u64) -> Result<String, String> {
-    let fail = |m: &str| ["GET ", url, " ", m].concat();
-    let resp: Array = JsFuture::from(get_text_js(url, timeout_ms.min(i32::MAX as u64) as u32))
-        .await
-        .map_err(|e| fail(&["failed: ", &error_message(&e)].concat()))?
-        .unchecked_into();
-    if resp.length() == 0 {
-        return Err(fail("timed out"));
-    }
-    let status = resp.get(0).as_f64().unwrap_or(0.0) as u16;
-    if !(200..300).contains(&status) {
-        return Err(fail(
-            &["answered HTTP ", &crate::json::dec(status.into())].concat(),
-        ));
-    }
-    resp.get(1)
-        .as_string()
-        .ok_or_else(|| fail("failed while reading the body"))
+    #[wasm_bindgen(js_name = remoteScripts)]
+    fn in_order(url: Option<&str>, ms: u32, step: &JsValue);
 }
 
 /// Validates a response body: `{ scripts: [descriptor + requiredConsent?], metadata? }`.
 /// Every descriptor obeys the script URL policy, or the whole body is refused.
 pub fn parse_body(text: &str) -> Result<Vec<RemoteScript>, String> {
-    let v = js_sys::JSON::parse(text).map_err(|_| "invalid body: not JSON".to_string())?;
+    scripts(text).map_err(|m| ["invalid body: ", &m].concat())
+}
+
+/// [`parse_body`] without the `invalid body: ` prefix of its errors.
+fn scripts(text: &str) -> Result<Vec<RemoteScript>, String> {
+    let v = js_sys::JSON::parse(text).map_err(|_| "not JSON")?;
     if !is_plain_object(&v) {
-        return Err("invalid body: not an object".into());
+        return Err("not an object".into());
     }
     let arr: Array = get(&v, "scripts")
         .dyn_into()
-        .map_err(|_| "invalid body: scripts must be an array".to_string())?;
+        .map_err(|_| "scripts must be an array")?;
     let mut out = Vec::new();
     for (j, s) in arr.iter().enumerate() {
         let path = ["scripts[", &crate::json::dec(j as u64), "]"].concat();
-        let d = parse_descriptor(&s, &path).map_err(|m| ["invalid body: ", &m].concat())?;
+        let d = parse_descriptor(&s, &path)?;
         let rc = get(&s, "requiredConsent");
         let req = if rc.is_undefined() {
             Purposes::NONE
         } else {
-            parse_purpose_list(&rc, &[&path, ".requiredConsent"].concat())
-                .map_err(|m| ["invalid body: ", &m].concat())?
+            parse_purpose_list(&rc, &[&path, ".requiredConsent"].concat())?
         };
         out.push((d, req));
     }
