@@ -1,7 +1,7 @@
 //! The browser layer: browser implementations of the ports, script injection, destination
 //! instances and the driver that runs the manager's commands. It reaches the browser through
-//! js-sys and small JavaScript helpers (`host.js`, `destinations/vendors.js`) that each catch
-//! what the browser or page values can throw.
+//! js-sys and small JavaScript helpers (`host.js`, `destinations/vendors.js`,
+//! `destinations/relay.js`) that each catch what the browser or page values can throw.
 
 #[allow(unused_imports)]
 use crate::prelude::*;
