@@ -342,20 +342,10 @@ impl Analytics {
     /// Sends what batching destinations hold; resolves when it is delivered or queued for retry.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn flush(&self) -> Promise {
-        let engine = self.engine.clone();
-        crate::web::engine::promise(Box::pin(async move {
-            // Let the capture pipeline route what was tracked before this call.
-            while engine.capture_pending() {
-                crate::web::engine::sleep(0).await.ok();
-            }
-            engine.mgr.borrow_mut().request_flush();
-            let cmds = engine.mgr.borrow_mut().poll(now());
-            let (p, res, _) = crate::web::engine::deferred();
-            engine.wait_flush(res);
-            engine.run(cmds);
-            wasm_bindgen_futures::JsFuture::from(p).await?;
-            Ok(JsValue::UNDEFINED)
-        }))
+        // Queued behind what was tracked before this call, which is routed first.
+        let (p, res, _) = crate::web::engine::deferred();
+        self.engine.enqueue(Pending::Flush(res));
+        p
     }
 
     /// Loads every destination the current consent allows; resolves once none is loading.
@@ -634,7 +624,7 @@ impl Analytics {
             kind,
             consent,
             message_id,
-            json: Some(json.into()),
+            json: json.into(),
         });
         Ok(mid)
     }

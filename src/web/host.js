@@ -173,6 +173,40 @@ export async function deliverEvent(obj, id, kind, payload, json) {
   }
 }
 
+// Whether `v` is a promise-like object (not when reading `then` throws).
+const thenable = (v) => {
+  try {
+    return v !== null && typeof v == 'object' && typeof v.then == 'function';
+  } catch (_) {
+    return false;
+  }
+};
+// Runs the source middleware `fns` (as they are now) on event `e`, in order: each gets the
+// event and returns it, a changed event, undefined (unchanged) or null (drop it); a returned
+// promise is awaited. Returns [event] ([null] when dropped), or [event, error] when one threw or
+// rejected; when a middleware returned a promise, returns undefined and calls `done` with that
+// array once the chain is done.
+export function runMiddleware(fns, e, done) {
+  fns = fns.slice();
+  let i = 0;
+  const step = (v) => {
+    for (;;) {
+      if (v === null) return [v];
+      if (v !== undefined) e = v;
+      if (i == fns.length) return [e];
+      try {
+        v = fns[i++].call(null, e);
+        if (thenable(v)) return Promise.resolve(v).then(step, (x) => [e, x]);
+      } catch (x) {
+        return [e, x];
+      }
+    }
+  };
+  const r = step();
+  if (Array.isArray(r)) return r;
+  r.then(done);
+}
+
 // `context.page`: the document's path, referrer, search, title and URL (without fragment).
 export function pageContext() {
   const l = location;
