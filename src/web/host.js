@@ -153,7 +153,7 @@ export function callHook(obj, name, a, b) {
 // `json` and may return a changed event, or null to skip it; then the `kind` hook with
 // `{ destination: id }`, then `onAfterEvent(event, result)`. Resolves when done; on a failure
 // it awaits `onError(error, event)` and rejects with the original error.
-export async function deliverEvent(obj, id, kind, payload, json) {
+const deliverEvent = async (obj, id, kind, payload, json) => {
   let hasBefore = false;
   try {
     hasBefore = typeof obj.onBeforeEvent == 'function';
@@ -171,6 +171,28 @@ export async function deliverEvent(obj, id, kind, payload, json) {
     await hook(obj, 'onError', e, payload).catch(() => {});
     throw e;
   }
+};
+
+// Delivers the events of `list` ([kind, payload, json, ...]) in order with `deliverEvent`;
+// rejects with the first failure.
+export async function deliverEvents(obj, id, list) {
+  for (let i = 0; i < list.length; ) await deliverEvent(obj, id, list[i++], list[i++], list[i++]);
+}
+
+// Calls `obj.destroy()` in a microtask, ignoring what it throws or returns.
+export function destroyHook(obj) {
+  Promise.resolve()
+    .then(() => hook(obj, 'destroy'))
+    .catch(() => {});
+}
+
+// What `obj.testConnection()` says: true without the method; its answer when it is a boolean,
+// else whether it is neither null nor undefined; false when it throws or rejects. Called in a
+// microtask.
+export function testHook(obj) {
+  return Promise.resolve()
+    .then(() => hook(obj, 'testConnection'))
+    .then((v) => v === NO_HOOK || (typeof v == 'boolean' ? v : v != null), () => false);
 }
 
 // Whether `v` is a promise-like object (not when reading `then` throws).
