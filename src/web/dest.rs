@@ -14,7 +14,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use super::inject::{inject, parse_descriptor, remove_all, remove_revoked};
-use super::js::{call_method, set};
+use super::js::{method, set};
 use super::platform::error_message;
 use crate::consent::Purposes;
 use crate::error::{DeliveryError, ErrorKind};
@@ -154,7 +154,7 @@ impl Destination for JsDestination {
             let revoked =
                 || DeliveryError::new(ErrorKind::ScriptLoad, "consent revoked while loading");
             let consent = consent_object(env.consent);
-            let list = call_method(&self.obj, "scripts", &[&self.settings, &consent])
+            let list = method(&self.obj, "scripts", &self.settings, &consent)
                 .await
                 .map_err(|e| unknown(&e))?;
             if let Some(list) = list.filter(|l| !l.is_undefined() && !l.is_null()) {
@@ -186,7 +186,7 @@ impl Destination for JsDestination {
             if self.generation.get() != generation {
                 return Err(revoked());
             }
-            call_method(&self.obj, "initialize", &[&self.settings])
+            method(&self.obj, "initialize", &self.settings, &JsValue::UNDEFINED)
                 .await
                 .map_err(|e| unknown(&e))?;
             Ok(())
