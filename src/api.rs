@@ -353,14 +353,9 @@ impl Analytics {
     pub fn preload(&self) -> Promise {
         self.engine.mgr.borrow_mut().preload();
         let cmds = self.engine.mgr.borrow_mut().poll(now());
-        self.engine.run(cmds);
-        let engine = self.engine.clone();
-        crate::web::engine::promise(Box::pin(async move {
-            while engine.mgr.borrow().any_loading() {
-                crate::web::engine::sleep(10).await?;
-            }
-            Ok(JsValue::UNDEFINED)
-        }))
+        let (p, res, _) = crate::web::engine::deferred();
+        self.engine.wait_loads(false, res, cmds);
+        p
     }
 
     /// Each destination's `{ id, type, state, circuit, delivered, failed, deadLettered, lastError }`.
@@ -404,10 +399,7 @@ impl Analytics {
         let Some(i) = self.index(&id) else {
             return Promise::reject(&unknown_dest(&id));
         };
-        let d = self.engine.dests[i].clone();
-        crate::web::engine::promise(Box::pin(
-            async move { Ok(JsValue::from_bool(d.test().await)) },
-        ))
+        self.engine.test(i)
     }
 
     /// Listens to `'delivered'`, `'error'`, `'dead-letter'`, `'consent'` or `'loaded'`.

@@ -98,6 +98,8 @@ pub struct Engine {
     /// The one wake-up callback, reused by every timer (a cleared one-shot closure would leak).
     tick: Closure<dyn FnMut()>,
     flush_waiters: RefCell<Vec<Function>>,
+    /// `resolve`s waiting until no destination (only durable ones: `true`) is loading.
+    load_waiters: RefCell<Vec<(bool, Function)>>,
     replay_waiters: RefCell<Vec<ReplayWaiter>>,
     seq: Cell<u64>,
 }
@@ -147,6 +149,7 @@ impl Engine {
             current: RefCell::new(None),
             timer: RefCell::new(None),
             flush_waiters: RefCell::new(Vec::new()),
+            load_waiters: RefCell::new(Vec::new()),
             replay_waiters: RefCell::new(Vec::new()),
             seq: Cell::new(0),
         })
@@ -385,6 +388,25 @@ impl Engine {
                 let _ = w.call0(&JsValue::NULL);
             }
         }
+        let loaded: Vec<Function> = {
+            let mgr = self.mgr.borrow();
+            let mut out = Vec::new();
+            self.load_waiters.borrow_mut().retain(|(durable, f)| {
+                let waiting = if *durable {
+                    mgr.durable_loading()
+                } else {
+                    mgr.any_loading()
+                };
+                if !waiting {
+                    out.push(f.clone());
+                }
+                waiting
+            });
+            out
+        };
+        for w in loaded {
+            let _ = w.call0(&JsValue::NULL);
+        }
         self.arm_timer();
     }
 
@@ -519,6 +541,25 @@ impl Engine {
             }
             Command::Warn { message } => self.log.warn(&message),
         }
+    }
+
+    /// Calls `resolve` once no destination is loading (`durable`: no durable one), checked
+    /// after each run of commands (`cmds`, which are run now).
+    pub fn wait_loads(self: &Rc<Self>, durable: bool, resolve: Function, cmds: Vec<Command<JsValue>>) {
+        self.load_waiters.borrow_mut().push((durable, resolve));
+        self.run(cmds);
+    }
+
+    /// `testDestination`: a promise of whether destination `i` can reach its backend (asked
+    /// from a microtask).
+    pub fn test(&self, i: usize) -> Promise {
+        let (p, resolve, _) = deferred();
+        spawn(Box::pin(Probe {
+            dest: self.dests[i].clone(),
+            fut: None,
+            resolve,
+        }));
+        p
     }
 
     /// Registers `resolve` for the replays of `tickets`; it gets `{ retried, succeeded, failed }`
@@ -660,6 +701,25 @@ pub fn sleep(ms: u64) -> JsFuture {
     let (p, res, _) = deferred();
     set_timeout(&res, ms.min(i32::MAX as u64) as i32);
     JsFuture::from(p)
+}
+
+/// Resolves `resolve` with what `dest.test()` says (asked on the first poll).
+struct Probe {
+    dest: Rc<dyn Destination>,
+    fut: Option<super::dest::Fut<bool>>,
+    resolve: Function,
+}
+
+impl Future for Probe {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let d = &this.dest;
+        let fut = this.fut.get_or_insert_with(|| d.clone().test());
+        fut.as_mut().poll(cx).map(|ok| {
+            let _ = this.resolve.call1(&JsValue::NULL, &JsValue::from_bool(ok));
+        })
+    }
 }
 
 /// What a [`Task`] does.
