@@ -545,7 +545,12 @@ impl Engine {
 
     /// Calls `resolve` once no destination is loading (`durable`: no durable one), checked
     /// after each run of commands (`cmds`, which are run now).
-    pub fn wait_loads(self: &Rc<Self>, durable: bool, resolve: Function, cmds: Vec<Command<JsValue>>) {
+    pub fn wait_loads(
+        self: &Rc<Self>,
+        durable: bool,
+        resolve: Function,
+        cmds: Vec<Command<JsValue>>,
+    ) {
         self.load_waiters.borrow_mut().push((durable, resolve));
         self.run(cmds);
     }
@@ -673,12 +678,6 @@ pub fn spawn(fut: Pin<Box<dyn Future<Output = ()>>>) {
     wasm_bindgen_futures::spawn_local(fut);
 }
 
-/// A promise settled by `fut`, with one shared instantiation (see [`spawn`]).
-#[inline(never)]
-pub fn promise(fut: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>) -> Promise {
-    wasm_bindgen_futures::future_to_promise(fut)
-}
-
 /// A new pending promise with its `resolve` and `reject` functions. Every caller shares this
 /// one executor closure (one per call site otherwise), which keeps the wasm smaller.
 #[inline(never)]
@@ -694,13 +693,6 @@ pub fn deferred() -> (Promise, Function, Function) {
         )
     });
     (p, res, rej)
-}
-
-/// A promise resolving after `ms`.
-pub fn sleep(ms: u64) -> JsFuture {
-    let (p, res, _) = deferred();
-    set_timeout(&res, ms.min(i32::MAX as u64) as i32);
-    JsFuture::from(p)
 }
 
 /// Resolves `resolve` with what `dest.test()` says (asked on the first poll).
