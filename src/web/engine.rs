@@ -92,11 +92,11 @@ pub struct Engine {
     draining: RefCell<Option<Rc<Engine>>>,
     /// The event whose source middleware is running: type, consent, messageId.
     current: RefCell<Option<(EventKind, Purposes, Rc<str>)>>,
-    /// Runs the capture pipeline (from a microtask, or with a middleware chain's result).
+    /// Runs the capture pipeline (from a microtask, or with a middleware chain's result), or,
+    /// called with a number, is the wake-up timer: one callback reused by every timer (a
+    /// cleared one-shot closure would leak).
     step: Closure<dyn FnMut(JsValue)>,
     timer: RefCell<Option<(i32, u64)>>,
-    /// The one wake-up callback, reused by every timer (a cleared one-shot closure would leak).
-    tick: Closure<dyn FnMut()>,
     flush_waiters: RefCell<Vec<Function>>,
     /// `resolve`s waiting until no destination (only durable ones: `true`) is loading.
     load_waiters: RefCell<Vec<(bool, Function)>>,
@@ -116,20 +116,18 @@ impl Engine {
         timeout_ms: u64,
     ) -> Rc<Engine> {
         Rc::new_cyclic(|weak: &alloc::rc::Weak<Engine>| Engine {
-            tick: {
-                let me = weak.clone();
-                Closure::new(move || {
-                    if let Some(me) = me.upgrade() {
-                        *me.timer.borrow_mut() = None;
-                        let cmds = me.mgr.borrow_mut().poll(now());
-                        me.run(cmds);
-                    }
-                })
-            },
             step: {
                 let me = weak.clone();
                 Closure::new(move |r: JsValue| {
-                    if let Some(me) = me.upgrade() {
+                    let Some(me) = me.upgrade() else {
+                        return;
+                    };
+                    if r.as_f64().is_some() {
+                        // The wake-up timer.
+                        *me.timer.borrow_mut() = None;
+                        let cmds = me.mgr.borrow_mut().poll(now());
+                        me.run(cmds);
+                    } else {
                         me.drain(r);
                     }
                 })
@@ -599,9 +597,10 @@ impl Engine {
         }
         if let Some(at) = next {
             let delay = at.saturating_sub(now());
-            let handle = set_timeout(
-                self.tick.as_ref().unchecked_ref(),
+            let handle = set_timeout_with(
+                self.step.as_ref().unchecked_ref(),
                 delay.min(i32::MAX as u64) as i32,
+                1,
             );
             *t = Some((handle, at));
         }
@@ -644,7 +643,7 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        // The timer would call `tick` after it is gone.
+        // The timer would call `step` after it is gone.
         if let Some((handle, _)) = *self.timer.borrow() {
             clear_timeout(handle);
         }
@@ -665,6 +664,9 @@ extern "C" {
 extern "C" {
     #[wasm_bindgen(js_name = setTimeout)]
     fn set_timeout(cb: &Function, ms: i32) -> i32;
+    /// `setTimeout(cb, ms, arg)`: `cb` gets `arg`.
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout_with(cb: &Function, ms: i32, arg: i32) -> i32;
     #[wasm_bindgen(js_name = clearTimeout)]
     fn clear_timeout(handle: i32);
     #[wasm_bindgen(js_name = queueMicrotask)]
