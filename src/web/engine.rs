@@ -82,7 +82,8 @@ pub struct Engine {
     pub nonce: Option<Rc<str>>,
     /// `loading.timeoutMs` (also the limit for one delivery).
     pub timeout_ms: u64,
-    listeners: RefCell<Vec<(String, Function)>>,
+    /// Listeners: event name -> array of callbacks (see `addListener` in host.js).
+    listeners: js_sys::Map,
     /// Source middleware, in the order added.
     middleware: Array,
     pending: RefCell<Vec<Pending>>,
@@ -139,7 +140,7 @@ impl Engine {
             log,
             nonce,
             timeout_ms,
-            listeners: RefCell::new(Vec::new()),
+            listeners: js_sys::Map::new(),
             middleware: Array::new(),
             pending: RefCell::new(Vec::new()),
             rest: RefCell::new(Vec::new()),
@@ -160,14 +161,12 @@ impl Engine {
 
     /// Adds a listener for `name`.
     pub fn on(&self, name: String, cb: Function) {
-        self.listeners.borrow_mut().push((name, cb));
+        add_listener(&self.listeners, &name, &cb);
     }
 
     /// Removes a listener (by name and identity).
     pub fn off(&self, name: &str, cb: &JsValue) {
-        self.listeners
-            .borrow_mut()
-            .retain(|(n, f)| !(n == name && JsValue::from(f.clone()) == *cb));
+        remove_listener(&self.listeners, name, cb);
     }
 
     /// Adds a source middleware.
@@ -182,23 +181,14 @@ impl Engine {
 
     /// Calls every listener of `name` with `payload`; a throwing listener is logged.
     pub fn emit(&self, name: &str, payload: &JsValue) {
-        let cbs: Vec<Function> = self
-            .listeners
-            .borrow()
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, f)| f.clone())
-            .collect();
-        for f in cbs {
-            if let Err(e) = f.call1(&JsValue::NULL, payload) {
-                self.log
-                    .warn(&["a '", name, "' listener threw: ", &error_message(&e)].concat());
-            }
+        for e in emit_event(&self.listeners, name, payload).iter() {
+            self.log
+                .warn(&["a '", name, "' listener threw: ", &error_message(&e)].concat());
         }
     }
 
     fn has_listener(&self, name: &str) -> bool {
-        self.listeners.borrow().iter().any(|(n, _)| n == name)
+        has_listener(&self.listeners, name)
     }
 
     /// Queues an event or consent change for the capture pipeline, which runs in a microtask.
@@ -652,6 +642,15 @@ impl Drop for Engine {
 
 #[wasm_bindgen(module = "/src/web/host.js")]
 extern "C" {
+    #[wasm_bindgen(js_name = addListener)]
+    fn add_listener(ls: &js_sys::Map, name: &str, cb: &Function);
+    #[wasm_bindgen(js_name = removeListener)]
+    fn remove_listener(ls: &js_sys::Map, name: &str, cb: &JsValue);
+    #[wasm_bindgen(js_name = hasListener)]
+    fn has_listener(ls: &js_sys::Map, name: &str) -> bool;
+    /// Calls the listeners of `name` with `payload`; returns what those that threw threw.
+    #[wasm_bindgen(js_name = emitEvent)]
+    fn emit_event(ls: &js_sys::Map, name: &str, payload: &JsValue) -> Array;
     #[wasm_bindgen(js_name = retryResult)]
     fn retry_result(resolve: &Function, retried: u32, succeeded: u32, failed: u32);
     /// Runs the middleware chain on an event: `[event]` (null: dropped) or `[event, error]`;

@@ -300,6 +300,37 @@ export function getText(url, ms) {
   }).catch((e) => Promise.reject(text(e)));
 }
 
+// --- event listeners: a Map from event name to an array of callbacks ---
+
+// Adds `cb` for `name` (a new array: an `emitEvent` under way keeps the one it started with).
+export function addListener(ls, name, cb) {
+  ls.set(name, (ls.get(name) || []).concat([cb]));
+}
+
+// Removes every `cb` added for `name`.
+export function removeListener(ls, name, cb) {
+  ls.set(name, (ls.get(name) || []).filter((f) => f !== cb));
+}
+
+// Whether `name` has a listener.
+export function hasListener(ls, name) {
+  return (ls.get(name) || []).length > 0;
+}
+
+// Calls the listeners of `name` with `payload`, in the order added; returns what those that
+// threw threw.
+export function emitEvent(ls, name, payload) {
+  const thrown = [];
+  for (const f of ls.get(name) || []) {
+    try {
+      f.call(null, payload);
+    } catch (e) {
+      thrown.push(e);
+    }
+  }
+  return thrown;
+}
+
 // --- API results ---
 
 // Resolves a `retryDeadLetters` promise with its counts.
