@@ -186,10 +186,7 @@ impl Destination for JsDestination {
             if self.generation.get() != generation {
                 return Err(revoked());
             }
-            method(&self.obj, "initialize", &self.settings, &JsValue::UNDEFINED)
-                .await
-                .map_err(|e| unknown(&e))?;
-            Ok(())
+            Settled(method(&self.obj, "initialize", &self.settings, &JsValue::UNDEFINED).0).await
         })
     }
 

@@ -184,8 +184,9 @@ pub fn method(obj: &JsValue, name: &str, a: &JsValue, b: &JsValue) -> Method {
     Method(JsFuture::from(call_hook(obj, name, a, b)))
 }
 
-/// The result of [`method`]: `Ok(None)` when there is no such method.
-pub struct Method(JsFuture);
+/// The result of [`method`]: `Ok(None)` when there is no such method (`.0`: `callHook`'s
+/// promise as it settles).
+pub struct Method(pub JsFuture);
 
 impl Future for Method {
     type Output = Result<Option<JsValue>, JsValue>;
