@@ -29,6 +29,16 @@ use crate::event::{Envelope, EventKind};
 use crate::manager::{Command, Manager, Outcome};
 use crate::ports::Log;
 
+/// What a waiting promise waits for.
+enum Wait {
+    /// The current flush to settle.
+    Flush,
+    /// No destination loading.
+    Loads,
+    /// No durable destination loading.
+    DurableLoads,
+}
+
 /// An event waiting for the capture pipeline, or a consent change kept in order with events.
 pub enum Pending {
     /// A captured event.
@@ -98,9 +108,8 @@ pub struct Engine {
     /// cleared one-shot closure would leak).
     step: Closure<dyn FnMut(JsValue)>,
     timer: RefCell<Option<(i32, u64)>>,
-    flush_waiters: RefCell<Vec<Function>>,
-    /// `resolve`s waiting until no destination (only durable ones: `true`) is loading.
-    load_waiters: RefCell<Vec<(bool, Function)>>,
+    /// `resolve`s waiting for the flush to settle or for loads to end (see [`Wait`]).
+    waiters: RefCell<Vec<(Wait, Function)>>,
     replay_waiters: RefCell<Vec<ReplayWaiter>>,
     seq: Cell<u64>,
 }
@@ -147,8 +156,7 @@ impl Engine {
             draining: RefCell::new(None),
             current: RefCell::new(None),
             timer: RefCell::new(None),
-            flush_waiters: RefCell::new(Vec::new()),
-            load_waiters: RefCell::new(Vec::new()),
+            waiters: RefCell::new(Vec::new()),
             replay_waiters: RefCell::new(Vec::new()),
             seq: Cell::new(0),
         })
@@ -229,7 +237,7 @@ impl Engine {
                 Pending::Flush(resolve) => {
                     self.mgr.borrow_mut().request_flush();
                     let cmds = self.mgr.borrow_mut().poll(now());
-                    self.flush_waiters.borrow_mut().push(resolve);
+                    self.waiters.borrow_mut().push((Wait::Flush, resolve));
                     self.run(cmds);
                 }
                 Pending::Event {
@@ -363,27 +371,22 @@ impl Engine {
         self.log.debug(&["error: ", &e.message].concat());
     }
 
-    /// Carries out manager commands, then re-arms the timer and settles flush promises.
+    /// Carries out manager commands, then settles the promises whose wait is over (flush,
+    /// loads) and re-arms the timer.
     pub fn run(self: &Rc<Self>, cmds: Vec<Command<JsValue>>) {
         self.dlq.borrow_mut().hold();
         for c in cmds {
             self.exec(c);
         }
         self.dlq.borrow_mut().release();
-        if !self.mgr.borrow().flushing() {
-            let waiters = core::mem::take(&mut *self.flush_waiters.borrow_mut());
-            for w in waiters {
-                let _ = w.call0(&JsValue::NULL);
-            }
-        }
-        let loaded: Vec<Function> = {
+        let ready: Vec<Function> = {
             let mgr = self.mgr.borrow();
             let mut out = Vec::new();
-            self.load_waiters.borrow_mut().retain(|(durable, f)| {
-                let waiting = if *durable {
-                    mgr.durable_loading()
-                } else {
-                    mgr.any_loading()
+            self.waiters.borrow_mut().retain(|(w, f)| {
+                let waiting = match w {
+                    Wait::Flush => mgr.flushing(),
+                    Wait::Loads => mgr.any_loading(),
+                    Wait::DurableLoads => mgr.durable_loading(),
                 };
                 if !waiting {
                     out.push(f.clone());
@@ -392,7 +395,7 @@ impl Engine {
             });
             out
         };
-        for w in loaded {
+        for w in ready {
             let _ = w.call0(&JsValue::NULL);
         }
         self.arm_timer();
@@ -539,7 +542,12 @@ impl Engine {
         resolve: Function,
         cmds: Vec<Command<JsValue>>,
     ) {
-        self.load_waiters.borrow_mut().push((durable, resolve));
+        let w = if durable {
+            Wait::DurableLoads
+        } else {
+            Wait::Loads
+        };
+        self.waiters.borrow_mut().push((w, resolve));
         self.run(cmds);
     }
 
