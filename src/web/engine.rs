@@ -202,10 +202,9 @@ impl Engine {
     /// Queues an event or consent change for the capture pipeline, which runs in a microtask.
     pub fn enqueue(self: &Rc<Self>, p: Pending) {
         self.pending.borrow_mut().push(p);
-        let mut hold = self.draining.borrow_mut();
-        if hold.is_none() {
+        if self.draining.borrow().is_none() {
             // Kept alive until the pipeline is empty.
-            *hold = Some(self.clone());
+            *self.draining.borrow_mut() = Some(self.clone());
             queue_microtask(self.step.as_ref().unchecked_ref());
         }
     }
