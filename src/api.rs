@@ -6,10 +6,14 @@ use crate::prelude::*;
 
 use alloc::rc::Rc;
 use core::cell::{Cell, RefCell};
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
 
 use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
 
 use crate::consent::{Consent, Purposes};
 use crate::dead_letter::DeadLetterQueue;
@@ -17,7 +21,7 @@ use crate::event::{Envelope, EventKind};
 use crate::manager::{DestSpec, Manager};
 use crate::ports::{FallbackStorage, Log};
 use crate::web::config::{self, parse_consent_object};
-use crate::web::dest::{consent_object, CreateEnv};
+use crate::web::dest::{consent_object, CreateEnv, Fut, Restored};
 use crate::web::engine::{dead_letter_object, error_object, Engine, Pending};
 use crate::web::event::{check_size, object_arg, options_arg, page_context, Identity};
 use crate::web::js::{error, get, set, type_error};
@@ -48,16 +52,22 @@ pub struct Analytics {
 impl Analytics {
     /// Validates `config`, creates every destination and starts delivery (eager loads, the
     /// relay's outbox from an earlier page). Rejects with an Error naming the bad field.
-    pub async fn load(
+    #[wasm_bindgen(js_name = load, unchecked_return_type = "Promise<Analytics>")]
+    pub fn load_promise(
         #[wasm_bindgen(unchecked_optional_param_type = "AnalyticsConfig")] config: JsValue,
-    ) -> Result<Analytics, JsValue> {
-        let a = Self::build(&config)?;
-        a.start().await?;
-        Ok(a)
+    ) -> Promise {
+        let (p, resolve, reject) = crate::web::engine::deferred();
+        crate::web::engine::spawn(Box::pin(Settle(Start::new(config), resolve, reject)));
+        p
     }
 }
 
 impl Analytics {
+    /// `Analytics.load` for Rust callers.
+    pub async fn load(config: JsValue) -> Result<Analytics, JsValue> {
+        Start::new(config).await
+    }
+
     /// Validates the config and creates everything, synchronously (kept out of the async
     /// `load` so its state machine stays small).
     #[inline(never)]
@@ -133,37 +143,110 @@ impl Analytics {
         })
     }
 
-    /// Delivers what earlier pages left in durable outboxes first, starts the manager (eager
-    /// loads, the relay) and the remote scripts, and listens to page hide and online changes.
-    async fn start(&self) -> Result<(), JsValue> {
-        let engine = &self.engine;
+    /// Hands what an earlier page left in destination `i`'s durable outbox to the manager.
+    fn restored(&self, i: usize, list: Vec<Restored>) {
         let consent = self.consent.get();
-        for i in 0..engine.dests.len() {
-            if engine.dests[i].durable() {
-                for r in engine.dests[i].restore().await {
-                    let payload = js_sys::JSON::parse(&r.json).unwrap_or(JsValue::NULL);
-                    let env = Envelope {
-                        seq: 0,
-                        kind: EventKind::Track,
-                        consent: consent.granted(),
-                        message_id: r.message_id.into(),
-                        json: r.json.into(),
-                        payload,
-                    };
-                    engine.mgr.borrow_mut().restore(i, env, now());
-                }
+        for r in list {
+            let payload = js_sys::JSON::parse(&r.json).unwrap_or(JsValue::NULL);
+            let env = Envelope {
+                seq: 0,
+                kind: EventKind::Track,
+                consent: consent.granted(),
+                message_id: r.message_id.into(),
+                json: r.json.into(),
+                payload,
+            };
+            self.engine.mgr.borrow_mut().restore(i, env, now());
+        }
+    }
+}
+
+/// `Analytics.load` after the call: validates the config and creates everything (on the first
+/// poll), delivers what earlier pages left in durable outboxes first (restoring them in
+/// order), starts the manager (eager loads, the relay), waits until no durable destination is
+/// loading, then starts the remote scripts and listens to page hide and online changes.
+struct Start {
+    config: Option<JsValue>,
+    a: Option<Analytics>,
+    /// The next destination to restore.
+    next: usize,
+    restoring: Option<Fut<Vec<Restored>>>,
+    /// Settles once no durable destination is loading.
+    started: Option<JsFuture>,
+}
+
+impl Start {
+    fn new(config: JsValue) -> Start {
+        Start {
+            config: Some(config),
+            a: None,
+            next: 0,
+            restoring: None,
+            started: None,
+        }
+    }
+}
+
+impl Future for Start {
+    type Output = Result<Analytics, JsValue>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if let Some(config) = this.config.take() {
+            this.a = Some(Analytics::build(&config)?);
+        }
+        let Some(a) = &this.a else {
+            return Poll::Pending;
+        };
+        let engine = &a.engine;
+        loop {
+            if let Some(f) = &mut this.restoring {
+                let Poll::Ready(list) = f.as_mut().poll(cx) else {
+                    return Poll::Pending;
+                };
+                this.restoring = None;
+                a.restored(this.next - 1, list);
+            }
+            let Some(d) = engine.dests.get(this.next) else {
+                break;
+            };
+            this.next += 1;
+            if d.durable() {
+                this.restoring = Some(d.restore());
             }
         }
-        let cmds = engine.mgr.borrow_mut().start(now());
-        engine.run(cmds);
-        while engine.mgr.borrow().durable_loading() {
-            crate::web::engine::sleep(5).await?;
+        let started = match &mut this.started {
+            Some(f) => f,
+            None => {
+                let cmds = engine.mgr.borrow_mut().start(now());
+                let (p, res, _) = crate::web::engine::deferred();
+                engine.wait_loads(true, res, cmds);
+                this.started.insert(JsFuture::from(p))
+            }
+        };
+        if Pin::new(started).poll(cx).is_pending() {
+            return Poll::Pending;
         }
-        if let Some(r) = &self.remote {
-            r.refresh(consent.granted());
+        if let Some(r) = &a.remote {
+            r.refresh(a.consent.get().granted());
         }
-        self.listen_page_events();
-        Ok(())
+        a.listen_page_events();
+        this.a.take().ok_or(JsValue::NULL).into()
+    }
+}
+
+/// Settles a promise (`resolve`, `reject`) with what [`Start`] gives.
+struct Settle(Start, Function, Function);
+
+impl Future for Settle {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        Pin::new(&mut this.0).poll(cx).map(|r| {
+            let _ = match r {
+                Ok(a) => this.1.call1(&JsValue::NULL, &a.into()),
+                Err(e) => this.2.call1(&JsValue::NULL, &e),
+            };
+        })
     }
 }
 
@@ -342,20 +425,10 @@ impl Analytics {
     /// Sends what batching destinations hold; resolves when it is delivered or queued for retry.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn flush(&self) -> Promise {
-        let engine = self.engine.clone();
-        crate::web::engine::promise(Box::pin(async move {
-            // Let the capture pipeline route what was tracked before this call.
-            while engine.capture_pending() {
-                crate::web::engine::sleep(0).await.ok();
-            }
-            engine.mgr.borrow_mut().request_flush();
-            let cmds = engine.mgr.borrow_mut().poll(now());
-            let (p, res, _) = crate::web::engine::deferred();
-            engine.wait_flush(res);
-            engine.run(cmds);
-            wasm_bindgen_futures::JsFuture::from(p).await?;
-            Ok(JsValue::UNDEFINED)
-        }))
+        // Queued behind what was tracked before this call, which is routed first.
+        let (p, res, _) = crate::web::engine::deferred();
+        self.engine.enqueue(Pending::Flush(res));
+        p
     }
 
     /// Loads every destination the current consent allows; resolves once none is loading.
@@ -363,14 +436,9 @@ impl Analytics {
     pub fn preload(&self) -> Promise {
         self.engine.mgr.borrow_mut().preload();
         let cmds = self.engine.mgr.borrow_mut().poll(now());
-        self.engine.run(cmds);
-        let engine = self.engine.clone();
-        crate::web::engine::promise(Box::pin(async move {
-            while engine.mgr.borrow().any_loading() {
-                crate::web::engine::sleep(10).await?;
-            }
-            Ok(JsValue::UNDEFINED)
-        }))
+        let (p, res, _) = crate::web::engine::deferred();
+        self.engine.wait_loads(false, res, cmds);
+        p
     }
 
     /// Each destination's `{ id, type, state, circuit, delivered, failed, deadLettered, lastError }`.
@@ -414,10 +482,7 @@ impl Analytics {
         let Some(i) = self.index(&id) else {
             return Promise::reject(&unknown_dest(&id));
         };
-        let d = self.engine.dests[i].clone();
-        crate::web::engine::promise(Box::pin(
-            async move { Ok(JsValue::from_bool(d.test().await)) },
-        ))
+        self.engine.test(i)
     }
 
     /// Listens to `'delivered'`, `'error'`, `'dead-letter'`, `'consent'` or `'loaded'`.
@@ -634,7 +699,7 @@ impl Analytics {
             kind,
             consent,
             message_id,
-            json: Some(json.into()),
+            json: json.into(),
         });
         Ok(mid)
     }

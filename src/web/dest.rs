@@ -7,13 +7,14 @@ use crate::prelude::*;
 use alloc::rc::Rc;
 use core::future::Future;
 use core::pin::Pin;
+use core::task::{Context, Poll};
 
 use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use super::inject::{inject, parse_descriptor, remove_all, remove_revoked};
-use super::js::{call_method, set};
+use super::js::{method, set};
 use super::platform::error_message;
 use crate::consent::Purposes;
 use crate::error::{DeliveryError, ErrorKind};
@@ -153,7 +154,7 @@ impl Destination for JsDestination {
             let revoked =
                 || DeliveryError::new(ErrorKind::ScriptLoad, "consent revoked while loading");
             let consent = consent_object(env.consent);
-            let list = call_method(&self.obj, "scripts", &[&self.settings, &consent])
+            let list = method(&self.obj, "scripts", &self.settings, &consent)
                 .await
                 .map_err(|e| unknown(&e))?;
             if let Some(list) = list.filter(|l| !l.is_undefined() && !l.is_null()) {
@@ -185,21 +186,20 @@ impl Destination for JsDestination {
             if self.generation.get() != generation {
                 return Err(revoked());
             }
-            call_method(&self.obj, "initialize", &[&self.settings])
-                .await
-                .map_err(|e| unknown(&e))?;
-            Ok(())
+            Settled(method(&self.obj, "initialize", &self.settings, &JsValue::UNDEFINED).0).await
         })
     }
 
     fn deliver(self: Rc<Self>, events: Vec<Event>) -> Fut<Result<(), DeliveryError>> {
-        Box::pin(async move {
-            for ev in events {
-                let p = deliver_event(&self.obj, &self.id, hook(ev.kind), &ev.payload, &ev.json);
-                JsFuture::from(p).await.map_err(|e| unknown(&e))?;
-            }
-            Ok(())
-        })
+        let list = Array::new();
+        for ev in &events {
+            list.push(&JsValue::from_str(hook(ev.kind)));
+            list.push(&ev.payload);
+            list.push(&JsValue::from_str(&ev.json));
+        }
+        Box::pin(Settled(JsFuture::from(deliver_events(
+            &self.obj, &self.id, &list,
+        ))))
     }
 
     fn revoke(&self) {
@@ -210,28 +210,48 @@ impl Destination for JsDestination {
     fn destroy(&self) {
         self.generation.set(self.generation.get().wrapping_add(1));
         remove_all(&self.scripts.borrow());
-        let obj = self.obj.clone();
-        super::engine::spawn(Box::pin(async move {
-            let _ = call_method(&obj, "destroy", &[]).await;
-        }));
+        destroy_hook(&self.obj);
     }
 
     fn test(self: Rc<Self>) -> Fut<bool> {
-        Box::pin(async move {
-            match call_method(&self.obj, "testConnection", &[]).await {
-                Ok(Some(v)) => v.as_bool().unwrap_or(!v.is_null() && !v.is_undefined()),
-                Ok(None) => true,
-                Err(_) => false,
-            }
-        })
+        Box::pin(Tested(JsFuture::from(test_hook(&self.obj))))
+    }
+}
+
+/// Settles with a hook's promise; a rejection is an `unknown` failure.
+struct Settled(JsFuture);
+
+impl Future for Settled {
+    type Output = Result<(), DeliveryError>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.map(|_| ()).map_err(|e| unknown(&e)))
+    }
+}
+
+/// The answer of `testHook`.
+struct Tested(JsFuture);
+
+impl Future for Tested {
+    type Output = bool;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.is_ok_and(|v| v.is_truthy()))
     }
 }
 
 #[wasm_bindgen(module = "/src/web/host.js")]
 extern "C" {
-    /// `onBeforeEvent` (on a copy parsed from `json`), the `kind` hook, `onAfterEvent`; on a
-    /// failure `onError`, then a rejection with the error.
-    #[wasm_bindgen(js_name = deliverEvent)]
-    fn deliver_event(obj: &JsValue, id: &str, kind: &str, payload: &JsValue, json: &str)
-        -> Promise;
+    /// Delivers the events of `list` (`[kind, payload, json, ...]`) in order, each with
+    /// `deliverEvent`; rejects with the first failure.
+    #[wasm_bindgen(js_name = deliverEvents)]
+    fn deliver_events(obj: &JsValue, id: &str, list: &Array) -> Promise;
+    /// Calls `destroy()` in a microtask, ignoring what it throws or returns.
+    #[wasm_bindgen(js_name = destroyHook)]
+    fn destroy_hook(obj: &JsValue);
+    /// Resolves what `testConnection()` says, as a boolean (true without the method).
+    #[wasm_bindgen(js_name = testHook)]
+    fn test_hook(obj: &JsValue) -> Promise;
 }

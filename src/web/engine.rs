@@ -14,13 +14,13 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
-use js_sys::{Function, Object, Promise};
+use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use super::dest::{Destination, LoadEnv};
-use super::js::{get, set, settle};
+use super::js::{get, set};
 use super::platform::{error_message, is_online, now, ConsoleLog};
 use crate::consent::{Consent, Purposes};
 use crate::dead_letter::{DeadLetter, DeadLetterQueue};
@@ -28,6 +28,16 @@ use crate::error::{DeliveryError, ErrorKind};
 use crate::event::{Envelope, EventKind};
 use crate::manager::{Command, Manager, Outcome};
 use crate::ports::Log;
+
+/// What a waiting promise waits for.
+enum Wait {
+    /// The current flush to settle.
+    Flush,
+    /// No destination loading.
+    Loads,
+    /// No durable destination loading.
+    DurableLoads,
+}
 
 /// An event waiting for the capture pipeline, or a consent change kept in order with events.
 pub enum Pending {
@@ -41,9 +51,12 @@ pub enum Pending {
         consent: Purposes,
         /// Its messageId.
         message_id: Rc<str>,
-        /// Its JSON when no middleware can change it.
-        json: Option<Rc<str>>,
+        /// Its JSON (made again after source middleware, which may change the event).
+        json: Rc<str>,
     },
+    /// A `flush()` call: everything queued before it is routed first; `resolve` settles its
+    /// promise.
+    Flush(Function),
     /// A consent change, applied to routing in order with the events around it.
     Consent(Consent),
 }
@@ -79,14 +92,24 @@ pub struct Engine {
     pub nonce: Option<Rc<str>>,
     /// `loading.timeoutMs` (also the limit for one delivery).
     pub timeout_ms: u64,
-    listeners: RefCell<Vec<(String, Function)>>,
-    middleware: RefCell<Vec<Function>>,
+    /// Listeners: event name -> array of callbacks (see `addListener` in host.js).
+    listeners: js_sys::Map,
+    /// Source middleware, in the order added.
+    middleware: Array,
     pending: RefCell<Vec<Pending>>,
-    draining: Cell<bool>,
+    /// The rest of the batch being drained, reversed.
+    rest: RefCell<Vec<Pending>>,
+    /// Set (to keep the engine alive) while the capture pipeline runs.
+    draining: RefCell<Option<Rc<Engine>>>,
+    /// The event whose source middleware is running: type, consent, messageId.
+    current: RefCell<Option<(EventKind, Purposes, Rc<str>)>>,
+    /// Runs the capture pipeline (from a microtask, or with a middleware chain's result), or,
+    /// called with a number, is the wake-up timer: one callback reused by every timer (a
+    /// cleared one-shot closure would leak).
+    step: Closure<dyn FnMut(JsValue)>,
     timer: RefCell<Option<(i32, u64)>>,
-    /// The one wake-up callback, reused by every timer (a cleared one-shot closure would leak).
-    tick: Closure<dyn FnMut()>,
-    flush_waiters: RefCell<Vec<Function>>,
+    /// `resolve`s waiting for the flush to settle or for loads to end (see [`Wait`]).
+    waiters: RefCell<Vec<(Wait, Function)>>,
     replay_waiters: RefCell<Vec<ReplayWaiter>>,
     seq: Cell<u64>,
 }
@@ -103,13 +126,19 @@ impl Engine {
         timeout_ms: u64,
     ) -> Rc<Engine> {
         Rc::new_cyclic(|weak: &alloc::rc::Weak<Engine>| Engine {
-            tick: {
+            step: {
                 let me = weak.clone();
-                Closure::new(move || {
-                    if let Some(me) = me.upgrade() {
+                Closure::new(move |r: JsValue| {
+                    let Some(me) = me.upgrade() else {
+                        return;
+                    };
+                    if r.as_f64().is_some() {
+                        // The wake-up timer.
                         *me.timer.borrow_mut() = None;
                         let cmds = me.mgr.borrow_mut().poll(now());
                         me.run(cmds);
+                    } else {
+                        me.drain(r);
                     }
                 })
             },
@@ -120,12 +149,14 @@ impl Engine {
             log,
             nonce,
             timeout_ms,
-            listeners: RefCell::new(Vec::new()),
-            middleware: RefCell::new(Vec::new()),
+            listeners: js_sys::Map::new(),
+            middleware: Array::new(),
             pending: RefCell::new(Vec::new()),
-            draining: Cell::new(false),
+            rest: RefCell::new(Vec::new()),
+            draining: RefCell::new(None),
+            current: RefCell::new(None),
             timer: RefCell::new(None),
-            flush_waiters: RefCell::new(Vec::new()),
+            waiters: RefCell::new(Vec::new()),
             replay_waiters: RefCell::new(Vec::new()),
             seq: Cell::new(0),
         })
@@ -138,109 +169,171 @@ impl Engine {
 
     /// Adds a listener for `name`.
     pub fn on(&self, name: String, cb: Function) {
-        self.listeners.borrow_mut().push((name, cb));
+        add_listener(&self.listeners, &name, &cb);
     }
 
     /// Removes a listener (by name and identity).
     pub fn off(&self, name: &str, cb: &JsValue) {
-        self.listeners
-            .borrow_mut()
-            .retain(|(n, f)| !(n == name && JsValue::from(f.clone()) == *cb));
+        remove_listener(&self.listeners, name, cb);
     }
 
     /// Adds a source middleware.
     pub fn add_middleware(&self, f: Function) {
-        self.middleware.borrow_mut().push(f);
+        self.middleware.push(&f);
     }
 
     /// Whether any middleware is registered (events then get serialised after it runs).
     pub fn has_middleware(&self) -> bool {
-        !self.middleware.borrow().is_empty()
+        self.middleware.length() > 0
     }
 
     /// Calls every listener of `name` with `payload`; a throwing listener is logged.
     pub fn emit(&self, name: &str, payload: &JsValue) {
-        let cbs: Vec<Function> = self
-            .listeners
-            .borrow()
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, f)| f.clone())
-            .collect();
-        for f in cbs {
-            if let Err(e) = f.call1(&JsValue::NULL, payload) {
-                self.log
-                    .warn(&["a '", name, "' listener threw: ", &error_message(&e)].concat());
-            }
+        for e in emit_event(&self.listeners, name, payload).iter() {
+            self.log
+                .warn(&["a '", name, "' listener threw: ", &error_message(&e)].concat());
         }
     }
 
     fn has_listener(&self, name: &str) -> bool {
-        self.listeners.borrow().iter().any(|(n, _)| n == name)
+        has_listener(&self.listeners, name)
     }
 
-    /// Queues an event or consent change for the capture pipeline.
+    /// Queues an event or consent change for the capture pipeline, which runs in a microtask.
     pub fn enqueue(self: &Rc<Self>, p: Pending) {
         self.pending.borrow_mut().push(p);
-        if !self.draining.replace(true) {
-            let me = self.clone();
-            spawn(Box::pin(async move { me.drain().await }));
+        if self.draining.borrow().is_none() {
+            // Kept alive until the pipeline is empty.
+            *self.draining.borrow_mut() = Some(self.clone());
+            queue_microtask(self.step.as_ref().unchecked_ref());
         }
     }
 
-    async fn drain(self: Rc<Self>) {
-        // Whole batches in order; what is queued meanwhile (during a middleware) comes next.
-        loop {
-            let batch = core::mem::take(&mut *self.pending.borrow_mut());
-            if batch.is_empty() {
-                break;
+    /// The next queued item, in order (what is queued meanwhile comes after the current batch).
+    fn next_pending(&self) -> Option<Pending> {
+        let mut rest = self.rest.borrow_mut();
+        if rest.is_empty() {
+            *rest = core::mem::take(&mut *self.pending.borrow_mut());
+            rest.reverse();
+        }
+        rest.pop()
+    }
+
+    /// Runs the capture pipeline until it is empty or a middleware returned a promise (then
+    /// `runMiddleware` calls `step` again with the chain's result `r`; `r` is undefined when
+    /// the pipeline starts).
+    fn drain(self: &Rc<Self>, r: JsValue) {
+        if !r.is_undefined() {
+            if let Some((kind, consent, message_id)) = self.current.take() {
+                self.after_middleware(r, kind, consent, message_id);
             }
-            for p in batch {
-                match p {
-                    Pending::Consent(c) => {
-                        self.mgr.borrow_mut().set_consent(c, now());
+        }
+        while let Some(p) = self.next_pending() {
+            match p {
+                Pending::Consent(c) => {
+                    self.mgr.borrow_mut().set_consent(c, now());
+                }
+                Pending::Flush(resolve) => {
+                    self.mgr.borrow_mut().request_flush();
+                    let cmds = self.mgr.borrow_mut().poll(now());
+                    self.waiters.borrow_mut().push((Wait::Flush, resolve));
+                    self.run(cmds);
+                }
+                Pending::Event {
+                    payload,
+                    kind,
+                    consent,
+                    message_id,
+                    json,
+                } => {
+                    if kind == EventKind::Consent || self.middleware.length() == 0 {
+                        self.capture(payload, kind, consent, message_id, json);
+                        continue;
                     }
-                    Pending::Event {
-                        payload,
-                        kind,
-                        consent,
-                        message_id,
-                        json,
-                    } => {
-                        let Some((payload, json)) = self.run_middleware(payload, kind, json).await
-                        else {
-                            continue;
-                        };
-                        let seq = self.seq.get() + 1;
-                        self.seq.set(seq);
-                        self.log.debug(
-                            &[
-                                "capture ",
-                                kind.name(),
-                                " ",
-                                &message_id,
-                                " (",
-                                &self.routes_text(kind, consent),
-                                ")",
-                            ]
-                            .concat(),
-                        );
-                        let env = Envelope {
-                            seq,
-                            kind,
-                            consent,
-                            message_id,
-                            json,
-                            payload,
-                        };
-                        self.mgr.borrow_mut().capture(env, now());
+                    let r = run_middleware(&self.middleware, &payload, self.step.as_ref());
+                    if r.is_undefined() {
+                        *self.current.borrow_mut() = Some((kind, consent, message_id));
+                        return;
                     }
+                    self.after_middleware(r, kind, consent, message_id);
                 }
             }
         }
-        self.draining.set(false);
+        let _hold = self.draining.take();
         let cmds = self.mgr.borrow_mut().poll(now());
         self.run(cmds);
+    }
+
+    /// Routes the event the source middleware chain returned (`[event]`, or `[event, error]`
+    /// when one threw; see `runMiddleware`), checked like a new one; null drops it.
+    fn after_middleware(
+        &self,
+        r: JsValue,
+        kind: EventKind,
+        consent: Purposes,
+        message_id: Rc<str>,
+    ) {
+        let r: &Array = r.unchecked_ref();
+        let payload = r.get(0);
+        let checked = if r.length() > 1 {
+            Err([
+                "source middleware threw; event dropped: ",
+                &error_message(&r.get(1)),
+            ]
+            .concat())
+        } else if payload.is_null() {
+            self.log.debug("event dropped by source middleware");
+            return;
+        } else {
+            // A changed event is validated like a new one.
+            let checked = if !super::js::is_plain_object(&payload) {
+                Err("source middleware must return an event object or null".to_string())
+            } else if get(&payload, "type").as_string().as_deref() != Some(kind.name()) {
+                Err("source middleware must not change the event type".to_string())
+            } else {
+                super::event::check_json_value(&payload, "event")
+                    .and_then(|_| super::event::serialise(&payload))
+            };
+            checked.map_err(|m| ["event from source middleware rejected: ", &m].concat())
+        };
+        match checked {
+            Ok(json) => self.capture(payload, kind, consent, message_id, json.into()),
+            Err(msg) => self.emit_error(None, &DeliveryError::new(ErrorKind::Unknown, msg)),
+        }
+    }
+
+    /// Hands an event that passed the source middleware to the manager.
+    fn capture(
+        &self,
+        payload: JsValue,
+        kind: EventKind,
+        consent: Purposes,
+        message_id: Rc<str>,
+        json: Rc<str>,
+    ) {
+        let seq = self.seq.get() + 1;
+        self.seq.set(seq);
+        self.log.debug(
+            &[
+                "capture ",
+                kind.name(),
+                " ",
+                &message_id,
+                " (",
+                &self.routes_text(kind, consent),
+                ")",
+            ]
+            .concat(),
+        );
+        let env = Envelope {
+            seq,
+            kind,
+            consent,
+            message_id,
+            json,
+            payload,
+        };
+        self.mgr.borrow_mut().capture(env, now());
     }
 
     fn routes_text(&self, kind: EventKind, consent: Purposes) -> String {
@@ -263,63 +356,6 @@ impl Engine {
         out
     }
 
-    /// Runs source middleware; `None` drops the event (a middleware returned null or failed).
-    async fn run_middleware(
-        &self,
-        mut payload: JsValue,
-        kind: EventKind,
-        json: Option<Rc<str>>,
-    ) -> Option<(JsValue, Rc<str>)> {
-        let fns: Vec<Function> = self.middleware.borrow().clone();
-        if fns.is_empty() || kind == EventKind::Consent {
-            if let Some(j) = json {
-                return Some((payload, j));
-            }
-        }
-        if kind != EventKind::Consent {
-            for f in fns {
-                let r = match f.call1(&JsValue::NULL, &payload) {
-                    Ok(v) => settle(v).await,
-                    Err(e) => Err(e),
-                };
-                match r {
-                    Ok(v) if v.is_null() => {
-                        self.log.debug("event dropped by source middleware");
-                        return None;
-                    }
-                    Ok(v) if v.is_undefined() => {}
-                    Ok(v) => payload = v,
-                    Err(e) => {
-                        let msg = [
-                            "source middleware threw; event dropped: ",
-                            &error_message(&e),
-                        ]
-                        .concat();
-                        self.emit_error(None, &DeliveryError::new(ErrorKind::Unknown, msg));
-                        return None;
-                    }
-                }
-            }
-        }
-        // A changed event is validated like a new one.
-        let checked = if !super::js::is_plain_object(&payload) {
-            Err("source middleware must return an event object or null".to_string())
-        } else if get(&payload, "type").as_string().as_deref() != Some(kind.name()) {
-            Err("source middleware must not change the event type".to_string())
-        } else {
-            super::event::check_json_value(&payload, "event")
-                .and_then(|_| super::event::serialise(&payload))
-        };
-        match checked {
-            Ok(s) => Some((payload, s.into())),
-            Err(m) => {
-                let msg = ["event from source middleware rejected: ", &m].concat();
-                self.emit_error(None, &DeliveryError::new(ErrorKind::Unknown, msg));
-                None
-            }
-        }
-    }
-
     fn emit_error(&self, dest: Option<usize>, e: &DeliveryError) {
         let o = Object::new();
         if let Some(i) = dest {
@@ -334,20 +370,45 @@ impl Engine {
         self.log.debug(&["error: ", &e.message].concat());
     }
 
-    /// Carries out manager commands, then re-arms the timer and settles flush promises.
+    /// Carries out manager commands, then settles the promises whose wait is over (flush,
+    /// loads) and re-arms the timer.
     pub fn run(self: &Rc<Self>, cmds: Vec<Command<JsValue>>) {
         self.dlq.borrow_mut().hold();
         for c in cmds {
             self.exec(c);
         }
         self.dlq.borrow_mut().release();
-        if !self.mgr.borrow().flushing() {
-            let waiters = core::mem::take(&mut *self.flush_waiters.borrow_mut());
-            for w in waiters {
-                let _ = w.call0(&JsValue::NULL);
-            }
+        let ready: Vec<Function> = {
+            let mgr = self.mgr.borrow();
+            let mut out = Vec::new();
+            self.waiters.borrow_mut().retain(|(w, f)| {
+                let waiting = match w {
+                    Wait::Flush => mgr.flushing(),
+                    Wait::Loads => mgr.any_loading(),
+                    Wait::DurableLoads => mgr.durable_loading(),
+                };
+                if !waiting {
+                    out.push(f.clone());
+                }
+                waiting
+            });
+            out
+        };
+        for w in ready {
+            let _ = w.call0(&JsValue::NULL);
         }
         self.arm_timer();
+    }
+
+    /// Starts a load or delivery in the background (from a microtask, after this run).
+    fn start(self: &Rc<Self>, dest: usize, job: Job) {
+        spawn(Box::pin(Task {
+            me: self.clone(),
+            dest,
+            job,
+            fut: None,
+            timer: None,
+        }));
     }
 
     fn exec(self: &Rc<Self>, c: Command<JsValue>) {
@@ -359,29 +420,9 @@ impl Engine {
                     nonce: self.nonce.clone(),
                     timeout_ms: self.timeout_ms,
                 };
-                let d = self.dests[dest].clone();
-                let me = self.clone();
-                spawn(Box::pin(async move {
-                    let r = d.load(env).await;
-                    let cmds = me.mgr.borrow_mut().load_done(dest, r, now());
-                    me.run(cmds);
-                }));
+                self.start(dest, Job::Load(env));
             }
-            Command::Deliver { dest, events } => {
-                let d = self.dests[dest].clone();
-                let me = self.clone();
-                let timeout = self.timeout_ms;
-                spawn(Box::pin(async move {
-                    let r = with_timeout(d.deliver(events), timeout).await;
-                    let outcome = match r {
-                        Ok(()) => Outcome::Ok,
-                        Err(_) if !is_online() => Outcome::Offline,
-                        Err(e) => Outcome::Err(e),
-                    };
-                    let cmds = me.mgr.borrow_mut().delivery_done(dest, outcome, now());
-                    me.run(cmds);
-                }));
-            }
+            Command::Deliver { dest, events } => self.start(dest, Job::Deliver(events)),
             Command::RemoveScripts { dest } => {
                 self.log
                     .debug(&["consent revoked for ", &self.id(dest)].concat());
@@ -492,9 +533,33 @@ impl Engine {
         }
     }
 
-    /// Registers `resolve` to be called when the current flush is settled.
-    pub fn wait_flush(self: &Rc<Self>, resolve: Function) {
-        self.flush_waiters.borrow_mut().push(resolve);
+    /// Calls `resolve` once no destination is loading (`durable`: no durable one), checked
+    /// after each run of commands (`cmds`, which are run now).
+    pub fn wait_loads(
+        self: &Rc<Self>,
+        durable: bool,
+        resolve: Function,
+        cmds: Vec<Command<JsValue>>,
+    ) {
+        let w = if durable {
+            Wait::DurableLoads
+        } else {
+            Wait::Loads
+        };
+        self.waiters.borrow_mut().push((w, resolve));
+        self.run(cmds);
+    }
+
+    /// `testDestination`: a promise of whether destination `i` can reach its backend (asked
+    /// from a microtask).
+    pub fn test(&self, i: usize) -> Promise {
+        let (p, resolve, _) = deferred();
+        spawn(Box::pin(Probe {
+            dest: self.dests[i].clone(),
+            fut: None,
+            resolve,
+        }));
+        p
     }
 
     /// Registers `resolve` for the replays of `tickets`; it gets `{ retried, succeeded, failed }`
@@ -514,7 +579,7 @@ impl Engine {
 
     /// Whether the capture pipeline still holds events.
     pub fn capture_pending(&self) -> bool {
-        self.draining.get()
+        self.draining.borrow().is_some()
     }
 
     fn arm_timer(self: &Rc<Self>) {
@@ -529,9 +594,10 @@ impl Engine {
         }
         if let Some(at) = next {
             let delay = at.saturating_sub(now());
-            let handle = set_timeout(
-                self.tick.as_ref().unchecked_ref(),
+            let handle = set_timeout_with(
+                self.step.as_ref().unchecked_ref(),
                 delay.min(i32::MAX as u64) as i32,
+                1,
             );
             *t = Some((handle, at));
         }
@@ -574,7 +640,7 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        // The timer would call `tick` after it is gone.
+        // The timer would call `step` after it is gone.
         if let Some((handle, _)) = *self.timer.borrow() {
             clear_timeout(handle);
         }
@@ -583,16 +649,34 @@ impl Drop for Engine {
 
 #[wasm_bindgen(module = "/src/web/host.js")]
 extern "C" {
+    #[wasm_bindgen(js_name = addListener)]
+    fn add_listener(ls: &js_sys::Map, name: &str, cb: &Function);
+    #[wasm_bindgen(js_name = removeListener)]
+    fn remove_listener(ls: &js_sys::Map, name: &str, cb: &JsValue);
+    #[wasm_bindgen(js_name = hasListener)]
+    fn has_listener(ls: &js_sys::Map, name: &str) -> bool;
+    /// Calls the listeners of `name` with `payload`; returns what those that threw threw.
+    #[wasm_bindgen(js_name = emitEvent)]
+    fn emit_event(ls: &js_sys::Map, name: &str, payload: &JsValue) -> Array;
     #[wasm_bindgen(js_name = retryResult)]
     fn retry_result(resolve: &Function, retried: u32, succeeded: u32, failed: u32);
+    /// Runs the middleware chain on an event: `[event]` (null: dropped) or `[event, error]`;
+    /// undefined when a middleware returned a promise, and then `done` gets that array later.
+    #[wasm_bindgen(js_name = runMiddleware)]
+    fn run_middleware(fns: &Array, event: &JsValue, done: &JsValue) -> JsValue;
 }
 
 #[wasm_bindgen]
 extern "C" {
     #[wasm_bindgen(js_name = setTimeout)]
     fn set_timeout(cb: &Function, ms: i32) -> i32;
+    /// `setTimeout(cb, ms, arg)`: `cb` gets `arg`.
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout_with(cb: &Function, ms: i32, arg: i32) -> i32;
     #[wasm_bindgen(js_name = clearTimeout)]
     fn clear_timeout(handle: i32);
+    #[wasm_bindgen(js_name = queueMicrotask)]
+    fn queue_microtask(f: &Function);
 }
 
 /// Runs `fut` in the background. Every caller shares one instantiation of the executor's
@@ -600,12 +684,6 @@ extern "C" {
 #[inline(never)]
 pub fn spawn(fut: Pin<Box<dyn Future<Output = ()>>>) {
     wasm_bindgen_futures::spawn_local(fut);
-}
-
-/// A promise settled by `fut`, with one shared instantiation (see [`spawn`]).
-#[inline(never)]
-pub fn promise(fut: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>) -> Promise {
-    wasm_bindgen_futures::future_to_promise(fut)
 }
 
 /// A new pending promise with its `resolve` and `reject` functions. Every caller shares this
@@ -625,48 +703,95 @@ pub fn deferred() -> (Promise, Function, Function) {
     (p, res, rej)
 }
 
-/// A promise resolving after `ms`.
-pub fn sleep(ms: u64) -> JsFuture {
-    let (p, res, _) = deferred();
-    set_timeout(&res, ms.min(i32::MAX as u64) as i32);
-    JsFuture::from(p)
+/// Resolves `resolve` with what `dest.test()` says (asked on the first poll).
+struct Probe {
+    dest: Rc<dyn Destination>,
+    fut: Option<super::dest::Fut<bool>>,
+    resolve: Function,
 }
 
-/// Runs `fut`, failing with a `timeout` error when it has not finished after `ms`.
-/// (Boxed and not generic, so there is one copy of it in the wasm.)
-pub async fn with_timeout(
-    fut: Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + '_>>,
-    ms: u64,
-) -> Result<(), DeliveryError> {
-    let (timer, res, _) = deferred();
-    let handle = set_timeout(&res, ms.min(i32::MAX as u64) as i32);
-    let timer = JsFuture::from(timer);
-    let r = Race { a: fut, b: timer }.await;
-    // Settle the timer now: a promise left pending would keep its callbacks (and what they
-    // hold) alive until the timer fired.
-    clear_timeout(handle);
-    let _ = res.call0(&JsValue::NULL);
-    r
+impl Future for Probe {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let d = &this.dest;
+        let fut = this.fut.get_or_insert_with(|| d.clone().test());
+        fut.as_mut().poll(cx).map(|ok| {
+            let _ = this.resolve.call1(&JsValue::NULL, &JsValue::from_bool(ok));
+        })
+    }
 }
 
-struct Race<A: Future + ?Sized> {
-    a: Pin<Box<A>>,
-    b: JsFuture,
+/// What a [`Task`] does.
+enum Job {
+    Load(LoadEnv),
+    Deliver(Vec<super::dest::Event>),
 }
 
-impl<A: Future<Output = Result<(), DeliveryError>> + ?Sized> Future for Race<A> {
-    type Output = Result<(), DeliveryError>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if let Poll::Ready(r) = self.a.as_mut().poll(cx) {
-            return Poll::Ready(r);
+/// A load, or a delivery raced against its timer (the timer's promise, `setTimeout` handle and
+/// `resolve`), started on the first poll; tells the manager the outcome.
+struct Task {
+    me: Rc<Engine>,
+    dest: usize,
+    job: Job,
+    fut: Option<super::dest::Fut<Result<(), DeliveryError>>>,
+    timer: Option<(JsFuture, i32, Function)>,
+}
+
+impl Future for Task {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        if this.fut.is_none() {
+            let d = this.me.dests[this.dest].clone();
+            this.fut = Some(match &mut this.job {
+                Job::Load(env) => d.load(env.clone()),
+                Job::Deliver(events) => {
+                    let fut = d.deliver(core::mem::take(events));
+                    let (timer, res, _) = deferred();
+                    let ms = this.me.timeout_ms.min(i32::MAX as u64) as i32;
+                    let handle = set_timeout(&res, ms);
+                    this.timer = Some((JsFuture::from(timer), handle, res));
+                    fut
+                }
+            });
         }
-        if Pin::new(&mut self.b).poll(cx).is_ready() {
-            return Poll::Ready(Err(DeliveryError::new(
-                ErrorKind::Timeout,
-                "destination did not answer in time",
-            )));
-        }
-        Poll::Pending
+        let Some(fut) = &mut this.fut else {
+            return Poll::Pending;
+        };
+        let r = match fut.as_mut().poll(cx) {
+            Poll::Ready(r) => r,
+            Poll::Pending => {
+                let Some((t, ..)) = &mut this.timer else {
+                    return Poll::Pending;
+                };
+                if Pin::new(t).poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                Err(DeliveryError::new(
+                    ErrorKind::Timeout,
+                    "destination did not answer in time",
+                ))
+            }
+        };
+        let me = &this.me;
+        let cmds = match &this.timer {
+            None => me.mgr.borrow_mut().load_done(this.dest, r, now()),
+            Some((_, handle, res)) => {
+                // Settle the timer now: a promise left pending would keep its callbacks (and
+                // what they hold) alive until the timer fired.
+                clear_timeout(*handle);
+                let _ = res.call0(&JsValue::NULL);
+                let outcome = match r {
+                    Ok(()) => Outcome::Ok,
+                    Err(_) if !is_online() => Outcome::Offline,
+                    Err(e) => Outcome::Err(e),
+                };
+                me.mgr.borrow_mut().delivery_done(this.dest, outcome, now())
+            }
+        };
+        me.run(cmds);
+        Poll::Ready(())
     }
 }
 

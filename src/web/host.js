@@ -167,7 +167,7 @@ export function callHook(obj, name, a, b) {
 // `json` and may return a changed event, or null to skip it; then the `kind` hook with
 // `{ destination: id }`, then `onAfterEvent(event, result)`. Resolves when done; on a failure
 // it awaits `onError(error, event)` and rejects with the original error.
-export async function deliverEvent(obj, id, kind, payload, json) {
+const deliverEvent = async (obj, id, kind, payload, json) => {
   let hasBefore = false;
   try {
     hasBefore = typeof obj.onBeforeEvent == 'function';
@@ -185,6 +185,62 @@ export async function deliverEvent(obj, id, kind, payload, json) {
     await hook(obj, 'onError', e, payload).catch(() => {});
     throw e;
   }
+};
+
+// Delivers the events of `list` ([kind, payload, json, ...]) in order with `deliverEvent`;
+// rejects with the first failure.
+export async function deliverEvents(obj, id, list) {
+  for (let i = 0; i < list.length; ) await deliverEvent(obj, id, list[i++], list[i++], list[i++]);
+}
+
+// Calls `obj.destroy()` in a microtask, ignoring what it throws or returns.
+export function destroyHook(obj) {
+  Promise.resolve()
+    .then(() => hook(obj, 'destroy'))
+    .catch(() => {});
+}
+
+// What `obj.testConnection()` says: true without the method; its answer when it is a boolean,
+// else whether it is neither null nor undefined; false when it throws or rejects. Called in a
+// microtask.
+export function testHook(obj) {
+  return Promise.resolve()
+    .then(() => hook(obj, 'testConnection'))
+    .then((v) => v === NO_HOOK || (typeof v == 'boolean' ? v : v != null), () => false);
+}
+
+// Whether `v` is a promise-like object (not when reading `then` throws).
+const thenable = (v) => {
+  try {
+    return v !== null && typeof v == 'object' && typeof v.then == 'function';
+  } catch (_) {
+    return false;
+  }
+};
+// Runs the source middleware `fns` (as they are now) on event `e`, in order: each gets the
+// event and returns it, a changed event, undefined (unchanged) or null (drop it); a returned
+// promise is awaited. Returns [event] ([null] when dropped), or [event, error] when one threw or
+// rejected; when a middleware returned a promise, returns undefined and calls `done` with that
+// array once the chain is done.
+export function runMiddleware(fns, e, done) {
+  fns = fns.slice();
+  let i = 0;
+  const step = (v) => {
+    for (;;) {
+      if (v === null) return [v];
+      if (v !== undefined) e = v;
+      if (i == fns.length) return [e];
+      try {
+        v = fns[i++].call(null, e);
+        if (thenable(v)) return Promise.resolve(v).then(step, (x) => [e, x]);
+      } catch (x) {
+        return [e, x];
+      }
+    }
+  };
+  const r = step();
+  if (Array.isArray(r)) return r;
+  r.then(done);
 }
 
 // `context.page`: the document's path, referrer, search, title and URL (without fragment).
@@ -261,6 +317,37 @@ export async function remoteScripts(url, ms, step) {
     if (typeof r == 'string') r = `GET ${url} ${r}`;
   } else await 0;
   while ((r = step(r)) !== undefined) r = await r;
+}
+
+// --- event listeners: a Map from event name to an array of callbacks ---
+
+// Adds `cb` for `name` (a new array: an `emitEvent` under way keeps the one it started with).
+export function addListener(ls, name, cb) {
+  ls.set(name, (ls.get(name) || []).concat([cb]));
+}
+
+// Removes every `cb` added for `name`.
+export function removeListener(ls, name, cb) {
+  ls.set(name, (ls.get(name) || []).filter((f) => f !== cb));
+}
+
+// Whether `name` has a listener.
+export function hasListener(ls, name) {
+  return (ls.get(name) || []).length > 0;
+}
+
+// Calls the listeners of `name` with `payload`, in the order added; returns what those that
+// threw threw.
+export function emitEvent(ls, name, payload) {
+  const thrown = [];
+  for (const f of ls.get(name) || []) {
+    try {
+      f.call(null, payload);
+    } catch (e) {
+      thrown.push(e);
+    }
+  }
+  return thrown;
 }
 
 // --- API results ---

@@ -4,6 +4,10 @@
 #[allow(unused_imports)]
 use crate::prelude::*;
 
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
 use js_sys::{Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -173,6 +177,24 @@ pub async fn call_method(
     let arg = |i: usize| args.get(i).copied().unwrap_or(&none);
     let r = JsFuture::from(call_hook(obj, name, arg(0), arg(1))).await?;
     Ok((!r.is_undefined()).then(|| js_sys::Array::from(&r).get(0)))
+}
+
+/// [`call_method`] as a small hand-written future, with two arguments.
+pub fn method(obj: &JsValue, name: &str, a: &JsValue, b: &JsValue) -> Method {
+    Method(JsFuture::from(call_hook(obj, name, a, b)))
+}
+
+/// The result of [`method`]: `Ok(None)` when there is no such method (`.0`: `callHook`'s
+/// promise as it settles).
+pub struct Method(pub JsFuture);
+
+impl Future for Method {
+    type Output = Result<Option<JsValue>, JsValue>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.map(|v| (!v.is_undefined()).then(|| js_sys::Array::from(&v).get(0))))
+    }
 }
 
 /// Awaits `v` if it is a thenable, else returns it.
