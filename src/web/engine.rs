@@ -182,11 +182,6 @@ impl Engine {
         self.middleware.push(&f);
     }
 
-    /// Whether any middleware is registered (events then get serialised after it runs).
-    pub fn has_middleware(&self) -> bool {
-        self.middleware.length() > 0
-    }
-
     /// Calls every listener of `name` with `payload`; a throwing listener is logged.
     pub fn emit(&self, name: &str, payload: &JsValue) {
         for e in emit_event(&self.listeners, name, payload).iter() {

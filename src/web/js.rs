@@ -166,20 +166,8 @@ extern "C" {
     fn call_hook(obj: &JsValue, name: &str, a: &JsValue, b: &JsValue) -> Promise;
 }
 
-/// Calls `obj[name](args...)` (up to two arguments) if it is a function; `Ok(None)` when there
-/// is no such method. A returned promise is awaited; a throw or rejection is the `Err`.
-pub async fn call_method(
-    obj: &JsValue,
-    name: &str,
-    args: &[&JsValue],
-) -> Result<Option<JsValue>, JsValue> {
-    let none = JsValue::UNDEFINED;
-    let arg = |i: usize| args.get(i).copied().unwrap_or(&none);
-    let r = JsFuture::from(call_hook(obj, name, arg(0), arg(1))).await?;
-    Ok((!r.is_undefined()).then(|| js_sys::Array::from(&r).get(0)))
-}
-
-/// [`call_method`] as a small hand-written future, with two arguments.
+/// Calls `obj[name](a, b)` if it is a function: a future of `Ok(None)` when there is no such
+/// method, else its result (a returned promise awaited); a throw or rejection is the `Err`.
 pub fn method(obj: &JsValue, name: &str, a: &JsValue, b: &JsValue) -> Method {
     Method(JsFuture::from(call_hook(obj, name, a, b)))
 }
@@ -194,15 +182,6 @@ impl Future for Method {
         Pin::new(&mut self.0)
             .poll(cx)
             .map(|r| r.map(|v| (!v.is_undefined()).then(|| js_sys::Array::from(&v).get(0))))
-    }
-}
-
-/// Awaits `v` if it is a thenable, else returns it.
-pub async fn settle(v: JsValue) -> Result<JsValue, JsValue> {
-    if v.is_object() && get(&v, "then").is_function() {
-        JsFuture::from(Promise::resolve(&v)).await
-    } else {
-        Ok(v)
     }
 }
 
