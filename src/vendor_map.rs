@@ -163,6 +163,21 @@ pub fn consent_mode(granted: Purposes) -> impl Iterator<Item = (&'static str, &'
         .map(move |(k, p)| (k, if granted.has(p) { "granted" } else { "denied" }))
 }
 
+/// The same state as a query string (`security_storage=granted&...`), the form the browser side
+/// hands to JavaScript (which reads it with `URLSearchParams`).
+pub fn consent_mode_query(granted: Purposes) -> String {
+    let mut q = String::new();
+    for (k, v) in consent_mode(granted) {
+        if !q.is_empty() {
+            q.push('&');
+        }
+        q.push_str(k);
+        q.push('=');
+        q.push_str(v);
+    }
+    q
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,6 +233,16 @@ mod tests {
             .map(|(k, _)| k)
             .collect();
         assert_eq!(f, vec!["functionality_storage", "analytics_storage"]);
+    }
+
+    #[test]
+    fn consent_mode_query_lists_every_type() {
+        assert_eq!(
+            consent_mode_query(Purposes::of(&[Necessary, Measurement])),
+            "security_storage=granted&functionality_storage=denied&\
+             personalization_storage=denied&analytics_storage=granted&ad_storage=denied&\
+             ad_user_data=denied&ad_personalization=denied"
+        );
     }
 
     #[test]

@@ -1,10 +1,37 @@
 // The vendors' standard queue stubs (as their own snippets define them, without the part that
-// inserts a script element), a call helper and the event mapping of vendors.rs. Shipped as
-// module code, not inline script: CSP-safe.
+// inserts a script element), their init calls and the event mapping of vendors.rs. Shipped as
+// module code, not inline script: CSP-safe. Vendor `v`: 0 PostHog, 1 Meta Pixel, 2 GA4, 3 GTM.
+// A vendor function that throws is a failure: the helpers catch it and return
+// '<function> threw: <message>' (nothing is returned on success).
 const w = globalThis;
 
-// Sets up the stub of vendor `v` (0 PostHog, 1 Meta, 2 Google) unless it already exists.
-export function stub(v) {
+// A thrown value's message, as the wasm's error_message reads it.
+const message = (e) => {
+  if (typeof e == 'string') return e;
+  try {
+    const m = e.message;
+    if (typeof m == 'string') return m;
+  } catch (_) {}
+  try {
+    return String(e);
+  } catch (_) {
+    return '';
+  }
+};
+
+// Runs `f(call)`, where `call(what, fn, ...args)` notes `what` and calls `fn`; returns
+// undefined, or '<what> threw: <message>'.
+const attempt = (f) => {
+  let what = '';
+  try {
+    f((name, fn, ...a) => ((what = name), fn.apply(w, a)));
+  } catch (e) {
+    return what + ' threw: ' + message(e);
+  }
+};
+
+// Sets up the stub of vendor `v` unless it already exists.
+const stub = (v) => {
   if (v == 0) {
     if (!w.posthog) {
       const p = (w.posthog = []);
@@ -38,30 +65,60 @@ export function stub(v) {
         w.dataLayer.push(arguments);
       };
   }
+};
+
+// The calls of a consent change: `on` whether the vendor's switch purpose is granted (PostHog,
+// Meta), `cm` the Consent Mode state as 'type=granted&...' (Google tags; 'default' or 'update').
+const consent = (call, v, on, cm, mode) => {
+  if (v == 0) {
+    const m = on ? 'opt_in_capturing' : 'opt_out_capturing';
+    call(m, () => w.posthog[m]());
+  } else if (v == 1) call('fbq', w.fbq, 'consent', on ? 'grant' : 'revoke');
+  else call('gtag', w.gtag, 'consent', mode, Object.fromEntries(new URLSearchParams(cm)));
+};
+
+// Sets up vendor `v`'s stub and queues its init calls into it for account `id` (PostHog: at
+// `host`): `on` and `cm` as for a consent change.
+export function vendorInit(v, id, host, on, cm) {
+  const s = attempt((call) => call('vendor stub', stub, v < 3 ? v : 2));
+  return (
+    s ||
+    attempt((call) => {
+      if (v == 0) {
+        const cfg = { api_host: host, capture_pageview: false };
+        if (!on) cfg.opt_out_capturing_by_default = true;
+        call('init', () => w.posthog.init(id, cfg));
+      } else if (v == 1) {
+        if (!on) consent(call, v, on);
+        call('fbq', w.fbq, 'init', id);
+      } else {
+        consent(call, v, on, cm, 'default');
+        if (v == 3) call('push', () => w.dataLayer.push({ 'gtm.start': Date.now(), event: 'gtm.js' }));
+        else {
+          call('gtag', w.gtag, 'js', new Date());
+          call('gtag', w.gtag, 'config', id, { send_page_view: false });
+        }
+      }
+    })
+  );
 }
 
-// `window[t][m](...a)`, or `window[t](...a)` when `m` is empty.
-export function vcall(t, m, a) {
-  const o = w[t];
-  return m ? o[m].apply(o, a) : o.apply(w, a);
-}
-
-// Maps one event `e` of type `kind` to vendor `v`'s call (0 PostHog, 1 Meta Pixel, 2 GA4,
-// 3 GTM; the table in vendors.rs); `standard`: a Meta standard event name. Objects handed over
-// are shallow copies. Returns undefined, or [the function's name, what it threw].
-export function vendorSend(v, kind, e, standard) {
-  let what = '';
-  try {
+// Maps one event `e` of type `kind` to vendor `v`'s call (the table in vendors.rs). `flag`: for
+// a track, whether the name is a Meta standard event; for a consent change, `on` (with `cm`).
+// Objects handed over are shallow copies.
+export function vendorSend(v, kind, e, flag, cm) {
+  return attempt((call) => {
     const copy = (k) => {
       const x = e[k];
       return Object.assign({}, x !== null && typeof x == 'object' ? x : {});
     };
     const str = (x) => typeof x == 'string';
-    const ph = (m, ...a) => ((what = m), w.posthog[m](...a));
-    const fbq = (...a) => ((what = 'fbq'), w.fbq(...a));
-    const gtag = (...a) => ((what = 'gtag'), w.gtag(...a));
+    const ph = (m, ...a) => call(m, () => w.posthog[m](...a));
+    const fbq = (...a) => call('fbq', w.fbq, ...a);
+    const gtag = (...a) => call('gtag', w.gtag, ...a);
     const name = e.event;
-    if (v == 0) {
+    if (kind == 'consent') consent(call, v, flag, cm, 'update');
+    else if (v == 0) {
       if (kind == 'track') ph('capture', name, copy('properties'));
       else if (kind == 'page') ph('capture', '$pageview', copy('properties'));
       else if (kind == 'identify') str(e.userId) && ph('identify', e.userId, copy('traits'));
@@ -69,7 +126,7 @@ export function vendorSend(v, kind, e, standard) {
       else if (kind == 'alias') ph('alias', e.userId);
     } else if (v == 1) {
       if (kind == 'page') fbq('track', 'PageView');
-      else if (kind == 'track') fbq(standard ? 'track' : 'trackCustom', name, copy('properties'));
+      else if (kind == 'track') fbq(flag ? 'track' : 'trackCustom', name, copy('properties'));
     } else if (v == 2) {
       if (kind == 'track') gtag('event', name, copy('properties'));
       else if (kind == 'page') {
@@ -79,10 +136,7 @@ export function vendorSend(v, kind, e, standard) {
     } else if (kind == 'track' || kind == 'page') {
       // The event name wins over a property called `event`.
       const n = kind == 'page' ? 'page_view' : name;
-      what = 'push';
-      w.dataLayer.push(Object.assign({ event: n }, copy('properties'), { event: n }));
+      call('push', () => w.dataLayer.push(Object.assign({ event: n }, copy('properties'), { event: n })));
     }
-  } catch (err) {
-    return [what, err];
-  }
+  });
 }
