@@ -77,12 +77,9 @@ const consent = (call, v, on, cm, mode) => {
   else call('gtag', w.gtag, 'consent', mode, Object.fromEntries(new URLSearchParams(cm)));
 };
 
-// Sets up vendor `v`'s stub and queues its init calls into it for account `id` (PostHog: at
+// Queues vendor `v`'s init calls into its stub for account `id` (PostHog: at
 // `host`): `on` and `cm` as for a consent change.
-export function vendorInit(v, id, host, on, cm) {
-  const s = attempt((call) => call('vendor stub', stub, v < 3 ? v : 2));
-  return (
-    s ||
+const init = (v, id, host, on, cm) =>
     attempt((call) => {
       if (v == 0) {
         const cfg = { api_host: host, capture_pageview: false };
@@ -99,14 +96,15 @@ export function vendorInit(v, id, host, on, cm) {
           call('gtag', w.gtag, 'config', id, { send_page_view: false });
         }
       }
-    })
-  );
-}
+    });
+
 
 // Maps one event `e` of type `kind` to vendor `v`'s call (the table in vendors.rs). `flag`: for
 // a track, whether the name is a Meta standard event; for a consent change, `on` (with `cm`).
-// Objects handed over are shallow copies.
-export function vendorSend(v, kind, e, flag, cm) {
+// Objects handed over are shallow copies. Kind 'init' sets up the stub and queues the init
+// calls for account `e` (PostHog: at `host`).
+export function vendorSend(v, kind, e, flag, cm, host) {
+  if (kind == 'init') return attempt((call) => call('vendor stub', stub, v < 3 ? v : 2)) || init(v, e, host, flag, cm);
   return attempt((call) => {
     const copy = (k) => {
       const x = e[k];

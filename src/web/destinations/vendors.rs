@@ -45,17 +45,21 @@ use crate::web::js::{check_keys, get, opt_str};
 
 #[wasm_bindgen(module = "/src/web/destinations/vendors.js")]
 extern "C" {
-    /// Sets up the stub of vendor `v` (0 PostHog, 1 Meta, 2 GA4, 3 GTM) and queues its init
-    /// calls for account `id` (PostHog: at `host`); `on`: the vendor's switch purpose is
-    /// granted; `cm`: the Consent Mode state as a query string. Returns the failure message
-    /// (`'<function> threw: ...'`) when a vendor function threw.
-    #[wasm_bindgen(js_name = vendorInit)]
-    fn vendor_init(v: u8, id: &str, host: &str, on: bool, cm: &str) -> Option<String>;
-    /// Maps one event to vendor `v`'s calls; `flag`: for a track, a Meta standard event name,
-    /// for a consent change, `on` (with `cm`). Returns the failure message when a vendor
+    /// Maps one event to vendor `v`'s (0 PostHog, 1 Meta, 2 GA4, 3 GTM) calls; `flag`: for a
+    /// track, a Meta standard event name, for a consent change, whether the vendor's switch
+    /// purpose is granted (`on`); `cm`: the Consent Mode state as a query string. Kind `init`
+    /// sets up the stub and queues the init calls for account `e` (PostHog: at `host`) with
+    /// `on` and `cm`. Returns the failure message (`'<function> threw: ...'`) when a vendor
     /// function threw.
     #[wasm_bindgen(js_name = vendorSend)]
-    fn vendor_send(v: u8, kind: &str, e: &JsValue, flag: bool, cm: &str) -> Option<String>;
+    fn vendor_send(
+        v: u8,
+        kind: &str,
+        e: &JsValue,
+        flag: bool,
+        cm: &str,
+        host: &str,
+    ) -> Option<String>;
 }
 
 /// A vendor tag destination.
@@ -139,12 +143,13 @@ impl VendorDestination {
     /// script failed, must not queue them twice).
     fn init(&self, c: Purposes) -> Result<(), DeliveryError> {
         if self.told.get().is_none() {
-            failed(vendor_init(
+            failed(vendor_send(
                 self.code(),
-                &self.account,
-                &self.api_host,
+                "init",
+                &JsValue::from_str(&self.account),
                 self.on(c),
                 &consent_mode_query(c),
+                &self.api_host,
             ))?;
             self.told.set(Some(c));
         }
@@ -169,7 +174,7 @@ impl VendorDestination {
                     .is_some_and(|n| is_meta_standard(&n));
             (standard, String::new())
         };
-        failed(vendor_send(self.code(), ev.kind.name(), e, flag, &cm))?;
+        failed(vendor_send(self.code(), ev.kind.name(), e, flag, &cm, ""))?;
         if consent {
             self.told.set(Some(c));
         }
