@@ -60,20 +60,21 @@ const message = (e) => {
 };
 
 // Makes vendor `v`'s calls (0 PostHog, 1 Meta Pixel, 2 GA4, 3 GTM) for one event `e` of type
-// `kind` (the table in vendors.rs); objects handed over are shallow copies. `flag`: for a track,
+// `kind` (0 track, 1 page, 2 identify, 3 group, 4 alias, 5 consent; the table in vendors.rs);
+// objects handed over are shallow copies. `flag`: for a track,
 // whether the name is a Meta standard event; for a consent change, whether the purpose the
 // vendor's own switch follows is granted; `cm`: the Consent Mode state as 'type=granted&...'.
-// Kind 'init' sets up the stub and queues the init calls for account `e` (PostHog: at `host`),
+// Kind 6 sets up the stub and queues the init calls for account `e` (PostHog: at `host`),
 // consent as for a change. Returns undefined, or '<function> threw: <message>'.
 export function vendorSend(v, kind, e, flag, cm, host) {
   const copy = (k) => Object.assign({}, typeof e[k] == 'object' && e[k]);
   const str = (x) => typeof x == 'string';
   const name = e.event;
-  const init = kind == 'init';
+  const init = kind == 6;
   what = 'vendor stub';
   try {
     if (init) stub(v < 3 ? v : 2);
-    if (init || kind == 'consent') {
+    if (init || kind == 5) {
       if (v == 0) {
         if (init) {
           const cfg = { api_host: host, capture_pageview: false };
@@ -92,23 +93,23 @@ export function vendorSend(v, kind, e, flag, cm, host) {
         }
       }
     } else if (v == 0) {
-      if (kind == 'track') call('posthog', 'capture', name, copy('properties'));
-      else if (kind == 'page') call('posthog', 'capture', '$pageview', copy('properties'));
-      else if (kind == 'identify') str(e.userId) && call('posthog', 'identify', e.userId, copy('traits'));
-      else if (kind == 'group') call('posthog', 'group', 'company', e.groupId, copy('traits'));
-      else if (kind == 'alias') call('posthog', 'alias', e.userId);
+      if (kind == 0) call('posthog', 'capture', name, copy('properties'));
+      else if (kind == 1) call('posthog', 'capture', '$pageview', copy('properties'));
+      else if (kind == 2) str(e.userId) && call('posthog', 'identify', e.userId, copy('traits'));
+      else if (kind == 3) call('posthog', 'group', 'company', e.groupId, copy('traits'));
+      else if (kind == 4) call('posthog', 'alias', e.userId);
     } else if (v == 1) {
-      if (kind == 'page') call('fbq', '', 'track', 'PageView');
-      else if (kind == 'track') call('fbq', '', flag ? 'track' : 'trackCustom', name, copy('properties'));
+      if (kind == 1) call('fbq', '', 'track', 'PageView');
+      else if (kind == 0) call('fbq', '', flag ? 'track' : 'trackCustom', name, copy('properties'));
     } else if (v == 2) {
-      if (kind == 'track') call('gtag', '', 'event', name, copy('properties'));
-      else if (kind == 'page') {
+      if (kind == 0) call('gtag', '', 'event', name, copy('properties'));
+      else if (kind == 1) {
         const p = e.properties || {};
         call('gtag', '', 'event', 'page_view', { page_location: p.url, page_path: p.path, page_title: p.title });
-      } else if (kind == 'identify') str(e.userId) && call('gtag', '', 'set', { user_id: e.userId });
-    } else if (kind == 'track' || kind == 'page') {
+      } else if (kind == 2) str(e.userId) && call('gtag', '', 'set', { user_id: e.userId });
+    } else if (kind == 0 || kind == 1) {
       // The event name wins over a property called `event`.
-      const n = kind == 'page' ? 'page_view' : name;
+      const n = kind == 1 ? 'page_view' : name;
       call('dataLayer', 'push', Object.assign({ event: n }, copy('properties'), { event: n }));
     }
   } catch (err) {

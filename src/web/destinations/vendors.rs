@@ -45,16 +45,16 @@ use crate::web::js::{check_keys, get, opt_str};
 
 #[wasm_bindgen(module = "/src/web/destinations/vendors.js")]
 extern "C" {
-    /// Maps one event to vendor `v`'s (0 PostHog, 1 Meta, 2 GA4, 3 GTM) calls; `flag`: for a
-    /// track, a Meta standard event name, for a consent change, whether the vendor's switch
-    /// purpose is granted (`on`); `cm`: the Consent Mode state as a query string. Kind `init`
-    /// sets up the stub and queues the init calls for account `e` (PostHog: at `host`) with
+    /// Maps one event of type `kind` (see `kind`) to vendor `v`'s (0 PostHog, 1 Meta, 2 GA4,
+    /// 3 GTM) calls; `flag`: for a track, a Meta standard event name, for a consent change,
+    /// whether the vendor's switch purpose is granted (`on`); `cm`: the Consent Mode state as a
+    /// query string. Kind `INIT` sets up the stub and queues the init calls for account `e` (PostHog: at `host`) with
     /// `on` and `cm`. Returns the failure message (`'<function> threw: ...'`) when a vendor
     /// function threw.
     #[wasm_bindgen(js_name = vendorSend)]
     fn vendor_send(
         v: u8,
-        kind: &str,
+        kind: u8,
         e: &JsValue,
         flag: bool,
         cm: &str,
@@ -115,6 +115,21 @@ pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
     }))
 }
 
+/// An event type's number in `vendors.js`.
+fn kind(k: EventKind) -> u8 {
+    match k {
+        EventKind::Track => 0,
+        EventKind::Page => 1,
+        EventKind::Identify => 2,
+        EventKind::Group => 3,
+        EventKind::Alias => 4,
+        EventKind::Consent => 5,
+    }
+}
+
+/// The `kind` of `vendorSend` that sets up the stub and queues the init calls.
+const INIT: u8 = 6;
+
 /// A delivery failure: a vendor function threw (`message` says which and what).
 fn failed(message: Option<String>) -> Result<(), DeliveryError> {
     match message {
@@ -145,7 +160,7 @@ impl VendorDestination {
         if self.told.get().is_none() {
             failed(vendor_send(
                 self.code(),
-                "init",
+                INIT,
                 &JsValue::from_str(&self.account),
                 self.on(c),
                 &consent_mode_query(c),
@@ -174,7 +189,7 @@ impl VendorDestination {
                     .is_some_and(|n| is_meta_standard(&n));
             (standard, String::new())
         };
-        failed(vendor_send(self.code(), ev.kind.name(), e, flag, &cm, ""))?;
+        failed(vendor_send(self.code(), kind(ev.kind), e, flag, &cm, ""))?;
         if consent {
             self.told.set(Some(c));
         }
