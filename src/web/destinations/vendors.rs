@@ -83,15 +83,19 @@ pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
     let st = &entry.settings;
     check_keys(st, vendor.settings_keys(), &path)?;
     let key = vendor.id_key();
-    let field = || [&path, ".", key].concat();
-    let account = opt_str(st, key, &path)?.ok_or_else(|| [&field(), " is required"].concat())?;
-    vendor
-        .check_id(&account)
-        .map_err(|what| [&field(), " must be ", what, ": ", &account].concat())?;
+    // `path` and the rest of an error message.
+    let fail = |a: &str, b: &str, c: &str, d: &str| Err([&path, a, b, c, d].concat());
+    let account = match opt_str(st, key, &path)? {
+        None => return fail(".", key, " is required", ""),
+        Some(a) => a,
+    };
+    if let Err(what) = vendor.check_id(&account) {
+        return fail(".", key, &[" must be ", what, ": "].concat(), &account);
+    }
     let api_host = match vendor {
         Vendor::PostHog => match opt_str(st, "apiHost", &path)? {
             Some(h) if h.trim().is_empty() => {
-                return Err([&path, ".apiHost must be a non-empty URL"].concat())
+                return fail(".apiHost must be a non-empty URL", "", "", "")
             }
             Some(h) => h,
             None => POSTHOG_API_HOST.into(),
@@ -100,7 +104,9 @@ pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
     };
     let src = match opt_str(st, "scriptSrc", &path)? {
         Some(src) => {
-            resolve_and_check(&src).map_err(|m| [&path, ".scriptSrc: ", &m].concat())?;
+            if let Err(m) = resolve_and_check(&src) {
+                return fail(".scriptSrc: ", &m, "", "");
+            }
             src
         }
         None => vendor.default_script(&account, &api_host),
