@@ -163,19 +163,13 @@ pub fn consent_mode(granted: Purposes) -> impl Iterator<Item = (&'static str, &'
         .map(move |(k, p)| (k, if granted.has(p) { "granted" } else { "denied" }))
 }
 
-/// The same state as a query string (`security_storage=granted&...`), the form the browser side
-/// hands to JavaScript (which reads it with `URLSearchParams`).
-pub fn consent_mode_query(granted: Purposes) -> String {
-    let mut q = String::new();
-    for (k, v) in consent_mode(granted) {
-        if !q.is_empty() {
-            q.push('&');
-        }
-        q.push_str(k);
-        q.push('=');
-        q.push_str(v);
-    }
-    q
+/// The same state as bits in `CONSENT_MODE` order (bit `i` set: type `i` granted), the form the
+/// browser side hands to `vendors.js`, which lists the type names in the same order.
+pub fn consent_mode_bits(granted: Purposes) -> u8 {
+    CONSENT_MODE
+        .iter()
+        .rev()
+        .fold(0, |bits, &(_, p)| bits << 1 | granted.has(p) as u8)
 }
 
 #[cfg(test)]
@@ -236,13 +230,26 @@ mod tests {
     }
 
     #[test]
-    fn consent_mode_query_lists_every_type() {
-        assert_eq!(
-            consent_mode_query(Purposes::of(&[Necessary, Measurement])),
-            "security_storage=granted&functionality_storage=denied&\
-             personalization_storage=denied&analytics_storage=granted&ad_storage=denied&\
-             ad_user_data=denied&ad_personalization=denied"
-        );
+    fn consent_mode_bits_follow_the_table() {
+        for granted in [
+            Purposes::of(&[Necessary]),
+            Purposes::of(&[Necessary, Measurement]),
+            Purposes::of(&[Necessary, Marketing, Experience]),
+            Purposes::of(&[Necessary, Functionality, Measurement, Marketing, Experience]),
+        ] {
+            let bits = consent_mode_bits(granted);
+            for (i, (_, v)) in consent_mode(granted).enumerate() {
+                assert_eq!(bits >> i & 1 == 1, v == "granted", "{i}");
+            }
+        }
+        assert_eq!(consent_mode_bits(Purposes::of(&[Necessary])), 1);
+    }
+
+    #[test]
+    fn vendors_js_lists_the_consent_mode_types_in_table_order() {
+        let names: Vec<_> = CONSENT_MODE.iter().map(|&(k, _)| k).collect();
+        let js = include_str!("web/destinations/vendors.js");
+        assert!(js.contains(&["'", &names.join(" "), "'"].concat()));
     }
 
     #[test]

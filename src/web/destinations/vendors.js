@@ -46,6 +46,11 @@ const stub = (v) => {
   }
 };
 
+// The Google Consent Mode v2 types, in the order of `CONSENT_MODE` in vendor_map.rs (its tests
+// check this line).
+const CONSENT_TYPES =
+  'security_storage functionality_storage personalization_storage analytics_storage ad_storage ad_user_data ad_personalization';
+
 // A thrown value's message, read as the wasm's `error_message` reads it.
 const message = (e) => {
   if (typeof e == 'string') return e;
@@ -63,7 +68,8 @@ const message = (e) => {
 // `kind` (0 track, 1 page, 2 identify, 3 group, 4 alias, 5 consent; the table in vendors.rs);
 // objects handed over are shallow copies. `flag`: for a track,
 // whether the name is a Meta standard event; for a consent change, whether the purpose the
-// vendor's own switch follows is granted; `cm`: the Consent Mode state as 'type=granted&...'.
+// vendor's own switch follows is granted; `cm`: the Consent Mode state, bit i for
+// CONSENT_TYPES[i] granted.
 // Kind 6 sets up the stub and queues the init calls for account `e` (PostHog: at `host`),
 // consent as for a change. Returns undefined, or '<function> threw: <message>'.
 export function vendorSend(v, kind, e, flag, cm, host) {
@@ -85,7 +91,8 @@ export function vendorSend(v, kind, e, flag, cm, host) {
         if (!(init && flag)) call('fbq', '', 'consent', flag ? 'grant' : 'revoke');
         if (init) call('fbq', '', 'init', e);
       } else {
-        call('gtag', '', 'consent', init ? 'default' : 'update', Object.fromEntries(new URLSearchParams(cm)));
+        const state = CONSENT_TYPES.split(' ').map((k, i) => [k, (cm >> i) & 1 ? 'granted' : 'denied']);
+        call('gtag', '', 'consent', init ? 'default' : 'update', Object.fromEntries(state));
         if (init && v == 3) call('dataLayer', 'push', { 'gtm.start': Date.now(), event: 'gtm.js' });
         else if (init) {
           call('gtag', '', 'js', new Date());

@@ -37,7 +37,7 @@ use crate::consent::Purposes;
 use crate::error::{DeliveryError, ErrorKind};
 use crate::event::EventKind;
 use crate::script::ScriptDescriptor;
-use crate::vendor_map::{consent_mode_query, is_meta_standard, Vendor, POSTHOG_API_HOST};
+use crate::vendor_map::{consent_mode_bits, is_meta_standard, Vendor, POSTHOG_API_HOST};
 use crate::web::config::DestConfig;
 use crate::web::dest::{Destination, Event, Fut, LoadEnv};
 use crate::web::inject::{inject, remove_all, remove_revoked, resolve_and_check};
@@ -47,19 +47,12 @@ use crate::web::js::{check_keys, get, opt_str};
 extern "C" {
     /// Maps one event of type `kind` (see `kind`) to vendor `v`'s (0 PostHog, 1 Meta, 2 GA4,
     /// 3 GTM) calls; `flag`: for a track, a Meta standard event name, for a consent change,
-    /// whether the vendor's switch purpose is granted (`on`); `cm`: the Consent Mode state as a
-    /// query string. Kind `INIT` sets up the stub and queues the init calls for account `e` (PostHog: at `host`) with
-    /// `on` and `cm`. Returns the failure message (`'<function> threw: ...'`) when a vendor
+    /// whether the vendor's switch purpose is granted (`on`); `cm`: the Consent Mode state
+    /// (`consent_mode_bits`). Kind `INIT` sets up the stub and queues the init calls for
+    /// account `e` (PostHog: at `host`) with `on` and `cm`. Returns the failure message (`'<function> threw: ...'`) when a vendor
     /// function threw.
     #[wasm_bindgen(js_name = vendorSend)]
-    fn vendor_send(
-        v: u8,
-        kind: u8,
-        e: &JsValue,
-        flag: bool,
-        cm: &str,
-        host: &str,
-    ) -> Option<String>;
+    fn vendor_send(v: u8, kind: u8, e: &JsValue, flag: bool, cm: u8, host: &str) -> Option<String>;
 }
 
 /// A vendor tag destination.
@@ -169,7 +162,7 @@ impl VendorDestination {
                 INIT,
                 &JsValue::from_str(&self.account),
                 self.on(c),
-                &consent_mode_query(c),
+                consent_mode_bits(c),
                 &self.api_host,
             ))?;
             self.told.set(Some(c));
@@ -183,19 +176,19 @@ impl VendorDestination {
         let c = ev.consent;
         let e = &ev.payload;
         let consent = ev.kind == EventKind::Consent;
-        let (flag, cm) = if consent {
+        let flag = if consent {
             if !self.vendor.consent_changed(self.told.get().unwrap_or(c), c) {
                 return Ok(());
             }
-            (self.on(c), consent_mode_query(c))
+            self.on(c)
         } else {
-            let standard = ev.kind == EventKind::Track
+            ev.kind == EventKind::Track
                 && get(e, "event")
                     .as_string()
-                    .is_some_and(|n| is_meta_standard(&n));
-            (standard, String::new())
+                    .is_some_and(|n| is_meta_standard(&n))
         };
-        failed(vendor_send(self.code(), kind(ev.kind), e, flag, &cm, ""))?;
+        let cm = consent_mode_bits(c);
+        failed(vendor_send(self.code(), kind(ev.kind), e, flag, cm, ""))?;
         if consent {
             self.told.set(Some(c));
         }
