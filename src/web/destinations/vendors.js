@@ -16,12 +16,12 @@ const stub = (v) => {
       const p = (w.posthog = []);
       p._i = [];
       p.__SV = 1;
-      p.init = function () {
-        p._i.push([].slice.call(arguments));
+      p.init = (...a) => {
+        p._i.push(a);
       };
-      'capture identify alias group reset register opt_in_capturing opt_out_capturing'.split(' ').forEach(function (m) {
-        p[m] = function () {
-          p.push([m].concat([].slice.call(arguments)));
+      'capture identify alias group reset register opt_in_capturing opt_out_capturing'.split(' ').forEach((m) => {
+        p[m] = (...a) => {
+          p.push([m, ...a]);
         };
       });
     }
@@ -53,14 +53,14 @@ const CONSENT_TYPES =
 
 // A thrown value's message, read as the wasm's `error_message` reads it.
 const message = (e) => {
-  if (typeof e == 'string') return e;
   try {
-    if (typeof e.message == 'string') return e.message;
-  } catch (_) {}
-  try {
-    return String(e);
+    return typeof e == 'string' ? e : typeof e.message == 'string' ? e.message : String(e);
   } catch (_) {
-    return '';
+    try {
+      return String(e);
+    } catch (_) {
+      return '';
+    }
   }
 };
 
