@@ -144,9 +144,7 @@ impl Vendor {
     pub fn consent_changed(self, before: Purposes, after: Purposes) -> bool {
         match self.switch_purpose() {
             Some(p) => before.has(p) != after.has(p),
-            None => CONSENT_MODE
-                .iter()
-                .any(|&(_, p)| before.has(p) != after.has(p)),
+            None => consent_mode_bits(before) != consent_mode_bits(after),
         }
     }
 }
