@@ -49,8 +49,8 @@ extern "C" {
     /// 3 GTM) calls; `flag`: for a track, a Meta standard event name, for a consent change,
     /// whether the vendor's switch purpose is granted (`on`); `cm`: the Consent Mode state
     /// (`consent_mode_bits`). Kind `INIT` sets up the stub and queues the init calls for
-    /// account `e` (PostHog: at `host`) with `on` and `cm`. Returns the failure message (`'<function> threw: ...'`) when a vendor
-    /// function threw.
+    /// account `e` (PostHog: at `host`) with `on` and `cm`. Returns the failure message
+    /// (`'<function> threw: ...'`) when a vendor function threw.
     #[wasm_bindgen(js_name = vendorSend)]
     fn vendor_send(v: u8, kind: u8, e: &JsValue, flag: bool, cm: u8, host: &str) -> Option<String>;
 }
