@@ -144,9 +144,7 @@ impl Vendor {
     pub fn consent_changed(self, before: Purposes, after: Purposes) -> bool {
         match self.switch_purpose() {
             Some(p) => before.has(p) != after.has(p),
-            None => CONSENT_MODE
-                .iter()
-                .any(|&(_, p)| before.has(p) != after.has(p)),
+            None => consent_mode_bits(before) != consent_mode_bits(after),
         }
     }
 }
@@ -161,6 +159,15 @@ pub fn consent_mode(granted: Purposes) -> impl Iterator<Item = (&'static str, &'
     CONSENT_MODE
         .into_iter()
         .map(move |(k, p)| (k, if granted.has(p) { "granted" } else { "denied" }))
+}
+
+/// The same state as bits in `CONSENT_MODE` order (bit `i` set: type `i` granted), the form the
+/// browser side hands to `vendors.js`, which lists the type names in the same order.
+pub fn consent_mode_bits(granted: Purposes) -> u8 {
+    CONSENT_MODE
+        .iter()
+        .rev()
+        .fold(0, |bits, &(_, p)| bits << 1 | granted.has(p) as u8)
 }
 
 #[cfg(test)]
@@ -218,6 +225,29 @@ mod tests {
             .map(|(k, _)| k)
             .collect();
         assert_eq!(f, vec!["functionality_storage", "analytics_storage"]);
+    }
+
+    #[test]
+    fn consent_mode_bits_follow_the_table() {
+        for granted in [
+            Purposes::of(&[Necessary]),
+            Purposes::of(&[Necessary, Measurement]),
+            Purposes::of(&[Necessary, Marketing, Experience]),
+            Purposes::of(&[Necessary, Functionality, Measurement, Marketing, Experience]),
+        ] {
+            let bits = consent_mode_bits(granted);
+            for (i, (_, v)) in consent_mode(granted).enumerate() {
+                assert_eq!(bits >> i & 1 == 1, v == "granted", "{i}");
+            }
+        }
+        assert_eq!(consent_mode_bits(Purposes::of(&[Necessary])), 1);
+    }
+
+    #[test]
+    fn vendors_js_lists_the_consent_mode_types_in_table_order() {
+        let names: Vec<_> = CONSENT_MODE.iter().map(|&(k, _)| k).collect();
+        let js = include_str!("web/destinations/vendors.js");
+        assert!(js.contains(&["'", &names.join(" "), "'"].concat()));
     }
 
     #[test]

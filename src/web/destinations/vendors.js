@@ -1,21 +1,27 @@
 // The vendors' standard queue stubs (as their own snippets define them, without the part that
-// inserts a script element), a call helper and the event mapping of vendors.rs. Shipped as
+// inserts a script element), their init calls and the event mapping of vendors.rs. Shipped as
 // module code, not inline script: CSP-safe.
 const w = globalThis;
 
+// The name of the vendor function being called, for the failure message.
+let what;
+
+// `window[t][m](...a)`, or `window[t](...a)` when `m` is empty.
+const call = (t, m, ...a) => ((what = m || t), m ? w[t][m](...a) : w[t](...a));
+
 // Sets up the stub of vendor `v` (0 PostHog, 1 Meta, 2 Google) unless it already exists.
-export function stub(v) {
+const stub = (v) => {
   if (v == 0) {
     if (!w.posthog) {
       const p = (w.posthog = []);
       p._i = [];
       p.__SV = 1;
-      p.init = function () {
-        p._i.push([].slice.call(arguments));
+      p.init = (...a) => {
+        p._i.push(a);
       };
-      'capture identify alias group reset register opt_in_capturing opt_out_capturing'.split(' ').forEach(function (m) {
-        p[m] = function () {
-          p.push([m].concat([].slice.call(arguments)));
+      'capture identify alias group reset register opt_in_capturing opt_out_capturing'.split(' ').forEach((m) => {
+        p[m] = (...a) => {
+          p.push([m, ...a]);
         };
       });
     }
@@ -38,51 +44,82 @@ export function stub(v) {
         w.dataLayer.push(arguments);
       };
   }
-}
+};
 
-// `window[t][m](...a)`, or `window[t](...a)` when `m` is empty.
-export function vcall(t, m, a) {
-  const o = w[t];
-  return m ? o[m].apply(o, a) : o.apply(w, a);
-}
+// The Google Consent Mode v2 types, in the order of `CONSENT_MODE` in vendor_map.rs (its tests
+// check this line).
+const CONSENT_TYPES =
+  'security_storage functionality_storage personalization_storage analytics_storage ad_storage ad_user_data ad_personalization';
 
-// Maps one event `e` of type `kind` to vendor `v`'s call (0 PostHog, 1 Meta Pixel, 2 GA4,
-// 3 GTM; the table in vendors.rs); `standard`: a Meta standard event name. Objects handed over
-// are shallow copies. Returns undefined, or [the function's name, what it threw].
-export function vendorSend(v, kind, e, standard) {
-  let what = '';
+// A thrown value's message, read as the wasm's `error_message` reads it.
+const message = (e) => {
   try {
-    const copy = (k) => {
-      const x = e[k];
-      return Object.assign({}, x !== null && typeof x == 'object' ? x : {});
-    };
-    const str = (x) => typeof x == 'string';
-    const ph = (m, ...a) => ((what = m), w.posthog[m](...a));
-    const fbq = (...a) => ((what = 'fbq'), w.fbq(...a));
-    const gtag = (...a) => ((what = 'gtag'), w.gtag(...a));
-    const name = e.event;
-    if (v == 0) {
-      if (kind == 'track') ph('capture', name, copy('properties'));
-      else if (kind == 'page') ph('capture', '$pageview', copy('properties'));
-      else if (kind == 'identify') str(e.userId) && ph('identify', e.userId, copy('traits'));
-      else if (kind == 'group') ph('group', 'company', e.groupId, copy('traits'));
-      else if (kind == 'alias') ph('alias', e.userId);
+    return typeof e == 'string' ? e : typeof e.message == 'string' ? e.message : String(e);
+  } catch (_) {
+    try {
+      return String(e);
+    } catch (_) {
+      return '';
+    }
+  }
+};
+
+// Makes vendor `v`'s calls (0 PostHog, 1 Meta Pixel, 2 GA4, 3 GTM) for one event `e` of type
+// `kind` (0 track, 1 page, 2 identify, 3 group, 4 alias, 5 consent; the table in vendors.rs);
+// objects handed over are shallow copies. `flag`: for a track,
+// whether the name is a Meta standard event; for a consent change, whether the purpose the
+// vendor's own switch follows is granted; `cm`: the Consent Mode state, bit i for
+// CONSENT_TYPES[i] granted.
+// Kind 6 sets up the stub and queues the init calls for account `e` (PostHog: at `host`),
+// consent as for a change. Returns undefined, or '<function> threw: <message>'.
+export function vendorSend(v, kind, e, flag, cm, host) {
+  const copy = (k) => Object.assign({}, typeof e[k] == 'object' && e[k]);
+  const str = (x) => typeof x == 'string';
+  const name = e.event;
+  const init = kind == 6;
+  what = 'vendor stub';
+  try {
+    if (init) stub(v < 3 ? v : 2);
+    if (init || kind == 5) {
+      if (v == 0) {
+        if (init) {
+          const cfg = { api_host: host, capture_pageview: false };
+          if (!flag) cfg.opt_out_capturing_by_default = true;
+          call('posthog', 'init', e, cfg);
+        } else call('posthog', flag ? 'opt_in_capturing' : 'opt_out_capturing');
+      } else if (v == 1) {
+        if (!(init && flag)) call('fbq', '', 'consent', flag ? 'grant' : 'revoke');
+        if (init) call('fbq', '', 'init', e);
+      } else {
+        const state = CONSENT_TYPES.split(' ').map((k, i) => [k, (cm >> i) & 1 ? 'granted' : 'denied']);
+        call('gtag', '', 'consent', init ? 'default' : 'update', Object.fromEntries(state));
+        if (init && v == 3) call('dataLayer', 'push', { 'gtm.start': Date.now(), event: 'gtm.js' });
+        else if (init) {
+          call('gtag', '', 'js', new Date());
+          call('gtag', '', 'config', e, { send_page_view: false });
+        }
+      }
+    } else if (v == 0) {
+      if (kind == 0) call('posthog', 'capture', name, copy('properties'));
+      else if (kind == 1) call('posthog', 'capture', '$pageview', copy('properties'));
+      else if (kind == 2) str(e.userId) && call('posthog', 'identify', e.userId, copy('traits'));
+      else if (kind == 3) call('posthog', 'group', 'company', e.groupId, copy('traits'));
+      else if (kind == 4) call('posthog', 'alias', e.userId);
     } else if (v == 1) {
-      if (kind == 'page') fbq('track', 'PageView');
-      else if (kind == 'track') fbq(standard ? 'track' : 'trackCustom', name, copy('properties'));
+      if (kind == 1) call('fbq', '', 'track', 'PageView');
+      else if (kind == 0) call('fbq', '', flag ? 'track' : 'trackCustom', name, copy('properties'));
     } else if (v == 2) {
-      if (kind == 'track') gtag('event', name, copy('properties'));
-      else if (kind == 'page') {
+      if (kind == 0) call('gtag', '', 'event', name, copy('properties'));
+      else if (kind == 1) {
         const p = e.properties || {};
-        gtag('event', 'page_view', { page_location: p.url, page_path: p.path, page_title: p.title });
-      } else if (kind == 'identify') str(e.userId) && gtag('set', { user_id: e.userId });
-    } else if (kind == 'track' || kind == 'page') {
+        call('gtag', '', 'event', 'page_view', { page_location: p.url, page_path: p.path, page_title: p.title });
+      } else if (kind == 2) str(e.userId) && call('gtag', '', 'set', { user_id: e.userId });
+    } else if (kind == 0 || kind == 1) {
       // The event name wins over a property called `event`.
-      const n = kind == 'page' ? 'page_view' : name;
-      what = 'push';
-      w.dataLayer.push(Object.assign({ event: n }, copy('properties'), { event: n }));
+      const n = kind == 1 ? 'page_view' : name;
+      call('dataLayer', 'push', Object.assign({ event: n }, copy('properties'), { event: n }));
     }
   } catch (err) {
-    return [what, err];
+    return what + ' threw: ' + message(err);
   }
 }

@@ -4,7 +4,8 @@
 //! `window.dataLayer` + `window.gtag`), queues its init calls into the stub (for Google tags the
 //! Consent Mode `default` first), then injects the vendor script by `src` through the script
 //! injector, so `config.nonce` and the URL policy apply; the vendor script replays what the stub
-//! queued. Events are then mapped to vendor calls:
+//! queued. Events are then mapped to vendor calls (the calls themselves are made by
+//! `vendors.js`; what to tell and when is decided here and in `vendor_map`):
 //!
 //! | event | posthog | meta-pixel | ga4 | gtm |
 //! |---|---|---|---|---|
@@ -28,33 +29,30 @@ use crate::prelude::*;
 
 use alloc::rc::Rc;
 use core::cell::Cell;
+use core::future::ready;
 
-use js_sys::{Array, Object};
 use wasm_bindgen::prelude::*;
 
-use crate::consent::{Purpose, Purposes};
+use crate::consent::Purposes;
 use crate::error::{DeliveryError, ErrorKind};
 use crate::event::EventKind;
 use crate::script::ScriptDescriptor;
-use crate::vendor_map::{consent_mode, is_meta_standard, Vendor, POSTHOG_API_HOST};
+use crate::vendor_map::{consent_mode_bits, is_meta_standard, Vendor, POSTHOG_API_HOST};
 use crate::web::config::DestConfig;
 use crate::web::dest::{Destination, Event, Fut, LoadEnv};
 use crate::web::inject::{inject, remove_all, remove_revoked, resolve_and_check};
-use crate::web::js::{check_keys, get, opt_str, set};
-use crate::web::platform::error_message;
+use crate::web::js::{check_keys, get, opt_str};
 
 #[wasm_bindgen(module = "/src/web/destinations/vendors.js")]
 extern "C" {
-    /// Sets up the stub of vendor `v` (0 PostHog, 1 Meta, 2 Google) unless it already exists.
-    #[wasm_bindgen(catch)]
-    fn stub(v: u8) -> Result<(), JsValue>;
-    /// `window[t][m](...a)`, or `window[t](...a)` when `m` is empty.
-    #[wasm_bindgen(catch)]
-    fn vcall(t: &str, m: &str, a: &Array) -> Result<JsValue, JsValue>;
-    /// Maps one event to vendor `v`'s call (0 PostHog, 1 Meta, 2 GA4, 3 GTM); returns
-    /// `[function name, thrown value]` when the vendor function threw.
+    /// Maps one event of type `kind` (see `kind`) to vendor `v`'s (0 PostHog, 1 Meta, 2 GA4,
+    /// 3 GTM) calls; `flag`: for a track, a Meta standard event name, for a consent change,
+    /// whether the vendor's switch purpose is granted (`on`); `cm`: the Consent Mode state
+    /// (`consent_mode_bits`). Kind `INIT` sets up the stub and queues the init calls for
+    /// account `e` (PostHog: at `host`) with `on` and `cm`. Returns the failure message
+    /// (`'<function> threw: ...'`) when a vendor function threw.
     #[wasm_bindgen(js_name = vendorSend)]
-    fn vendor_send(v: u8, kind: &str, e: &JsValue, standard: bool) -> Option<Array>;
+    fn vendor_send(v: u8, kind: u8, e: &JsValue, flag: bool, cm: u8, host: &str) -> Option<String>;
 }
 
 /// A vendor tag destination.
@@ -78,15 +76,19 @@ pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
     let st = &entry.settings;
     check_keys(st, vendor.settings_keys(), &path)?;
     let key = vendor.id_key();
-    let field = || [&path, ".", key].concat();
-    let account = opt_str(st, key, &path)?.ok_or_else(|| [&field(), " is required"].concat())?;
-    vendor
-        .check_id(&account)
-        .map_err(|what| [&field(), " must be ", what, ": ", &account].concat())?;
+    // `path` and the rest of an error message.
+    let fail = |a: &str, b: &str, c: &str, d: &str| Err([&path, a, b, c, d].concat());
+    let account = match opt_str(st, key, &path)? {
+        None => return fail(".", key, " is required", ""),
+        Some(a) => a,
+    };
+    if let Err(what) = vendor.check_id(&account) {
+        return fail(".", key, &[" must be ", what, ": "].concat(), &account);
+    }
     let api_host = match vendor {
         Vendor::PostHog => match opt_str(st, "apiHost", &path)? {
             Some(h) if h.trim().is_empty() => {
-                return Err([&path, ".apiHost must be a non-empty URL"].concat())
+                return fail(".apiHost must be a non-empty URL", "", "", "")
             }
             Some(h) => h,
             None => POSTHOG_API_HOST.into(),
@@ -95,7 +97,9 @@ pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
     };
     let src = match opt_str(st, "scriptSrc", &path)? {
         Some(src) => {
-            resolve_and_check(&src).map_err(|m| [&path, ".scriptSrc: ", &m].concat())?;
+            if let Err(m) = resolve_and_check(&src) {
+                return fail(".scriptSrc: ", &m, "", "");
+            }
             src
         }
         None => vendor.default_script(&account, &api_host),
@@ -110,156 +114,98 @@ pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
     }))
 }
 
-/// A delivery failure: the vendor function threw.
-fn threw(what: &str, e: &JsValue) -> DeliveryError {
-    DeliveryError::new(
-        ErrorKind::Unknown,
-        [what, " threw: ", &error_message(e)].concat(),
-    )
-}
-
-/// Calls `window[target][method](...args)` (`window[target](...args)` when `method` is empty).
-fn call(target: &str, method: &str, args: &[JsValue]) -> Result<(), DeliveryError> {
-    let a: Array = args.iter().collect();
-    vcall(target, method, &a)
-        .map(|_| ())
-        .map_err(|e| threw(if method.is_empty() { target } else { method }, &e))
-}
-
-fn s(v: &str) -> JsValue {
-    JsValue::from_str(v)
-}
-
-/// `{ analytics_storage: 'granted', ... }` for the granted purposes.
-fn consent_mode_object(p: Purposes) -> JsValue {
-    let o = Object::new();
-    for (k, v) in consent_mode(p) {
-        set(&o, k, &s(v));
+/// An event type's number in `vendors.js`.
+fn kind(k: EventKind) -> u8 {
+    match k {
+        EventKind::Track => 0,
+        EventKind::Page => 1,
+        EventKind::Identify => 2,
+        EventKind::Group => 3,
+        EventKind::Alias => 4,
+        EventKind::Consent => 5,
     }
-    o.into()
+}
+
+/// The `kind` of `vendorSend` that sets up the stub and queues the init calls.
+const INIT: u8 = 6;
+
+/// A delivery failure: a vendor function threw (`message` says which and what).
+fn failed(message: Option<String>) -> Result<(), DeliveryError> {
+    match message {
+        Some(m) => Err(DeliveryError::new(ErrorKind::Unknown, m)),
+        None => Ok(()),
+    }
 }
 
 impl VendorDestination {
-    /// Queues the vendor's init calls into its stub, for consent `c`.
-    fn init(&self, c: Purposes) -> Result<(), DeliveryError> {
-        let id = s(&self.account);
+    /// The vendor's number in `vendors.js`.
+    fn code(&self) -> u8 {
         match self.vendor {
-            Vendor::PostHog => {
-                let cfg = Object::new();
-                set(&cfg, "api_host", &s(&self.api_host));
-                set(&cfg, "capture_pageview", &JsValue::FALSE);
-                if !c.has(Purpose::Measurement) {
-                    set(&cfg, "opt_out_capturing_by_default", &JsValue::TRUE);
-                }
-                call("posthog", "init", &[id, cfg.into()])
-            }
-            Vendor::MetaPixel => {
-                if !c.has(Purpose::Marketing) {
-                    call("fbq", "", &[s("consent"), s("revoke")])?;
-                }
-                call("fbq", "", &[s("init"), id])
-            }
-            Vendor::Ga4 | Vendor::Gtm => {
-                call(
-                    "gtag",
-                    "",
-                    &[s("consent"), s("default"), consent_mode_object(c)],
-                )?;
-                if self.vendor == Vendor::Gtm {
-                    let o = Object::new();
-                    set(&o, "gtm.start", &JsValue::from_f64(js_sys::Date::now()));
-                    set(&o, "event", &s("gtm.js"));
-                    return call("dataLayer", "push", &[o.into()]);
-                }
-                call("gtag", "", &[s("js"), js_sys::Date::new_0().into()])?;
-                let cfg = Object::new();
-                set(&cfg, "send_page_view", &JsValue::FALSE);
-                call("gtag", "", &[s("config"), id, cfg.into()])
-            }
-        }
-    }
-
-    /// Tells the vendor about the consent an event was captured under, if it changed.
-    fn consent(&self, c: Purposes) -> Result<(), DeliveryError> {
-        let before = self.told.get().unwrap_or(c);
-        if !self.vendor.consent_changed(before, c) {
-            return Ok(());
-        }
-        match self.vendor {
-            Vendor::PostHog => {
-                let m = if c.has(Purpose::Measurement) {
-                    "opt_in_capturing"
-                } else {
-                    "opt_out_capturing"
-                };
-                call("posthog", m, &[])?
-            }
-            Vendor::MetaPixel => {
-                let v = if c.has(Purpose::Marketing) {
-                    "grant"
-                } else {
-                    "revoke"
-                };
-                call("fbq", "", &[s("consent"), s(v)])?
-            }
-            Vendor::Ga4 | Vendor::Gtm => call(
-                "gtag",
-                "",
-                &[s("consent"), s("update"), consent_mode_object(c)],
-            )?,
-        }
-        self.told.set(Some(c));
-        Ok(())
-    }
-
-    /// Maps one event to the vendor's calls.
-    fn send(&self, ev: &Event) -> Result<(), DeliveryError> {
-        if ev.kind == EventKind::Consent {
-            return self.consent(ev.consent);
-        }
-        let e = &ev.payload;
-        let v = match self.vendor {
             Vendor::PostHog => 0,
             Vendor::MetaPixel => 1,
             Vendor::Ga4 => 2,
             Vendor::Gtm => 3,
-        };
-        let standard = ev.kind == EventKind::Track
-            && get(e, "event")
-                .as_string()
-                .is_some_and(|n| is_meta_standard(&n));
-        match vendor_send(v, ev.kind.name(), e, standard) {
-            Some(f) => Err(threw(&f.get(0).as_string().unwrap_or_default(), &f.get(1))),
-            None => Ok(()),
         }
+    }
+
+    /// Whether the purpose the vendor's own switch follows is granted in `c`.
+    fn on(&self, c: Purposes) -> bool {
+        self.vendor.switch_purpose().is_some_and(|p| c.has(p))
+    }
+
+    /// Sets up the stub and queues the init calls, once per instance (a retried load, after the
+    /// script failed, must not queue them twice).
+    fn init(&self, c: Purposes) -> Result<(), DeliveryError> {
+        if self.told.get().is_none() {
+            failed(vendor_send(
+                self.code(),
+                INIT,
+                &JsValue::from_str(&self.account),
+                self.on(c),
+                consent_mode_bits(c),
+                &self.api_host,
+            ))?;
+            self.told.set(Some(c));
+        }
+        Ok(())
+    }
+
+    /// Maps one event to the vendor's calls. A consent event is told to the vendor only if
+    /// what the vendor follows changed since it was last told.
+    fn send(&self, ev: &Event) -> Result<(), DeliveryError> {
+        let c = ev.consent;
+        let e = &ev.payload;
+        let consent = ev.kind == EventKind::Consent;
+        let flag = if consent {
+            if !self.vendor.consent_changed(self.told.get().unwrap_or(c), c) {
+                return Ok(());
+            }
+            self.on(c)
+        } else {
+            ev.kind == EventKind::Track
+                && get(e, "event")
+                    .as_string()
+                    .is_some_and(|n| is_meta_standard(&n))
+        };
+        let cm = consent_mode_bits(c);
+        failed(vendor_send(self.code(), kind(ev.kind), e, flag, cm, ""))?;
+        if consent {
+            self.told.set(Some(c));
+        }
+        Ok(())
     }
 }
 
 impl Destination for VendorDestination {
     fn load(self: Rc<Self>, env: LoadEnv) -> Fut<Result<(), DeliveryError>> {
-        Box::pin(async move {
-            // A retried load (the script failed) must not queue the init calls twice.
-            if self.told.get().is_none() {
-                let v = match self.vendor {
-                    Vendor::PostHog => 0,
-                    Vendor::MetaPixel => 1,
-                    Vendor::Ga4 | Vendor::Gtm => 2,
-                };
-                stub(v).map_err(|e| threw("vendor stub", &e))?;
-                self.init(env.consent)?;
-                self.told.set(Some(env.consent));
-            }
-            inject(&self.script, env.nonce.as_deref(), env.timeout_ms).await
-        })
+        if let Err(e) = self.init(env.consent) {
+            return Box::pin(ready(Err(e)));
+        }
+        Box::pin(async move { inject(&self.script, env.nonce.as_deref(), env.timeout_ms).await })
     }
 
     fn deliver(self: Rc<Self>, events: Vec<Event>) -> Fut<Result<(), DeliveryError>> {
-        Box::pin(async move {
-            for ev in &events {
-                self.send(ev)?;
-            }
-            Ok(())
-        })
+        Box::pin(ready(events.iter().try_for_each(|ev| self.send(ev))))
     }
 
     fn revoke(&self) {
