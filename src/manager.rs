@@ -550,7 +550,7 @@ impl<P> Manager<P> {
                 } else {
                     d.state = LoadState::Failed;
                     d.load_retry_at = None;
-                    let items: Vec<Item<P>> = d.queue.drain(..).collect();
+                    let items = core::mem::take(&mut d.queue);
                     d.queued_bytes = 0;
                     d.flush_due = None;
                     for it in items {
@@ -581,7 +581,7 @@ impl<P> Manager<P> {
                 let d = &mut self.dests[dest];
                 d.breaker.on_success(now);
                 d.retry_at = None;
-                let done: Vec<Item<P>> = d.queue.drain(..n.min(d.queue.len())).collect();
+                let done = take_front(&mut d.queue, n);
                 d.delivered += done.len() as u64;
                 let durable = d.spec.durable;
                 let mut events = Vec::with_capacity(done.len());
@@ -617,7 +617,7 @@ impl<P> Manager<P> {
                 // replays, which get one attempt) are dead-lettered, the rest wait for a retry.
                 let mut keep = Vec::new();
                 let d = &mut self.dests[dest];
-                let batch: Vec<Item<P>> = d.queue.drain(..n.min(d.queue.len())).collect();
+                let batch = take_front(&mut d.queue, n);
                 let purge_upto = self.dests[dest].purge_upto;
                 let mut dead = Vec::new();
                 for mut it in batch {
@@ -654,7 +654,8 @@ impl<P> Manager<P> {
                     );
                     d.retry_at = Some(now + delay);
                 }
-                d.queue.splice(0..0, keep);
+                keep.append(&mut d.queue);
+                d.queue = keep;
                 for it in dead {
                     self.dests[dest].queued_bytes -= it.env.json.len();
                     let replay = it.replay;
@@ -741,7 +742,7 @@ impl<P> Manager<P> {
         d.purge_upto = self.last_seq;
         let n = d.in_flight;
         let durable = d.spec.durable;
-        let rest: Vec<Item<P>> = d.queue.drain(n..).collect();
+        let rest = d.queue.split_off(n);
         let mut dropped = Vec::new();
         for it in rest {
             if it.env.kind == EventKind::Consent {
@@ -875,7 +876,7 @@ impl<P> Manager<P> {
             return Vec::new();
         }
         let n = d.in_flight;
-        let rest: Vec<Item<P>> = d.queue.drain(n..).collect();
+        let rest = d.queue.split_off(n);
         d.flush_due = None;
         d.flush_requested = false;
         rest.into_iter()
@@ -1042,6 +1043,13 @@ impl<P> Manager<P> {
             })
             .collect()
     }
+}
+
+/// Removes and returns the first `n` items of `v` (all of them when it holds fewer), in order.
+/// (`split_off` and a swap: no `Drain` code in the wasm.)
+fn take_front<T>(v: &mut Vec<T>, n: usize) -> Vec<T> {
+    let rest = v.split_off(n.min(v.len()));
+    core::mem::replace(v, rest)
 }
 
 fn env_kind_loads(kind: Option<EventKind>) -> bool {
