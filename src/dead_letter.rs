@@ -230,9 +230,16 @@ impl DeadLetterQueue {
 
     fn enforce_bound(&mut self) -> usize {
         let over = self.entries.len().saturating_sub(self.config.max_size);
-        self.entries.drain(..over);
-        self.dropped += over as u64;
+        self.evict(over);
         over
+    }
+
+    /// Drops the `n` oldest entries (`split_off`: no `Drain` code in the wasm), counted.
+    fn evict(&mut self, n: usize) {
+        if n > 0 {
+            self.entries = self.entries.split_off(n);
+            self.dropped += n as u64;
+        }
     }
 
     /// Writes the whole queue once; on a full quota evicts the oldest entries one by one until
@@ -280,8 +287,7 @@ impl DeadLetterQueue {
             match self.storage.set(&self.config.storage_key, &value) {
                 Ok(()) => {
                     if evict > 0 {
-                        self.entries.drain(..evict);
-                        self.dropped += evict as u64;
+                        self.evict(evict);
                         self.log
                             .debug("evicted the oldest dead letters to fit the storage quota");
                     }
