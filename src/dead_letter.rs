@@ -159,10 +159,14 @@ impl DeadLetterQueue {
     /// all of them, for replay. Failed replays are pushed back.
     pub fn take(&mut self, destination: Option<&str>, now_ms: u64) -> Vec<DeadLetter> {
         let expired = self.drop_expired(now_ms);
-        let (taken, kept): (Vec<_>, Vec<_>) = core::mem::take(&mut self.entries)
-            .into_iter()
-            .partition(|e| matches(e, destination));
-        self.entries = kept;
+        let mut taken = Vec::new();
+        for e in core::mem::take(&mut self.entries) {
+            if matches(&e, destination) {
+                taken.push(e);
+            } else {
+                self.entries.push(e);
+            }
+        }
         if expired > 0 || !taken.is_empty() {
             self.persist();
         }
