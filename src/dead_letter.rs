@@ -159,14 +159,7 @@ impl DeadLetterQueue {
     /// all of them, for replay. Failed replays are pushed back.
     pub fn take(&mut self, destination: Option<&str>, now_ms: u64) -> Vec<DeadLetter> {
         let expired = self.drop_expired(now_ms);
-        let mut taken = Vec::new();
-        for e in core::mem::take(&mut self.entries) {
-            if matches(&e, destination) {
-                taken.push(e);
-            } else {
-                self.entries.push(e);
-            }
-        }
+        let taken = self.split(&|e| matches(e, destination));
         if expired > 0 || !taken.is_empty() {
             self.persist();
         }
@@ -175,9 +168,7 @@ impl DeadLetterQueue {
 
     /// Deletes the dead letters for one destination or all of them; returns how many.
     pub fn clear(&mut self, destination: Option<&str>) -> usize {
-        let before = self.entries.len();
-        self.entries.retain(|e| !matches(e, destination));
-        let cleared = before - self.entries.len();
+        let cleared = self.split(&|e| matches(e, destination)).len();
         if cleared > 0 {
             self.persist();
         }
@@ -223,13 +214,26 @@ impl DeadLetterQueue {
     }
 
     fn drop_expired(&mut self, now_ms: u64) -> usize {
-        let before = self.entries.len();
         let ttl = self.config.ttl_ms;
-        self.entries
-            .retain(|e| now_ms.saturating_sub(e.last_failed_at) < ttl);
-        let n = before - self.entries.len();
+        let n = self
+            .split(&|e| now_ms.saturating_sub(e.last_failed_at) >= ttl)
+            .len();
         self.expired += n as u64;
         n
+    }
+
+    /// Removes and returns the entries `out` selects, oldest first; the rest keep their order.
+    /// (One loop, not one `retain` per condition, in the wasm.)
+    fn split(&mut self, out: &dyn Fn(&DeadLetter) -> bool) -> Vec<DeadLetter> {
+        let mut taken = Vec::new();
+        for e in core::mem::take(&mut self.entries) {
+            if out(&e) {
+                taken.push(e);
+            } else {
+                self.entries.push(e);
+            }
+        }
+        taken
     }
 
     fn enforce_bound(&mut self) -> usize {
