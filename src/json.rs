@@ -26,18 +26,24 @@ pub fn push_str_lit(out: &mut String, s: &str) {
 }
 
 /// `n` in decimal, without pulling in `core::fmt` integer formatting.
-pub fn dec(mut n: u64) -> String {
-    let mut buf = [0u8; 20];
+pub fn dec(n: u64) -> String {
+    let mut out = String::new();
+    push_dec(&mut out, n, 1);
+    out
+}
+
+/// Appends `n` in decimal to `out`, zero-padded to at least `width` digits (at most 20).
+pub fn push_dec(out: &mut String, mut n: u64, width: usize) {
+    let mut buf = [b'0'; 20];
     let mut i = buf.len();
-    loop {
+    while n > 0 || buf.len() - i < width {
         i -= 1;
         buf[i] = b'0' + (n % 10) as u8;
         n /= 10;
-        if n == 0 {
-            break;
-        }
     }
-    buf[i..].iter().map(|&b| b as char).collect()
+    for &b in &buf[i..] {
+        out.push(b as char);
+    }
 }
 
 #[cfg(test)]
@@ -49,6 +55,15 @@ mod tests {
         for n in [0, 1, 9, 10, 99, 100, 12345, u32::MAX as u64, u64::MAX] {
             assert_eq!(dec(n), n.to_string());
         }
+    }
+
+    #[test]
+    fn push_dec_pads_to_width() {
+        let mut s = String::new();
+        push_dec(&mut s, 7, 3);
+        push_dec(&mut s, 1234, 2);
+        push_dec(&mut s, 0, 2);
+        assert_eq!(s, "007123400");
     }
 
     #[test]

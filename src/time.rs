@@ -3,40 +3,29 @@
 #[allow(unused_imports)]
 use crate::prelude::*;
 
+use crate::json::push_dec;
+
 /// Formats `ms` since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn iso8601(ms: u64) -> String {
     let secs = ms / 1000;
     let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     let sod = secs % 86_400;
     let mut out = String::with_capacity(24);
-    push_num(&mut out, y as u64, 4);
+    push_dec(&mut out, y as u64, 4);
     out.push('-');
-    push_num(&mut out, m as u64, 2);
+    push_dec(&mut out, m as u64, 2);
     out.push('-');
-    push_num(&mut out, d as u64, 2);
+    push_dec(&mut out, d as u64, 2);
     out.push('T');
-    push_num(&mut out, sod / 3600, 2);
+    push_dec(&mut out, sod / 3600, 2);
     out.push(':');
-    push_num(&mut out, sod / 60 % 60, 2);
+    push_dec(&mut out, sod / 60 % 60, 2);
     out.push(':');
-    push_num(&mut out, sod % 60, 2);
+    push_dec(&mut out, sod % 60, 2);
     out.push('.');
-    push_num(&mut out, ms % 1000, 3);
+    push_dec(&mut out, ms % 1000, 3);
     out.push('Z');
     out
-}
-
-fn push_num(out: &mut String, mut n: u64, width: usize) {
-    let mut buf = [b'0'; 20];
-    let mut i = buf.len();
-    while n > 0 || buf.len() - i < width {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    for &b in &buf[i..] {
-        out.push(b as char);
-    }
 }
 
 /// Converts days since 1970-01-01 to a (year, month, day) civil date (Howard Hinnant's algorithm).
