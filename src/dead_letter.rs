@@ -289,7 +289,7 @@ impl DeadLetterQueue {
             let mut value = String::with_capacity(HEADER.len() + 12 + rest.len());
             value.push_str(HEADER);
             value.push(' ');
-            value.push_str(&crate::json::dec((n - evict) as u64));
+            crate::json::push_dec(&mut value, (n - evict) as u64, 1);
             value.push('\n');
             value.push_str(rest);
             match self.storage.set(&self.config.storage_key, &value) {
@@ -337,14 +337,14 @@ fn encode_line(out: &mut String, e: &DeadLetter) {
     out.push_str(e.kind.name());
     out.push('\t');
     if let Some(s) = e.status {
-        out.push_str(&crate::json::dec(s.into()));
+        crate::json::push_dec(out, s.into(), 1);
     }
     out.push('\t');
-    out.push_str(&crate::json::dec(e.attempts.into()));
+    crate::json::push_dec(out, e.attempts.into(), 1);
     out.push('\t');
-    out.push_str(&crate::json::dec(e.first_failed_at));
+    crate::json::push_dec(out, e.first_failed_at, 1);
     out.push('\t');
-    out.push_str(&crate::json::dec(e.last_failed_at));
+    crate::json::push_dec(out, e.last_failed_at, 1);
     out.push('\t');
     push_escaped(out, &e.message);
     out.push('\t');

@@ -99,7 +99,7 @@ impl DeliveryError {
     /// A failure from a non-2xx HTTP answer.
     pub fn http(status: u16, retry_after_ms: Option<u64>) -> Self {
         let mut message = String::from("HTTP ");
-        message.push_str(&crate::json::dec(status.into()));
+        crate::json::push_dec(&mut message, status.into(), 1);
         DeliveryError {
             kind: ErrorKind::from_status(status),
             message,
