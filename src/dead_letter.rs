@@ -353,34 +353,11 @@ fn encode_line(out: &mut String, e: &DeadLetter) {
 }
 
 fn push_escaped(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
-        }
-    }
+    crate::json::push_escaped(out, s, false);
 }
 
 fn unescape(s: &str) -> Option<String> {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => out.push(match chars.next()? {
-                '\\' => '\\',
-                't' => '\t',
-                'n' => '\n',
-                'r' => '\r',
-                _ => return None,
-            }),
-            '\r' => return None,
-            c => out.push(c),
-        }
-    }
-    Some(out)
+    Some(crate::json::unescape(s, false)?.0)
 }
 
 /// A canonical decimal number: digits only, no sign, no leading zero.

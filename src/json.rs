@@ -6,23 +6,73 @@ use crate::prelude::*;
 /// Appends `s` to `out` as a JSON string literal, quotes included.
 pub fn push_str_lit(out: &mut String, s: &str) {
     out.push('"');
+    push_escaped(out, s, true);
+    out.push('"');
+}
+
+/// Appends `s` to `out` with `\\`, `\n`, `\r` and `\t` escaped by a backslash; with `json`
+/// also `"` and the other control characters (`\u00XX`), as inside a JSON string literal.
+/// One escaper for the JSON values and the dead-letter queue's tab-separated lines.
+pub fn push_escaped(out: &mut String, s: &str, json: bool) {
     for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
+        let e = match c {
+            '\\' => '\\',
+            '\n' => 'n',
+            '\r' => 'r',
+            '\t' => 't',
+            '"' if json => '"',
+            c if json && c < ' ' => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
                 out.push_str("\\u00");
                 out.push(HEX[(c as usize) >> 4] as char);
                 out.push(HEX[(c as usize) & 15] as char);
+                continue;
             }
-            c => out.push(c),
-        }
+            c => {
+                out.push(c);
+                continue;
+            }
+        };
+        out.push('\\');
+        out.push(e);
     }
-    out.push('"');
+}
+
+/// Reverses [`push_escaped`]. With `json`, reads a JSON string literal's body (after its
+/// opening quote): every JSON escape is accepted, a raw control character is refused, and the
+/// text after the closing quote is returned too. Without, reads all of `s`, accepts only the
+/// four escapes `push_escaped` writes and refuses a raw `\r`. `None` for anything else.
+pub fn unescape(s: &str, json: bool) -> Option<(String, &str)> {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        let c = match c {
+            '"' if json => return Some((out, s.get(i + 1..)?)),
+            '\\' => match chars.next()?.1 {
+                '\\' => '\\',
+                'n' => '\n',
+                'r' => '\r',
+                't' => '\t',
+                _ if !json => return None,
+                '"' => '"',
+                '/' => '/',
+                'b' => '\u{8}',
+                'f' => '\u{c}',
+                'u' => {
+                    let mut n = 0u32;
+                    for _ in 0..4 {
+                        n = n * 16 + chars.next()?.1.to_digit(16)?;
+                    }
+                    char::from_u32(n)?
+                }
+                _ => return None,
+            },
+            c if c < ' ' && (json || c == '\r') => return None,
+            c => c,
+        };
+        out.push(c);
+    }
+    (!json).then_some((out, ""))
 }
 
 /// `n` in decimal, without pulling in `core::fmt` integer formatting.
@@ -71,5 +121,27 @@ mod tests {
         let mut s = String::new();
         push_str_lit(&mut s, "a\"b\\c\nd\u{1}é");
         assert_eq!(s, r#""a\"b\\c\nd\u0001é""#);
+        assert_eq!(unescape(&s[1..], true), Some(("a\"b\\c\nd\u{1}é".into(), "")));
+    }
+
+    #[test]
+    fn line_escapes_round_trip_and_refuse_json_only_forms() {
+        let text = "tab\there \\ back\\n, \"quoted\"\r\n\u{1}é";
+        let mut s = String::new();
+        push_escaped(&mut s, text, false);
+        assert_eq!(s, "tab\\there \\\\ back\\\\n, \"quoted\"\\r\\n\u{1}é");
+        assert_eq!(unescape(&s, false), Some((text.into(), "")));
+        for bad in ["\\\"", "\\u0041", "\\/", "a\\", "raw\rreturn"] {
+            assert_eq!(unescape(bad, false), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn json_literals_read_every_escape_and_stop_at_the_quote() {
+        let (text, rest) = unescape(r#"\"\\\/\b\f\n\r\t\u00e9\u0041x","event":1"#, true).unwrap();
+        assert_eq!((text.as_str(), rest), ("\"\\/\u{8}\u{c}\n\r\té\u{41}x", r#","event":1"#));
+        for bad in ["no end", "raw\ttab\"", "\\x\"", "\\u12\"", "\\ud800\""] {
+            assert_eq!(unescape(bad, true), None, "{bad:?}");
+        }
     }
 }

@@ -357,45 +357,9 @@ pub fn encode_value(message_id: &str, json: &str) -> String {
 /// Reads a stored value back: (messageId, event JSON), `None` when it is not one of ours.
 pub fn decode_value(v: &str) -> Option<(String, &str)> {
     let rest = v.strip_prefix(VALUE_HEAD)?;
-    let (id, rest) = read_str_lit(rest)?;
+    let (id, rest) = crate::json::unescape(rest.strip_prefix('"')?, true)?;
     let json = rest.strip_prefix(VALUE_EVENT)?.strip_suffix('}')?;
     (json.len() >= 2 && json.starts_with('{') && json.ends_with('}')).then_some((id, json))
-}
-
-/// Reads a JSON string literal at the start of `s`; returns it unescaped and the rest.
-fn read_str_lit(s: &str) -> Option<(String, &str)> {
-    let body = s.strip_prefix('"')?;
-    let mut out = String::new();
-    let mut chars = body.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '"' => return Some((out, body.get(i + 1..)?)),
-            '\\' => {
-                let (_, e) = chars.next()?;
-                out.push(match e {
-                    '"' => '"',
-                    '\\' => '\\',
-                    '/' => '/',
-                    'n' => '\n',
-                    'r' => '\r',
-                    't' => '\t',
-                    'b' => '\u{8}',
-                    'f' => '\u{c}',
-                    'u' => {
-                        let mut n = 0u32;
-                        for _ in 0..4 {
-                            n = n * 16 + chars.next()?.1.to_digit(16)?;
-                        }
-                        char::from_u32(n)?
-                    }
-                    _ => return None,
-                });
-            }
-            c if (c as u32) < 0x20 => return None,
-            c => out.push(c),
-        }
-    }
-    None
 }
 
 /// The relay's request body: `{"batch":[<event>,...],"sentAt":"<ISO>","writeKey"?:...}`, built
