@@ -366,7 +366,7 @@ fn number(s: &str) -> Option<u64> {
         && s.bytes().all(|b| b.is_ascii_digit())
         && (s.len() == 1 || !s.starts_with('0'));
     if canonical {
-        s.parse().ok()
+        crate::json::parse_dec(s)
     } else {
         None
     }

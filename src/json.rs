@@ -75,6 +75,24 @@ pub fn unescape(s: &str, json: bool) -> Option<(String, &str)> {
     (!json).then_some((out, ""))
 }
 
+/// A decimal `u64` as `str::parse` reads it (an optional `+`, then at least one digit; `None`
+/// on overflow), by one small loop instead of the generic parser.
+pub fn parse_dec(s: &str) -> Option<u64> {
+    let digits = s.strip_prefix('+').unwrap_or(s);
+    if digits.is_empty() {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for b in digits.bytes() {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(d.into())?;
+    }
+    Some(n)
+}
+
 /// `n` in decimal, without pulling in `core::fmt` integer formatting.
 pub fn dec(n: u64) -> String {
     let mut out = String::new();
@@ -104,6 +122,18 @@ mod tests {
     fn dec_matches_display() {
         for n in [0, 1, 9, 10, 99, 100, 12345, u32::MAX as u64, u64::MAX] {
             assert_eq!(dec(n), n.to_string());
+        }
+    }
+
+    #[test]
+    fn parse_dec_reads_what_str_parse_reads() {
+        let max = u64::MAX.to_string();
+        let over = "18446744073709551616";
+        for s in [
+            "0", "7", "+7", "007", "123", "", "+", "-1", "+-1", " 1", "1 ", "1a", "٣", &max, over,
+            "99999999999999999999999",
+        ] {
+            assert_eq!(parse_dec(s), s.parse::<u64>().ok(), "{s:?}");
         }
     }
 

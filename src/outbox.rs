@@ -216,8 +216,8 @@ impl Outbox {
         let mut found: Vec<u64> = Vec::new();
         for k in keys {
             let rest = k.get(prefix.len()..).unwrap_or("");
-            match rest.parse::<u64>() {
-                Ok(seq) if crate::json::dec(seq) == rest => {
+            match crate::json::parse_dec(rest) {
+                Some(seq) if crate::json::dec(seq) == rest => {
                     let at = found.iter().rposition(|s| *s < seq).map_or(0, |p| p + 1);
                     found.insert(at, seq);
                 }
@@ -304,9 +304,9 @@ impl Outbox {
     pub fn is_silent(&self, owner: &str, now_ms: u64) -> bool {
         let key = [&self.alive, owner].concat();
         match self.storage.get(&key) {
-            Ok(Some(v)) => match v.parse::<u64>() {
-                Ok(at) => now_ms.saturating_sub(at) > 3 * HEARTBEAT_MS,
-                Err(_) => true,
+            Ok(Some(v)) => match crate::json::parse_dec(&v) {
+                Some(at) => now_ms.saturating_sub(at) > 3 * HEARTBEAT_MS,
+                None => true,
             },
             Ok(None) => true,
             Err(_) => false,
@@ -329,7 +329,7 @@ fn owner_time(owner: &str) -> u64 {
     owner
         .split('-')
         .next()
-        .and_then(|t| t.parse().ok())
+        .and_then(crate::json::parse_dec)
         .unwrap_or(0)
 }
 
@@ -340,7 +340,7 @@ fn split_key(rest: &str) -> Option<(&str, u64)> {
     if owner.is_empty() || seq.contains(':') {
         return None;
     }
-    Some((owner, seq.parse().ok()?))
+    Some((owner, crate::json::parse_dec(seq)?))
 }
 
 /// The stored value of an entry.

@@ -99,7 +99,7 @@ pub fn parse_retry_after(value: &str, now_ms: u64) -> Option<u64> {
     }
     if v.bytes().all(|b| b.is_ascii_digit()) {
         // An absurdly long number saturates; the policy caps it at max_delay_ms anyway.
-        let secs = v.parse::<u64>().unwrap_or(u64::MAX);
+        let secs = crate::json::parse_dec(v).unwrap_or(u64::MAX);
         return Some(secs.saturating_mul(1000));
     }
     let at = parse_http_date(v, now_ms)?;
@@ -194,7 +194,7 @@ fn digits(s: &str, n: usize) -> Option<u32> {
     if s.len() != n || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    s.parse().ok()
+    crate::json::parse_dec(s).map(|n| n as u32)
 }
 
 fn to_ms(year: i64, month: u32, day: u32, time: &str) -> Option<i64> {

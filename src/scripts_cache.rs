@@ -55,7 +55,7 @@ impl ScriptsCache {
     fn read(&self, key: &str) -> Option<(u64, String)> {
         let text = self.storage.get(key).ok().flatten()?;
         let (at, body) = text.split_once('\n')?;
-        Some((at.parse().ok()?, body.into()))
+        Some((crate::json::parse_dec(at)?, body.into()))
     }
 
     /// What the cache holds for `consent` now.
