@@ -175,7 +175,7 @@ fn asctime(wd: &str, mon: &str, day: u32, time: &str, year: &str) -> Option<i64>
 /// year with those last two digits.
 fn two_digit_year(yy: i64, now_ms: u64) -> i64 {
     let days = i64::try_from(now_ms / 86_400_000).unwrap_or(i64::MAX / 2);
-    let now_year = year_from_days(days);
+    let now_year = crate::time::civil_from_days(days).0;
     let mut y = now_year - now_year.rem_euclid(100) + yy;
     if y > now_year + 50 {
         y -= 100;
@@ -233,17 +233,6 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
-}
-
-/// The Gregorian year containing day `z` since 1970-01-01.
-fn year_from_days(z: i64) -> i64 {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    yoe + era * 400 + i64::from(mp >= 10)
 }
 
 #[cfg(test)]
@@ -442,9 +431,13 @@ mod tests {
         assert_eq!(two_digit_year(40, now_2030), 2040);
         assert_eq!(two_digit_year(80, now_2030), 2080);
         assert_eq!(two_digit_year(81, now_2030), 1981);
-        assert_eq!(year_from_days(days_from_civil(2024, 2, 29)), 2024);
-        assert_eq!(year_from_days(days_from_civil(1999, 12, 31)), 1999);
-        assert_eq!(year_from_days(-1), 1969);
+        let year_of = |days| crate::time::civil_from_days(days).0;
+        assert_eq!(year_of(days_from_civil(2024, 2, 29)), 2024);
+        assert_eq!(year_of(days_from_civil(1999, 12, 31)), 1999);
+        assert_eq!(year_of(-1), 1969);
+        for (y, m, d) in [(2024, 2, 29), (1999, 12, 31), (1969, 12, 31), (2100, 3, 1)] {
+            assert_eq!(crate::time::civil_from_days(days_from_civil(y, m, d)), (y, m, d));
+        }
     }
 
     #[test]
