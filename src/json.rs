@@ -130,7 +130,21 @@ mod tests {
         let max = u64::MAX.to_string();
         let over = "18446744073709551616";
         for s in [
-            "0", "7", "+7", "007", "123", "", "+", "-1", "+-1", " 1", "1 ", "1a", "٣", &max, over,
+            "0",
+            "7",
+            "+7",
+            "007",
+            "123",
+            "",
+            "+",
+            "-1",
+            "+-1",
+            " 1",
+            "1 ",
+            "1a",
+            "٣",
+            &max,
+            over,
             "99999999999999999999999",
         ] {
             assert_eq!(parse_dec(s), s.parse::<u64>().ok(), "{s:?}");
@@ -151,7 +165,10 @@ mod tests {
         let mut s = String::new();
         push_str_lit(&mut s, "a\"b\\c\nd\u{1}é");
         assert_eq!(s, r#""a\"b\\c\nd\u0001é""#);
-        assert_eq!(unescape(&s[1..], true), Some(("a\"b\\c\nd\u{1}é".into(), "")));
+        assert_eq!(
+            unescape(&s[1..], true),
+            Some(("a\"b\\c\nd\u{1}é".into(), ""))
+        );
     }
 
     #[test]
@@ -169,7 +186,10 @@ mod tests {
     #[test]
     fn json_literals_read_every_escape_and_stop_at_the_quote() {
         let (text, rest) = unescape(r#"\"\\\/\b\f\n\r\t\u00e9\u0041x","event":1"#, true).unwrap();
-        assert_eq!((text.as_str(), rest), ("\"\\/\u{8}\u{c}\n\r\té\u{41}x", r#","event":1"#));
+        assert_eq!(
+            (text.as_str(), rest),
+            ("\"\\/\u{8}\u{c}\n\r\té\u{41}x", r#","event":1"#)
+        );
         for bad in ["no end", "raw\ttab\"", "\\x\"", "\\u12\"", "\\ud800\""] {
             assert_eq!(unescape(bad, true), None, "{bad:?}");
         }

@@ -72,7 +72,8 @@ pub trait Log {
 /// `quota` bounds the total bytes of keys plus values, to simulate a full localStorage.
 #[derive(Default)]
 pub struct MemoryStorage {
-    /// Sorted by key (a sorted Vec is far smaller in the wasm than a BTreeMap).
+    /// In insertion order, found by a linear search (smaller in the wasm than a sorted Vec or a
+    /// BTreeMap; it holds few keys: the identity and undelivered relay events).
     map: RefCell<Vec<(String, String)>>,
     quota: Cell<Option<usize>>,
     broken: Cell<bool>,
@@ -94,10 +95,8 @@ impl MemoryStorage {
         self.broken.set(broken);
     }
 
-    fn find(&self, key: &str) -> Result<usize, usize> {
-        self.map
-            .borrow()
-            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+    fn find(&self, key: &str) -> Option<usize> {
+        self.map.borrow().iter().position(|(k, _)| k == key)
     }
 
     fn used_without(&self, key: &str) -> usize {
@@ -115,7 +114,7 @@ impl Storage for MemoryStorage {
         if self.broken.get() {
             return Err(StorageError::Unavailable);
         }
-        Ok(self.find(key).ok().map(|i| self.map.borrow()[i].1.clone()))
+        Ok(self.find(key).map(|i| self.map.borrow()[i].1.clone()))
     }
 
     fn set(&self, key: &str, value: &str) -> Result<(), StorageError> {
@@ -128,8 +127,8 @@ impl Storage for MemoryStorage {
             }
         }
         match self.find(key) {
-            Ok(i) => self.map.borrow_mut()[i].1 = value.into(),
-            Err(i) => self.map.borrow_mut().insert(i, (key.into(), value.into())),
+            Some(i) => self.map.borrow_mut()[i].1 = value.into(),
+            None => self.map.borrow_mut().push((key.into(), value.into())),
         }
         Ok(())
     }
@@ -138,7 +137,7 @@ impl Storage for MemoryStorage {
         if self.broken.get() {
             return Err(StorageError::Unavailable);
         }
-        if let Ok(i) = self.find(key) {
+        if let Some(i) = self.find(key) {
             self.map.borrow_mut().remove(i);
         }
         Ok(())

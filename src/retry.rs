@@ -436,7 +436,10 @@ mod tests {
         assert_eq!(year_of(days_from_civil(1999, 12, 31)), 1999);
         assert_eq!(year_of(-1), 1969);
         for (y, m, d) in [(2024, 2, 29), (1999, 12, 31), (1969, 12, 31), (2100, 3, 1)] {
-            assert_eq!(crate::time::civil_from_days(days_from_civil(y, m, d)), (y, m, d));
+            assert_eq!(
+                crate::time::civil_from_days(days_from_civil(y, m, d)),
+                (y, m, d)
+            );
         }
     }
 
