@@ -4,6 +4,15 @@
 #[allow(unused_imports)]
 use crate::prelude::*;
 
+/// The purposes' names, in the order of their discriminants.
+const NAMES: [&str; 5] = [
+    "necessary",
+    "functionality",
+    "experience",
+    "measurement",
+    "marketing",
+];
+
 /// A consent purpose. The discriminant is its bit in [`Purposes`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Purpose {
@@ -31,18 +40,12 @@ impl Purpose {
 
     /// The purpose's name as it appears in config and events.
     pub fn name(self) -> &'static str {
-        match self {
-            Purpose::Necessary => "necessary",
-            Purpose::Functionality => "functionality",
-            Purpose::Experience => "experience",
-            Purpose::Measurement => "measurement",
-            Purpose::Marketing => "marketing",
-        }
+        NAMES[self as usize]
     }
 
     /// Parses a purpose name; `None` for anything else.
     pub fn from_name(name: &str) -> Option<Purpose> {
-        Purpose::ALL.into_iter().find(|p| p.name() == name)
+        crate::json::position(&NAMES, name).map(|i| Purpose::ALL[i])
     }
 
     fn bit(self) -> u8 {
@@ -175,6 +178,8 @@ mod tests {
         for p in Purpose::ALL {
             assert_eq!(Purpose::from_name(p.name()), Some(p));
         }
+        assert_eq!(Marketing.name(), "marketing");
+        assert_eq!(Necessary.name(), "necessary");
         assert_eq!(Purpose::from_name("analytics"), None);
     }
 }

@@ -4,6 +4,18 @@
 #[allow(unused_imports)]
 use crate::prelude::*;
 
+/// The error kinds' names, in declaration order.
+const NAMES: [&str; 8] = [
+    "rate_limit",
+    "server",
+    "auth",
+    "validation",
+    "network",
+    "timeout",
+    "script_load",
+    "unknown",
+];
+
 /// The class of a delivery failure; decides whether it is retried.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -28,21 +40,12 @@ pub enum ErrorKind {
 impl ErrorKind {
     /// The `error.kind` string seen by JavaScript.
     pub fn name(self) -> &'static str {
-        match self {
-            ErrorKind::RateLimit => "rate_limit",
-            ErrorKind::Server => "server",
-            ErrorKind::Auth => "auth",
-            ErrorKind::Validation => "validation",
-            ErrorKind::Network => "network",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::ScriptLoad => "script_load",
-            ErrorKind::Unknown => "unknown",
-        }
+        NAMES[self as usize]
     }
 
     /// Parses a kind name (for persisted dead letters).
     pub fn from_name(s: &str) -> Option<ErrorKind> {
-        [
+        const ALL: [ErrorKind; 8] = [
             ErrorKind::RateLimit,
             ErrorKind::Server,
             ErrorKind::Auth,
@@ -51,9 +54,8 @@ impl ErrorKind {
             ErrorKind::Timeout,
             ErrorKind::ScriptLoad,
             ErrorKind::Unknown,
-        ]
-        .into_iter()
-        .find(|k| k.name() == s)
+        ];
+        crate::json::position(&NAMES, s).map(|i| ALL[i])
     }
 
     /// The class of a non-2xx HTTP status.
@@ -137,8 +139,26 @@ mod tests {
             ErrorKind::Unknown,
         ] {
             assert!(k.retryable());
-            assert_eq!(ErrorKind::from_name(k.name()), Some(k));
         }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        let kinds = [
+            (ErrorKind::RateLimit, "rate_limit"),
+            (ErrorKind::Server, "server"),
+            (ErrorKind::Auth, "auth"),
+            (ErrorKind::Validation, "validation"),
+            (ErrorKind::Network, "network"),
+            (ErrorKind::Timeout, "timeout"),
+            (ErrorKind::ScriptLoad, "script_load"),
+            (ErrorKind::Unknown, "unknown"),
+        ];
+        for (k, name) in kinds {
+            assert_eq!(k.name(), name);
+            assert_eq!(ErrorKind::from_name(name), Some(k));
+        }
+        assert_eq!(ErrorKind::from_name("Server"), None);
     }
 
     #[test]

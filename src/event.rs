@@ -9,6 +9,9 @@ use alloc::rc::Rc;
 
 use crate::consent::Purposes;
 
+/// The event types' names, in declaration order.
+const NAMES: [&str; 6] = ["track", "page", "identify", "group", "alias", "consent"];
+
 /// The Segment event types, plus `consent` for consent changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventKind {
@@ -29,28 +32,20 @@ pub enum EventKind {
 impl EventKind {
     /// The event's `type` field, which is also the destination hook's name.
     pub fn name(self) -> &'static str {
-        match self {
-            EventKind::Track => "track",
-            EventKind::Page => "page",
-            EventKind::Identify => "identify",
-            EventKind::Group => "group",
-            EventKind::Alias => "alias",
-            EventKind::Consent => "consent",
-        }
+        NAMES[self as usize]
     }
 
     /// Parses an event `type`.
     pub fn from_name(s: &str) -> Option<EventKind> {
-        [
+        const ALL: [EventKind; 6] = [
             EventKind::Track,
             EventKind::Page,
             EventKind::Identify,
             EventKind::Group,
             EventKind::Alias,
             EventKind::Consent,
-        ]
-        .into_iter()
-        .find(|k| k.name() == s)
+        ];
+        crate::json::position(&NAMES, s).map(|i| ALL[i])
     }
 }
 
@@ -69,4 +64,26 @@ pub struct Envelope<P> {
     pub json: Rc<str>,
     /// The event object itself (a `JsValue` in the browser).
     pub payload: P,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        let kinds = [
+            (EventKind::Track, "track"),
+            (EventKind::Page, "page"),
+            (EventKind::Identify, "identify"),
+            (EventKind::Group, "group"),
+            (EventKind::Alias, "alias"),
+            (EventKind::Consent, "consent"),
+        ];
+        for (k, name) in kinds {
+            assert_eq!(k.name(), name);
+            assert_eq!(EventKind::from_name(name), Some(k));
+        }
+        assert_eq!(EventKind::from_name("screen"), None);
+    }
 }

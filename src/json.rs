@@ -75,6 +75,12 @@ pub fn unescape(s: &str, json: bool) -> Option<(String, &str)> {
     (!json).then_some((out, ""))
 }
 
+/// The position of `name` in `names`: one name lookup for every enum read from text
+/// (purposes, event types, error kinds).
+pub fn position(names: &[&str], name: &str) -> Option<usize> {
+    names.iter().position(|n| *n == name)
+}
+
 /// A decimal `u64` as `str::parse` reads it (an optional `+`, then at least one digit; `None`
 /// on overflow), by one small loop instead of the generic parser.
 pub fn parse_dec(s: &str) -> Option<u64> {
