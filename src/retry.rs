@@ -134,7 +134,7 @@ fn parse_http_date(v: &str, now_ms: u64) -> Option<i64> {
     match parts.as_slice() {
         // IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
         [wd, day, mon, year, time, "GMT"] => {
-            if !DAYS.contains(&wd.strip_suffix(',')?) {
+            if !is_day(&DAYS, wd.strip_suffix(',')?) {
                 return None;
             }
             let y = i64::from(digits(year, 4)?);
@@ -142,7 +142,7 @@ fn parse_http_date(v: &str, now_ms: u64) -> Option<i64> {
         }
         // RFC 850: Sunday, 06-Nov-94 08:49:37 GMT
         [wd, date, time, "GMT"] => {
-            if !LONG_DAYS.contains(&wd.strip_suffix(',')?) {
+            if !is_day(&LONG_DAYS, wd.strip_suffix(',')?) {
                 return None;
             }
             let mut d = date.split('-');
@@ -165,7 +165,7 @@ fn parse_http_date(v: &str, now_ms: u64) -> Option<i64> {
 }
 
 fn asctime(wd: &str, mon: &str, day: u32, time: &str, year: &str) -> Option<i64> {
-    if !DAYS.contains(&wd) {
+    if !is_day(&DAYS, wd) {
         return None;
     }
     to_ms(i64::from(digits(year, 4)?), month(mon)?, day, time)
@@ -185,8 +185,12 @@ fn two_digit_year(yy: i64, now_ms: u64) -> i64 {
     y
 }
 
+fn is_day(names: &[&str], s: &str) -> bool {
+    crate::json::position(names, s).is_some()
+}
+
 fn month(s: &str) -> Option<u32> {
-    MONTHS.iter().position(|m| *m == s).map(|i| i as u32 + 1)
+    crate::json::position(&MONTHS, s).map(|i| i as u32 + 1)
 }
 
 /// Exactly `n` ASCII digits.
