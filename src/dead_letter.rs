@@ -138,8 +138,13 @@ impl DeadLetterQueue {
     pub fn push(&mut self, mut entry: DeadLetter, now_ms: u64) {
         // JSON.stringify never emits raw line breaks; one here could only be JSON whitespace
         // (or invalid JSON), so a space keeps the meaning and the line format intact.
-        if entry.event_json.contains(['\n', '\r']) {
-            entry.event_json = entry.event_json.replace(['\n', '\r'], " ");
+        let line_break = |c: char| c == '\n' || c == '\r';
+        if entry.event_json.contains(line_break) {
+            entry.event_json = entry
+                .event_json
+                .chars()
+                .map(|c| if line_break(c) { ' ' } else { c })
+                .collect();
         }
         self.entries.push(entry);
         self.drop_expired(now_ms);
