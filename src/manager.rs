@@ -583,20 +583,9 @@ impl<P> Manager<P> {
                 d.retry_at = None;
                 let done = take_front(&mut d.queue, n);
                 d.delivered += done.len() as u64;
-                let durable = d.spec.durable;
                 let mut events = Vec::with_capacity(done.len());
                 for it in done {
-                    self.dests[dest].queued_bytes -= it.env.json.len();
-                    if durable {
-                        self.out.push(Command::Forget {
-                            dest,
-                            event: it.env.clone(),
-                        });
-                    }
-                    if let Some(t) = it.replay {
-                        self.replay_result(t, true);
-                    }
-                    events.push(it.env);
+                    events.push(self.finish(dest, it, true));
                 }
                 self.out.push(Command::Delivered { dest, events });
             }
@@ -623,16 +612,7 @@ impl<P> Manager<P> {
                 for mut it in batch {
                     if it.env.kind != EventKind::Consent && it.env.seq <= purge_upto {
                         // Consent was revoked while this was in flight: never send it again.
-                        self.dests[dest].queued_bytes -= it.env.json.len();
-                        if self.dests[dest].spec.durable {
-                            self.out.push(Command::Forget {
-                                dest,
-                                event: it.env.clone(),
-                            });
-                        }
-                        if let Some(t) = it.replay {
-                            self.replay_result(t, false);
-                        }
+                        self.finish(dest, it, false);
                         continue;
                     }
                     if it.attempts == 0 {
@@ -674,6 +654,24 @@ impl<P> Manager<P> {
             }
         }
         self.poll(now)
+    }
+
+    /// An item leaves the queue without being dead-lettered (delivered, or dropped after a
+    /// revocation): its bytes stop counting, a durable destination forgets it, and its replay,
+    /// if any, counts it as `delivered` or not. Returns its event.
+    fn finish(&mut self, dest: usize, it: Item<P>, delivered: bool) -> Rc<Envelope<P>> {
+        let d = &mut self.dests[dest];
+        d.queued_bytes -= it.env.json.len();
+        if d.spec.durable {
+            self.out.push(Command::Forget {
+                dest,
+                event: it.env.clone(),
+            });
+        }
+        if let Some(t) = it.replay {
+            self.replay_result(t, delivered);
+        }
+        it.env
     }
 
     fn dead_letter(
@@ -741,14 +739,12 @@ impl<P> Manager<P> {
         let d = &mut self.dests[i];
         d.purge_upto = self.last_seq;
         let n = d.in_flight;
-        let durable = d.spec.durable;
         let rest = d.queue.split_off(n);
         let mut dropped = Vec::new();
         for it in rest {
             if it.env.kind == EventKind::Consent {
                 self.dests[i].queue.push(it);
             } else {
-                self.dests[i].queued_bytes -= it.env.json.len();
                 dropped.push(it);
             }
         }
@@ -756,15 +752,7 @@ impl<P> Manager<P> {
             self.dests[i].retry_at = None;
         }
         for it in dropped {
-            if durable {
-                self.out.push(Command::Forget {
-                    dest: i,
-                    event: it.env.clone(),
-                });
-            }
-            if let Some(t) = it.replay {
-                self.replay_result(t, false);
-            }
+            self.finish(i, it, false);
         }
     }
 
