@@ -102,7 +102,9 @@ impl Outbox {
     }
 
     fn key(&self, owner: &str, seq: u64) -> String {
-        [&self.base, owner, ":", &crate::json::dec(seq)].concat()
+        let mut key = [&self.base, owner, ":"].concat();
+        crate::json::push_dec(&mut key, seq, 1);
+        key
     }
 
     fn store_failed(&mut self, e: StorageError) {
@@ -226,7 +228,7 @@ impl Outbox {
         }
         let mut out = Vec::with_capacity(found.len());
         for old_seq in found {
-            let old = [prefix.as_str(), &crate::json::dec(old_seq)].concat();
+            let old = self.key(owner, old_seq);
             let value = match self.storage.get(&old) {
                 Ok(Some(v)) => v,
                 Ok(None) => continue,
