@@ -10,18 +10,15 @@ use crate::prelude::*;
 
 use alloc::rc::Rc;
 use core::cell::{Cell, RefCell};
-use core::future::Future;
-use core::pin::Pin;
-use core::task::{Context, Poll};
 
 use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
 use super::dest::{Destination, LoadEnv};
 use super::js::{get, set};
 use super::platform::{error_message, is_online, now, ConsoleLog};
+use super::settle::{after, cancel, clear_timeout, soon};
 use crate::consent::{Consent, Purposes};
 use crate::dead_letter::{DeadLetter, DeadLetterQueue};
 use crate::error::{DeliveryError, ErrorKind};
@@ -395,15 +392,58 @@ impl Engine {
         self.arm_timer();
     }
 
-    /// Starts a load or delivery in the background (from a microtask, after this run).
+    /// Starts a load or delivery in the background (from a microtask, after this run); a
+    /// delivery is raced against `timeout_ms`. Tells the manager the outcome.
     fn start(self: &Rc<Self>, dest: usize, job: Job) {
-        spawn(Box::pin(Task {
-            me: self.clone(),
-            dest,
-            job,
-            fut: None,
-            timer: None,
-        }));
+        let me = self.clone();
+        soon(move || {
+            let d = me.dests[dest].clone();
+            match job {
+                Job::Load(env) => d.load(
+                    env,
+                    Box::new(move |r| {
+                        let cmds = me.mgr.borrow_mut().load_done(dest, r, now());
+                        me.run(cmds);
+                    }),
+                ),
+                Job::Deliver(events) => {
+                    // The timer while the delivery runs: whichever ends first takes it.
+                    let timer: Rc<Cell<Option<(i32, u32)>>> = Rc::default();
+                    let (t, m) = (timer.clone(), me.clone());
+                    timer.set(Some(after(me.timeout_ms, move || {
+                        if t.take().is_some() {
+                            m.delivered(
+                                dest,
+                                Err(DeliveryError::new(
+                                    ErrorKind::Timeout,
+                                    "destination did not answer in time",
+                                )),
+                            );
+                        }
+                    })));
+                    d.deliver(
+                        events,
+                        Box::new(move |r| {
+                            if let Some(t) = timer.take() {
+                                cancel(t);
+                                me.delivered(dest, r);
+                            }
+                        }),
+                    );
+                }
+            }
+        });
+    }
+
+    /// A delivery to `dest` ended with `r`.
+    fn delivered(self: &Rc<Self>, dest: usize, r: Result<(), DeliveryError>) {
+        let outcome = match r {
+            Ok(()) => Outcome::Ok,
+            Err(_) if !is_online() => Outcome::Offline,
+            Err(e) => Outcome::Err(e),
+        };
+        let cmds = self.mgr.borrow_mut().delivery_done(dest, outcome, now());
+        self.run(cmds);
     }
 
     fn exec(self: &Rc<Self>, c: Command<JsValue>) {
@@ -549,11 +589,12 @@ impl Engine {
     /// from a microtask).
     pub fn test(&self, i: usize) -> Promise {
         let (p, resolve, _) = deferred();
-        spawn(Box::pin(Probe {
-            dest: self.dests[i].clone(),
-            fut: None,
-            resolve,
-        }));
+        let d = self.dests[i].clone();
+        soon(move || {
+            d.test(Box::new(move |ok| {
+                let _ = resolve.call1(&JsValue::NULL, &JsValue::from_bool(ok));
+            }))
+        });
         p
     }
 
@@ -663,22 +704,11 @@ extern "C" {
 
 #[wasm_bindgen]
 extern "C" {
-    #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout(cb: &Function, ms: i32) -> i32;
     /// `setTimeout(cb, ms, arg)`: `cb` gets `arg`.
     #[wasm_bindgen(js_name = setTimeout)]
     fn set_timeout_with(cb: &Function, ms: i32, arg: i32) -> i32;
-    #[wasm_bindgen(js_name = clearTimeout)]
-    fn clear_timeout(handle: i32);
     #[wasm_bindgen(js_name = queueMicrotask)]
     fn queue_microtask(f: &Function);
-}
-
-/// Runs `fut` in the background. Every caller shares one instantiation of the executor's
-/// spawn code (one per future type otherwise), which keeps the wasm smaller.
-#[inline(never)]
-pub fn spawn(fut: Pin<Box<dyn Future<Output = ()>>>) {
-    wasm_bindgen_futures::spawn_local(fut);
 }
 
 /// A new pending promise with its `resolve` and `reject` functions. Every caller shares this
@@ -698,96 +728,10 @@ pub fn deferred() -> (Promise, Function, Function) {
     (p, res, rej)
 }
 
-/// Resolves `resolve` with what `dest.test()` says (asked on the first poll).
-struct Probe {
-    dest: Rc<dyn Destination>,
-    fut: Option<super::dest::Fut<bool>>,
-    resolve: Function,
-}
-
-impl Future for Probe {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
-        let d = &this.dest;
-        let fut = this.fut.get_or_insert_with(|| d.clone().test());
-        fut.as_mut().poll(cx).map(|ok| {
-            let _ = this.resolve.call1(&JsValue::NULL, &JsValue::from_bool(ok));
-        })
-    }
-}
-
-/// What a [`Task`] does.
+/// What a started job does.
 enum Job {
     Load(LoadEnv),
     Deliver(Vec<super::dest::Event>),
-}
-
-/// A load, or a delivery raced against its timer (the timer's promise, `setTimeout` handle and
-/// `resolve`), started on the first poll; tells the manager the outcome.
-struct Task {
-    me: Rc<Engine>,
-    dest: usize,
-    job: Job,
-    fut: Option<super::dest::Fut<Result<(), DeliveryError>>>,
-    timer: Option<(JsFuture, i32, Function)>,
-}
-
-impl Future for Task {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
-        if this.fut.is_none() {
-            let d = this.me.dests[this.dest].clone();
-            this.fut = Some(match &mut this.job {
-                Job::Load(env) => d.load(env.clone()),
-                Job::Deliver(events) => {
-                    let fut = d.deliver(core::mem::take(events));
-                    let (timer, res, _) = deferred();
-                    let ms = this.me.timeout_ms.min(i32::MAX as u64) as i32;
-                    let handle = set_timeout(&res, ms);
-                    this.timer = Some((JsFuture::from(timer), handle, res));
-                    fut
-                }
-            });
-        }
-        let Some(fut) = &mut this.fut else {
-            return Poll::Pending;
-        };
-        let r = match fut.as_mut().poll(cx) {
-            Poll::Ready(r) => r,
-            Poll::Pending => {
-                let Some((t, ..)) = &mut this.timer else {
-                    return Poll::Pending;
-                };
-                if Pin::new(t).poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                Err(DeliveryError::new(
-                    ErrorKind::Timeout,
-                    "destination did not answer in time",
-                ))
-            }
-        };
-        let me = &this.me;
-        let cmds = match &this.timer {
-            None => me.mgr.borrow_mut().load_done(this.dest, r, now()),
-            Some((_, handle, res)) => {
-                // Settle the timer now: a promise left pending would keep its callbacks (and
-                // what they hold) alive until the timer fired.
-                clear_timeout(*handle);
-                let _ = res.call0(&JsValue::NULL);
-                let outcome = match r {
-                    Ok(()) => Outcome::Ok,
-                    Err(_) if !is_online() => Outcome::Offline,
-                    Err(e) => Outcome::Err(e),
-                };
-                me.mgr.borrow_mut().delivery_done(this.dest, outcome, now())
-            }
-        };
-        me.run(cmds);
-        Poll::Ready(())
-    }
 }
 
 /// The error as `{ kind, message, status? }`.

@@ -158,9 +158,9 @@ const hook = (obj, name, a, b) =>
     resolve(typeof f == 'function' ? f.call(obj, a, b) : NO_HOOK);
   });
 
-// `hook` for the wasm: resolves [result], or undefined when there is no such method.
+// `hook` for the wasm: resolves what it returns, or undefined when there is no such method.
 export function callHook(obj, name, a, b) {
-  return hook(obj, name, a, b).then((v) => (v === NO_HOOK ? undefined : [v]));
+  return hook(obj, name, a, b).then((v) => (v === NO_HOOK ? undefined : v));
 }
 
 // Delivers one event to a JavaScript destination: `onBeforeEvent` gets a copy parsed from
@@ -355,4 +355,27 @@ export function emitEvent(ls, name, payload) {
 // Resolves a `retryDeadLetters` promise with its counts.
 export function retryResult(resolve, retried, succeeded, failed) {
   resolve({ retried, succeeded, failed });
+}
+
+// --- promise outcomes for the wasm (src/web/settle.rs) ---
+
+// The wasm's one callback for outcomes: settle(token, 1, value) or settle(token, 0, error).
+let settle;
+
+// Sets the callback (once per page).
+export function setSettle(f) {
+  settle = f;
+}
+
+// Calls the callback with `token` and the outcome of promise `p` once it settles.
+export function settleWhen(p, token) {
+  p.then(
+    (v) => settle(token, 1, v),
+    (e) => settle(token, 0, e),
+  );
+}
+
+// Calls the callback with `token` after `ms` milliseconds; returns the setTimeout handle.
+export function settleAfter(ms, token) {
+  return setTimeout(settle, ms, token, 1);
 }

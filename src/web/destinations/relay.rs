@@ -28,14 +28,10 @@ use crate::prelude::*;
 
 use alloc::rc::Rc;
 use core::cell::{Cell, RefCell};
-use core::future::Future;
-use core::pin::Pin;
-use core::task::{Context, Poll};
 
 use js_sys::{Array, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
 use crate::error::{DeliveryError, ErrorKind};
 use crate::manager::BatchLimits;
@@ -45,9 +41,10 @@ use crate::outbox::{
 use crate::retry::parse_retry_after;
 use crate::time::iso8601;
 use crate::web::config::DestConfig;
-use crate::web::dest::{CreateEnv, Destination, Event, Fut, LoadEnv, Restored};
+use crate::web::dest::{CreateEnv, Destination, Done, Event, LoadEnv, Restored};
 use crate::web::js::{check_keys, get, opt_bool, opt_obj, opt_str, opt_uint, set};
 use crate::web::platform::{now, uuid};
+use crate::web::settle::then;
 
 const SETTINGS: &[&str] = &[
     "endpoint",
@@ -195,12 +192,19 @@ impl Relay {
         batch_body(events, &iso8601(now()), self.write_key.as_deref())
     }
 
-    /// POSTs a batch of `events` (none for `testDestination`); the answer, recorded in
-    /// `healthy` when `record` is set.
-    fn send<'a>(self: Rc<Self>, events: impl Iterator<Item = &'a str>, record: bool) -> Answer {
+    /// POSTs a batch of `events` (none for `testDestination`) and calls `done` with the
+    /// outcome once it is answered; the outcome is recorded in `healthy` when `record` is set.
+    fn send<'a>(self: Rc<Self>, events: impl Iterator<Item = &'a str>, record: bool, done: Done) {
         let body = self.body(events);
         let p = post(&self.endpoint, &body, &self.headers, &JsValue::UNDEFINED, 0);
-        Answer(JsFuture::from(p), record.then_some(self))
+        then(&p, move |r| {
+            // `post` never rejects.
+            let r = outcome(&r.map_or_else(|_| Array::new(), JsCast::unchecked_into));
+            if record {
+                self.healthy.set(r.is_ok());
+            }
+            done(r)
+        });
     }
 
     /// Hands chunks to `sendBeacon`, else a keepalive fetch; returns how many events (a
@@ -270,16 +274,20 @@ fn outcome(r: &Array) -> Result<(), DeliveryError> {
 }
 
 impl Destination for Relay {
-    fn load(self: Rc<Self>, _env: LoadEnv) -> Fut<Result<(), DeliveryError>> {
-        Box::pin(async { Ok(()) })
+    fn load(self: Rc<Self>, _env: LoadEnv, done: Done) {
+        done(Ok(()))
     }
 
-    fn deliver(self: Rc<Self>, events: Vec<Event>) -> Fut<Result<(), DeliveryError>> {
-        Box::pin(self.send(events.iter().map(|e| &*e.json), true))
+    fn deliver(self: Rc<Self>, events: Vec<Event>, done: Done) {
+        self.send(events.iter().map(|e| &*e.json), true, done)
     }
 
-    fn test(self: Rc<Self>) -> Fut<bool> {
-        Box::pin(Tested(self.send(core::iter::empty(), false)))
+    fn test(self: Rc<Self>, done: Box<dyn FnOnce(bool)>) {
+        self.send(
+            core::iter::empty(),
+            false,
+            Box::new(move |r| done(r.is_ok())),
+        )
     }
 
     fn batch(&self) -> Option<BatchLimits> {
@@ -308,7 +316,7 @@ impl Destination for Relay {
         self.outbox.borrow_mut().forget(&event.message_id);
     }
 
-    fn restore(&self) -> Fut<Vec<Restored>> {
+    fn restore(&self, done: Box<dyn FnOnce(Vec<Restored>)>) {
         let outbox = self.outbox.clone();
         let got: Rc<RefCell<Vec<Restored>>> = Default::default();
         // The one callback of `claimOutbox` (see relay.js): lists the other owners, adopts the
@@ -356,7 +364,9 @@ impl Destination for Relay {
         };
         let own = outbox.borrow().owner().to_string();
         let claimed = claim_outbox(&self.lock_base, &own, HEARTBEAT_MS as u32, &f);
-        Box::pin(Claimed(JsFuture::from(claimed), got))
+        then(&claimed, move |_| {
+            done(core::mem::take(&mut *got.borrow_mut()))
+        });
     }
 
     fn beacon(&self, events: &[Event]) -> usize {
@@ -365,47 +375,6 @@ impl Destination for Relay {
             return 0;
         }
         self.hand_over(events)
-    }
-}
-
-/// The outcome of a `post`, once it settles; recorded in the relay's `healthy` when it is set.
-struct Answer(JsFuture, Option<Rc<Relay>>);
-
-impl Future for Answer {
-    type Output = Result<(), DeliveryError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx).map(|r| {
-            let r = outcome(&r.map_or_else(|_| Array::new(), JsCast::unchecked_into));
-            if let Some(me) = &self.1 {
-                me.healthy.set(r.is_ok());
-            }
-            r
-        })
-    }
-}
-
-/// Whether an [`Answer`] was a success (`testDestination`).
-struct Tested(Answer);
-
-impl Future for Tested {
-    type Output = bool;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
-        Pin::new(&mut self.0).poll(cx).map(|r| r.is_ok())
-    }
-}
-
-/// Resolves to the restored events once `claimOutbox` settles.
-struct Claimed(JsFuture, Rc<RefCell<Vec<Restored>>>);
-
-impl Future for Claimed {
-    type Output = Vec<Restored>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Vec<Restored>> {
-        Pin::new(&mut self.0)
-            .poll(cx)
-            .map(|_| core::mem::take(&mut *self.1.borrow_mut()))
     }
 }
 

@@ -11,11 +11,10 @@ use core::cell::Cell;
 use js_sys::Array;
 use wasm_bindgen::JsCast;
 
-use crate::error::{DeliveryError, ErrorKind};
 use crate::script::ScriptDescriptor;
 use crate::web::config::DestConfig;
-use crate::web::dest::{Destination, Event, Fut, LoadEnv};
-use crate::web::inject::{inject, parse_descriptor, remove_all, remove_revoked};
+use crate::web::dest::{Destination, Done, Event, LoadEnv};
+use crate::web::inject::{parse_descriptor, remove_all, remove_revoked, Injecting};
 use crate::web::js::{check_keys, get};
 
 /// A destination that only injects scripts.
@@ -63,24 +62,21 @@ pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
 }
 
 impl Destination for ScriptDestination {
-    fn load(self: Rc<Self>, env: LoadEnv) -> Fut<Result<(), DeliveryError>> {
-        Box::pin(async move {
-            let generation = self.generation.get();
-            for d in &self.scripts {
-                if self.generation.get() != generation {
-                    return Err(DeliveryError::new(
-                        ErrorKind::ScriptLoad,
-                        "consent revoked while loading",
-                    ));
-                }
-                inject(d, env.nonce.as_deref(), env.timeout_ms).await?;
-            }
-            Ok(())
-        })
+    fn load(self: Rc<Self>, env: LoadEnv, done: Done) {
+        let generation = self.generation.get();
+        Injecting {
+            list: self.scripts.clone(),
+            next: 0,
+            nonce: env.nonce,
+            timeout_ms: env.timeout_ms,
+            live: Box::new(move || self.generation.get() == generation),
+            done,
+        }
+        .run();
     }
 
-    fn deliver(self: Rc<Self>, _events: Vec<Event>) -> Fut<Result<(), DeliveryError>> {
-        Box::pin(async { Ok(()) })
+    fn deliver(self: Rc<Self>, _events: Vec<Event>, done: Done) {
+        done(Ok(()))
     }
 
     fn revoke(&self) {
