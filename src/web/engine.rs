@@ -18,7 +18,7 @@ use wasm_bindgen::JsCast;
 use super::dest::{Destination, LoadEnv};
 use super::js::{get, set};
 use super::platform::{error_message, is_online, now, ConsoleLog};
-use super::settle::{after, cancel, clear_timeout, soon};
+use super::settle::{after, cancel, soon, then};
 use crate::consent::{Consent, Purposes};
 use crate::dead_letter::{DeadLetter, DeadLetterQueue};
 use crate::error::{DeliveryError, ErrorKind};
@@ -100,11 +100,8 @@ pub struct Engine {
     draining: RefCell<Option<Rc<Engine>>>,
     /// The event whose source middleware is running: type, consent, messageId.
     current: RefCell<Option<(EventKind, Purposes, Rc<str>)>>,
-    /// Runs the capture pipeline (from a microtask, or with a middleware chain's result), or,
-    /// called with a number, is the wake-up timer: one callback reused by every timer (a
-    /// cleared one-shot closure would leak).
-    step: Closure<dyn FnMut(JsValue)>,
-    timer: RefCell<Option<(i32, u64)>>,
+    /// The wake-up timer (see [`after`]) and when it fires.
+    timer: Cell<Option<((i32, u32), u64)>>,
     /// `resolve`s waiting for the flush to settle or for loads to end (see [`Wait`]).
     waiters: RefCell<Vec<(Wait, Function)>>,
     replay_waiters: RefCell<Vec<ReplayWaiter>>,
@@ -122,23 +119,7 @@ impl Engine {
         nonce: Option<Rc<str>>,
         timeout_ms: u64,
     ) -> Rc<Engine> {
-        Rc::new_cyclic(|weak: &alloc::rc::Weak<Engine>| Engine {
-            step: {
-                let me = weak.clone();
-                Closure::new(move |r: JsValue| {
-                    let Some(me) = me.upgrade() else {
-                        return;
-                    };
-                    if r.as_f64().is_some() {
-                        // The wake-up timer.
-                        *me.timer.borrow_mut() = None;
-                        let cmds = me.mgr.borrow_mut().poll(now());
-                        me.run(cmds);
-                    } else {
-                        me.drain(r);
-                    }
-                })
-            },
+        Rc::new(Engine {
             mgr: RefCell::new(mgr),
             dests,
             kinds,
@@ -152,7 +133,7 @@ impl Engine {
             rest: RefCell::new(Vec::new()),
             draining: RefCell::new(None),
             current: RefCell::new(None),
-            timer: RefCell::new(None),
+            timer: Cell::new(None),
             waiters: RefCell::new(Vec::new()),
             replay_waiters: RefCell::new(Vec::new()),
             seq: Cell::new(0),
@@ -197,7 +178,8 @@ impl Engine {
         if self.draining.borrow().is_none() {
             // Kept alive until the pipeline is empty.
             *self.draining.borrow_mut() = Some(self.clone());
-            queue_microtask(self.step.as_ref().unchecked_ref());
+            let me = self.clone();
+            soon(move || me.drain(JsValue::UNDEFINED));
         }
     }
 
@@ -211,9 +193,9 @@ impl Engine {
         rest.pop()
     }
 
-    /// Runs the capture pipeline until it is empty or a middleware returned a promise (then
-    /// `runMiddleware` calls `step` again with the chain's result `r`; `r` is undefined when
-    /// the pipeline starts).
+    /// Runs the capture pipeline until it is empty or a middleware returned a promise (then it
+    /// runs again with the chain's result `r` once that settles; `r` is undefined when the
+    /// pipeline starts).
     fn drain(self: &Rc<Self>, r: JsValue) {
         if !r.is_undefined() {
             if let Some((kind, consent, message_id)) = self.current.take() {
@@ -242,9 +224,14 @@ impl Engine {
                         self.capture(payload, kind, consent, message_id, json);
                         continue;
                     }
-                    let r = run_middleware(&self.middleware, &payload, self.step.as_ref());
-                    if r.is_undefined() {
+                    let r = run_middleware(&self.middleware, &payload);
+                    if !r.is_array() {
+                        // A promise of the chain's result (never rejected).
                         *self.current.borrow_mut() = Some((kind, consent, message_id));
+                        let me = self.clone();
+                        then(r.unchecked_ref(), move |r| {
+                            me.drain(r.unwrap_or_else(|e| e))
+                        });
                         return;
                     }
                     self.after_middleware(r, kind, consent, message_id);
@@ -620,22 +607,24 @@ impl Engine {
 
     fn arm_timer(self: &Rc<Self>) {
         let next = self.mgr.borrow().next_wake();
-        let mut t = self.timer.borrow_mut();
-        if let Some((handle, at)) = *t {
+        if let Some((t, at)) = self.timer.take() {
             if Some(at) == next {
+                self.timer.set(Some((t, at)));
                 return;
             }
-            clear_timeout(handle);
-            *t = None;
+            cancel(t);
         }
         if let Some(at) = next {
-            let delay = at.saturating_sub(now());
-            let handle = set_timeout_with(
-                self.step.as_ref().unchecked_ref(),
-                delay.min(i32::MAX as u64) as i32,
-                1,
-            );
-            *t = Some((handle, at));
+            // Weak: a pending timer does not keep the engine alive.
+            let me = Rc::downgrade(self);
+            let t = after(at.saturating_sub(now()), move || {
+                if let Some(me) = me.upgrade() {
+                    me.timer.set(None);
+                    let cmds = me.mgr.borrow_mut().poll(now());
+                    me.run(cmds);
+                }
+            });
+            self.timer.set(Some((t, at)));
         }
     }
 
@@ -676,9 +665,9 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        // The timer would call `step` after it is gone.
-        if let Some((handle, _)) = *self.timer.borrow() {
-            clear_timeout(handle);
+        // The timer's continuation is of no use once it is gone.
+        if let Some((t, _)) = self.timer.take() {
+            cancel(t);
         }
     }
 }
@@ -697,18 +686,9 @@ extern "C" {
     #[wasm_bindgen(js_name = retryResult)]
     fn retry_result(resolve: &Function, retried: u32, succeeded: u32, failed: u32);
     /// Runs the middleware chain on an event: `[event]` (null: dropped) or `[event, error]`;
-    /// undefined when a middleware returned a promise, and then `done` gets that array later.
+    /// a promise of that array when a middleware returned a promise.
     #[wasm_bindgen(js_name = runMiddleware)]
-    fn run_middleware(fns: &Array, event: &JsValue, done: &JsValue) -> JsValue;
-}
-
-#[wasm_bindgen]
-extern "C" {
-    /// `setTimeout(cb, ms, arg)`: `cb` gets `arg`.
-    #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout_with(cb: &Function, ms: i32, arg: i32) -> i32;
-    #[wasm_bindgen(js_name = queueMicrotask)]
-    fn queue_microtask(f: &Function);
+    fn run_middleware(fns: &Array, event: &JsValue) -> JsValue;
 }
 
 /// A new pending promise with its `resolve` and `reject` functions. Every caller shares this

@@ -220,9 +220,8 @@ const thenable = (v) => {
 // Runs the source middleware `fns` (as they are now) on event `e`, in order: each gets the
 // event and returns it, a changed event, undefined (unchanged) or null (drop it); a returned
 // promise is awaited. Returns [event] ([null] when dropped), or [event, error] when one threw or
-// rejected; when a middleware returned a promise, returns undefined and calls `done` with that
-// array once the chain is done.
-export function runMiddleware(fns, e, done) {
+// rejected; when a middleware returned a promise, a promise of that array (never rejected).
+export function runMiddleware(fns, e) {
   fns = fns.slice();
   let i = 0;
   const step = (v) => {
@@ -238,9 +237,7 @@ export function runMiddleware(fns, e, done) {
       }
     }
   };
-  const r = step();
-  if (Array.isArray(r)) return r;
-  r.then(done);
+  return step();
 }
 
 // `context.page`: the document's path, referrer, search, title and URL (without fragment).
