@@ -683,6 +683,9 @@ extern "C" {
     /// Calls the listeners of `name` with `payload`; returns what those that threw threw.
     #[wasm_bindgen(js_name = emitEvent)]
     fn emit_event(ls: &js_sys::Map, name: &str, payload: &JsValue) -> Array;
+    /// `[promise, resolve, reject]` of a new pending promise.
+    #[wasm_bindgen(js_name = deferred)]
+    fn new_deferred() -> Array;
     #[wasm_bindgen(js_name = retryResult)]
     fn retry_result(resolve: &Function, retried: u32, succeeded: u32, failed: u32);
     /// Runs the middleware chain on an event: `[event]` (null: dropped) or `[event, error]`;
@@ -691,21 +694,14 @@ extern "C" {
     fn run_middleware(fns: &Array, event: &JsValue) -> JsValue;
 }
 
-/// A new pending promise with its `resolve` and `reject` functions. Every caller shares this
-/// one executor closure (one per call site otherwise), which keeps the wasm smaller.
-#[inline(never)]
+/// A new pending promise with its `resolve` and `reject` functions.
 pub fn deferred() -> (Promise, Function, Function) {
-    let mut slot = None;
-    let p = Promise::new(&mut |res, rej| slot = Some((res, rej)));
-    // The executor runs synchronously, so `slot` is set; calling the fallback would only
-    // return an error.
-    let (res, rej) = slot.unwrap_or_else(|| {
-        (
-            JsValue::UNDEFINED.unchecked_into(),
-            JsValue::UNDEFINED.unchecked_into(),
-        )
-    });
-    (p, res, rej)
+    let a = new_deferred();
+    (
+        a.get(0).unchecked_into(),
+        a.get(1).unchecked_into(),
+        a.get(2).unchecked_into(),
+    )
 }
 
 /// What a started job does.

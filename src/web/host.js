@@ -349,6 +349,13 @@ export function emitEvent(ls, name, payload) {
 
 // --- API results ---
 
+// A new pending promise with its resolve and reject functions: [promise, resolve, reject].
+export function deferred() {
+  let a;
+  const p = new Promise((res, rej) => (a = [res, rej]));
+  return [p, ...a];
+}
+
 // Resolves a `retryDeadLetters` promise with its counts.
 export function retryResult(resolve, retried, succeeded, failed) {
   resolve({ retried, succeeded, failed });
