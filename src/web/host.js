@@ -363,7 +363,8 @@ export function retryResult(resolve, retried, succeeded, failed) {
 
 // --- promise outcomes for the wasm (src/web/settle.rs) ---
 
-// The wasm's one callback for outcomes: settle(token, 1, value) or settle(token, 0, error).
+// The wasm's one callback for outcomes: settle([token, true, value]) or
+// settle([token, false, error]).
 let settle;
 
 // Sets the callback (once per page).
@@ -374,12 +375,12 @@ export function setSettle(f) {
 // Calls the callback with `token` and the outcome of promise `p` once it settles.
 export function settleWhen(p, token) {
   p.then(
-    (v) => settle(token, 1, v),
-    (e) => settle(token, 0, e),
+    (v) => settle([token, true, v]),
+    (e) => settle([token, false, e]),
   );
 }
 
 // Calls the callback with `token` after `ms` milliseconds; returns the setTimeout handle.
 export function settleAfter(ms, token) {
-  return setTimeout(settle, ms, token, 1);
+  return setTimeout(() => settle([token, true]), ms);
 }

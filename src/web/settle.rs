@@ -8,6 +8,7 @@ use crate::prelude::*;
 
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
 use super::platform::Local;
 
@@ -23,7 +24,8 @@ fn add(k: Then) -> u32 {
         let (waiting, last) = &mut *t.borrow_mut();
         if *last == 0 {
             // The first continuation of the page: hand `settled` to host.js, once.
-            set_settle(&Closure::<dyn FnMut(u32, u32, JsValue)>::new(settled).into_js_value());
+            // (The same closure type as the crate's other callbacks: one shim for all.)
+            set_settle(&Closure::<dyn FnMut(JsValue)>::new(settled).into_js_value());
         }
         *last = last.wrapping_add(1);
         waiting.push((*last, k));
@@ -41,11 +43,13 @@ fn take(token: u32) -> Option<Then> {
     })
 }
 
-/// The page's one callback: the promise or timer of `token` settled (`ok` 1: fulfilled with
-/// `v`, 0: rejected with `v`).
-fn settled(token: u32, ok: u32, v: JsValue) {
-    if let Some(k) = take(token) {
-        k(if ok != 0 { Ok(v) } else { Err(v) });
+/// The page's one callback, with `[token, ok, v]`: the promise or timer of `token` settled
+/// (`ok` true: fulfilled with `v`, false: rejected with `v`).
+fn settled(a: JsValue) {
+    let a: &js_sys::Array = a.unchecked_ref();
+    if let Some(k) = take(a.get(0).as_f64().unwrap_or(0.0) as u32) {
+        let v = a.get(2);
+        k(if a.get(1).is_truthy() { Ok(v) } else { Err(v) });
     }
 }
 
