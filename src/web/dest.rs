@@ -65,9 +65,9 @@ pub trait Destination {
     fn revoke(&self) {}
     /// `unloadDestination`: destroy the instance and remove its scripts.
     fn destroy(&self) {}
-    /// `testDestination`: whether it can reach its backend.
-    fn test(self: Rc<Self>, done: Box<dyn FnOnce(bool)>) {
-        done(true)
+    /// `testDestination`: whether it can reach its backend (`done` with `Ok` when it can).
+    fn test(self: Rc<Self>, done: Done) {
+        done(Ok(()))
     }
     /// Batching limits, for destinations that send batches.
     fn batch(&self) -> Option<BatchLimits> {
@@ -100,7 +100,7 @@ pub struct JsDestination {
     scripts: core::cell::RefCell<Vec<ScriptDescriptor>>,
     /// Bumped by `revoke` and `destroy`: a load started before stops injecting and does not
     /// initialise.
-    generation: core::cell::Cell<u32>,
+    generation: Rc<core::cell::Cell<u32>>,
 }
 
 impl JsDestination {
@@ -184,13 +184,13 @@ impl Destination for JsDestination {
                 // Known before injecting, so a revocation during the load removes them.
                 *self.scripts.borrow_mut() = d.clone();
             }
-            let me = self.clone();
             Injecting {
                 list: descs.unwrap_or_default(),
                 next: 0,
                 nonce: env.nonce,
                 timeout_ms: env.timeout_ms,
-                live: Box::new(move || me.generation.get() == generation),
+                generation: self.generation.clone(),
+                started: generation,
                 done: Box::new(move |r| {
                     if r.is_ok() && self.generation.get() != generation {
                         return done(Err(super::inject::revoked()));
@@ -234,10 +234,8 @@ impl Destination for JsDestination {
         destroy_hook(&self.obj);
     }
 
-    fn test(self: Rc<Self>, done: Box<dyn FnOnce(bool)>) {
-        then(&test_hook(&self.obj), move |r| {
-            done(r.is_ok_and(|v| v.is_truthy()))
-        });
+    fn test(self: Rc<Self>, done: Done) {
+        settled(&test_hook(&self.obj), done);
     }
 }
 
@@ -254,7 +252,7 @@ extern "C" {
     /// Calls `destroy()` in a microtask, ignoring what it throws or returns.
     #[wasm_bindgen(js_name = destroyHook)]
     fn destroy_hook(obj: &JsValue);
-    /// Resolves what `testConnection()` says, as a boolean (true without the method).
+    /// Resolves when `testConnection()` says yes (also without the method), else rejects.
     #[wasm_bindgen(js_name = testHook)]
     fn test_hook(obj: &JsValue) -> Promise;
 }

@@ -578,8 +578,8 @@ impl Engine {
         let (p, resolve, _) = deferred();
         let d = self.dests[i].clone();
         soon(move || {
-            d.test(Box::new(move |ok| {
-                let _ = resolve.call1(&JsValue::NULL, &JsValue::from_bool(ok));
+            d.test(Box::new(move |r| {
+                let _ = resolve.call1(&JsValue::NULL, &JsValue::from_bool(r.is_ok()));
             }))
         });
         p

@@ -43,16 +43,13 @@ export function jsonProblem(v, path) {
   return walk(v, path);
 }
 
-// POSTs `body` to `url` with the `headers` object, as a keepalive request when `done` is given.
+// POSTs `body` to `url` with the `headers` object (as a keepalive request when `keepalive`).
 // Resolves [status, Retry-After header (429, 503) or null], or [0, message] when the request
-// failed or fetch is missing; never rejects. `done`, if given, is called with that array and
-// `n` appended.
-export function post(url, body, headers, done, n) {
-  const p = new Promise((resolve) => resolve(fetch(url, { method: 'POST', body, headers, keepalive: !!done })))
+// failed or fetch is missing; never rejects.
+export function post(url, body, headers, keepalive) {
+  return new Promise((resolve) => resolve(fetch(url, { method: 'POST', body, headers, keepalive })))
     .then((r) => [r.status, r.status == 429 || r.status == 503 ? r.headers.get('Retry-After') : null])
     .catch((e) => [0, 'relay request failed: ' + text(e)]);
-  if (done) p.then((r) => done(r.concat(n)));
-  return p;
 }
 
 // `url` resolved against the document's base URL: [href, protocol, the page's origin], or
@@ -200,13 +197,15 @@ export function destroyHook(obj) {
     .catch(() => {});
 }
 
-// What `obj.testConnection()` says: true without the method; its answer when it is a boolean,
-// else whether it is neither null nor undefined; false when it throws or rejects. Called in a
-// microtask.
+// What `obj.testConnection()` says: resolves (yes) without the method, or when its answer is
+// true, or not a boolean and neither null nor undefined; rejects (no) otherwise and when it
+// throws or rejects. Called in a microtask.
 export function testHook(obj) {
   return Promise.resolve()
     .then(() => hook(obj, 'testConnection'))
-    .then((v) => v === NO_HOOK || (typeof v == 'boolean' ? v : v != null), () => false);
+    .then((v) => {
+      if (!(v === NO_HOOK || (typeof v == 'boolean' ? v : v != null))) throw 0;
+    });
 }
 
 // Whether `v` is a promise-like object (not when reading `then` throws).

@@ -7,6 +7,7 @@
 use crate::prelude::*;
 
 use alloc::rc::Rc;
+use core::cell::Cell;
 
 use js_sys::{Array, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
@@ -143,10 +144,13 @@ pub struct Injecting {
     pub nonce: Option<Rc<str>>,
     /// `loading.timeoutMs`.
     pub timeout_ms: u64,
-    /// Whether the load is still wanted (checked before each script).
-    pub live: Box<dyn Fn() -> bool>,
-    /// Called once all have loaded, at the first failure, or with [`revoked`] once `live` says
-    /// no.
+    /// The destination's generation, bumped when the load is no longer wanted (revocation,
+    /// unloading); checked before each script.
+    pub generation: Rc<Cell<u32>>,
+    /// The generation the load started in.
+    pub started: u32,
+    /// Called once all have loaded, at the first failure, or with [`revoked`] once the
+    /// generation changed.
     pub done: Done,
 }
 
@@ -156,7 +160,7 @@ impl Injecting {
         let Some(d) = self.list.get(self.next) else {
             return (self.done)(Ok(()));
         };
-        if !(self.live)() {
+        if self.generation.get() != self.started {
             return (self.done)(Err(revoked()));
         }
         let p = start(d, self.nonce.as_deref(), self.timeout_ms);

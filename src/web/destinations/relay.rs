@@ -77,8 +77,6 @@ pub struct Relay {
     deferred: Deferred,
     /// How many chunks went to a keepalive fetch (numbers them for `deferred`).
     chunks: Cell<u32>,
-    /// Called by `post` with `[status, text, chunk]` when a keepalive fetch answers.
-    on_keepalive: JsValue,
     /// Whether the last delivery succeeded (no beacon while the backend is failing).
     healthy: Cell<bool>,
 }
@@ -144,27 +142,6 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
         &entry.id,
         owner,
     )));
-    let deferred: Deferred = Default::default();
-    // Forgets a chunk's events only once the backend said 2xx; if the page is gone by then,
-    // they stay in the outbox and a later page delivers them (messageId dedupes).
-    let on_keepalive = {
-        let (o, d) = (outbox.clone(), deferred.clone());
-        Closure::<dyn FnMut(JsValue)>::new(move |r: JsValue| {
-            let r: Array = r.unchecked_into();
-            let chunk = r.get(2).as_f64().unwrap_or(-1.0) as u32;
-            let ok = outcome(&r).is_ok();
-            d.borrow_mut().retain(|(c, id)| {
-                if *c != chunk {
-                    return true;
-                }
-                if ok {
-                    o.borrow_mut().forget(id);
-                }
-                false
-            });
-        })
-        .into_js_value()
-    };
     Ok(Rc::new(Relay {
         endpoint,
         headers: headers.into(),
@@ -174,9 +151,8 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
         use_beacon,
         lock_base: [prefix, ":outbox:"].concat(),
         outbox,
-        deferred,
+        deferred: Default::default(),
         chunks: Cell::new(0),
-        on_keepalive,
         healthy: Cell::new(true),
     }))
 }
@@ -196,7 +172,7 @@ impl Relay {
     /// outcome once it is answered; the outcome is recorded in `healthy` when `record` is set.
     fn send<'a>(self: Rc<Self>, events: impl Iterator<Item = &'a str>, record: bool, done: Done) {
         let body = self.body(events);
-        let p = post(&self.endpoint, &body, &self.headers, &JsValue::UNDEFINED, 0);
+        let p = post(&self.endpoint, &body, &self.headers, false);
         then(&p, move |r| {
             // `post` never rejects.
             let r = outcome(&r.map_or_else(|_| Array::new(), JsCast::unchecked_into));
@@ -234,13 +210,23 @@ impl Relay {
                         .iter()
                         .map(|e| (chunk, e.message_id.clone())),
                 );
-                let _ = post(
-                    &self.endpoint,
-                    &body,
-                    &self.headers,
-                    &self.on_keepalive,
-                    chunk,
-                );
+                let p = post(&self.endpoint, &body, &self.headers, true);
+                // Forgets the chunk's events only once the backend said 2xx; if the page is
+                // gone by then, they stay in the outbox and a later page delivers them
+                // (messageId dedupes).
+                let (o, d) = (self.outbox.clone(), self.deferred.clone());
+                then(&p, move |r| {
+                    let ok = outcome(&r.map_or_else(|_| Array::new(), JsCast::unchecked_into));
+                    d.borrow_mut().retain(|(c, id)| {
+                        if *c != chunk {
+                            return true;
+                        }
+                        if ok.is_ok() {
+                            o.borrow_mut().forget(id);
+                        }
+                        false
+                    });
+                });
             }
             sent += n;
         }
@@ -250,9 +236,9 @@ impl Relay {
 
 #[wasm_bindgen(module = "/src/web/host.js")]
 extern "C" {
-    /// `fetch(url, {method: 'POST', body, headers, keepalive})`, keepalive when `done` is a
-    /// function (then called with the answer and `n`); resolves `[status, text]` (see host.js).
-    fn post(url: &str, body: &str, headers: &JsValue, done: &JsValue, n: u32) -> Promise;
+    /// `fetch(url, {method: 'POST', body, headers, keepalive})`; resolves `[status, text]`
+    /// (see host.js).
+    fn post(url: &str, body: &str, headers: &JsValue, keepalive: bool) -> Promise;
 }
 
 /// What `post` resolved to: 2xx is success; another status is an HTTP error (with
@@ -282,12 +268,8 @@ impl Destination for Relay {
         self.send(events.iter().map(|e| &*e.json), true, done)
     }
 
-    fn test(self: Rc<Self>, done: Box<dyn FnOnce(bool)>) {
-        self.send(
-            core::iter::empty(),
-            false,
-            Box::new(move |r| done(r.is_ok())),
-        )
+    fn test(self: Rc<Self>, done: Done) {
+        self.send(core::iter::empty(), false, done)
     }
 
     fn batch(&self) -> Option<BatchLimits> {

@@ -21,7 +21,7 @@ use crate::web::js::{check_keys, get};
 pub struct ScriptDestination {
     scripts: Vec<ScriptDescriptor>,
     /// Bumped by `revoke` and `destroy`: a load started before stops injecting.
-    generation: Cell<u32>,
+    generation: Rc<Cell<u32>>,
 }
 
 /// Creates the destination for `entry`, validating `settings.scripts`; errors name the field
@@ -57,19 +57,19 @@ pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
     }
     Ok(Rc::new(ScriptDestination {
         scripts,
-        generation: Cell::new(0),
+        generation: Rc::default(),
     }))
 }
 
 impl Destination for ScriptDestination {
     fn load(self: Rc<Self>, env: LoadEnv, done: Done) {
-        let generation = self.generation.get();
         Injecting {
             list: self.scripts.clone(),
             next: 0,
             nonce: env.nonce,
             timeout_ms: env.timeout_ms,
-            live: Box::new(move || self.generation.get() == generation),
+            generation: self.generation.clone(),
+            started: self.generation.get(),
             done,
         }
         .run();
