@@ -371,9 +371,10 @@ export function setSettle(f) {
   settle = f;
 }
 
-// Calls the callback with `token` and the outcome of promise `p` once it settles.
+// Calls the callback with `token` and the outcome of promise `p` once it settles (from a
+// microtask when `p` is not a promise).
 export function settleWhen(p, token) {
-  p.then(
+  Promise.resolve(p).then(
     (v) => settle([token, true, v]),
     (e) => settle([token, false, e]),
   );

@@ -60,7 +60,8 @@ pub fn then(p: &Promise, k: impl FnOnce(Result<JsValue, JsValue>) + 'static) {
 
 /// Runs `k` from a microtask, after what runs now.
 pub fn soon(k: impl FnOnce() + 'static) {
-    then(&Promise::resolve(&JsValue::UNDEFINED), move |_| k());
+    // `settleWhen` treats a value that is not a promise as one already fulfilled.
+    then(JsValue::UNDEFINED.unchecked_ref(), move |_| k());
 }
 
 /// Runs `k` after `ms` milliseconds unless [`cancel`]led; returns the `setTimeout` handle and
