@@ -6,14 +6,10 @@ use crate::prelude::*;
 
 use alloc::rc::Rc;
 use core::cell::{Cell, RefCell};
-use core::future::Future;
-use core::pin::Pin;
-use core::task::{Context, Poll};
 
 use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
 use crate::consent::{Consent, Purposes};
 use crate::dead_letter::DeadLetterQueue;
@@ -21,13 +17,14 @@ use crate::event::{Envelope, EventKind};
 use crate::manager::{DestSpec, Manager};
 use crate::ports::{FallbackStorage, Log};
 use crate::web::config::{self, parse_consent_object};
-use crate::web::dest::{consent_object, CreateEnv, Fut, Restored};
+use crate::web::dest::{consent_object, CreateEnv, Restored};
 use crate::web::engine::{dead_letter_object, error_object, Engine, Pending};
 use crate::web::event::{check_size, object_arg, options_arg, page_context, Identity};
 use crate::web::js::{error, get, set, type_error};
 use crate::web::platform::{self, global_get, navigator_get, now, uuid, ConsoleLog, WebRng};
 use crate::web::registry;
 use crate::web::remote::Remote;
+use crate::web::settle::{soon, then};
 
 /// The page event listener (hide, visibility, online, offline), kept alive as long as the client.
 type PageListener = Closure<dyn FnMut(JsValue)>;
@@ -57,20 +54,20 @@ impl Analytics {
         #[wasm_bindgen(unchecked_optional_param_type = "AnalyticsConfig")] config: JsValue,
     ) -> Promise {
         let (p, resolve, reject) = crate::web::engine::deferred();
-        crate::web::engine::spawn(Box::pin(Settle(Start::new(config), resolve, reject)));
+        // From a microtask: validates the config and creates everything, then goes on with
+        // `restore_from`.
+        soon(move || match Analytics::build(&config) {
+            Ok(a) => a.restore_from(0, resolve),
+            Err(e) => {
+                let _ = reject.call1(&JsValue::NULL, &e);
+            }
+        });
         p
     }
 }
 
 impl Analytics {
-    /// `Analytics.load` for Rust callers.
-    pub async fn load(config: JsValue) -> Result<Analytics, JsValue> {
-        Start::new(config).await
-    }
-
-    /// Validates the config and creates everything, synchronously (kept out of the async
-    /// `load` so its state machine stays small).
-    #[inline(never)]
+    /// Validates the config and creates everything, synchronously.
     fn build(config: &JsValue) -> Result<Analytics, JsValue> {
         let cfg = config::parse(config).map_err(|m| error(&m))?;
         let log = Rc::new(ConsoleLog { debug: cfg.debug });
@@ -143,6 +140,37 @@ impl Analytics {
         })
     }
 
+    /// The rest of `Analytics.load`: delivers what earlier pages left in durable outboxes
+    /// first (restoring them in order, from destination `i` on), starts the manager (eager
+    /// loads, the relay), waits until no durable destination is loading, then starts the
+    /// remote scripts, listens to page hide and online changes, and resolves the load's
+    /// promise with the client.
+    fn restore_from(self, i: usize, resolve: Function) {
+        let engine = self.engine.clone();
+        if let Some((j, d)) = engine
+            .dests
+            .iter()
+            .enumerate()
+            .skip(i)
+            .find(|(_, d)| d.durable())
+        {
+            return d.restore(Box::new(move |list| {
+                self.restored(j, list);
+                self.restore_from(j + 1, resolve)
+            }));
+        }
+        let cmds = engine.mgr.borrow_mut().start(now());
+        let (p, res, _) = crate::web::engine::deferred();
+        engine.wait_loads(true, res, cmds);
+        then(&p, move |_| {
+            if let Some(r) = &self.remote {
+                r.refresh(self.consent.get().granted());
+            }
+            self.listen_page_events();
+            let _ = resolve.call1(&JsValue::NULL, &self.into());
+        });
+    }
+
     /// Hands what an earlier page left in destination `i`'s durable outbox to the manager.
     fn restored(&self, i: usize, list: Vec<Restored>) {
         let consent = self.consent.get();
@@ -158,95 +186,6 @@ impl Analytics {
             };
             self.engine.mgr.borrow_mut().restore(i, env, now());
         }
-    }
-}
-
-/// `Analytics.load` after the call: validates the config and creates everything (on the first
-/// poll), delivers what earlier pages left in durable outboxes first (restoring them in
-/// order), starts the manager (eager loads, the relay), waits until no durable destination is
-/// loading, then starts the remote scripts and listens to page hide and online changes.
-struct Start {
-    config: Option<JsValue>,
-    a: Option<Analytics>,
-    /// The next destination to restore.
-    next: usize,
-    restoring: Option<Fut<Vec<Restored>>>,
-    /// Settles once no durable destination is loading.
-    started: Option<JsFuture>,
-}
-
-impl Start {
-    fn new(config: JsValue) -> Start {
-        Start {
-            config: Some(config),
-            a: None,
-            next: 0,
-            restoring: None,
-            started: None,
-        }
-    }
-}
-
-impl Future for Start {
-    type Output = Result<Analytics, JsValue>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        if let Some(config) = this.config.take() {
-            this.a = Some(Analytics::build(&config)?);
-        }
-        let Some(a) = &this.a else {
-            return Poll::Pending;
-        };
-        let engine = &a.engine;
-        loop {
-            if let Some(f) = &mut this.restoring {
-                let Poll::Ready(list) = f.as_mut().poll(cx) else {
-                    return Poll::Pending;
-                };
-                this.restoring = None;
-                a.restored(this.next - 1, list);
-            }
-            let Some(d) = engine.dests.get(this.next) else {
-                break;
-            };
-            this.next += 1;
-            if d.durable() {
-                this.restoring = Some(d.restore());
-            }
-        }
-        let started = match &mut this.started {
-            Some(f) => f,
-            None => {
-                let cmds = engine.mgr.borrow_mut().start(now());
-                let (p, res, _) = crate::web::engine::deferred();
-                engine.wait_loads(true, res, cmds);
-                this.started.insert(JsFuture::from(p))
-            }
-        };
-        if Pin::new(started).poll(cx).is_pending() {
-            return Poll::Pending;
-        }
-        if let Some(r) = &a.remote {
-            r.refresh(a.consent.get().granted());
-        }
-        a.listen_page_events();
-        this.a.take().ok_or(JsValue::NULL).into()
-    }
-}
-
-/// Settles a promise (`resolve`, `reject`) with what [`Start`] gives.
-struct Settle(Start, Function, Function);
-
-impl Future for Settle {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
-        Pin::new(&mut this.0).poll(cx).map(|r| {
-            let _ = match r {
-                Ok(a) => this.1.call1(&JsValue::NULL, &a.into()),
-                Err(e) => this.2.call1(&JsValue::NULL, &e),
-            };
-        })
     }
 }
 

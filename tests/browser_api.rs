@@ -4,6 +4,7 @@
 
 use consent_analytics::api::Analytics;
 use js_sys::{Array, Function, Object, Reflect};
+use wasm_bindgen::convert::TryFromJsValue;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -107,8 +108,14 @@ async fn wait(f: impl Fn() -> bool + 'static) -> bool {
     r.as_bool().unwrap()
 }
 
+/// `Analytics.load` from Rust: the client, or what the promise rejected with.
+async fn load(config: JsValue) -> Result<Analytics, JsValue> {
+    let a = JsFuture::from(Analytics::load_promise(config)).await?;
+    Ok(Analytics::try_from_js_value(a).expect("load resolves an Analytics"))
+}
+
 async fn load_err(cfg: &str) -> String {
-    match Analytics::load(obj(cfg)).await {
+    match load(obj(cfg)).await {
         Ok(_) => panic!("load should reject: {cfg}"),
         Err(e) => get(&e, "message").as_string().unwrap(),
     }
@@ -151,7 +158,7 @@ async fn load_rejects_unknown_keys_and_bad_fields_naming_them() {
 async fn track_returns_a_uuid_and_builds_a_segment_event() {
     clear_storage();
     let r = register("rec-shape", "{}");
-    let a = Analytics::load(obj(
+    let a = load(obj(
         r#"{"consent": {"measurement": true}, "destinations": [{"type": "rec-shape", "requiredConsent": ["measurement"]}]}"#,
     ))
     .await
@@ -204,7 +211,7 @@ async fn track_returns_a_uuid_and_builds_a_segment_event() {
 #[wasm_bindgen_test]
 async fn bad_input_throws_a_type_error_naming_the_argument_and_queues_nothing() {
     let r = register("rec-bad", "{}");
-    let a = Analytics::load(obj(r#"{"destinations": [{"type": "rec-bad"}]}"#))
+    let a = load(obj(r#"{"destinations": [{"type": "rec-bad"}]}"#))
         .await
         .unwrap();
     let cases: Vec<(JsValue, JsValue, &str)> = vec![
@@ -239,7 +246,7 @@ async fn bad_input_throws_a_type_error_naming_the_argument_and_queues_nothing() 
 async fn events_reach_only_destinations_whose_consent_was_given_at_capture() {
     let m = register("rec-marketing", "{}");
     let n = register("rec-necessary", "{}");
-    let a = Analytics::load(obj(
+    let a = load(obj(
         r#"{"destinations": [{"type": "rec-marketing", "requiredConsent": ["marketing"]}, {"type": "rec-necessary"}]}"#,
     ))
     .await
@@ -270,7 +277,7 @@ async fn events_reach_only_destinations_whose_consent_was_given_at_capture() {
 
 #[wasm_bindgen_test]
 async fn set_consent_rejects_unknown_purposes_and_keeps_necessary() {
-    let a = Analytics::load(JsValue::UNDEFINED).await.unwrap();
+    let a = load(JsValue::UNDEFINED).await.unwrap();
     let err = JsFuture::from(a.set_consent(obj(r#"{"ads": true}"#)))
         .await
         .unwrap_err();
@@ -290,7 +297,7 @@ async fn a_throwing_destination_does_not_affect_a_healthy_one() {
     let bad = register("rec-throws", r#"{"throwOn": "track"}"#);
     let hang = register("rec-hangs", r#"{"hang": true}"#);
     let good = register("rec-healthy", "{}");
-    let a = Analytics::load(obj(
+    let a = load(obj(
         r#"{"retry": {"maxRetries": 0}, "destinations": [{"type": "rec-throws"}, {"type": "rec-hangs"}, {"type": "rec-healthy"}]}"#,
     ))
     .await
@@ -329,7 +336,7 @@ async fn a_throwing_destination_does_not_affect_a_healthy_one() {
 #[wasm_bindgen_test]
 async fn source_middleware_changes_or_drops_events_and_a_throwing_one_drops() {
     let r = register("rec-mw", "{}");
-    let a = Analytics::load(obj(r#"{"destinations": [{"type": "rec-mw"}]}"#))
+    let a = load(obj(r#"{"destinations": [{"type": "rec-mw"}]}"#))
         .await
         .unwrap();
     let mw = Function::new_with_args(
@@ -363,7 +370,7 @@ async fn source_middleware_changes_or_drops_events_and_a_throwing_one_drops() {
 #[wasm_bindgen_test]
 async fn global_privacy_control_denies_marketing_and_measurement_until_the_user_grants() {
     set_gpc(true);
-    let a = Analytics::load(obj(
+    let a = load(obj(
         r#"{"consent": {"marketing": true, "measurement": true, "functionality": true}}"#,
     ))
     .await
@@ -376,7 +383,7 @@ async fn global_privacy_control_denies_marketing_and_measurement_until_the_user_
         .await
         .unwrap();
     assert_eq!(get(&a.consent(), "marketing").as_bool(), Some(true));
-    let b = Analytics::load(obj(
+    let b = load(obj(
         r#"{"honorGpc": false, "consent": {"marketing": true}}"#,
     ))
     .await
@@ -389,7 +396,7 @@ async fn global_privacy_control_denies_marketing_and_measurement_until_the_user_
 async fn identify_persists_and_reset_starts_a_new_anonymous_identity() {
     clear_storage();
     let r = register("rec-identity", "{}");
-    let a = Analytics::load(obj(r#"{"destinations": [{"type": "rec-identity"}]}"#))
+    let a = load(obj(r#"{"destinations": [{"type": "rec-identity"}]}"#))
         .await
         .unwrap();
     a.identify("u-42".into(), obj(r#"{"plan": "pro"}"#), JsValue::UNDEFINED)
@@ -409,7 +416,7 @@ async fn identify_persists_and_reset_starts_a_new_anonymous_identity() {
         .unwrap()
         .unwrap();
     // A second instance (a reload) sees the same identity.
-    let b = Analytics::load(obj(
+    let b = load(obj(
         r#"{"destinations": [{"type": "rec-identity", "id": "second"}]}"#,
     ))
     .await
@@ -441,7 +448,7 @@ async fn identify_persists_and_reset_starts_a_new_anonymous_identity() {
 async fn debug_logs_routing_loads_and_deliveries_and_is_quiet_without_it() {
     let cap = capture_logs();
     let r = register("rec-debug", "{}");
-    let quiet = Analytics::load(obj(
+    let quiet = load(obj(
         r#"{"destinations": [{"type": "rec-debug", "id": "quiet"}]}"#,
     ))
     .await
@@ -460,7 +467,7 @@ async fn debug_logs_routing_loads_and_deliveries_and_is_quiet_without_it() {
             .collect()
     };
     assert_eq!(ours(&lines), Vec::<String>::new(), "quiet without debug");
-    let loud = Analytics::load(obj(
+    let loud = load(obj(
         r#"{"debug": true, "destinations": [{"type": "rec-debug", "id": "loud", "requiredConsent": ["marketing"]}, {"type": "rec-debug", "id": "open"}]}"#,
     ))
     .await

@@ -2,9 +2,12 @@
 //! load / error / timeout outcomes, and refused URLs that inject nothing.
 #![cfg(target_arch = "wasm32")]
 
+use consent_analytics::error::DeliveryError;
 use consent_analytics::error::ErrorKind;
 use consent_analytics::script::ScriptDescriptor;
-use consent_analytics::web::inject::{inject, parse_descriptor, remove_all, remove_revoked};
+use consent_analytics::web::inject::{
+    outcome, parse_descriptor, remove_all, remove_revoked, start,
+};
 use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -12,6 +15,15 @@ use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
+
+/// Injects `d` as the library's `inject` does (its promise, then `outcome`) and awaits it.
+async fn inject(
+    d: &ScriptDescriptor,
+    default_nonce: Option<&str>,
+    timeout_ms: u64,
+) -> Result<(), DeliveryError> {
+    outcome(JsFuture::from(start(d, default_nonce, timeout_ms)).await)
+}
 
 #[wasm_bindgen(inline_js = r#"
 export function selfUrl() { return import.meta.url; }

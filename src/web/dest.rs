@@ -5,25 +5,22 @@
 use crate::prelude::*;
 
 use alloc::rc::Rc;
-use core::future::Future;
-use core::pin::Pin;
-use core::task::{Context, Poll};
 
 use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 
-use super::inject::{inject, parse_descriptor, remove_all, remove_revoked};
-use super::js::{method, set};
+use super::inject::{parse_descriptor, remove_all, remove_revoked, Injecting};
+use super::js::set;
 use super::platform::error_message;
+use super::settle::then;
 use crate::consent::Purposes;
 use crate::error::{DeliveryError, ErrorKind};
 use crate::event::{Envelope, EventKind};
 use crate::manager::BatchLimits;
 use crate::script::ScriptDescriptor;
 
-/// A boxed local future.
-pub type Fut<T> = Pin<Box<dyn Future<Output = T>>>;
+/// What to do once a load or delivery ends, with its outcome.
+pub type Done = Box<dyn FnOnce(Result<(), DeliveryError>)>;
 
 /// An event as the browser side holds it.
 pub type Event = Rc<Envelope<JsValue>>;
@@ -57,19 +54,20 @@ pub struct Restored {
     pub json: String,
 }
 
-/// A destination instance, as driven by the engine.
+/// A destination instance, as driven by the engine. Each call that waits on the browser ends by
+/// calling the `done` it was given, exactly once (possibly before it returns).
 pub trait Destination {
     /// Injects its scripts and initialises it.
-    fn load(self: Rc<Self>, env: LoadEnv) -> Fut<Result<(), DeliveryError>>;
+    fn load(self: Rc<Self>, env: LoadEnv, done: Done);
     /// Delivers events (a batch only for batching destinations) in order.
-    fn deliver(self: Rc<Self>, events: Vec<Event>) -> Fut<Result<(), DeliveryError>>;
+    fn deliver(self: Rc<Self>, events: Vec<Event>, done: Done);
     /// Consent for it was revoked: remove its non-persistent scripts.
     fn revoke(&self) {}
     /// `unloadDestination`: destroy the instance and remove its scripts.
     fn destroy(&self) {}
-    /// `testDestination`: whether it can reach its backend.
-    fn test(self: Rc<Self>) -> Fut<bool> {
-        Box::pin(async { true })
+    /// `testDestination`: whether it can reach its backend (`done` with `Ok` when it can).
+    fn test(self: Rc<Self>, done: Done) {
+        done(Ok(()))
     }
     /// Batching limits, for destinations that send batches.
     fn batch(&self) -> Option<BatchLimits> {
@@ -84,8 +82,8 @@ pub trait Destination {
     /// Forgets a persisted event (acknowledged, dead-lettered or purged).
     fn forget(&self, _event: &Event) {}
     /// Undelivered events persisted by an earlier page, to deliver first.
-    fn restore(&self) -> Fut<Vec<Restored>> {
-        Box::pin(async { Vec::new() })
+    fn restore(&self, done: Box<dyn FnOnce(Vec<Restored>)>) {
+        done(Vec::new())
     }
     /// Hands events to the browser at page hide (`navigator.sendBeacon` or a keepalive fetch);
     /// returns how many of them, from the front, the browser took (the rest stay queued).
@@ -102,7 +100,7 @@ pub struct JsDestination {
     scripts: core::cell::RefCell<Vec<ScriptDescriptor>>,
     /// Bumped by `revoke` and `destroy`: a load started before stops injecting and does not
     /// initialise.
-    generation: core::cell::Cell<u32>,
+    generation: Rc<core::cell::Cell<u32>>,
 }
 
 impl JsDestination {
@@ -147,59 +145,82 @@ pub fn consent_object(p: Purposes) -> Object {
     o
 }
 
+impl JsDestination {
+    /// The descriptors `scripts()` returned (`list`; none when undefined or null).
+    fn descriptors(&self, list: JsValue) -> Result<Option<Vec<ScriptDescriptor>>, DeliveryError> {
+        if list.is_undefined() || list.is_null() {
+            return Ok(None);
+        }
+        let fail = |m| DeliveryError::new(ErrorKind::ScriptLoad, m);
+        if !Array::is_array(&list) {
+            return Err(fail("scripts() must return an array".into()));
+        }
+        let arr = super::js::items(&list).map_err(fail)?;
+        let mut descs = Vec::new();
+        for (i, d) in arr.into_iter().enumerate() {
+            let path = [&self.id, ".scripts()[", &crate::json::dec(i as u64), "]"].concat();
+            descs.push(parse_descriptor(&d, &path).map_err(fail)?);
+        }
+        Ok(Some(descs))
+    }
+}
+
+/// Calls `done` once a hook's promise settles; a rejection is an `unknown` failure.
+fn settled(p: &Promise, done: Done) {
+    then(p, move |r| done(r.map(drop).map_err(|e| unknown(&e))));
+}
+
 impl Destination for JsDestination {
-    fn load(self: Rc<Self>, env: LoadEnv) -> Fut<Result<(), DeliveryError>> {
-        Box::pin(async move {
-            let generation = self.generation.get();
-            let revoked =
-                || DeliveryError::new(ErrorKind::ScriptLoad, "consent revoked while loading");
-            let consent = consent_object(env.consent);
-            let list = method(&self.obj, "scripts", &self.settings, &consent)
-                .await
-                .map_err(|e| unknown(&e))?;
-            if let Some(list) = list.filter(|l| !l.is_undefined() && !l.is_null()) {
-                if !Array::is_array(&list) {
-                    return Err(DeliveryError::new(
-                        ErrorKind::ScriptLoad,
-                        "scripts() must return an array",
-                    ));
-                }
-                let arr = super::js::items(&list)
-                    .map_err(|m| DeliveryError::new(ErrorKind::ScriptLoad, m))?;
-                let mut descs = Vec::new();
-                for (i, d) in arr.into_iter().enumerate() {
-                    let path = [&self.id, ".scripts()[", &crate::json::dec(i as u64), "]"].concat();
-                    descs.push(
-                        parse_descriptor(&d, &path)
-                            .map_err(|m| DeliveryError::new(ErrorKind::ScriptLoad, m))?,
-                    );
-                }
+    fn load(self: Rc<Self>, env: LoadEnv, done: Done) {
+        let generation = self.generation.get();
+        let consent = consent_object(env.consent);
+        let p = call_hook(&self.obj, "scripts", &self.settings, &consent);
+        then(&p, move |r| {
+            let descs = match r.map_err(|e| unknown(&e)).and_then(|l| self.descriptors(l)) {
+                Ok(d) => d,
+                Err(e) => return done(Err(e)),
+            };
+            if let Some(d) = &descs {
                 // Known before injecting, so a revocation during the load removes them.
-                *self.scripts.borrow_mut() = descs.clone();
-                for d in &descs {
-                    if self.generation.get() != generation {
-                        return Err(revoked());
+                *self.scripts.borrow_mut() = d.clone();
+            }
+            Injecting {
+                list: descs.unwrap_or_default(),
+                next: 0,
+                nonce: env.nonce,
+                timeout_ms: env.timeout_ms,
+                generation: self.generation.clone(),
+                started: generation,
+                done: Box::new(move |r| {
+                    if r.is_ok() && self.generation.get() != generation {
+                        return done(Err(super::inject::revoked()));
                     }
-                    inject(d, env.nonce.as_deref(), env.timeout_ms).await?;
-                }
+                    match r {
+                        Ok(()) => settled(
+                            &call_hook(
+                                &self.obj,
+                                "initialize",
+                                &self.settings,
+                                &JsValue::UNDEFINED,
+                            ),
+                            done,
+                        ),
+                        Err(e) => done(Err(e)),
+                    }
+                }),
             }
-            if self.generation.get() != generation {
-                return Err(revoked());
-            }
-            Settled(method(&self.obj, "initialize", &self.settings, &JsValue::UNDEFINED).0).await
-        })
+            .run();
+        });
     }
 
-    fn deliver(self: Rc<Self>, events: Vec<Event>) -> Fut<Result<(), DeliveryError>> {
+    fn deliver(self: Rc<Self>, events: Vec<Event>, done: Done) {
         let list = Array::new();
         for ev in &events {
             list.push(&JsValue::from_str(hook(ev.kind)));
             list.push(&ev.payload);
             list.push(&JsValue::from_str(&ev.json));
         }
-        Box::pin(Settled(JsFuture::from(deliver_events(
-            &self.obj, &self.id, &list,
-        ))))
+        settled(&deliver_events(&self.obj, &self.id, &list), done);
     }
 
     fn revoke(&self) {
@@ -213,37 +234,17 @@ impl Destination for JsDestination {
         destroy_hook(&self.obj);
     }
 
-    fn test(self: Rc<Self>) -> Fut<bool> {
-        Box::pin(Tested(JsFuture::from(test_hook(&self.obj))))
-    }
-}
-
-/// Settles with a hook's promise; a rejection is an `unknown` failure.
-struct Settled(JsFuture);
-
-impl Future for Settled {
-    type Output = Result<(), DeliveryError>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0)
-            .poll(cx)
-            .map(|r| r.map(|_| ()).map_err(|e| unknown(&e)))
-    }
-}
-
-/// The answer of `testHook`.
-struct Tested(JsFuture);
-
-impl Future for Tested {
-    type Output = bool;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
-        Pin::new(&mut self.0)
-            .poll(cx)
-            .map(|r| r.is_ok_and(|v| v.is_truthy()))
+    fn test(self: Rc<Self>, done: Done) {
+        settled(&test_hook(&self.obj), done);
     }
 }
 
 #[wasm_bindgen(module = "/src/web/host.js")]
 extern "C" {
+    /// Calls `obj[name](a, b)` if it is a function and resolves with what it returns (a
+    /// returned promise awaited; undefined without such a method); rejects with what it threw.
+    #[wasm_bindgen(js_name = callHook)]
+    fn call_hook(obj: &JsValue, name: &str, a: &JsValue, b: &JsValue) -> Promise;
     /// Delivers the events of `list` (`[kind, payload, json, ...]`) in order, each with
     /// `deliverEvent`; rejects with the first failure.
     #[wasm_bindgen(js_name = deliverEvents)]
@@ -251,7 +252,7 @@ extern "C" {
     /// Calls `destroy()` in a microtask, ignoring what it throws or returns.
     #[wasm_bindgen(js_name = destroyHook)]
     fn destroy_hook(obj: &JsValue);
-    /// Resolves what `testConnection()` says, as a boolean (true without the method).
+    /// Resolves when `testConnection()` says yes (also without the method), else rejects.
     #[wasm_bindgen(js_name = testHook)]
     fn test_hook(obj: &JsValue) -> Promise;
 }

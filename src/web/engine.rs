@@ -10,18 +10,15 @@ use crate::prelude::*;
 
 use alloc::rc::Rc;
 use core::cell::{Cell, RefCell};
-use core::future::Future;
-use core::pin::Pin;
-use core::task::{Context, Poll};
 
 use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
 use super::dest::{Destination, LoadEnv};
 use super::js::{get, set};
 use super::platform::{error_message, is_online, now, ConsoleLog};
+use super::settle::{after, cancel, soon, then};
 use crate::consent::{Consent, Purposes};
 use crate::dead_letter::{DeadLetter, DeadLetterQueue};
 use crate::error::{DeliveryError, ErrorKind};
@@ -103,11 +100,8 @@ pub struct Engine {
     draining: RefCell<Option<Rc<Engine>>>,
     /// The event whose source middleware is running: type, consent, messageId.
     current: RefCell<Option<(EventKind, Purposes, Rc<str>)>>,
-    /// Runs the capture pipeline (from a microtask, or with a middleware chain's result), or,
-    /// called with a number, is the wake-up timer: one callback reused by every timer (a
-    /// cleared one-shot closure would leak).
-    step: Closure<dyn FnMut(JsValue)>,
-    timer: RefCell<Option<(i32, u64)>>,
+    /// The wake-up timer (see [`after`]) and when it fires.
+    timer: Cell<Option<((i32, u32), u64)>>,
     /// `resolve`s waiting for the flush to settle or for loads to end (see [`Wait`]).
     waiters: RefCell<Vec<(Wait, Function)>>,
     replay_waiters: RefCell<Vec<ReplayWaiter>>,
@@ -125,23 +119,7 @@ impl Engine {
         nonce: Option<Rc<str>>,
         timeout_ms: u64,
     ) -> Rc<Engine> {
-        Rc::new_cyclic(|weak: &alloc::rc::Weak<Engine>| Engine {
-            step: {
-                let me = weak.clone();
-                Closure::new(move |r: JsValue| {
-                    let Some(me) = me.upgrade() else {
-                        return;
-                    };
-                    if r.as_f64().is_some() {
-                        // The wake-up timer.
-                        *me.timer.borrow_mut() = None;
-                        let cmds = me.mgr.borrow_mut().poll(now());
-                        me.run(cmds);
-                    } else {
-                        me.drain(r);
-                    }
-                })
-            },
+        Rc::new(Engine {
             mgr: RefCell::new(mgr),
             dests,
             kinds,
@@ -155,7 +133,7 @@ impl Engine {
             rest: RefCell::new(Vec::new()),
             draining: RefCell::new(None),
             current: RefCell::new(None),
-            timer: RefCell::new(None),
+            timer: Cell::new(None),
             waiters: RefCell::new(Vec::new()),
             replay_waiters: RefCell::new(Vec::new()),
             seq: Cell::new(0),
@@ -200,7 +178,8 @@ impl Engine {
         if self.draining.borrow().is_none() {
             // Kept alive until the pipeline is empty.
             *self.draining.borrow_mut() = Some(self.clone());
-            queue_microtask(self.step.as_ref().unchecked_ref());
+            let me = self.clone();
+            soon(move || me.drain(JsValue::UNDEFINED));
         }
     }
 
@@ -214,9 +193,9 @@ impl Engine {
         rest.pop()
     }
 
-    /// Runs the capture pipeline until it is empty or a middleware returned a promise (then
-    /// `runMiddleware` calls `step` again with the chain's result `r`; `r` is undefined when
-    /// the pipeline starts).
+    /// Runs the capture pipeline until it is empty or a middleware returned a promise (then it
+    /// runs again with the chain's result `r` once that settles; `r` is undefined when the
+    /// pipeline starts).
     fn drain(self: &Rc<Self>, r: JsValue) {
         if !r.is_undefined() {
             if let Some((kind, consent, message_id)) = self.current.take() {
@@ -245,9 +224,14 @@ impl Engine {
                         self.capture(payload, kind, consent, message_id, json);
                         continue;
                     }
-                    let r = run_middleware(&self.middleware, &payload, self.step.as_ref());
-                    if r.is_undefined() {
+                    let r = run_middleware(&self.middleware, &payload);
+                    if !r.is_array() {
+                        // A promise of the chain's result (never rejected).
                         *self.current.borrow_mut() = Some((kind, consent, message_id));
+                        let me = self.clone();
+                        then(r.unchecked_ref(), move |r| {
+                            me.drain(r.unwrap_or_else(|e| e))
+                        });
                         return;
                     }
                     self.after_middleware(r, kind, consent, message_id);
@@ -395,15 +379,58 @@ impl Engine {
         self.arm_timer();
     }
 
-    /// Starts a load or delivery in the background (from a microtask, after this run).
+    /// Starts a load or delivery in the background (from a microtask, after this run); a
+    /// delivery is raced against `timeout_ms`. Tells the manager the outcome.
     fn start(self: &Rc<Self>, dest: usize, job: Job) {
-        spawn(Box::pin(Task {
-            me: self.clone(),
-            dest,
-            job,
-            fut: None,
-            timer: None,
-        }));
+        let me = self.clone();
+        soon(move || {
+            let d = me.dests[dest].clone();
+            match job {
+                Job::Load(env) => d.load(
+                    env,
+                    Box::new(move |r| {
+                        let cmds = me.mgr.borrow_mut().load_done(dest, r, now());
+                        me.run(cmds);
+                    }),
+                ),
+                Job::Deliver(events) => {
+                    // The timer while the delivery runs: whichever ends first takes it.
+                    let timer: Rc<Cell<Option<(i32, u32)>>> = Rc::default();
+                    let (t, m) = (timer.clone(), me.clone());
+                    timer.set(Some(after(me.timeout_ms, move || {
+                        if t.take().is_some() {
+                            m.delivered(
+                                dest,
+                                Err(DeliveryError::new(
+                                    ErrorKind::Timeout,
+                                    "destination did not answer in time",
+                                )),
+                            );
+                        }
+                    })));
+                    d.deliver(
+                        events,
+                        Box::new(move |r| {
+                            if let Some(t) = timer.take() {
+                                cancel(t);
+                                me.delivered(dest, r);
+                            }
+                        }),
+                    );
+                }
+            }
+        });
+    }
+
+    /// A delivery to `dest` ended with `r`.
+    fn delivered(self: &Rc<Self>, dest: usize, r: Result<(), DeliveryError>) {
+        let outcome = match r {
+            Ok(()) => Outcome::Ok,
+            Err(_) if !is_online() => Outcome::Offline,
+            Err(e) => Outcome::Err(e),
+        };
+        let cmds = self.mgr.borrow_mut().delivery_done(dest, outcome, now());
+        self.run(cmds);
     }
 
     fn exec(self: &Rc<Self>, c: Command<JsValue>) {
@@ -549,11 +576,12 @@ impl Engine {
     /// from a microtask).
     pub fn test(&self, i: usize) -> Promise {
         let (p, resolve, _) = deferred();
-        spawn(Box::pin(Probe {
-            dest: self.dests[i].clone(),
-            fut: None,
-            resolve,
-        }));
+        let d = self.dests[i].clone();
+        soon(move || {
+            d.test(Box::new(move |r| {
+                let _ = resolve.call1(&JsValue::NULL, &JsValue::from_bool(r.is_ok()));
+            }))
+        });
         p
     }
 
@@ -579,22 +607,24 @@ impl Engine {
 
     fn arm_timer(self: &Rc<Self>) {
         let next = self.mgr.borrow().next_wake();
-        let mut t = self.timer.borrow_mut();
-        if let Some((handle, at)) = *t {
+        if let Some((t, at)) = self.timer.take() {
             if Some(at) == next {
+                self.timer.set(Some((t, at)));
                 return;
             }
-            clear_timeout(handle);
-            *t = None;
+            cancel(t);
         }
         if let Some(at) = next {
-            let delay = at.saturating_sub(now());
-            let handle = set_timeout_with(
-                self.step.as_ref().unchecked_ref(),
-                delay.min(i32::MAX as u64) as i32,
-                1,
-            );
-            *t = Some((handle, at));
+            // Weak: a pending timer does not keep the engine alive.
+            let me = Rc::downgrade(self);
+            let t = after(at.saturating_sub(now()), move || {
+                if let Some(me) = me.upgrade() {
+                    me.timer.set(None);
+                    let cmds = me.mgr.borrow_mut().poll(now());
+                    me.run(cmds);
+                }
+            });
+            self.timer.set(Some((t, at)));
         }
     }
 
@@ -635,9 +665,9 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        // The timer would call `step` after it is gone.
-        if let Some((handle, _)) = *self.timer.borrow() {
-            clear_timeout(handle);
+        // The timer's continuation is of no use once it is gone.
+        if let Some((t, _)) = self.timer.take() {
+            cancel(t);
         }
     }
 }
@@ -653,141 +683,31 @@ extern "C" {
     /// Calls the listeners of `name` with `payload`; returns what those that threw threw.
     #[wasm_bindgen(js_name = emitEvent)]
     fn emit_event(ls: &js_sys::Map, name: &str, payload: &JsValue) -> Array;
+    /// `[promise, resolve, reject]` of a new pending promise.
+    #[wasm_bindgen(js_name = deferred)]
+    fn new_deferred() -> Array;
     #[wasm_bindgen(js_name = retryResult)]
     fn retry_result(resolve: &Function, retried: u32, succeeded: u32, failed: u32);
     /// Runs the middleware chain on an event: `[event]` (null: dropped) or `[event, error]`;
-    /// undefined when a middleware returned a promise, and then `done` gets that array later.
+    /// a promise of that array when a middleware returned a promise.
     #[wasm_bindgen(js_name = runMiddleware)]
-    fn run_middleware(fns: &Array, event: &JsValue, done: &JsValue) -> JsValue;
+    fn run_middleware(fns: &Array, event: &JsValue) -> JsValue;
 }
 
-#[wasm_bindgen]
-extern "C" {
-    #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout(cb: &Function, ms: i32) -> i32;
-    /// `setTimeout(cb, ms, arg)`: `cb` gets `arg`.
-    #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout_with(cb: &Function, ms: i32, arg: i32) -> i32;
-    #[wasm_bindgen(js_name = clearTimeout)]
-    fn clear_timeout(handle: i32);
-    #[wasm_bindgen(js_name = queueMicrotask)]
-    fn queue_microtask(f: &Function);
-}
-
-/// Runs `fut` in the background. Every caller shares one instantiation of the executor's
-/// spawn code (one per future type otherwise), which keeps the wasm smaller.
-#[inline(never)]
-pub fn spawn(fut: Pin<Box<dyn Future<Output = ()>>>) {
-    wasm_bindgen_futures::spawn_local(fut);
-}
-
-/// A new pending promise with its `resolve` and `reject` functions. Every caller shares this
-/// one executor closure (one per call site otherwise), which keeps the wasm smaller.
-#[inline(never)]
+/// A new pending promise with its `resolve` and `reject` functions.
 pub fn deferred() -> (Promise, Function, Function) {
-    let mut slot = None;
-    let p = Promise::new(&mut |res, rej| slot = Some((res, rej)));
-    // The executor runs synchronously, so `slot` is set; calling the fallback would only
-    // return an error.
-    let (res, rej) = slot.unwrap_or_else(|| {
-        (
-            JsValue::UNDEFINED.unchecked_into(),
-            JsValue::UNDEFINED.unchecked_into(),
-        )
-    });
-    (p, res, rej)
+    let a = new_deferred();
+    (
+        a.get(0).unchecked_into(),
+        a.get(1).unchecked_into(),
+        a.get(2).unchecked_into(),
+    )
 }
 
-/// Resolves `resolve` with what `dest.test()` says (asked on the first poll).
-struct Probe {
-    dest: Rc<dyn Destination>,
-    fut: Option<super::dest::Fut<bool>>,
-    resolve: Function,
-}
-
-impl Future for Probe {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
-        let d = &this.dest;
-        let fut = this.fut.get_or_insert_with(|| d.clone().test());
-        fut.as_mut().poll(cx).map(|ok| {
-            let _ = this.resolve.call1(&JsValue::NULL, &JsValue::from_bool(ok));
-        })
-    }
-}
-
-/// What a [`Task`] does.
+/// What a started job does.
 enum Job {
     Load(LoadEnv),
     Deliver(Vec<super::dest::Event>),
-}
-
-/// A load, or a delivery raced against its timer (the timer's promise, `setTimeout` handle and
-/// `resolve`), started on the first poll; tells the manager the outcome.
-struct Task {
-    me: Rc<Engine>,
-    dest: usize,
-    job: Job,
-    fut: Option<super::dest::Fut<Result<(), DeliveryError>>>,
-    timer: Option<(JsFuture, i32, Function)>,
-}
-
-impl Future for Task {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
-        if this.fut.is_none() {
-            let d = this.me.dests[this.dest].clone();
-            this.fut = Some(match &mut this.job {
-                Job::Load(env) => d.load(env.clone()),
-                Job::Deliver(events) => {
-                    let fut = d.deliver(core::mem::take(events));
-                    let (timer, res, _) = deferred();
-                    let ms = this.me.timeout_ms.min(i32::MAX as u64) as i32;
-                    let handle = set_timeout(&res, ms);
-                    this.timer = Some((JsFuture::from(timer), handle, res));
-                    fut
-                }
-            });
-        }
-        let Some(fut) = &mut this.fut else {
-            return Poll::Pending;
-        };
-        let r = match fut.as_mut().poll(cx) {
-            Poll::Ready(r) => r,
-            Poll::Pending => {
-                let Some((t, ..)) = &mut this.timer else {
-                    return Poll::Pending;
-                };
-                if Pin::new(t).poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                Err(DeliveryError::new(
-                    ErrorKind::Timeout,
-                    "destination did not answer in time",
-                ))
-            }
-        };
-        let me = &this.me;
-        let cmds = match &this.timer {
-            None => me.mgr.borrow_mut().load_done(this.dest, r, now()),
-            Some((_, handle, res)) => {
-                // Settle the timer now: a promise left pending would keep its callbacks (and
-                // what they hold) alive until the timer fired.
-                clear_timeout(*handle);
-                let _ = res.call0(&JsValue::NULL);
-                let outcome = match r {
-                    Ok(()) => Outcome::Ok,
-                    Err(_) if !is_online() => Outcome::Offline,
-                    Err(e) => Outcome::Err(e),
-                };
-                me.mgr.borrow_mut().delivery_done(this.dest, outcome, now())
-            }
-        };
-        me.run(cmds);
-        Poll::Ready(())
-    }
 }
 
 /// The error as `{ kind, message, status? }`.

@@ -43,16 +43,13 @@ export function jsonProblem(v, path) {
   return walk(v, path);
 }
 
-// POSTs `body` to `url` with the `headers` object, as a keepalive request when `done` is given.
+// POSTs `body` to `url` with the `headers` object (as a keepalive request when `keepalive`).
 // Resolves [status, Retry-After header (429, 503) or null], or [0, message] when the request
-// failed or fetch is missing; never rejects. `done`, if given, is called with that array and
-// `n` appended.
-export function post(url, body, headers, done, n) {
-  const p = new Promise((resolve) => resolve(fetch(url, { method: 'POST', body, headers, keepalive: !!done })))
+// failed or fetch is missing; never rejects.
+export function post(url, body, headers, keepalive) {
+  return new Promise((resolve) => resolve(fetch(url, { method: 'POST', body, headers, keepalive })))
     .then((r) => [r.status, r.status == 429 || r.status == 503 ? r.headers.get('Retry-After') : null])
     .catch((e) => [0, 'relay request failed: ' + text(e)]);
-  if (done) p.then((r) => done(r.concat(n)));
-  return p;
 }
 
 // `url` resolved against the document's base URL: [href, protocol, the page's origin], or
@@ -158,9 +155,9 @@ const hook = (obj, name, a, b) =>
     resolve(typeof f == 'function' ? f.call(obj, a, b) : NO_HOOK);
   });
 
-// `hook` for the wasm: resolves [result], or undefined when there is no such method.
+// `hook` for the wasm: resolves what it returns, or undefined when there is no such method.
 export function callHook(obj, name, a, b) {
-  return hook(obj, name, a, b).then((v) => (v === NO_HOOK ? undefined : [v]));
+  return hook(obj, name, a, b).then((v) => (v === NO_HOOK ? undefined : v));
 }
 
 // Delivers one event to a JavaScript destination: `onBeforeEvent` gets a copy parsed from
@@ -200,13 +197,15 @@ export function destroyHook(obj) {
     .catch(() => {});
 }
 
-// What `obj.testConnection()` says: true without the method; its answer when it is a boolean,
-// else whether it is neither null nor undefined; false when it throws or rejects. Called in a
-// microtask.
+// What `obj.testConnection()` says: resolves (yes) without the method, or when its answer is
+// true, or not a boolean and neither null nor undefined; rejects (no) otherwise and when it
+// throws or rejects. Called in a microtask.
 export function testHook(obj) {
   return Promise.resolve()
     .then(() => hook(obj, 'testConnection'))
-    .then((v) => v === NO_HOOK || (typeof v == 'boolean' ? v : v != null), () => false);
+    .then((v) => {
+      if (!(v === NO_HOOK || (typeof v == 'boolean' ? v : v != null))) throw 0;
+    });
 }
 
 // Whether `v` is a promise-like object (not when reading `then` throws).
@@ -220,9 +219,8 @@ const thenable = (v) => {
 // Runs the source middleware `fns` (as they are now) on event `e`, in order: each gets the
 // event and returns it, a changed event, undefined (unchanged) or null (drop it); a returned
 // promise is awaited. Returns [event] ([null] when dropped), or [event, error] when one threw or
-// rejected; when a middleware returned a promise, returns undefined and calls `done` with that
-// array once the chain is done.
-export function runMiddleware(fns, e, done) {
+// rejected; when a middleware returned a promise, a promise of that array (never rejected).
+export function runMiddleware(fns, e) {
   fns = fns.slice();
   let i = 0;
   const step = (v) => {
@@ -238,9 +236,7 @@ export function runMiddleware(fns, e, done) {
       }
     }
   };
-  const r = step();
-  if (Array.isArray(r)) return r;
-  r.then(done);
+  return step();
 }
 
 // `context.page`: the document's path, referrer, search, title and URL (without fragment).
@@ -352,7 +348,39 @@ export function emitEvent(ls, name, payload) {
 
 // --- API results ---
 
+// A new pending promise with its resolve and reject functions: [promise, resolve, reject].
+export function deferred() {
+  let a;
+  const p = new Promise((res, rej) => (a = [res, rej]));
+  return [p, ...a];
+}
+
 // Resolves a `retryDeadLetters` promise with its counts.
 export function retryResult(resolve, retried, succeeded, failed) {
   resolve({ retried, succeeded, failed });
+}
+
+// --- promise outcomes for the wasm (src/web/settle.rs) ---
+
+// The wasm's one callback for outcomes: settle([token, true, value]) or
+// settle([token, false, error]).
+let settle;
+
+// Sets the callback (once per page).
+export function setSettle(f) {
+  settle = f;
+}
+
+// Calls the callback with `token` and the outcome of promise `p` once it settles (from a
+// microtask when `p` is not a promise).
+export function settleWhen(p, token) {
+  Promise.resolve(p).then(
+    (v) => settle([token, true, v]),
+    (e) => settle([token, false, e]),
+  );
+}
+
+// Calls the callback with `token` after `ms` milliseconds; returns the setTimeout handle.
+export function settleAfter(ms, token) {
+  return setTimeout(() => settle([token, true]), ms);
 }

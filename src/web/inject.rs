@@ -6,14 +6,16 @@
 #[allow(unused_imports)]
 use crate::prelude::*;
 
-use core::future::Future;
+use alloc::rc::Rc;
+use core::cell::Cell;
 
 use js_sys::{Array, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
+use super::dest::Done;
 use super::platform::resolve_url;
+use super::settle::then;
 use crate::error::{DeliveryError, ErrorKind};
 use crate::script::{check_url, refused, ScriptDescriptor, Source, Target};
 use crate::web::js::{check_keys, opt_bool, opt_str};
@@ -109,30 +111,70 @@ pub fn resolve_and_check(src: &str) -> Result<String, String> {
 }
 
 /// Injects `d` (once per id: an element with this id already in the document, or one this
-/// library injected, is not injected again) and waits for it to load. `default_nonce` is
-/// `config.nonce`. A `src` the URL policy refuses fails without injecting anything.
-pub fn inject(
-    d: &ScriptDescriptor,
-    default_nonce: Option<&str>,
-    timeout_ms: u64,
-) -> impl Future<Output = Result<(), DeliveryError>> {
-    let promise = start(d, default_nonce, timeout_ms);
-    async move {
-        // The helper never rejects: it resolves the failure message.
-        match JsFuture::from(promise)
-            .await
-            .unwrap_or_else(|e| e)
-            .as_string()
-        {
-            Some(m) => Err(DeliveryError::new(ErrorKind::ScriptLoad, m)),
-            None => Ok(()),
+/// library injected, is not injected again), waits for it to load and calls `done` with the
+/// outcome. `default_nonce` is `config.nonce`. A `src` the URL policy refuses fails without
+/// injecting anything.
+pub fn inject(d: &ScriptDescriptor, default_nonce: Option<&str>, timeout_ms: u64, done: Done) {
+    then(&start(d, default_nonce, timeout_ms), move |r| {
+        done(outcome(r))
+    });
+}
+
+/// The outcome of an injection from what [`start`]'s promise settled with (it resolves the
+/// failure message, or undefined once loaded).
+pub fn outcome(r: Result<JsValue, JsValue>) -> Result<(), DeliveryError> {
+    match r.unwrap_or_else(|e| e).as_string() {
+        Some(m) => Err(DeliveryError::new(ErrorKind::ScriptLoad, m)),
+        None => Ok(()),
+    }
+}
+
+/// The failure of a load that consent revocation (or unloading) stopped.
+pub fn revoked() -> DeliveryError {
+    DeliveryError::new(ErrorKind::ScriptLoad, "consent revoked while loading")
+}
+
+/// Scripts being injected one after the other (each once the one before has loaded).
+pub struct Injecting {
+    /// The scripts.
+    pub list: Vec<ScriptDescriptor>,
+    /// The next one to inject.
+    pub next: usize,
+    /// `config.nonce`.
+    pub nonce: Option<Rc<str>>,
+    /// `loading.timeoutMs`.
+    pub timeout_ms: u64,
+    /// The destination's generation, bumped when the load is no longer wanted (revocation,
+    /// unloading); checked before each script.
+    pub generation: Rc<Cell<u32>>,
+    /// The generation the load started in.
+    pub started: u32,
+    /// Called once all have loaded, at the first failure, or with [`revoked`] once the
+    /// generation changed.
+    pub done: Done,
+}
+
+impl Injecting {
+    /// Injects the next script, or ends.
+    pub fn run(mut self) {
+        let Some(d) = self.list.get(self.next) else {
+            return (self.done)(Ok(()));
+        };
+        if self.generation.get() != self.started {
+            return (self.done)(Err(revoked()));
         }
+        let p = start(d, self.nonce.as_deref(), self.timeout_ms);
+        self.next += 1;
+        then(&p, move |r| match outcome(r) {
+            Ok(()) => self.run(),
+            Err(e) => (self.done)(Err(e)),
+        });
     }
 }
 
 /// Starts [`inject`]: a promise of `undefined` once `d` has loaded, else of the failure message
 /// (it never rejects).
-pub(crate) fn start(d: &ScriptDescriptor, default_nonce: Option<&str>, timeout_ms: u64) -> Promise {
+pub fn start(d: &ScriptDescriptor, default_nonce: Option<&str>, timeout_ms: u64) -> Promise {
     // For a `src`: the URL as resolved, or why the policy refuses it.
     let checked = match &d.source {
         Source::Src(s) => resolve_and_check(s),

@@ -1,17 +1,11 @@
-//! Small helpers for reading JavaScript objects with errors that name the field, and for
-//! calling JavaScript functions that may return a promise.
+//! Small helpers for reading JavaScript objects with errors that name the field.
 
 #[allow(unused_imports)]
 use crate::prelude::*;
 
-use core::future::Future;
-use core::pin::Pin;
-use core::task::{Context, Poll};
-
-use js_sys::{Object, Promise, Reflect};
+use js_sys::{Object, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
 /// `obj[key]`, or `undefined` when absent or when the getter throws.
 pub fn get(obj: &JsValue, key: &str) -> JsValue {
@@ -158,31 +152,6 @@ pub fn opt_obj(obj: &Object, key: &str, path: &str) -> Result<Option<Object>, St
             }
         })
         .transpose()
-}
-
-#[wasm_bindgen(module = "/src/web/host.js")]
-extern "C" {
-    #[wasm_bindgen(js_name = callHook)]
-    fn call_hook(obj: &JsValue, name: &str, a: &JsValue, b: &JsValue) -> Promise;
-}
-
-/// Calls `obj[name](a, b)` if it is a function: a future of `Ok(None)` when there is no such
-/// method, else its result (a returned promise awaited); a throw or rejection is the `Err`.
-pub fn method(obj: &JsValue, name: &str, a: &JsValue, b: &JsValue) -> Method {
-    Method(JsFuture::from(call_hook(obj, name, a, b)))
-}
-
-/// The result of [`method`]: `Ok(None)` when there is no such method (`.0`: `callHook`'s
-/// promise as it settles).
-pub struct Method(pub JsFuture);
-
-impl Future for Method {
-    type Output = Result<Option<JsValue>, JsValue>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0)
-            .poll(cx)
-            .map(|r| r.map(|v| (!v.is_undefined()).then(|| js_sys::Array::from(&v).get(0))))
-    }
 }
 
 /// A `TypeError` with `msg`.

@@ -16,3 +16,4 @@ pub mod js;
 pub mod platform;
 pub mod registry;
 pub mod remote;
+pub mod settle;

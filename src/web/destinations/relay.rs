@@ -28,14 +28,10 @@ use crate::prelude::*;
 
 use alloc::rc::Rc;
 use core::cell::{Cell, RefCell};
-use core::future::Future;
-use core::pin::Pin;
-use core::task::{Context, Poll};
 
 use js_sys::{Array, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
 use crate::error::{DeliveryError, ErrorKind};
 use crate::manager::BatchLimits;
@@ -45,9 +41,10 @@ use crate::outbox::{
 use crate::retry::parse_retry_after;
 use crate::time::iso8601;
 use crate::web::config::DestConfig;
-use crate::web::dest::{CreateEnv, Destination, Event, Fut, LoadEnv, Restored};
+use crate::web::dest::{CreateEnv, Destination, Done, Event, LoadEnv, Restored};
 use crate::web::js::{check_keys, get, opt_bool, opt_obj, opt_str, opt_uint, set};
 use crate::web::platform::{now, uuid};
+use crate::web::settle::then;
 
 const SETTINGS: &[&str] = &[
     "endpoint",
@@ -80,8 +77,6 @@ pub struct Relay {
     deferred: Deferred,
     /// How many chunks went to a keepalive fetch (numbers them for `deferred`).
     chunks: Cell<u32>,
-    /// Called by `post` with `[status, text, chunk]` when a keepalive fetch answers.
-    on_keepalive: JsValue,
     /// Whether the last delivery succeeded (no beacon while the backend is failing).
     healthy: Cell<bool>,
 }
@@ -147,27 +142,6 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
         &entry.id,
         owner,
     )));
-    let deferred: Deferred = Default::default();
-    // Forgets a chunk's events only once the backend said 2xx; if the page is gone by then,
-    // they stay in the outbox and a later page delivers them (messageId dedupes).
-    let on_keepalive = {
-        let (o, d) = (outbox.clone(), deferred.clone());
-        Closure::<dyn FnMut(JsValue)>::new(move |r: JsValue| {
-            let r: Array = r.unchecked_into();
-            let chunk = r.get(2).as_f64().unwrap_or(-1.0) as u32;
-            let ok = outcome(&r).is_ok();
-            d.borrow_mut().retain(|(c, id)| {
-                if *c != chunk {
-                    return true;
-                }
-                if ok {
-                    o.borrow_mut().forget(id);
-                }
-                false
-            });
-        })
-        .into_js_value()
-    };
     Ok(Rc::new(Relay {
         endpoint,
         headers: headers.into(),
@@ -177,9 +151,8 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
         use_beacon,
         lock_base: [prefix, ":outbox:"].concat(),
         outbox,
-        deferred,
+        deferred: Default::default(),
         chunks: Cell::new(0),
-        on_keepalive,
         healthy: Cell::new(true),
     }))
 }
@@ -195,12 +168,19 @@ impl Relay {
         batch_body(events, &iso8601(now()), self.write_key.as_deref())
     }
 
-    /// POSTs a batch of `events` (none for `testDestination`); the answer, recorded in
-    /// `healthy` when `record` is set.
-    fn send<'a>(self: Rc<Self>, events: impl Iterator<Item = &'a str>, record: bool) -> Answer {
+    /// POSTs a batch of `events` (none for `testDestination`) and calls `done` with the
+    /// outcome once it is answered; the outcome is recorded in `healthy` when `record` is set.
+    fn send<'a>(self: Rc<Self>, events: impl Iterator<Item = &'a str>, record: bool, done: Done) {
         let body = self.body(events);
-        let p = post(&self.endpoint, &body, &self.headers, &JsValue::UNDEFINED, 0);
-        Answer(JsFuture::from(p), record.then_some(self))
+        let p = post(&self.endpoint, &body, &self.headers, false);
+        then(&p, move |r| {
+            // `post` never rejects.
+            let r = outcome(&r.map_or_else(|_| Array::new(), JsCast::unchecked_into));
+            if record {
+                self.healthy.set(r.is_ok());
+            }
+            done(r)
+        });
     }
 
     /// Hands chunks to `sendBeacon`, else a keepalive fetch; returns how many events (a
@@ -230,13 +210,23 @@ impl Relay {
                         .iter()
                         .map(|e| (chunk, e.message_id.clone())),
                 );
-                let _ = post(
-                    &self.endpoint,
-                    &body,
-                    &self.headers,
-                    &self.on_keepalive,
-                    chunk,
-                );
+                let p = post(&self.endpoint, &body, &self.headers, true);
+                // Forgets the chunk's events only once the backend said 2xx; if the page is
+                // gone by then, they stay in the outbox and a later page delivers them
+                // (messageId dedupes).
+                let (o, d) = (self.outbox.clone(), self.deferred.clone());
+                then(&p, move |r| {
+                    let ok = outcome(&r.map_or_else(|_| Array::new(), JsCast::unchecked_into));
+                    d.borrow_mut().retain(|(c, id)| {
+                        if *c != chunk {
+                            return true;
+                        }
+                        if ok.is_ok() {
+                            o.borrow_mut().forget(id);
+                        }
+                        false
+                    });
+                });
             }
             sent += n;
         }
@@ -246,9 +236,9 @@ impl Relay {
 
 #[wasm_bindgen(module = "/src/web/host.js")]
 extern "C" {
-    /// `fetch(url, {method: 'POST', body, headers, keepalive})`, keepalive when `done` is a
-    /// function (then called with the answer and `n`); resolves `[status, text]` (see host.js).
-    fn post(url: &str, body: &str, headers: &JsValue, done: &JsValue, n: u32) -> Promise;
+    /// `fetch(url, {method: 'POST', body, headers, keepalive})`; resolves `[status, text]`
+    /// (see host.js).
+    fn post(url: &str, body: &str, headers: &JsValue, keepalive: bool) -> Promise;
 }
 
 /// What `post` resolved to: 2xx is success; another status is an HTTP error (with
@@ -270,16 +260,16 @@ fn outcome(r: &Array) -> Result<(), DeliveryError> {
 }
 
 impl Destination for Relay {
-    fn load(self: Rc<Self>, _env: LoadEnv) -> Fut<Result<(), DeliveryError>> {
-        Box::pin(async { Ok(()) })
+    fn load(self: Rc<Self>, _env: LoadEnv, done: Done) {
+        done(Ok(()))
     }
 
-    fn deliver(self: Rc<Self>, events: Vec<Event>) -> Fut<Result<(), DeliveryError>> {
-        Box::pin(self.send(events.iter().map(|e| &*e.json), true))
+    fn deliver(self: Rc<Self>, events: Vec<Event>, done: Done) {
+        self.send(events.iter().map(|e| &*e.json), true, done)
     }
 
-    fn test(self: Rc<Self>) -> Fut<bool> {
-        Box::pin(Tested(self.send(core::iter::empty(), false)))
+    fn test(self: Rc<Self>, done: Done) {
+        self.send(core::iter::empty(), false, done)
     }
 
     fn batch(&self) -> Option<BatchLimits> {
@@ -308,7 +298,7 @@ impl Destination for Relay {
         self.outbox.borrow_mut().forget(&event.message_id);
     }
 
-    fn restore(&self) -> Fut<Vec<Restored>> {
+    fn restore(&self, done: Box<dyn FnOnce(Vec<Restored>)>) {
         let outbox = self.outbox.clone();
         let got: Rc<RefCell<Vec<Restored>>> = Default::default();
         // The one callback of `claimOutbox` (see relay.js): lists the other owners, adopts the
@@ -356,7 +346,9 @@ impl Destination for Relay {
         };
         let own = outbox.borrow().owner().to_string();
         let claimed = claim_outbox(&self.lock_base, &own, HEARTBEAT_MS as u32, &f);
-        Box::pin(Claimed(JsFuture::from(claimed), got))
+        then(&claimed, move |_| {
+            done(core::mem::take(&mut *got.borrow_mut()))
+        });
     }
 
     fn beacon(&self, events: &[Event]) -> usize {
@@ -365,47 +357,6 @@ impl Destination for Relay {
             return 0;
         }
         self.hand_over(events)
-    }
-}
-
-/// The outcome of a `post`, once it settles; recorded in the relay's `healthy` when it is set.
-struct Answer(JsFuture, Option<Rc<Relay>>);
-
-impl Future for Answer {
-    type Output = Result<(), DeliveryError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx).map(|r| {
-            let r = outcome(&r.map_or_else(|_| Array::new(), JsCast::unchecked_into));
-            if let Some(me) = &self.1 {
-                me.healthy.set(r.is_ok());
-            }
-            r
-        })
-    }
-}
-
-/// Whether an [`Answer`] was a success (`testDestination`).
-struct Tested(Answer);
-
-impl Future for Tested {
-    type Output = bool;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
-        Pin::new(&mut self.0).poll(cx).map(|r| r.is_ok())
-    }
-}
-
-/// Resolves to the restored events once `claimOutbox` settles.
-struct Claimed(JsFuture, Rc<RefCell<Vec<Restored>>>);
-
-impl Future for Claimed {
-    type Output = Vec<Restored>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Vec<Restored>> {
-        Pin::new(&mut self.0)
-            .poll(cx)
-            .map(|_| core::mem::take(&mut *self.1.borrow_mut()))
     }
 }
 

@@ -11,18 +11,17 @@ use core::cell::Cell;
 use js_sys::Array;
 use wasm_bindgen::JsCast;
 
-use crate::error::{DeliveryError, ErrorKind};
 use crate::script::ScriptDescriptor;
 use crate::web::config::DestConfig;
-use crate::web::dest::{Destination, Event, Fut, LoadEnv};
-use crate::web::inject::{inject, parse_descriptor, remove_all, remove_revoked};
+use crate::web::dest::{Destination, Done, Event, LoadEnv};
+use crate::web::inject::{parse_descriptor, remove_all, remove_revoked, Injecting};
 use crate::web::js::{check_keys, get};
 
 /// A destination that only injects scripts.
 pub struct ScriptDestination {
     scripts: Vec<ScriptDescriptor>,
     /// Bumped by `revoke` and `destroy`: a load started before stops injecting.
-    generation: Cell<u32>,
+    generation: Rc<Cell<u32>>,
 }
 
 /// Creates the destination for `entry`, validating `settings.scripts`; errors name the field
@@ -58,29 +57,26 @@ pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
     }
     Ok(Rc::new(ScriptDestination {
         scripts,
-        generation: Cell::new(0),
+        generation: Rc::default(),
     }))
 }
 
 impl Destination for ScriptDestination {
-    fn load(self: Rc<Self>, env: LoadEnv) -> Fut<Result<(), DeliveryError>> {
-        Box::pin(async move {
-            let generation = self.generation.get();
-            for d in &self.scripts {
-                if self.generation.get() != generation {
-                    return Err(DeliveryError::new(
-                        ErrorKind::ScriptLoad,
-                        "consent revoked while loading",
-                    ));
-                }
-                inject(d, env.nonce.as_deref(), env.timeout_ms).await?;
-            }
-            Ok(())
-        })
+    fn load(self: Rc<Self>, env: LoadEnv, done: Done) {
+        Injecting {
+            list: self.scripts.clone(),
+            next: 0,
+            nonce: env.nonce,
+            timeout_ms: env.timeout_ms,
+            generation: self.generation.clone(),
+            started: self.generation.get(),
+            done,
+        }
+        .run();
     }
 
-    fn deliver(self: Rc<Self>, _events: Vec<Event>) -> Fut<Result<(), DeliveryError>> {
-        Box::pin(async { Ok(()) })
+    fn deliver(self: Rc<Self>, _events: Vec<Event>, done: Done) {
+        done(Ok(()))
     }
 
     fn revoke(&self) {

@@ -29,7 +29,6 @@ use crate::prelude::*;
 
 use alloc::rc::Rc;
 use core::cell::Cell;
-use core::future::ready;
 
 use wasm_bindgen::prelude::*;
 
@@ -39,7 +38,7 @@ use crate::event::EventKind;
 use crate::script::ScriptDescriptor;
 use crate::vendor_map::{consent_mode_bits, is_meta_standard, Vendor, POSTHOG_API_HOST};
 use crate::web::config::DestConfig;
-use crate::web::dest::{Destination, Event, Fut, LoadEnv};
+use crate::web::dest::{Destination, Done, Event, LoadEnv};
 use crate::web::inject::{inject, remove_all, remove_revoked, resolve_and_check};
 use crate::web::js::{check_keys, get, opt_str};
 
@@ -197,15 +196,15 @@ impl VendorDestination {
 }
 
 impl Destination for VendorDestination {
-    fn load(self: Rc<Self>, env: LoadEnv) -> Fut<Result<(), DeliveryError>> {
-        if let Err(e) = self.init(env.consent) {
-            return Box::pin(ready(Err(e)));
+    fn load(self: Rc<Self>, env: LoadEnv, done: Done) {
+        match self.init(env.consent) {
+            Ok(()) => inject(&self.script, env.nonce.as_deref(), env.timeout_ms, done),
+            Err(e) => done(Err(e)),
         }
-        Box::pin(async move { inject(&self.script, env.nonce.as_deref(), env.timeout_ms).await })
     }
 
-    fn deliver(self: Rc<Self>, events: Vec<Event>) -> Fut<Result<(), DeliveryError>> {
-        Box::pin(ready(events.iter().try_for_each(|ev| self.send(ev))))
+    fn deliver(self: Rc<Self>, events: Vec<Event>, done: Done) {
+        done(events.iter().try_for_each(|ev| self.send(ev)))
     }
 
     fn revoke(&self) {
