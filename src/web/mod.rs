@@ -1,5 +1,6 @@
 //! The browser layer: browser implementations of the ports, script injection, destination
-//! instances and the driver that runs the manager's commands. It reaches the browser through
+//! instances and the driver that runs the manager's commands. Waiting on a promise is a
+//! continuation kept in `settle` (no Rust async). It reaches the browser through
 //! js-sys and small JavaScript helpers (`host.js`, `destinations/vendors.js`,
 //! `destinations/relay.js`) that each catch what the browser or page values can throw.
 
