@@ -47,7 +47,7 @@ pub fn now() -> u64 {
 /// Random numbers from `crypto.getRandomValues`, fetched 64 words at a time (falls back to
 /// `Math.random` where `crypto` is missing): `random32` in host.js.
 #[derive(Default)]
-pub struct WebRng;
+pub struct WebRng(());
 
 impl Rng for WebRng {
     fn next_u32(&mut self) -> u32 {
@@ -55,7 +55,7 @@ impl Rng for WebRng {
     }
 }
 
-static RNG: Local<WebRng> = Local::new(WebRng);
+static RNG: Local<WebRng> = Local::new(WebRng(()));
 
 /// Page-wide state in a `static`. The module runs on the page's one thread (the crate is not
 /// built with wasm atomics), so a `RefCell` shared this way is never touched concurrently.
