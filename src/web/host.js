@@ -384,3 +384,48 @@ export function settleWhen(p, token) {
 export function settleAfter(ms, token) {
   return setTimeout(() => settle([token, true]), ms);
 }
+
+// The reflective, error and console operations of the wasm (`js::op`) behind one function, by
+// number: a throw (a proxy trap, a throwing getter) reaches the wasm as an `Err`.
+export function jsOp(op, a, b, c) {
+  switch (op) {
+    case 0:
+      return Reflect.get(a, b);
+    case 1:
+      return Reflect.set(a, b, c);
+    case 2:
+      return Object.getPrototypeOf(a);
+    case 3:
+      return Object.keys(a);
+    case 4:
+      return Object.entries(a);
+    case 5:
+      return Object.assign(a, b);
+    case 6:
+      return Array.from(a);
+    case 7:
+      return String(a);
+    case 8:
+      return new Error(a);
+    case 9:
+      return new TypeError(a);
+    default:
+      console[['log', 'warn', 'error'][op - 10]](a);
+  }
+}
+
+// Random words from `crypto.getRandomValues`, 64 at a time (`Math.random` where `crypto` is
+// missing or throws).
+let words = [];
+export function random32() {
+  if (!words.length) {
+    const a = new Uint32Array(64);
+    try {
+      crypto.getRandomValues(a);
+    } catch (_) {
+      for (let i = 0; i < 64; i++) a[i] = Math.random() * 4294967296;
+    }
+    words = Array.from(a);
+  }
+  return words.pop();
+}

@@ -9,7 +9,7 @@ use crate::prelude::*;
 use alloc::rc::Rc;
 use core::cell::Cell;
 
-use js_sys::{Array, Object, Promise, Reflect};
+use js_sys::{Array, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -68,7 +68,7 @@ fn fields(obj: &Object) -> Result<ScriptDescriptor, String> {
         Some("body") => Target::Body,
         Some(_) => return Err(".target must be 'head' or 'body'".into()),
     };
-    let attrs = Reflect::get(obj, &"attributes".into()).unwrap_or(JsValue::UNDEFINED);
+    let attrs = crate::web::js::get(obj, "attributes");
     if !attrs.is_undefined() {
         let a: &Object = attrs
             .dyn_ref()

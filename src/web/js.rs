@@ -3,38 +3,47 @@
 #[allow(unused_imports)]
 use crate::prelude::*;
 
-use js_sys::{Object, Reflect};
+use js_sys::Object;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-/// `obj[key]`, or `undefined` when absent or when the getter throws.
+#[wasm_bindgen(module = "/src/web/host.js")]
+extern "C" {
+    // Page values may be proxies or have throwing getters: the operation is caught (an `Err`
+    // here), so a JavaScript exception never unwinds through the wasm.
+    #[wasm_bindgen(catch, js_name = jsOp)]
+    fn js_op(op: u8, a: &JsValue, b: &JsValue, c: &JsValue) -> Result<JsValue, JsValue>;
+}
+
+/// Runs operation `op` of `jsOp` in host.js on `a` and `b`: one import for the reflective,
+/// error and console operations the crate uses instead of one wasm-bindgen wrapper each.
+pub fn op(op: u8, a: &JsValue, b: &JsValue) -> Result<JsValue, JsValue> {
+    js_op(op, a, b, &JsValue::UNDEFINED)
+}
+
+/// `obj[key]`, or `undefined` when absent, when `obj` is not an object or when the getter throws.
 pub fn get(obj: &JsValue, key: &str) -> JsValue {
     // Reflect.get throws on a non-object; an exception is far slower than this check.
     if !obj.is_object() && !obj.is_function() {
         return JsValue::UNDEFINED;
     }
-    Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+    op(0, obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
 /// Sets `obj[key] = value` (ignoring failures on frozen objects).
 pub fn set(obj: &JsValue, key: &str, value: &JsValue) {
-    let _ = Reflect::set(obj, &JsValue::from_str(key), value);
+    let _ = js_op(1, obj, &JsValue::from_str(key), value);
 }
 
-#[wasm_bindgen]
-extern "C" {
-    // Page values may be proxies or have throwing getters: every reflective call on them
-    // catches, so a JavaScript exception never unwinds through the wasm.
-    #[wasm_bindgen(catch, js_namespace = Object, js_name = getPrototypeOf)]
-    fn get_proto(v: &JsValue) -> Result<JsValue, JsValue>;
-    #[wasm_bindgen(catch, js_namespace = Object, js_name = keys)]
-    fn object_keys(v: &JsValue) -> Result<js_sys::Array, JsValue>;
-    #[wasm_bindgen(catch, js_namespace = Object, js_name = entries)]
-    fn object_entries(v: &JsValue) -> Result<js_sys::Array, JsValue>;
-    #[wasm_bindgen(catch, js_namespace = Object, js_name = assign)]
-    fn object_assign(target: &JsValue, source: &JsValue) -> Result<Object, JsValue>;
-    #[wasm_bindgen(catch, js_namespace = Array, js_name = from)]
-    fn array_from(v: &JsValue) -> Result<js_sys::Array, JsValue>;
+fn get_proto(v: &JsValue) -> Result<JsValue, JsValue> {
+    op(2, v, &JsValue::UNDEFINED)
+}
+
+/// Operation `op` on `v` alone, as an array (keys, entries, items).
+fn array_op(code: u8, v: &JsValue) -> Result<js_sys::Array, String> {
+    op(code, v, &JsValue::UNDEFINED)
+        .map(JsCast::unchecked_into)
+        .map_err(unreadable)
 }
 
 fn unreadable(e: JsValue) -> String {
@@ -47,7 +56,7 @@ fn unreadable(e: JsValue) -> String {
 
 /// The own enumerable keys of `v`.
 pub fn keys(v: &JsValue) -> Result<Vec<String>, String> {
-    let a = object_keys(v).map_err(unreadable)?;
+    let a = array_op(3, v)?;
     Ok(a.iter()
         .map(|k| k.as_string().unwrap_or_default())
         .collect())
@@ -55,7 +64,7 @@ pub fn keys(v: &JsValue) -> Result<Vec<String>, String> {
 
 /// The own enumerable `[key, value]` pairs of `v`.
 pub fn entries(v: &JsValue) -> Result<Vec<(String, JsValue)>, String> {
-    let a = object_entries(v).map_err(unreadable)?;
+    let a = array_op(4, v)?;
     Ok(a.iter()
         .map(|e| {
             let e: &js_sys::Array = e.unchecked_ref();
@@ -66,12 +75,14 @@ pub fn entries(v: &JsValue) -> Result<Vec<(String, JsValue)>, String> {
 
 /// The items of an array-like `v` (copied first, so a proxy cannot throw mid-iteration).
 pub fn items(v: &JsValue) -> Result<Vec<JsValue>, String> {
-    Ok(array_from(v).map_err(unreadable)?.iter().collect())
+    Ok(array_op(6, v)?.iter().collect())
 }
 
 /// `Object.assign(target, source)`.
 pub fn assign(target: &JsValue, source: &JsValue) -> Result<Object, String> {
-    object_assign(target, source).map_err(unreadable)
+    op(5, target, source)
+        .map(JsCast::unchecked_into)
+        .map_err(unreadable)
 }
 
 /// Whether `v` is a plain object (not null, not an array, prototype `Object.prototype` or null).
@@ -156,10 +167,10 @@ pub fn opt_obj(obj: &Object, key: &str, path: &str) -> Result<Option<Object>, St
 
 /// A `TypeError` with `msg`.
 pub fn type_error(msg: &str) -> JsValue {
-    js_sys::TypeError::new(msg).into()
+    op(9, &JsValue::from_str(msg), &JsValue::UNDEFINED).unwrap_or_default()
 }
 
 /// An `Error` with `msg`.
 pub fn error(msg: &str) -> JsValue {
-    js_sys::Error::new(msg).into()
+    op(8, &JsValue::from_str(msg), &JsValue::UNDEFINED).unwrap_or_default()
 }

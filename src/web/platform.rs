@@ -6,8 +6,9 @@ use crate::prelude::*;
 
 use core::cell::RefCell;
 
-use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
+
+use super::js;
 
 use crate::ports::{Clock, Log, Rng, Storage, StorageError};
 
@@ -15,16 +16,8 @@ use crate::ports::{Clock, Log, Rng, Storage, StorageError};
 extern "C" {
     #[wasm_bindgen(js_namespace = Date, js_name = now)]
     fn date_now() -> f64;
-    #[wasm_bindgen(js_namespace = console, js_name = warn)]
-    fn console_warn(s: &str);
-    #[wasm_bindgen(js_namespace = console, js_name = error)]
-    fn console_error(s: &str);
-    #[wasm_bindgen(js_namespace = console, js_name = log)]
-    fn console_log(s: &str);
     #[wasm_bindgen(thread_local_v2, js_name = globalThis)]
     static GLOBAL: JsValue;
-    #[wasm_bindgen(catch, js_name = String)]
-    fn js_string(v: &JsValue) -> Result<String, JsValue>;
 }
 
 /// The global object (`window` on a page).
@@ -34,7 +27,7 @@ pub fn global() -> JsValue {
 
 /// `globalThis[name]`, or `undefined`.
 pub fn global_get(name: &str) -> JsValue {
-    Reflect::get(&global(), &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+    js::get(&global(), name)
 }
 
 /// Milliseconds since the epoch from `Date.now()`.
@@ -52,38 +45,17 @@ pub fn now() -> u64 {
 }
 
 /// Random numbers from `crypto.getRandomValues`, fetched 64 words at a time (falls back to
-/// `Math.random` where `crypto` is missing).
+/// `Math.random` where `crypto` is missing): `random32` in host.js.
 #[derive(Default)]
-pub struct WebRng {
-    buf: Vec<u32>,
-}
+pub struct WebRng(());
 
 impl Rng for WebRng {
     fn next_u32(&mut self) -> u32 {
-        if self.buf.is_empty() {
-            let arr = js_sys::Uint32Array::new_with_length(64);
-            let crypto = global_get("crypto");
-            let ok = Reflect::get(&crypto, &"getRandomValues".into())
-                .ok()
-                .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
-                .map(|f| f.call1(&crypto, &arr).is_ok())
-                .unwrap_or(false);
-            // Read word by word: `to_vec` would link a length assertion and its formatting.
-            self.buf = (0..64)
-                .map(|i| {
-                    if ok {
-                        arr.get_index(i)
-                    } else {
-                        (js_sys::Math::random() * 4_294_967_296.0) as u32
-                    }
-                })
-                .collect();
-        }
-        self.buf.pop().unwrap_or(0)
+        random32()
     }
 }
 
-static RNG: Local<WebRng> = Local::new(WebRng { buf: Vec::new() });
+static RNG: Local<WebRng> = Local::new(WebRng(()));
 
 /// Page-wide state in a `static`. The module runs on the page's one thread (the crate is not
 /// built with wasm atomics), so a `RefCell` shared this way is never touched concurrently.
@@ -115,6 +87,8 @@ extern "C" {
     fn storage_op(session: bool, op: u8, key: &str, value: &str) -> JsValue;
     #[wasm_bindgen(js_name = resolveUrl)]
     fn resolve_url_parts(url: &str) -> Option<js_sys::Array>;
+    #[wasm_bindgen(js_name = random32)]
+    fn random32() -> u32;
 }
 
 /// `url` resolved against the document's base URL (as `fetch` and script `src` resolve it): its
@@ -197,23 +171,32 @@ const PREFIX: &str = "[consent-analytics] ";
 
 impl Log for ConsoleLog {
     fn warn(&self, msg: &str) {
-        console_warn(&[PREFIX, msg].concat());
+        say(11, msg);
     }
     fn debug(&self, msg: &str) {
         if self.debug {
-            console_log(&[PREFIX, msg].concat());
+            say(10, msg);
         }
     }
 }
 
 /// Logs an error with the product prefix.
 pub fn log_error(msg: &str) {
-    console_error(&[PREFIX, msg].concat());
+    say(12, msg);
+}
+
+/// Prints `msg` with the product prefix through `jsOp` operation `op` (console.log, warn, error).
+fn say(op: u8, msg: &str) {
+    let _ = js::op(
+        op,
+        &JsValue::from_str(&[PREFIX, msg].concat()),
+        &JsValue::UNDEFINED,
+    );
 }
 
 /// `navigator[name]`, or `undefined`.
 pub fn navigator_get(name: &str) -> JsValue {
-    Reflect::get(&global_get("navigator"), &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+    js::get(&global_get("navigator"), name)
 }
 
 /// Whether the browser reports being online (`navigator.onLine`, true when unknown).
@@ -226,10 +209,10 @@ pub fn error_message(e: &JsValue) -> String {
     if let Some(s) = e.as_string() {
         return s;
     }
-    Reflect::get(e, &"message".into())
-        .ok()
-        .and_then(|m| m.as_string())
-        .unwrap_or_else(|| js_string(e).unwrap_or_default())
+    js::get(e, "message")
+        .as_string()
+        .or_else(|| js::op(7, e, &JsValue::UNDEFINED).ok()?.as_string())
+        .unwrap_or_default()
 }
 
 #[wasm_bindgen(module = "/src/web/host.js")]
