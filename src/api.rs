@@ -20,7 +20,7 @@ use crate::web::config::{self, parse_consent_object};
 use crate::web::dest::{consent_object, CreateEnv, Restored};
 use crate::web::engine::{dead_letter_object, error_object, Engine, Pending};
 use crate::web::event::{check_size, object_arg, options_arg, page_context, Identity};
-use crate::web::js::{error, get, set, type_error};
+use crate::web::js::{error, get, is_plain_object, set, type_error};
 use crate::web::platform::{self, global_get, navigator_get, now, uuid, ConsoleLog, WebRng};
 use crate::web::registry;
 use crate::web::remote::Remote;
@@ -214,15 +214,7 @@ impl Analytics {
         #[wasm_bindgen(unchecked_optional_param_type = "Properties")] properties: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "EventOptions")] options: JsValue,
     ) -> Result<JsValue, JsValue> {
-        let name = event
-            .as_string()
-            .filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| type_error("track: event must be a non-empty string"))?;
-        let props = object_arg(&properties, "properties").map_err(|m| call_error("track", &m))?;
-        let e = Object::new();
-        set(&e, "event", &JsValue::from_str(&name));
-        set(&e, "properties", &props);
-        self.capture(EventKind::Track, e, &options, "track")
+        self.call(EventKind::Track, event, properties, options)
     }
 
     /// Records a `page` event; `url`, `path`, `referrer`, `title` and `search` default from
@@ -234,20 +226,7 @@ impl Analytics {
         #[wasm_bindgen(unchecked_optional_param_type = "Properties")] properties: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "EventOptions")] options: JsValue,
     ) -> Result<JsValue, JsValue> {
-        let (name, properties, options) = skip_optional_first(name, properties, options);
-        if !name.is_undefined() && !name.is_null() && name.as_string().is_none() {
-            return Err(type_error("page: name must be a string"));
-        }
-        let props = object_arg(&properties, "properties").map_err(|m| call_error("page", &m))?;
-        let page = page_context();
-        let merged = crate::web::js::assign(&page, &props)
-            .map_err(|m| type_error(&["page: properties ", &m].concat()))?;
-        let e = Object::new();
-        if let Some(n) = name.as_string() {
-            set(&e, "name", &JsValue::from_str(&n));
-        }
-        set(&e, "properties", &merged);
-        self.capture(EventKind::Page, e, &options, "page")
+        self.call(EventKind::Page, name, properties, options)
     }
 
     /// Identifies the visitor: persists `userId` and merges `traits`.
@@ -258,21 +237,7 @@ impl Analytics {
         #[wasm_bindgen(unchecked_optional_param_type = "Properties")] traits: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "EventOptions")] options: JsValue,
     ) -> Result<JsValue, JsValue> {
-        let (user_id, traits, options) = skip_optional_first(user_id, traits, options);
-        let uid = id_arg(&user_id, "identify: userId")?;
-        let traits = object_arg(&traits, "traits").map_err(|m| call_error("identify", &m))?;
-        options_arg(&options).map_err(|m| call_error("identify", &m))?;
-        {
-            let mut id = self.identity.borrow_mut();
-            if let Some(u) = &uid {
-                id.set_user(u);
-            }
-            id.merge_traits(&traits);
-        }
-        let e = Object::new();
-        let merged = self.identity.borrow().traits.clone();
-        set(&e, "traits", &merged);
-        self.capture(EventKind::Identify, e, &options, "identify")
+        self.call(EventKind::Identify, user_id, traits, options)
     }
 
     /// Associates the visitor with a group.
@@ -283,15 +248,7 @@ impl Analytics {
         #[wasm_bindgen(unchecked_optional_param_type = "Properties")] traits: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "EventOptions")] options: JsValue,
     ) -> Result<JsValue, JsValue> {
-        let gid = id_arg(&group_id, "group: groupId")?
-            .ok_or_else(|| type_error("group: groupId must be a non-empty string"))?;
-        let traits = object_arg(&traits, "traits").map_err(|m| call_error("group", &m))?;
-        options_arg(&options).map_err(|m| call_error("group", &m))?;
-        self.identity.borrow_mut().group_id = Some(gid.clone());
-        let e = Object::new();
-        set(&e, "groupId", &JsValue::from_str(&gid));
-        set(&e, "traits", &traits);
-        self.capture(EventKind::Group, e, &options, "group")
+        self.call(EventKind::Group, group_id, traits, options)
     }
 
     /// Links `previousId` (default: the current user or anonymous id) to `userId`.
@@ -303,24 +260,7 @@ impl Analytics {
         previous_id: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "EventOptions")] options: JsValue,
     ) -> Result<JsValue, JsValue> {
-        let uid = id_arg(&user_id, "alias: userId")?
-            .ok_or_else(|| type_error("alias: userId must be a non-empty string"))?;
-        let prev = match id_arg(&previous_id, "alias: previousId")? {
-            Some(p) => p,
-            None => {
-                let id = self.identity.borrow();
-                id.user_id
-                    .as_deref()
-                    .unwrap_or(&id.anonymous_id)
-                    .to_string()
-            }
-        };
-        options_arg(&options).map_err(|m| call_error("alias", &m))?;
-        let e = Object::new();
-        set(&e, "userId", &JsValue::from_str(&uid));
-        set(&e, "previousId", &JsValue::from_str(&prev));
-        let r = self.capture(EventKind::Alias, e, &options, "alias")?;
-        Ok(r)
+        self.call(EventKind::Alias, user_id, previous_id, options)
     }
 
     /// Forgets the user: clears userId, traits and group, and starts a new anonymousId.
@@ -350,7 +290,7 @@ impl Analytics {
         let cp = Object::new();
         set(&cp, "categoryPreferences", &prefs);
         set(&e, "consent", &cp);
-        let _ = self.capture(EventKind::Consent, e, &JsValue::UNDEFINED, "setConsent");
+        let _ = self.capture(EventKind::Consent, e, &JsValue::UNDEFINED);
         self.engine.emit("consent", &prefs);
         self.settled()
     }
@@ -415,13 +355,10 @@ impl Analytics {
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
     ) -> Promise {
-        let Some(id) = id.as_string() else {
-            return Promise::reject(&type_error("destination id must be a string"));
-        };
-        let Some(i) = self.index(&id) else {
-            return Promise::reject(&unknown_dest(&id));
-        };
-        self.engine.test(i)
+        match self.dest_index(&id) {
+            Ok(i) => self.engine.test(i),
+            Err(e) => Promise::reject(&e),
+        }
     }
 
     /// Listens to `'delivered'`, `'error'`, `'dead-letter'`, `'consent'` or `'loaded'`.
@@ -546,16 +483,7 @@ impl Analytics {
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
     ) -> Promise {
-        let Some(id) = id.as_string() else {
-            return Promise::reject(&type_error("destination id must be a string"));
-        };
-        let Some(i) = self.index(&id) else {
-            return Promise::reject(&unknown_dest(&id));
-        };
-        self.engine.mgr.borrow_mut().retry_destination(i);
-        let cmds = self.engine.mgr.borrow_mut().poll(now());
-        self.engine.run(cmds);
-        self.settled()
+        self.change_destination(&id, false)
     }
 
     /// Destroys a destination's instance and removes its scripts; a later event loads it again.
@@ -564,22 +492,41 @@ impl Analytics {
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
     ) -> Promise {
-        let Some(id) = id.as_string() else {
-            return Promise::reject(&type_error("destination id must be a string"));
-        };
-        let Some(i) = self.index(&id) else {
-            return Promise::reject(&unknown_dest(&id));
-        };
-        self.engine.mgr.borrow_mut().unload_destination(i);
-        let cmds = self.engine.mgr.borrow_mut().poll(now());
-        self.engine.run(cmds);
-        self.settled()
+        self.change_destination(&id, true)
     }
 }
 
 impl Analytics {
     fn index(&self, id: &str) -> Option<usize> {
         self.engine.mgr.borrow().index_of(id)
+    }
+
+    /// The index of the destination named by an `id` argument, or the error to reject with.
+    fn dest_index(&self, id: &JsValue) -> Result<usize, JsValue> {
+        let id = id
+            .as_string()
+            .ok_or_else(|| type_error("destination id must be a string"))?;
+        self.index(&id).ok_or_else(|| unknown_dest(&id))
+    }
+
+    /// `retryDestination` (`unload` false) and `unloadDestination` (`unload` true).
+    #[inline(never)]
+    fn change_destination(&self, id: &JsValue, unload: bool) -> Promise {
+        let i = match self.dest_index(id) {
+            Ok(i) => i,
+            Err(e) => return Promise::reject(&e),
+        };
+        {
+            let mut mgr = self.engine.mgr.borrow_mut();
+            if unload {
+                mgr.unload_destination(i);
+            } else {
+                mgr.retry_destination(i);
+            }
+        }
+        let cmds = self.engine.mgr.borrow_mut().poll(now());
+        self.engine.run(cmds);
+        self.settled()
     }
 
     /// The preferences object for `granted`, rebuilt only when the consent changed.
@@ -595,22 +542,107 @@ impl Analytics {
         Promise::resolve(&JsValue::UNDEFINED)
     }
 
-    /// Completes the common fields, validates, serialises, and queues the event.
-    fn capture(
+    /// `track`, `page`, `identify`, `group` and `alias`: checks the arguments (in that
+    /// order: first, second, options) before changing anything, records the event and returns
+    /// its messageId; a bad argument throws a `TypeError` named after the call.
+    #[inline(never)]
+    fn call(
         &self,
         kind: EventKind,
-        e: Object,
-        options: &JsValue,
-        call: &str,
+        a: JsValue,
+        b: JsValue,
+        c: JsValue,
     ) -> Result<JsValue, JsValue> {
-        let opts = options_arg(options).map_err(|m| call_error(call, &m))?;
+        self.event(kind, a, b, c)
+            .map_err(|m| call_error(kind.name(), &m))
+    }
+
+    fn event(
+        &self,
+        kind: EventKind,
+        a: JsValue,
+        b: JsValue,
+        c: JsValue,
+    ) -> Result<JsValue, String> {
+        // Segment's argument shifting: `page(properties, options)` and
+        // `identify(traits, options)` leave out the optional first argument when the first one
+        // given is an object.
+        let (a, b, c) =
+            if matches!(kind, EventKind::Page | EventKind::Identify) && is_plain_object(&a) {
+                (JsValue::UNDEFINED, a, b)
+            } else {
+                (a, b, c)
+            };
+        let e = Object::new();
+        let mut id = None;
+        match kind {
+            EventKind::Track => {
+                if a.as_string().is_none_or(|s| s.trim().is_empty()) {
+                    return Err("event must be a non-empty string".into());
+                }
+                let props = object_arg(&b, "properties")?;
+                set(&e, "event", &a);
+                set(&e, "properties", &props);
+            }
+            EventKind::Page => {
+                if !a.is_undefined() && !a.is_null() && !a.is_string() {
+                    return Err("name must be a string".into());
+                }
+                let props = object_arg(&b, "properties")?;
+                let merged = crate::web::js::assign(&page_context(), &props)
+                    .map_err(|m| ["properties ", &m].concat())?;
+                if a.is_string() {
+                    set(&e, "name", &a);
+                }
+                set(&e, "properties", &merged);
+            }
+            EventKind::Identify | EventKind::Group => {
+                let group = kind == EventKind::Group;
+                id = id_arg(&a, if group { "groupId" } else { "userId" }, group)?;
+                if let (true, Some(g)) = (group, &id) {
+                    set(&e, "groupId", &JsValue::from_str(g));
+                }
+                set(&e, "traits", &object_arg(&b, "traits")?);
+            }
+            _ => {
+                let uid = id_arg(&a, "userId", true)?;
+                let prev = match id_arg(&b, "previousId", false)? {
+                    Some(p) => p,
+                    None => {
+                        let id = self.identity.borrow();
+                        id.user_id
+                            .as_deref()
+                            .unwrap_or(&id.anonymous_id)
+                            .to_string()
+                    }
+                };
+                set(&e, "userId", &JsValue::from_str(&uid.unwrap_or_default()));
+                set(&e, "previousId", &JsValue::from_str(&prev));
+            }
+        }
+        let options = options_arg(&c)?;
+        if kind == EventKind::Group {
+            self.identity.borrow_mut().group_id = id;
+        } else if kind == EventKind::Identify {
+            let mut ident = self.identity.borrow_mut();
+            if let Some(u) = &id {
+                ident.set_user(u);
+            }
+            ident.merge_traits(&get(&e, "traits"));
+            set(&e, "traits", &ident.traits);
+        }
+        self.capture(kind, e, &options)
+    }
+
+    /// Completes the common fields, serialises, and queues the event; `options` is checked.
+    fn capture(&self, kind: EventKind, e: Object, options: &JsValue) -> Result<JsValue, String> {
         let consent = self.consent.get().granted();
         let id = self.identity.borrow();
         let message_id = uuid();
         let done = complete_event(
             &e,
             kind.name(),
-            &opts.raw,
+            options,
             &message_id,
             &crate::time::iso8601(now()),
             &id.anonymous_id,
@@ -629,8 +661,7 @@ impl Analytics {
                     .unwrap_or_default(),
             ]
             .concat()),
-        }
-        .map_err(|m| call_error(call, &m))?;
+        }?;
         let mid = get(&e, "messageId");
         let message_id: Rc<str> = mid.as_string().unwrap_or(message_id).into();
         self.engine.enqueue(Pending::Event {
@@ -674,8 +705,10 @@ impl Analytics {
     }
 }
 
-fn id_arg(v: &JsValue, name: &str) -> Result<Option<String>, JsValue> {
-    if v.is_undefined() || v.is_null() {
+/// A user or group id argument: a non-empty string or a finite number (as its decimal
+/// string); undefined or null is `None` unless `required`.
+fn id_arg(v: &JsValue, name: &str, required: bool) -> Result<Option<String>, String> {
+    if !required && (v.is_undefined() || v.is_null()) {
         return Ok(None);
     }
     match v.as_string() {
@@ -685,18 +718,8 @@ fn id_arg(v: &JsValue, name: &str) -> Result<Option<String>, JsValue> {
                 .to_string_with_radix(10)
                 .ok()
                 .map(String::from)),
-            _ => Err(type_error(&[name, " must be a non-empty string"].concat())),
+            _ => Err([name, " must be a non-empty string"].concat()),
         },
-    }
-}
-
-/// Segment's argument shifting: `page(properties, options)` and `identify(traits, options)`
-/// leave out the optional first argument when the first one given is an object.
-fn skip_optional_first(a: JsValue, b: JsValue, c: JsValue) -> (JsValue, JsValue, JsValue) {
-    if super::web::js::is_plain_object(&a) {
-        (JsValue::UNDEFINED, a, b)
-    } else {
-        (a, b, c)
     }
 }
 

@@ -51,18 +51,10 @@ pub fn object_arg(v: &JsValue, name: &str) -> Result<JsValue, String> {
     Ok(v.clone())
 }
 
-/// Validated call options.
-pub struct Options {
-    /// The object itself (or undefined).
-    pub raw: JsValue,
-}
-
-/// Validates the `options` argument.
-pub fn options_arg(v: &JsValue) -> Result<Options, String> {
+/// Validates the `options` argument; returns it, or undefined when absent.
+pub fn options_arg(v: &JsValue) -> Result<JsValue, String> {
     if v.is_undefined() || v.is_null() {
-        return Ok(Options {
-            raw: JsValue::UNDEFINED,
-        });
+        return Ok(JsValue::UNDEFINED);
     }
     if !is_plain_object(v) {
         return Err("options must be a plain object".into());
@@ -87,7 +79,7 @@ pub fn options_arg(v: &JsValue) -> Result<Options, String> {
         }
     }
     check_json_value(v, "options")?;
-    Ok(Options { raw: v.clone() })
+    Ok(v.clone())
 }
 
 /// The visitor's identity, persisted under `<prefix>:anonymousId`, `:userId`, `:traits`.
