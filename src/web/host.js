@@ -297,8 +297,9 @@ export function storageOp(session, op, key, value) {
 // --- network ---
 
 // Remote scripts: GETs `url` (when given: nothing cached) giving up after `ms` milliseconds,
-// calls `step` with [body text] for a 2xx answer or else the failure message naming the URL,
-// then, as long as `step` returns a promise, awaits it and calls `step` with what it resolved.
+// calls `step` with [[body text]] for a 2xx answer or else [the failure message naming the
+// URL], then, as long as `step` pushes a promise onto that array, awaits it and calls `step`
+// with [what it resolved].
 export async function remoteScripts(url, ms, step) {
   let r, timer;
   if (url != null) {
@@ -312,7 +313,7 @@ export async function remoteScripts(url, ms, step) {
     clearTimeout(timer);
     if (typeof r == 'string') r = `GET ${url} ${r}`;
   } else await 0;
-  while ((r = step(r)) !== undefined) r = await r;
+  for (let a; step((a = [r])), a[1]; ) r = await a[1];
 }
 
 // --- event listeners: a Map from event name to an array of callbacks ---

@@ -86,9 +86,11 @@ impl Remote {
         let me = self.clone();
         let mut list = cached.map(Vec::into_iter);
         let fetched = url.clone().unwrap_or_default();
-        // Called with the answer to the GET (when not cached), then with the outcome of each
-        // injection; returns the promise of the next one, or undefined when done.
-        let step = move |got: JsValue| -> JsValue {
+        // Called with `[answer to the GET]` (when not cached), then with `[outcome of each
+        // injection]`; pushes onto that array the promise of the next one, if any.
+        let step = move |a: JsValue| {
+            let a: &Array = a.unchecked_ref();
+            let got = a.get(0);
             let list = match &mut list {
                 Some(list) => {
                     if let Some(m) = got.as_string() {
@@ -98,7 +100,7 @@ impl Remote {
                 }
                 None => match me.received(consent, &fetched, got) {
                     Some(l) => list.insert(l.into_iter()),
-                    None => return JsValue::UNDEFINED,
+                    None => return,
                 },
             };
             for (d, req) in list {
@@ -112,11 +114,11 @@ impl Remote {
                 if !injected.iter().any(|(x, _)| x.id == d.id) {
                     injected.push((d.clone(), req));
                 }
-                return start(&d, me.nonce.as_deref(), me.timeout_ms).into();
+                a.push(&start(&d, me.nonce.as_deref(), me.timeout_ms));
+                return;
             }
-            JsValue::UNDEFINED
         };
-        let step = Closure::<dyn FnMut(JsValue) -> JsValue>::new(step).into_js_value();
+        let step = Closure::<dyn FnMut(JsValue)>::new(step).into_js_value();
         in_order(
             url.as_deref(),
             self.timeout_ms.min(i32::MAX as u64) as u32,
