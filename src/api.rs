@@ -714,10 +714,9 @@ fn id_arg(v: &JsValue, name: &str, required: bool) -> Result<Option<String>, Str
     match v.as_string() {
         Some(s) if !s.is_empty() => Ok(Some(s)),
         _ => match v.as_f64() {
-            Some(n) if n.is_finite() => Ok(js_sys::Number::from(n)
-                .to_string_with_radix(10)
+            Some(n) if n.is_finite() => Ok(crate::web::js::op(7, v, &JsValue::UNDEFINED)
                 .ok()
-                .map(String::from)),
+                .and_then(|s| s.as_string())),
             _ => Err([name, " must be a non-empty string"].concat()),
         },
     }

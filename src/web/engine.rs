@@ -374,7 +374,7 @@ impl Engine {
             out
         };
         for w in ready {
-            let _ = w.call0(&JsValue::NULL);
+            let _ = w.call1(&JsValue::NULL, &JsValue::UNDEFINED);
         }
         self.arm_timer();
     }

@@ -6,7 +6,7 @@ use crate::prelude::*;
 
 use alloc::rc::Rc;
 
-use js_sys::{Object, JSON};
+use js_sys::Object;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -114,7 +114,7 @@ impl Identity {
             .map(Into::into);
         let traits = store
             .get(&key("traits"))
-            .and_then(|t| JSON::parse(&t).ok())
+            .and_then(|t| js_sys::JSON::parse(&t).ok())
             .filter(is_plain_object)
             .unwrap_or_else(|| Object::new().into());
         Identity {
@@ -142,8 +142,8 @@ impl Identity {
         let merged = super::js::assign(&Object::new(), &self.traits)
             .and_then(|m| super::js::assign(&m, traits))
             .unwrap_or_else(|_| Object::new());
-        if let Ok(s) = JSON::stringify(&merged) {
-            self.store.set(&self.key("traits"), &String::from(s));
+        if let Ok(s) = super::js::stringify(&merged) {
+            self.store.set(&self.key("traits"), &s);
         }
         self.traits = merged.into();
     }
@@ -183,12 +183,12 @@ pub fn check_size(json: String) -> Result<String, String> {
 
 /// Serialises an event; errors name the problem (a toJSON that throws, the size limit).
 pub fn serialise(event: &JsValue) -> Result<String, String> {
-    let s = JSON::stringify(event).map_err(|e| {
+    let s = super::js::stringify(event).map_err(|e| {
         [
             "event cannot be serialised: ",
             &super::platform::error_message(&e),
         ]
         .concat()
     })?;
-    check_size(String::from(s))
+    check_size(s)
 }

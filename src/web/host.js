@@ -410,6 +410,10 @@ export function jsOp(op, a, b, c) {
       return new Error(a);
     case 9:
       return new TypeError(a);
+    case 13:
+      return JSON.stringify(a);
+    case 14:
+      return Reflect.get(globalThis, a);
     default:
       console[['log', 'warn', 'error'][op - 10]](a);
   }

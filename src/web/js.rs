@@ -174,3 +174,8 @@ pub fn type_error(msg: &str) -> JsValue {
 pub fn error(msg: &str) -> JsValue {
     op(8, &JsValue::from_str(msg), &JsValue::UNDEFINED).unwrap_or_default()
 }
+
+/// `JSON.stringify(v)` (empty when it gives `undefined`); `Err` holds what a `toJSON` threw.
+pub fn stringify(v: &JsValue) -> Result<String, JsValue> {
+    op(13, v, &JsValue::UNDEFINED).map(|s| s.as_string().unwrap_or_default())
+}

@@ -16,18 +16,11 @@ use crate::ports::{Clock, Log, Rng, Storage, StorageError};
 extern "C" {
     #[wasm_bindgen(js_namespace = Date, js_name = now)]
     fn date_now() -> f64;
-    #[wasm_bindgen(thread_local_v2, js_name = globalThis)]
-    static GLOBAL: JsValue;
 }
 
-/// The global object (`window` on a page).
-pub fn global() -> JsValue {
-    GLOBAL.with(JsValue::clone)
-}
-
-/// `globalThis[name]`, or `undefined`.
+/// `globalThis[name]`, or `undefined` (also when the getter throws).
 pub fn global_get(name: &str) -> JsValue {
-    js::get(&global(), name)
+    js::op(14, &JsValue::from_str(name), &JsValue::UNDEFINED).unwrap_or(JsValue::UNDEFINED)
 }
 
 /// Milliseconds since the epoch from `Date.now()`.
@@ -35,7 +28,7 @@ pub struct WebClock;
 
 impl Clock for WebClock {
     fn now_ms(&self) -> u64 {
-        date_now() as u64
+        now()
     }
 }
 
