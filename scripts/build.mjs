@@ -179,7 +179,10 @@ function inlineSnippets(glueFile) {
         exported.push(id);
         return `${lead}${kind} ${id}`;
       });
-      if (/(^|[;}\s])(export|import)[\s{*]/.test(code)) {
+      // Line comments (from the line start or after whitespace, so not `https://`) may say
+      // the words freely; only code is checked.
+      const codeOnly = code.replace(/(^|\s)\/\/.*$/gm, '$1');
+      if (/(^|[;}\s])(export|import)[\s{*]/.test(codeOnly)) {
         die(`snippet ${rel} has an export or import form the inliner does not handle`);
       }
       decl = `const ${name} = (() => {\n${code}\nreturn { ${exported.join(', ')} };\n})();\n`;
