@@ -175,14 +175,13 @@ impl Analytics {
     fn restored(&self, i: usize, list: Vec<Restored>) {
         let consent = self.consent.get();
         for r in list {
-            let payload = js_sys::JSON::parse(&r.json).unwrap_or(JsValue::NULL);
             let env = Envelope {
                 seq: 0,
                 kind: EventKind::Track,
                 consent: consent.granted(),
                 message_id: r.message_id.into(),
                 json: r.json.into(),
-                payload,
+                payload: r.payload,
             };
             self.engine.mgr.borrow_mut().restore(i, env, now());
         }
@@ -714,9 +713,13 @@ fn id_arg(v: &JsValue, name: &str, required: bool) -> Result<Option<String>, Str
     match v.as_string() {
         Some(s) if !s.is_empty() => Ok(Some(s)),
         _ => match v.as_f64() {
-            Some(n) if n.is_finite() => Ok(crate::web::js::op(7, v, &JsValue::UNDEFINED)
-                .ok()
-                .and_then(|s| s.as_string())),
+            Some(n) if n.is_finite() => {
+                Ok(
+                    crate::web::js::op(crate::web::js::ops::STRING, v, &JsValue::UNDEFINED)
+                        .ok()
+                        .and_then(|s| s.as_string()),
+                )
+            }
             _ => Err([name, " must be a non-empty string"].concat()),
         },
     }

@@ -52,6 +52,8 @@ pub struct Restored {
     pub message_id: String,
     /// Its JSON.
     pub json: String,
+    /// The event object parsed from it.
+    pub payload: JsValue,
 }
 
 /// A destination instance, as driven by the engine. Each call that waits on the browser ends by

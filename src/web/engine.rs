@@ -96,8 +96,8 @@ pub struct Engine {
     pending: RefCell<Vec<Pending>>,
     /// The rest of the batch being drained, reversed.
     rest: RefCell<Vec<Pending>>,
-    /// Set (to keep the engine alive) while the capture pipeline runs.
-    draining: RefCell<Option<Rc<Engine>>>,
+    /// Whether the capture pipeline runs (its pending continuation keeps the engine alive).
+    draining: Cell<bool>,
     /// The event whose source middleware is running: type, consent, messageId.
     current: RefCell<Option<(EventKind, Purposes, Rc<str>)>>,
     /// The wake-up timer (see [`after`]) and when it fires.
@@ -131,7 +131,7 @@ impl Engine {
             middleware: Array::new(),
             pending: RefCell::new(Vec::new()),
             rest: RefCell::new(Vec::new()),
-            draining: RefCell::new(None),
+            draining: Cell::new(false),
             current: RefCell::new(None),
             timer: Cell::new(None),
             waiters: RefCell::new(Vec::new()),
@@ -175,9 +175,7 @@ impl Engine {
     /// Queues an event or consent change for the capture pipeline, which runs in a microtask.
     pub fn enqueue(self: &Rc<Self>, p: Pending) {
         self.pending.borrow_mut().push(p);
-        if self.draining.borrow().is_none() {
-            // Kept alive until the pipeline is empty.
-            *self.draining.borrow_mut() = Some(self.clone());
+        if !self.draining.replace(true) {
             let me = self.clone();
             soon(move || me.drain(JsValue::UNDEFINED));
         }
@@ -238,7 +236,7 @@ impl Engine {
                 }
             }
         }
-        let _hold = self.draining.take();
+        self.draining.set(false);
         let cmds = self.mgr.borrow_mut().poll(now());
         self.run(cmds);
     }
@@ -602,7 +600,7 @@ impl Engine {
 
     /// Whether the capture pipeline still holds events.
     pub fn capture_pending(&self) -> bool {
-        self.draining.borrow().is_some()
+        self.draining.get()
     }
 
     fn arm_timer(self: &Rc<Self>) {

@@ -15,8 +15,39 @@ extern "C" {
     fn js_op(op: u8, a: &JsValue, b: &JsValue, c: &JsValue) -> Result<JsValue, JsValue>;
 }
 
-/// Runs operation `op` of `jsOp` in host.js on `a` and `b`: one import for the reflective,
-/// error and console operations the crate uses instead of one wasm-bindgen wrapper each.
+/// The operations of `jsOp` in host.js, by number.
+pub mod ops {
+    /// `Reflect.get(a, b)`.
+    pub const GET: u8 = 0;
+    /// `Reflect.set(a, b, c)`.
+    pub const SET: u8 = 1;
+    /// `Object.getPrototypeOf(a)`.
+    pub const PROTO: u8 = 2;
+    /// `Object.keys(a)`.
+    pub const KEYS: u8 = 3;
+    /// `Object.entries(a)`.
+    pub const ENTRIES: u8 = 4;
+    /// `Object.assign(a, b)`.
+    pub const ASSIGN: u8 = 5;
+    /// `Array.from(a)`.
+    pub const ITEMS: u8 = 6;
+    /// `String(a)`.
+    pub const STRING: u8 = 7;
+    /// `new Error(a)`.
+    pub const ERROR: u8 = 8;
+    /// `new TypeError(a)`.
+    pub const TYPE_ERROR: u8 = 9;
+    /// `console.log(a)`; `LOG + 1` is `console.warn`, `LOG + 2` `console.error`.
+    pub const LOG: u8 = 10;
+    /// `JSON.stringify(a)`.
+    pub const STRINGIFY: u8 = 13;
+    /// `Reflect.get(globalThis, a)`.
+    pub const GLOBAL: u8 = 14;
+}
+
+/// Runs operation `op` (see [`ops`]) of `jsOp` in host.js on `a` and `b`: one import for the
+/// reflective, error and console operations the crate uses instead of one wasm-bindgen
+/// wrapper each.
 pub fn op(op: u8, a: &JsValue, b: &JsValue) -> Result<JsValue, JsValue> {
     js_op(op, a, b, &JsValue::UNDEFINED)
 }
@@ -27,16 +58,16 @@ pub fn get(obj: &JsValue, key: &str) -> JsValue {
     if !obj.is_object() && !obj.is_function() {
         return JsValue::UNDEFINED;
     }
-    op(0, obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+    op(ops::GET, obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
 /// Sets `obj[key] = value` (ignoring failures on frozen objects).
 pub fn set(obj: &JsValue, key: &str, value: &JsValue) {
-    let _ = js_op(1, obj, &JsValue::from_str(key), value);
+    let _ = js_op(ops::SET, obj, &JsValue::from_str(key), value);
 }
 
 fn get_proto(v: &JsValue) -> Result<JsValue, JsValue> {
-    op(2, v, &JsValue::UNDEFINED)
+    op(ops::PROTO, v, &JsValue::UNDEFINED)
 }
 
 /// Operation `op` on `v` alone, as an array (keys, entries, items).
@@ -56,7 +87,7 @@ fn unreadable(e: JsValue) -> String {
 
 /// The own enumerable keys of `v`.
 pub fn keys(v: &JsValue) -> Result<Vec<String>, String> {
-    let a = array_op(3, v)?;
+    let a = array_op(ops::KEYS, v)?;
     Ok(a.iter()
         .map(|k| k.as_string().unwrap_or_default())
         .collect())
@@ -64,7 +95,7 @@ pub fn keys(v: &JsValue) -> Result<Vec<String>, String> {
 
 /// The own enumerable `[key, value]` pairs of `v`.
 pub fn entries(v: &JsValue) -> Result<Vec<(String, JsValue)>, String> {
-    let a = array_op(4, v)?;
+    let a = array_op(ops::ENTRIES, v)?;
     Ok(a.iter()
         .map(|e| {
             let e: &js_sys::Array = e.unchecked_ref();
@@ -75,12 +106,12 @@ pub fn entries(v: &JsValue) -> Result<Vec<(String, JsValue)>, String> {
 
 /// The items of an array-like `v` (copied first, so a proxy cannot throw mid-iteration).
 pub fn items(v: &JsValue) -> Result<Vec<JsValue>, String> {
-    Ok(array_op(6, v)?.iter().collect())
+    Ok(array_op(ops::ITEMS, v)?.iter().collect())
 }
 
 /// `Object.assign(target, source)`.
 pub fn assign(target: &JsValue, source: &JsValue) -> Result<Object, String> {
-    op(5, target, source)
+    op(ops::ASSIGN, target, source)
         .map(JsCast::unchecked_into)
         .map_err(unreadable)
 }
@@ -167,15 +198,20 @@ pub fn opt_obj(obj: &Object, key: &str, path: &str) -> Result<Option<Object>, St
 
 /// A `TypeError` with `msg`.
 pub fn type_error(msg: &str) -> JsValue {
-    op(9, &JsValue::from_str(msg), &JsValue::UNDEFINED).unwrap_or_default()
+    op(
+        ops::TYPE_ERROR,
+        &JsValue::from_str(msg),
+        &JsValue::UNDEFINED,
+    )
+    .unwrap_or_default()
 }
 
 /// An `Error` with `msg`.
 pub fn error(msg: &str) -> JsValue {
-    op(8, &JsValue::from_str(msg), &JsValue::UNDEFINED).unwrap_or_default()
+    op(ops::ERROR, &JsValue::from_str(msg), &JsValue::UNDEFINED).unwrap_or_default()
 }
 
 /// `JSON.stringify(v)` (empty when it gives `undefined`); `Err` holds what a `toJSON` threw.
 pub fn stringify(v: &JsValue) -> Result<String, JsValue> {
-    op(13, v, &JsValue::UNDEFINED).map(|s| s.as_string().unwrap_or_default())
+    op(ops::STRINGIFY, v, &JsValue::UNDEFINED).map(|s| s.as_string().unwrap_or_default())
 }

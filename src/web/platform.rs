@@ -20,7 +20,12 @@ extern "C" {
 
 /// `globalThis[name]`, or `undefined` (also when the getter throws).
 pub fn global_get(name: &str) -> JsValue {
-    js::op(14, &JsValue::from_str(name), &JsValue::UNDEFINED).unwrap_or(JsValue::UNDEFINED)
+    js::op(
+        js::ops::GLOBAL,
+        &JsValue::from_str(name),
+        &JsValue::UNDEFINED,
+    )
+    .unwrap_or(JsValue::UNDEFINED)
 }
 
 /// Milliseconds since the epoch from `Date.now()`.
@@ -164,18 +169,18 @@ const PREFIX: &str = "[consent-analytics] ";
 
 impl Log for ConsoleLog {
     fn warn(&self, msg: &str) {
-        say(11, msg);
+        say(js::ops::LOG + 1, msg);
     }
     fn debug(&self, msg: &str) {
         if self.debug {
-            say(10, msg);
+            say(js::ops::LOG, msg);
         }
     }
 }
 
 /// Logs an error with the product prefix.
 pub fn log_error(msg: &str) {
-    say(12, msg);
+    say(js::ops::LOG + 2, msg);
 }
 
 /// Prints `msg` with the product prefix through `jsOp` operation `op` (console.log, warn, error).
@@ -204,7 +209,11 @@ pub fn error_message(e: &JsValue) -> String {
     }
     js::get(e, "message")
         .as_string()
-        .or_else(|| js::op(7, e, &JsValue::UNDEFINED).ok()?.as_string())
+        .or_else(|| {
+            js::op(js::ops::STRING, e, &JsValue::UNDEFINED)
+                .ok()?
+                .as_string()
+        })
         .unwrap_or_default()
 }
 

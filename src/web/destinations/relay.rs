@@ -56,9 +56,6 @@ const SETTINGS: &[&str] = &[
     "beacon",
 ];
 
-/// Events handed to keepalive fetches: (chunk number, messageId).
-type Deferred = Rc<RefCell<Vec<(u32, Rc<str>)>>>;
-
 /// A relay instance. See the module docs.
 pub struct Relay {
     endpoint: String,
@@ -72,11 +69,8 @@ pub struct Relay {
     /// `<prefix>:outbox:`, the start of every owner's lock name.
     lock_base: String,
     outbox: Rc<RefCell<Outbox>>,
-    /// Events handed to a keepalive fetch at page hide, with their chunk's number: forgotten
-    /// when it answers 2xx.
-    deferred: Deferred,
-    /// How many chunks went to a keepalive fetch (numbers them for `deferred`).
-    chunks: Cell<u32>,
+    /// Events handed to a keepalive fetch at page hide: forgotten when it answers 2xx.
+    deferred: Rc<RefCell<Vec<Rc<str>>>>,
     /// Whether the last delivery succeeded (no beacon while the backend is failing).
     healthy: Cell<bool>,
 }
@@ -152,7 +146,6 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
         lock_base: [prefix, ":outbox:"].concat(),
         outbox,
         deferred: Default::default(),
-        chunks: Cell::new(0),
         healthy: Cell::new(true),
     }))
 }
@@ -203,13 +196,11 @@ impl Relay {
                     break;
                 }
                 budget -= body.len();
-                let chunk = self.chunks.get();
-                self.chunks.set(chunk + 1);
-                self.deferred.borrow_mut().extend(
-                    events[sent..sent + n]
-                        .iter()
-                        .map(|e| (chunk, e.message_id.clone())),
-                );
+                let ids: Vec<Rc<str>> = events[sent..sent + n]
+                    .iter()
+                    .map(|e| e.message_id.clone())
+                    .collect();
+                self.deferred.borrow_mut().extend(ids.iter().cloned());
                 let p = post(&self.endpoint, &body, &self.headers, true);
                 // Forgets the chunk's events only once the backend said 2xx; if the page is
                 // gone by then, they stay in the outbox and a later page delivers them
@@ -217,15 +208,12 @@ impl Relay {
                 let (o, d) = (self.outbox.clone(), self.deferred.clone());
                 then(&p, move |r| {
                     let ok = outcome(&r.map_or_else(|_| Array::new(), JsCast::unchecked_into));
-                    d.borrow_mut().retain(|(c, id)| {
-                        if *c != chunk {
-                            return true;
-                        }
-                        if ok.is_ok() {
+                    d.borrow_mut().retain(|id| !ids.contains(id));
+                    if ok.is_ok() {
+                        for id in &ids {
                             o.borrow_mut().forget(id);
                         }
-                        false
-                    });
+                    }
                 });
             }
             sent += n;
@@ -287,12 +275,7 @@ impl Destination for Relay {
     }
 
     fn forget(&self, event: &Event) {
-        if self
-            .deferred
-            .borrow()
-            .iter()
-            .any(|(_, id)| *id == event.message_id)
-        {
+        if self.deferred.borrow().contains(&event.message_id) {
             return;
         }
         self.outbox.borrow_mut().forget(&event.message_id);
@@ -333,6 +316,7 @@ impl Destination for Relay {
                                         Ok(v) if v.is_object() => g.borrow_mut().push(Restored {
                                             message_id: e.message_id,
                                             json: e.json,
+                                            payload: v,
                                         }),
                                         _ => o.discard(e.seq),
                                     }
