@@ -485,3 +485,79 @@ async fn debug_logs_routing_loads_and_deliveries_and_is_quiet_without_it() {
     assert!(logged.contains("loading open"), "{logged}");
     assert!(logged.contains("delivered 1 event(s) to open"), "{logged}");
 }
+
+#[wasm_bindgen(module = "/src/web/host.js")]
+extern "C" {
+    /// The relay's reading of a `Retry-After` value (ms, or null).
+    #[wasm_bindgen(js_name = retryAfterMs)]
+    fn retry_after_ms(v: JsValue) -> JsValue;
+}
+
+/// `retryAfterMs(v)` as an integer (None for null).
+fn retry_after(v: &str) -> Option<f64> {
+    retry_after_ms(v.into()).as_f64()
+}
+
+#[wasm_bindgen_test]
+fn retry_after_reads_delay_seconds_and_the_three_http_date_forms() {
+    assert_eq!(retry_after("120"), Some(120_000.0));
+    assert_eq!(retry_after(" 0 "), Some(0.0));
+    assert_eq!(retry_after_ms(JsValue::NULL).as_f64(), None);
+    // A date in the future: its distance from now (second resolution), in each form.
+    let at = js_sys::Date::now() + 10_000.0;
+    let d = js_sys::Date::new(&at.into());
+    let imf = String::from(d.to_utc_string()); // "Sun, 06 Nov 2094 08:49:37 GMT"
+    let parts: Vec<&str> = imf.split(' ').collect();
+    let (wd, day, mon, year, time) = (parts[0], parts[1], parts[2], parts[3], parts[4]);
+    let long_days = [
+        ("Mon", "Monday"),
+        ("Tue", "Tuesday"),
+        ("Wed", "Wednesday"),
+        ("Thu", "Thursday"),
+        ("Fri", "Friday"),
+        ("Sat", "Saturday"),
+        ("Sun", "Sunday"),
+    ];
+    let long = long_days
+        .iter()
+        .find(|(s, _)| [*s, ","].concat() == wd)
+        .unwrap()
+        .1;
+    let rfc850 = [
+        long,
+        ", ",
+        day,
+        "-",
+        mon,
+        "-",
+        &year[2..],
+        " ",
+        time,
+        " GMT",
+    ]
+    .concat();
+    let short_day = day.trim_start_matches('0');
+    let asctime = [
+        &wd[..3],
+        " ",
+        mon,
+        " ",
+        &format!("{short_day:>2}"),
+        " ",
+        time,
+        " ",
+        year,
+    ]
+    .concat();
+    for v in [&imf, &rfc850, &asctime] {
+        let ms = retry_after(v).unwrap_or_else(|| panic!("{v:?} not read"));
+        assert!((8_000.0..=10_000.0).contains(&ms), "{v:?}: {ms}");
+    }
+    // A date in the past is no delay at all.
+    assert_eq!(retry_after("Sun, 06 Nov 1994 08:49:37 GMT"), Some(0.0));
+    assert_eq!(retry_after("Sunday, 06-Nov-94 08:49:37 GMT"), Some(0.0));
+    assert_eq!(retry_after("Sun Nov  6 08:49:37 1994"), Some(0.0));
+    for v in ["", " ", "-1", "1.5", "+3", "soon", "Sun, 06 Nov 1994"] {
+        assert_eq!(retry_after(v), None, "{v:?}");
+    }
+}

@@ -81,6 +81,7 @@ class Sink {
   /**
    * { mode: 'ok' } | { mode: 'fail', status = 503, retryAfter? } |
    * { mode: 'sequence', statuses: [503, 429, 200 | {status, retryAfter}], retryAfter? }
+   * retryAfter: seconds (a number) or an HTTP-date (a string), sent as the Retry-After header.
    */
   setMode(spec) {
     if (!spec || typeof spec !== 'object') throw new Error('mode must be a JSON object');
@@ -174,8 +175,9 @@ function checkStatus(status) {
 }
 
 function checkRetryAfter(value) {
-  if (value !== undefined && (typeof value !== 'number' || !(value >= 0))) {
-    throw new Error(`invalid retryAfter ${JSON.stringify(value)} (seconds)`);
+  const ok = value === undefined || (typeof value === 'number' ? value >= 0 : typeof value === 'string' && !Number.isNaN(Date.parse(value)));
+  if (!ok) {
+    throw new Error(`invalid retryAfter ${JSON.stringify(value)} (seconds, or an HTTP-date string)`);
   }
 }
 

@@ -44,12 +44,23 @@ export function jsonProblem(v, path) {
 }
 
 // POSTs `body` to `url` with the `headers` object (as a keepalive request when `keepalive`).
-// Resolves [status, Retry-After header (429, 503) or null], or [0, message] when the request
-// failed or fetch is missing; never rejects.
+// Resolves [status, the delay in ms a 429 or 503 asked for with Retry-After, or null], or
+// [0, message] when the request failed or fetch is missing; never rejects.
 export function post(url, body, headers, keepalive) {
   return new Promise((resolve) => resolve(fetch(url, { method: 'POST', body, headers, keepalive })))
-    .then((r) => [r.status, r.status == 429 || r.status == 503 ? r.headers.get('Retry-After') : null])
+    .then((r) => [r.status, r.status == 429 || r.status == 503 ? retryAfterMs(r.headers.get('Retry-After')) : null])
     .catch((e) => [0, 'relay request failed: ' + text(e)]);
+}
+
+// A Retry-After value as a delay in ms: delay-seconds, or an HTTP-date (IMF-fixdate, RFC 850,
+// asctime; asctime carries no zone and means GMT), a past date being 0; null when it is
+// neither. The retry policy caps the delay at retry.maxDelayMs.
+export function retryAfterMs(v) {
+  v = v == null ? '' : v.trim();
+  if (/^\d+$/.test(v)) return v * 1000;
+  // An HTTP-date has a time of day (so '1.5' or '-1' is not taken for a date).
+  const at = /\d\d:\d\d:\d\d/.test(v) ? Date.parse(/\d$/.test(v) ? v + ' GMT' : v) : NaN;
+  return at == at ? Math.max(0, at - Date.now()) : null;
 }
 
 // `url` resolved against the document's base URL: [href, protocol, the page's origin], or

@@ -1,6 +1,7 @@
 // End-to-end tests of the relay destination against the dev server's sink, in Chromium:
-// settings validation, batching, an outage with retries, a reload during an outage, two tabs
-// sharing one outbox, delivery at unload by beacon, and the writeKey header.
+// settings validation, batching, an outage with retries (Retry-After as seconds or as a date),
+// a reload during an outage, two tabs sharing one outbox, delivery at unload by beacon, and the
+// writeKey header.
 //
 //   npm run build && node --test tests/e2e/relay.test.mjs
 
@@ -195,6 +196,27 @@ describe('relay destination', () => {
       assert.equal(st.delivered, 5);
       assert.equal(st.deadLettered, 0);
       await waitFor(async () => (await outboxKeys(p.page)).length === 0, { message: 'empty outbox' });
+      assert.deepEqual(p.runtimeErrors(), []);
+      await p.close();
+    });
+  });
+
+  test('a Retry-After HTTP-date is honoured as a delay until that time', async () => {
+    await withServer(async ({ url }) => {
+      // Three seconds ahead, at second resolution: a delay of more than two seconds.
+      const until = new Date(Date.now() + 3000).toUTCString();
+      await setSinkMode(url, { mode: 'sequence', statuses: [{ status: 503, retryAfter: until }] });
+      const p = await openPage(browser, null);
+      await boot(
+        p.page,
+        url,
+        relayConfig({ flushIntervalMs: 50 }, { retry: { baseDelayMs: 50, maxDelayMs: 10000, jitter: false } }),
+      );
+      const started = Date.now();
+      const ids = await track(p.page, 2);
+      const s = await sinkHasExactly(url, ids);
+      assert.equal(s.requests, 2, 'one 503, one success');
+      assert.ok(Date.now() - started >= 1500, `the retry waited for ${until} (base delay alone: 50 ms)`);
       assert.deepEqual(p.runtimeErrors(), []);
       await p.close();
     });

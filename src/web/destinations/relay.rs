@@ -38,7 +38,6 @@ use crate::manager::BatchLimits;
 use crate::outbox::{
     basic_auth, batch_body, beacon_chunks, owner_id, Outbox, BEACON_MAX_BYTES, HEARTBEAT_MS,
 };
-use crate::retry::parse_retry_after;
 use crate::time::iso8601;
 use crate::web::config::DestConfig;
 use crate::web::dest::{CreateEnv, Destination, Done, Event, LoadEnv, Restored};
@@ -224,8 +223,8 @@ impl Relay {
 
 #[wasm_bindgen(module = "/src/web/host.js")]
 extern "C" {
-    /// `fetch(url, {method: 'POST', body, headers, keepalive})`; resolves `[status, text]`
-    /// (see host.js).
+    /// `fetch(url, {method: 'POST', body, headers, keepalive})`; resolves `[status, text]`, the
+    /// text being the `Retry-After` delay in ms for an HTTP error (see host.js).
     fn post(url: &str, body: &str, headers: &JsValue, keepalive: bool) -> Promise;
 }
 
@@ -242,7 +241,7 @@ fn outcome(r: &Array) -> Result<(), DeliveryError> {
         )),
         _ => Err(DeliveryError::http(
             status,
-            text.and_then(|v| parse_retry_after(&v, now())),
+            r.get(1).as_f64().map(|ms| ms as u64),
         )),
     }
 }
