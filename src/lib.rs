@@ -49,7 +49,6 @@ pub mod ports;
 pub mod retry;
 pub mod script;
 pub mod scripts_cache;
-pub mod time;
 #[cfg(target_arch = "wasm32")]
 pub mod types;
 pub mod uuid;

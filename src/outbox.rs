@@ -1,8 +1,8 @@
 //! The relay's durable outbox: every event accepted for the relay is written to storage before
 //! it is sent and removed once the backend acknowledged it (or it was dead-lettered or purged),
 //! so a reload, a closed tab or a backend outage never loses it. Also the relay's wire format
-//! (batch bodies, 64 KB beacon chunks, the Basic authorization value), kept here so that it is
-//! tested natively beside the entries it carries.
+//! (batch bodies and 64 KB beacon chunks), kept here so that it is tested natively beside the
+//! entries it carries.
 //!
 //! Layout in `localStorage`, one key per event so a `track()` costs one write and an
 //! acknowledgement one removal, whatever the backlog:
@@ -427,27 +427,6 @@ pub fn beacon_chunks(
     chunks
 }
 
-/// `Basic base64(writeKey + ':')`, the Segment-style Authorization value.
-pub fn basic_auth(write_key: &str) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut bytes = write_key.as_bytes().to_vec();
-    bytes.push(b':');
-    let mut out = String::from("Basic ");
-    for c in bytes.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -768,14 +747,5 @@ mod tests {
         assert_eq!(chunks.len(), 1);
         assert_eq!(chunks[0].0, 1);
         assert!(beacon_chunks(&[], "t", None, BEACON_MAX_BYTES).is_empty());
-    }
-
-    #[test]
-    fn basic_auth_is_base64_of_write_key_and_colon() {
-        assert_eq!(basic_auth("abc"), "Basic YWJjOg==");
-        assert_eq!(basic_auth("ab"), "Basic YWI6");
-        assert_eq!(basic_auth(""), "Basic Og==");
-        assert_eq!(basic_auth("secret-key"), "Basic c2VjcmV0LWtleTo=");
-        assert_eq!(basic_auth("é"), "Basic w6k6");
     }
 }

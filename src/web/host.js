@@ -52,6 +52,9 @@ export function post(url, body, headers, keepalive) {
     .catch((e) => [0, 'relay request failed: ' + text(e)]);
 }
 
+// The time now as an ISO-8601 string (2026-11-29T20:22:31.123Z).
+export const isoNow = () => new Date().toISOString();
+
 // A Retry-After value as a delay in ms: delay-seconds, or an HTTP-date (IMF-fixdate, RFC 850,
 // asctime; asctime carries no zone and means GMT), a past date being 0; null when it is
 // neither. The retry policy caps the delay at retry.maxDelayMs.
@@ -258,18 +261,18 @@ export function pageContext() {
 }
 
 // Completes event `e` with the fields every event has and returns its JSON, or [message] when
-// it cannot be serialised. `o`: the validated options (or undefined); `messageId`, `timestamp`,
+// it cannot be serialised. `o`: the validated options (or undefined); `messageId`, the time now,
 // `anonymousId`, `userId` (or null): the defaults the options may override; `base`: the
 // context shared by every event; `prefs`: the consent in force (copied: stamped, whatever
 // options.context says).
-export function completeEvent(e, type, o, messageId, timestamp, anonymousId, userId, base, prefs) {
+export function completeEvent(e, type, o, messageId, anonymousId, userId, base, prefs) {
   try {
     o = o || {};
     const str = (v, d) => (typeof v == 'string' ? v : d);
     const obj = (v) => v !== null && typeof v == 'object';
     e.type = type;
     e.messageId = str(o.messageId, messageId);
-    e.timestamp = str(o.timestamp, timestamp);
+    e.timestamp = str(o.timestamp, isoNow());
     e.anonymousId = str(o.anonymousId, anonymousId);
     e.userId = str(o.userId, str(e.userId, userId));
     const consent = { categoryPreferences: { ...prefs } };

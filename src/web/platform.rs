@@ -42,6 +42,14 @@ pub fn now() -> u64 {
     date_now() as u64
 }
 
+#[wasm_bindgen(module = "/src/web/host.js")]
+extern "C" {
+    /// The time now as an ISO-8601 string (`new Date().toISOString()`), as events and batches
+    /// carry it.
+    #[wasm_bindgen(js_name = isoNow)]
+    pub fn iso_now() -> String;
+}
+
 /// Random numbers from `crypto.getRandomValues`, fetched 64 words at a time (falls back to
 /// `Math.random` where `crypto` is missing): `random32` in host.js.
 #[derive(Default)]

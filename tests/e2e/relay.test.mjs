@@ -378,13 +378,13 @@ describe('relay destination', () => {
       p.page.on('request', (r) => {
         if (r.url().endsWith('/v1/batch')) sent.push({ body: r.postData(), headers: r.headers() });
       });
-      await boot(p.page, url, relayConfig({ writeKey: 'wk-secret', headers: { 'X-Site': 'shop' } }));
+      await boot(p.page, url, relayConfig({ writeKey: 'wk-sécret', headers: { 'X-Site': 'shop' } }));
       const ids = await track(p.page, 1);
       await p.page.evaluate(() => window.a.flush());
       const s = await sinkHasExactly(url, ids);
-      assert.equal(s.lastAuthorization, 'Basic ' + Buffer.from('wk-secret:').toString('base64'));
+      assert.equal(s.lastAuthorization, 'Basic ' + Buffer.from('wk-sécret:').toString('base64'));
       const body = JSON.parse(sent[0].body);
-      assert.equal(body.writeKey, 'wk-secret');
+      assert.equal(body.writeKey, 'wk-sécret');
       assert.match(body.sentAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
       assert.deepEqual(body.batch.map((e) => e.messageId), ids);
       assert.equal(sent[0].headers['x-site'], 'shop');

@@ -50,3 +50,10 @@ export function sendBeacon(url, body) {
     return false;
   }
 }
+
+// The Authorization header for a writeKey: 'Basic ' and the base64 of its UTF-8 bytes and ':'.
+export function basicAuth(key) {
+  let bytes = '';
+  for (const b of new TextEncoder().encode(key + ':')) bytes += String.fromCharCode(b);
+  return 'Basic ' + btoa(bytes);
+}

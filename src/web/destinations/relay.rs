@@ -35,14 +35,11 @@ use wasm_bindgen::JsCast;
 
 use crate::error::{DeliveryError, ErrorKind};
 use crate::manager::BatchLimits;
-use crate::outbox::{
-    basic_auth, batch_body, beacon_chunks, owner_id, Outbox, BEACON_MAX_BYTES, HEARTBEAT_MS,
-};
-use crate::time::iso8601;
+use crate::outbox::{batch_body, beacon_chunks, owner_id, Outbox, BEACON_MAX_BYTES, HEARTBEAT_MS};
 use crate::web::config::DestConfig;
 use crate::web::dest::{CreateEnv, Destination, Done, Event, LoadEnv, Restored};
 use crate::web::js::{check_keys, get, opt_bool, opt_obj, opt_str, opt_uint, set};
-use crate::web::platform::{now, uuid};
+use crate::web::platform::{iso_now, now, uuid};
 use crate::web::settle::then;
 
 const SETTINGS: &[&str] = &[
@@ -157,7 +154,7 @@ fn resolve_http(url: &str) -> Option<String> {
 
 impl Relay {
     fn body<'a>(&self, events: impl Iterator<Item = &'a str>) -> String {
-        batch_body(events, &iso8601(now()), self.write_key.as_deref())
+        batch_body(events, &iso_now(), self.write_key.as_deref())
     }
 
     /// POSTs a batch of `events` (none for `testDestination`) and calls `done` with the
@@ -181,7 +178,7 @@ impl Relay {
         let jsons: Vec<&str> = events.iter().map(|e| &*e.json).collect();
         let chunks = beacon_chunks(
             &jsons,
-            &iso8601(now()),
+            &iso_now(),
             self.write_key.as_deref(),
             BEACON_MAX_BYTES,
         );
@@ -352,4 +349,7 @@ extern "C" {
     /// `navigator.sendBeacon(url, body)`: whether the browser took it (false when missing).
     #[wasm_bindgen(js_name = sendBeacon)]
     fn send_beacon(url: &str, body: &str) -> bool;
+    /// The `Authorization` header for a writeKey (`Basic` and base64 of `key:`).
+    #[wasm_bindgen(js_name = basicAuth)]
+    fn basic_auth(key: &str) -> String;
 }
