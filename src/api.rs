@@ -104,7 +104,11 @@ impl Analytics {
             log_dyn.clone(),
             now(),
         );
-        let identity = Identity::load(FallbackStorage::new(storage, log_dyn), &cfg.storage_prefix);
+        let memory = Rc::new(crate::web::platform::WebStorage::memory());
+        let identity = Identity::load(
+            FallbackStorage::new(storage, memory, log_dyn),
+            &cfg.storage_prefix,
+        );
         let mgr = Manager::new(
             cfg.manager.clone(),
             specs,

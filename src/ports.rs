@@ -68,7 +68,7 @@ pub trait Log {
     fn debug(&self, msg: &str);
 }
 
-/// A process-local storage, used in tests and as the fallback when the real one fails.
+/// A process-local storage for tests (the browser's memory stand-in is `WebStorage::memory`).
 /// `quota` bounds the total bytes of keys plus values, to simulate a full localStorage.
 #[derive(Default)]
 pub struct MemoryStorage {
@@ -161,17 +161,22 @@ impl Storage for MemoryStorage {
 /// (disabled, blocked, full): callers never see an error.
 pub struct FallbackStorage {
     primary: alloc::rc::Rc<dyn Storage>,
-    memory: MemoryStorage,
+    memory: alloc::rc::Rc<dyn Storage>,
     degraded: Cell<bool>,
     log: alloc::rc::Rc<dyn Log>,
 }
 
 impl FallbackStorage {
-    /// Wraps `primary`; `log` gets the one warning.
-    pub fn new(primary: alloc::rc::Rc<dyn Storage>, log: alloc::rc::Rc<dyn Log>) -> Self {
+    /// Wraps `primary`, falling back to `memory` (a store that does not fail); `log` gets the
+    /// one warning.
+    pub fn new(
+        primary: alloc::rc::Rc<dyn Storage>,
+        memory: alloc::rc::Rc<dyn Storage>,
+        log: alloc::rc::Rc<dyn Log>,
+    ) -> Self {
         FallbackStorage {
             primary,
-            memory: MemoryStorage::new(),
+            memory,
             degraded: Cell::new(false),
             log,
         }
@@ -318,7 +323,8 @@ mod tests {
     fn fallback_storage_degrades_once_with_one_warning_and_keeps_working() {
         let primary = alloc::rc::Rc::new(MemoryStorage::new());
         let log = alloc::rc::Rc::new(RecordingLog::default());
-        let s = FallbackStorage::new(primary.clone(), log.clone());
+        let memory = alloc::rc::Rc::new(MemoryStorage::new());
+        let s = FallbackStorage::new(primary.clone(), memory.clone(), log.clone());
         s.set("k", "1");
         assert_eq!(primary.get("k").unwrap().as_deref(), Some("1"));
         primary.set_broken(true);
@@ -327,6 +333,7 @@ mod tests {
         assert_eq!(s.get("k").as_deref(), Some("2"));
         assert_eq!(s.get("j").as_deref(), Some("3"));
         assert!(s.degraded());
+        assert_eq!(memory.get("j").unwrap().as_deref(), Some("3"));
         assert_eq!(log.warnings.borrow().len(), 1);
     }
 

@@ -90,7 +90,7 @@ pub fn uuid() -> String {
 #[wasm_bindgen(module = "/src/web/host.js")]
 extern "C" {
     #[wasm_bindgen(js_name = storageOp)]
-    fn storage_op(session: bool, op: u8, key: &str, value: &str) -> JsValue;
+    fn storage_op(store: u8, op: u8, key: &str, value: &str) -> JsValue;
     #[wasm_bindgen(js_name = resolveUrl)]
     fn resolve_url_parts(url: &str) -> Option<js_sys::Array>;
     #[wasm_bindgen(js_name = random32)]
@@ -106,25 +106,33 @@ pub fn resolve_url(url: &str) -> Option<(String, String, String)> {
 }
 
 /// `localStorage` or `sessionStorage`, looked up on every call so that a storage that throws on
-/// access (disabled, sandboxed, Safari private mode) only ever yields an error value.
+/// access (disabled, sandboxed, Safari private mode) only ever yields an error value; or the
+/// page's memory stand-in for them.
 pub struct WebStorage {
-    session: bool,
+    /// 0 localStorage, 1 sessionStorage, 2 memory (see `storageOp` in host.js).
+    store: u8,
 }
 
 impl WebStorage {
     /// `window.localStorage`.
     pub fn local() -> Self {
-        WebStorage { session: false }
+        WebStorage { store: 0 }
     }
 
     /// `window.sessionStorage`.
     pub fn session() -> Self {
-        WebStorage { session: true }
+        WebStorage { store: 1 }
+    }
+
+    /// This page's memory, standing in for a storage that failed (one map for the page; the
+    /// keys carry their prefixes). It never fails.
+    pub fn memory() -> Self {
+        WebStorage { store: 2 }
     }
 
     /// Runs operation `op` (see `storageOp` in host.js): its result, or the kind of failure.
     fn op(&self, op: u8, key: &str, value: &str) -> Result<JsValue, StorageError> {
-        let r = storage_op(self.session, op, key, value);
+        let r = storage_op(self.store, op, key, value);
         match r.as_f64() {
             Some(2.0) => Err(StorageError::QuotaExceeded),
             Some(_) => Err(StorageError::Unavailable),
@@ -161,7 +169,7 @@ pub fn local_storage_or_memory(log: &dyn Log) -> alloc::rc::Rc<dyn Storage> {
             log.warn(
                 "localStorage is unavailable: identity, dead letters and the relay outbox are kept in memory for this page",
             );
-            alloc::rc::Rc::new(crate::ports::MemoryStorage::new())
+            alloc::rc::Rc::new(WebStorage::memory())
         }
         _ => alloc::rc::Rc::new(local),
     }
