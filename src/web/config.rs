@@ -4,11 +4,13 @@
 #[allow(unused_imports)]
 use crate::prelude::*;
 
-use js_sys::{Array, Object};
+use js_sys::Object;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::js::{check_keys, get, is_plain_object, opt_bool, opt_num, opt_obj, opt_str, opt_uint};
+use super::js::{
+    check_keys, get, is_plain_object, keys_at, list, opt_bool, opt_num, opt_obj, opt_str, opt_uint,
+};
 use crate::breaker::BreakerConfig;
 use crate::consent::{Purpose, Purposes};
 use crate::dead_letter::DeadLetterConfig;
@@ -78,7 +80,7 @@ pub fn parse_consent_object(v: &JsValue, path: &str) -> Result<Vec<(Purpose, boo
     }
     let obj: &Object = v.unchecked_ref();
     let mut out = Vec::new();
-    for k in super::js::keys(obj).map_err(|m| [path, ": ", &m].concat())? {
+    for k in keys_at(obj, path)? {
         let p = Purpose::from_name(&k).ok_or_else(|| {
             [
                 "unknown consent purpose ",
@@ -97,13 +99,19 @@ pub fn parse_consent_object(v: &JsValue, path: &str) -> Result<Vec<(Purpose, boo
     Ok(out)
 }
 
+/// The `requiredConsent` list of `obj` (at `path`), `None` when absent.
+pub fn required_consent(obj: &JsValue, path: &str) -> Result<Option<Purposes>, String> {
+    let v = get(obj, "requiredConsent");
+    if v.is_undefined() {
+        return Ok(None);
+    }
+    parse_purpose_list(&v, &[path, ".requiredConsent"].concat()).map(Some)
+}
+
 /// Parses a `requiredConsent` list.
 pub fn parse_purpose_list(v: &JsValue, path: &str) -> Result<Purposes, String> {
-    let arr: &Array = v
-        .dyn_ref()
-        .ok_or_else(|| [path, " must be an array of purpose names"].concat())?;
     let mut set = Purposes::NONE;
-    let list = super::js::items(arr).map_err(|m| [path, ": ", &m].concat())?;
+    let list = list(v, path, " must be an array of purpose names")?;
     for (i, p) in list.iter().enumerate() {
         let name = p.as_string().unwrap_or_default();
         let p = Purpose::from_name(&name).ok_or_else(|| {
@@ -228,12 +236,9 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
     manager.purge_on_revoke = opt_bool(&obj, "purgeOnRevoke", "config")?.unwrap_or(true);
 
     let mut destinations: Vec<DestConfig> = Vec::new();
-    let list = get(&obj, "destinations");
-    if !list.is_undefined() {
-        let arr: &Array = list
-            .dyn_ref()
-            .ok_or("config.destinations must be an array")?;
-        let entries = super::js::items(arr).map_err(|m| ["config.destinations: ", &m].concat())?;
+    let dests = get(&obj, "destinations");
+    if !dests.is_undefined() {
+        let entries = list(&dests, "config.destinations", " must be an array")?;
         for (i, entry) in entries.into_iter().enumerate() {
             let path = ["config.destinations[", &crate::json::dec(i as u64), "]"].concat();
             if !is_plain_object(&entry) {
@@ -252,15 +257,7 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
             if destinations.iter().any(|d| d.id == id) {
                 return Err([&path, ": duplicate destination id ", &id].concat());
             }
-            let rc = get(&e, "requiredConsent");
-            let required = if rc.is_undefined() {
-                None
-            } else {
-                Some(parse_purpose_list(
-                    &rc,
-                    &[&path, ".requiredConsent"].concat(),
-                )?)
-            };
+            let required = required_consent(&e, &path)?;
             let settings = opt_obj(&e, "settings", &path)?.unwrap_or_default();
             if opt_bool(&e, "enabled", &path)?.unwrap_or(true) {
                 destinations.push(DestConfig {

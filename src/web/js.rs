@@ -93,6 +93,11 @@ pub fn keys(v: &JsValue) -> Result<Vec<String>, String> {
         .collect())
 }
 
+/// [`keys`], failing with `<path>: <why>`.
+pub fn keys_at(v: &JsValue, path: &str) -> Result<Vec<String>, String> {
+    keys(v).map_err(|m| [path, ": ", &m].concat())
+}
+
 /// The own enumerable `[key, value]` pairs of `v`.
 pub fn entries(v: &JsValue) -> Result<Vec<(String, JsValue)>, String> {
     let a = array_op(ops::ENTRIES, v)?;
@@ -107,6 +112,15 @@ pub fn entries(v: &JsValue) -> Result<Vec<(String, JsValue)>, String> {
 /// The items of an array-like `v` (copied first, so a proxy cannot throw mid-iteration).
 pub fn items(v: &JsValue) -> Result<Vec<JsValue>, String> {
     Ok(array_op(ops::ITEMS, v)?.iter().collect())
+}
+
+/// The items of the array `v` (see [`items`]); fails with `<path><not_array>` when `v` is not
+/// an array, `<path>: <why>` when it cannot be read.
+pub fn list(v: &JsValue, path: &str, not_array: &str) -> Result<Vec<JsValue>, String> {
+    if !js_sys::Array::is_array(v) {
+        return Err([path, not_array].concat());
+    }
+    items(v).map_err(|m| [path, ": ", &m].concat())
 }
 
 /// `Object.assign(target, source)`.
@@ -130,7 +144,7 @@ pub fn is_plain_object(v: &JsValue) -> bool {
 
 /// Fails naming the first own key of `obj` not in `allowed`.
 pub fn check_keys(obj: &Object, allowed: &[&str], path: &str) -> Result<(), String> {
-    for k in keys(obj).map_err(|m| [path, ": ", &m].concat())? {
+    for k in keys_at(obj, path)? {
         if !allowed.contains(&k.as_str()) {
             return Err(["unknown option ", path, ".", &k].concat());
         }

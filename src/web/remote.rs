@@ -15,9 +15,9 @@ use js_sys::Array;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::config::parse_purpose_list;
+use super::config::required_consent;
 use super::inject::{parse_descriptor, remove_revoked, start};
-use super::js::{get, is_plain_object};
+use super::js::{get, is_plain_object, list};
 use super::platform::{log_error, WebClock, WebStorage};
 use crate::consent::Purposes;
 use crate::script::ScriptDescriptor;
@@ -172,19 +172,12 @@ fn scripts(text: &str) -> Result<Vec<RemoteScript>, String> {
     if !is_plain_object(&v) {
         return Err("not an object".into());
     }
-    let arr: Array = get(&v, "scripts")
-        .dyn_into()
-        .map_err(|_| "scripts must be an array")?;
+    let arr = list(&get(&v, "scripts"), "scripts", " must be an array")?;
     let mut out = Vec::new();
-    for (j, s) in arr.iter().enumerate() {
+    for (j, s) in arr.into_iter().enumerate() {
         let path = ["scripts[", &crate::json::dec(j as u64), "]"].concat();
         let d = parse_descriptor(&s, &path)?;
-        let rc = get(&s, "requiredConsent");
-        let req = if rc.is_undefined() {
-            Purposes::NONE
-        } else {
-            parse_purpose_list(&rc, &[&path, ".requiredConsent"].concat())?
-        };
+        let req = required_consent(&s, &path)?.unwrap_or(Purposes::NONE);
         out.push((d, req));
     }
     Ok(out)
