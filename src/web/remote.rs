@@ -139,7 +139,7 @@ impl Remote {
                     self.cache.store(consent, text);
                     return Some(list);
                 }
-                Err(m) => ["GET ", url, ": ", &m].concat(),
+                Err(m) => ["GET ", url, ": invalid body: ", &m].concat(),
             },
             None => got.as_string().unwrap_or_default(),
         };
@@ -161,13 +161,8 @@ extern "C" {
 }
 
 /// Validates a response body: `{ scripts: [descriptor + requiredConsent?], metadata? }`.
-/// Every descriptor obeys the script URL policy, or the whole body is refused.
+/// Every descriptor obeys the script URL policy, or the whole body is refused (with why).
 pub fn parse_body(text: &str) -> Result<Vec<RemoteScript>, String> {
-    scripts(text).map_err(|m| ["invalid body: ", &m].concat())
-}
-
-/// [`parse_body`] without the `invalid body: ` prefix of its errors.
-fn scripts(text: &str) -> Result<Vec<RemoteScript>, String> {
     let v = js_sys::JSON::parse(text).map_err(|_| "not JSON")?;
     if !is_plain_object(&v) {
         return Err("not an object".into());
