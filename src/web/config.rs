@@ -9,7 +9,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::js::{
-    check_keys, get, is_plain_object, keys_at, list, opt_bool, opt_num, opt_obj, opt_str, opt_uint,
+    check_keys, get, index, is_plain_object, keys_at, list, opt_bool, opt_num, opt_obj, opt_str,
+    opt_uint,
 };
 use crate::breaker::BreakerConfig;
 use crate::consent::{Purpose, Purposes};
@@ -114,16 +115,8 @@ pub fn parse_purpose_list(v: &JsValue, path: &str) -> Result<Purposes, String> {
     let list = list(v, path, " must be an array of purpose names")?;
     for (i, p) in list.iter().enumerate() {
         let name = p.as_string().unwrap_or_default();
-        let p = Purpose::from_name(&name).ok_or_else(|| {
-            [
-                path,
-                "[",
-                &crate::json::dec(i as u64),
-                "] is not a consent purpose: ",
-                &name,
-            ]
-            .concat()
-        })?;
+        let p = Purpose::from_name(&name)
+            .ok_or_else(|| [&index(path, i), " is not a consent purpose: ", &name].concat())?;
         set = set.with(p, true);
     }
     Ok(set)
@@ -240,7 +233,7 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
     if !dests.is_undefined() {
         let entries = list(&dests, "config.destinations", " must be an array")?;
         for (i, entry) in entries.into_iter().enumerate() {
-            let path = ["config.destinations[", &crate::json::dec(i as u64), "]"].concat();
+            let path = index("config.destinations", i);
             if !is_plain_object(&entry) {
                 return Err([&path, " must be an object"].concat());
             }

@@ -123,6 +123,11 @@ pub fn list(v: &JsValue, path: &str, not_array: &str) -> Result<Vec<JsValue>, St
     items(v).map_err(|m| [path, ": ", &m].concat())
 }
 
+/// `<path>[<i>]`: where item `i` of the list at `path` sits, for error messages.
+pub fn index(path: &str, i: usize) -> String {
+    [path, "[", &crate::json::dec(i as u64), "]"].concat()
+}
+
 /// `Object.assign(target, source)`.
 pub fn assign(target: &JsValue, source: &JsValue) -> Result<Object, String> {
     op(ops::ASSIGN, target, source)

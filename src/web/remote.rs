@@ -17,7 +17,7 @@ use wasm_bindgen::JsCast;
 
 use super::config::required_consent;
 use super::inject::{parse_descriptor, remove_revoked, start};
-use super::js::{get, is_plain_object, list};
+use super::js::{get, index, is_plain_object, list};
 use super::platform::{log_error, WebClock, WebStorage};
 use crate::consent::Purposes;
 use crate::script::ScriptDescriptor;
@@ -170,7 +170,7 @@ pub fn parse_body(text: &str) -> Result<Vec<RemoteScript>, String> {
     let arr = list(&get(&v, "scripts"), "scripts", " must be an array")?;
     let mut out = Vec::new();
     for (j, s) in arr.into_iter().enumerate() {
-        let path = ["scripts[", &crate::json::dec(j as u64), "]"].concat();
+        let path = index("scripts", j);
         let d = parse_descriptor(&s, &path)?;
         let req = required_consent(&s, &path)?.unwrap_or(Purposes::NONE);
         out.push((d, req));

@@ -12,7 +12,7 @@ use crate::script::ScriptDescriptor;
 use crate::web::config::DestConfig;
 use crate::web::dest::{Destination, Done, Event, LoadEnv};
 use crate::web::inject::{parse_descriptor, remove_all, remove_revoked, Injecting};
-use crate::web::js::{check_keys, get, list};
+use crate::web::js::{check_keys, get, index, list};
 
 /// A destination that only injects scripts.
 pub struct ScriptDestination {
@@ -26,14 +26,15 @@ pub struct ScriptDestination {
 pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
     let path = [&entry.path, ".settings"].concat();
     check_keys(&entry.settings, &["scripts"], &path)?;
+    let at = [&path, ".scripts"].concat();
     let arr = list(
         &get(&entry.settings, "scripts"),
-        &[&path, ".scripts"].concat(),
+        &at,
         " is required (an array of script descriptors)",
     )?;
     let mut scripts = Vec::new();
     for (j, v) in arr.into_iter().enumerate() {
-        let p = [&path, ".scripts[", &crate::json::dec(j as u64), "]"].concat();
+        let p = index(&at, j);
         if !get(&v, "requiredConsent").is_undefined() {
             return Err([
                 "unknown option ",
