@@ -122,10 +122,11 @@ pub fn parse_purpose_list(v: &JsValue, path: &str) -> Result<Purposes, String> {
     Ok(set)
 }
 
-fn sub(obj: &Object, key: &str, keys: &[&str]) -> Result<Option<Object>, String> {
+/// The sub-object `config.<key>` (its path is `p`), checked against `keys`.
+fn sub(obj: &Object, key: &str, p: &str, keys: &[&str]) -> Result<Option<Object>, String> {
     let o = opt_obj(obj, key, "config")?;
     if let Some(o) = &o {
-        check_keys(o, keys, &["config.", key].concat())?;
+        check_keys(o, keys, p)?;
     }
     Ok(o)
 }
@@ -150,12 +151,13 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
     }
     let mut manager = ManagerConfig::default();
     let mut timeout_ms = 10_000;
+    let p = "config.loading";
     if let Some(l) = sub(
         &obj,
         "loading",
+        p,
         &["strategy", "bufferLimit", "maxRetries", "timeoutMs"],
     )? {
-        let p = "config.loading";
         manager.strategy = match opt_str(&l, "strategy", p)?.as_deref() {
             None | Some("lazy") => Strategy::Lazy,
             Some("eager") => Strategy::Eager,
@@ -179,8 +181,8 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
         "multiplier",
         "jitter",
     ];
-    if let Some(r) = sub(&obj, "retry", rk)? {
-        let p = "config.retry";
+    let p = "config.retry";
+    if let Some(r) = sub(&obj, "retry", p, rk)? {
         if let Some(n) = opt_uint(&r, "maxRetries", p)? {
             retry.max_retries = n.min(100) as u32;
         }
@@ -200,8 +202,8 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
     manager.retry = retry;
     let mut breaker = BreakerConfig::default();
     let bk = &["failureThreshold", "recoveryTimeoutMs", "halfOpenSuccesses"];
-    if let Some(b) = sub(&obj, "circuitBreaker", bk)? {
-        let p = "config.circuitBreaker";
+    let p = "config.circuitBreaker";
+    if let Some(b) = sub(&obj, "circuitBreaker", p, bk)? {
         if let Some(n) = opt_uint(&b, "failureThreshold", p)? {
             breaker.failure_threshold = n.clamp(1, u32::MAX as u64) as u32;
         }
@@ -214,8 +216,8 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
     }
     manager.breaker = breaker;
     let mut dead_letter = DeadLetterConfig::default();
-    if let Some(d) = sub(&obj, "deadLetter", &["storageKey", "maxSize", "ttlMs"])? {
-        let p = "config.deadLetter";
+    let p = "config.deadLetter";
+    if let Some(d) = sub(&obj, "deadLetter", p, &["storageKey", "maxSize", "ttlMs"])? {
         if let Some(s) = opt_str(&d, "storageKey", p)? {
             dead_letter.storage_key = s;
         }
