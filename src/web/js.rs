@@ -217,17 +217,17 @@ pub fn opt_obj(obj: &Object, key: &str, path: &str) -> Result<Option<Object>, St
 
 /// A `TypeError` with `msg`.
 pub fn type_error(msg: &str) -> JsValue {
-    op(
-        ops::TYPE_ERROR,
-        &JsValue::from_str(msg),
-        &JsValue::UNDEFINED,
-    )
-    .unwrap_or_default()
+    error_of(ops::TYPE_ERROR, msg)
 }
 
 /// An `Error` with `msg`.
 pub fn error(msg: &str) -> JsValue {
-    op(ops::ERROR, &JsValue::from_str(msg), &JsValue::UNDEFINED).unwrap_or_default()
+    error_of(ops::ERROR, msg)
+}
+
+/// Operation `code` (an error constructor) on `msg`.
+fn error_of(code: u8, msg: &str) -> JsValue {
+    op(code, &JsValue::from_str(msg), &JsValue::UNDEFINED).unwrap_or_default()
 }
 
 /// `JSON.stringify(v)` (empty when it gives `undefined`); `Err` holds what a `toJSON` threw.
