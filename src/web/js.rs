@@ -52,6 +52,11 @@ pub fn op(op: u8, a: &JsValue, b: &JsValue) -> Result<JsValue, JsValue> {
     js_op(op, a, b, &JsValue::UNDEFINED)
 }
 
+/// Operation `code` on `v` alone.
+fn op1(code: u8, v: &JsValue) -> Result<JsValue, JsValue> {
+    op(code, v, &JsValue::UNDEFINED)
+}
+
 /// `obj[key]`, or `undefined` when absent, when `obj` is not an object or when the getter throws.
 pub fn get(obj: &JsValue, key: &str) -> JsValue {
     // Reflect.get throws on a non-object; an exception is far slower than this check.
@@ -67,14 +72,12 @@ pub fn set(obj: &JsValue, key: &str, value: &JsValue) {
 }
 
 fn get_proto(v: &JsValue) -> Result<JsValue, JsValue> {
-    op(ops::PROTO, v, &JsValue::UNDEFINED)
+    op1(ops::PROTO, v)
 }
 
 /// Operation `op` on `v` alone, as an array (keys, entries, items).
 fn array_op(code: u8, v: &JsValue) -> Result<js_sys::Array, String> {
-    op(code, v, &JsValue::UNDEFINED)
-        .map(JsCast::unchecked_into)
-        .map_err(unreadable)
+    op1(code, v).map(JsCast::unchecked_into).map_err(unreadable)
 }
 
 fn unreadable(e: JsValue) -> String {
@@ -227,10 +230,10 @@ pub fn error(msg: &str) -> JsValue {
 
 /// Operation `code` (an error constructor) on `msg`.
 fn error_of(code: u8, msg: &str) -> JsValue {
-    op(code, &JsValue::from_str(msg), &JsValue::UNDEFINED).unwrap_or_default()
+    op1(code, &JsValue::from_str(msg)).unwrap_or_default()
 }
 
 /// `JSON.stringify(v)` (empty when it gives `undefined`); `Err` holds what a `toJSON` threw.
 pub fn stringify(v: &JsValue) -> Result<String, JsValue> {
-    op(ops::STRINGIFY, v, &JsValue::UNDEFINED).map(|s| s.as_string().unwrap_or_default())
+    op1(ops::STRINGIFY, v).map(|s| s.as_string().unwrap_or_default())
 }
