@@ -4,11 +4,14 @@
 #[allow(unused_imports)]
 use crate::prelude::*;
 
-use js_sys::{Array, Object};
+use js_sys::Object;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::js::{check_keys, get, is_plain_object, opt_bool, opt_num, opt_obj, opt_str, opt_uint};
+use super::js::{
+    check_keys, get, index, is_plain_object, keys_at, list, opt_bool, opt_num, opt_obj, opt_str,
+    opt_uint,
+};
 use crate::breaker::BreakerConfig;
 use crate::consent::{Purpose, Purposes};
 use crate::dead_letter::DeadLetterConfig;
@@ -78,7 +81,7 @@ pub fn parse_consent_object(v: &JsValue, path: &str) -> Result<Vec<(Purpose, boo
     }
     let obj: &Object = v.unchecked_ref();
     let mut out = Vec::new();
-    for k in super::js::keys(obj).map_err(|m| [path, ": ", &m].concat())? {
+    for k in keys_at(obj, path)? {
         let p = Purpose::from_name(&k).ok_or_else(|| {
             [
                 "unknown consent purpose ",
@@ -97,34 +100,33 @@ pub fn parse_consent_object(v: &JsValue, path: &str) -> Result<Vec<(Purpose, boo
     Ok(out)
 }
 
+/// The `requiredConsent` list of `obj` (at `path`), `None` when absent.
+pub fn required_consent(obj: &JsValue, path: &str) -> Result<Option<Purposes>, String> {
+    let v = get(obj, "requiredConsent");
+    if v.is_undefined() {
+        return Ok(None);
+    }
+    parse_purpose_list(&v, &[path, ".requiredConsent"].concat()).map(Some)
+}
+
 /// Parses a `requiredConsent` list.
 pub fn parse_purpose_list(v: &JsValue, path: &str) -> Result<Purposes, String> {
-    let arr: &Array = v
-        .dyn_ref()
-        .ok_or_else(|| [path, " must be an array of purpose names"].concat())?;
     let mut set = Purposes::NONE;
-    let list = super::js::items(arr).map_err(|m| [path, ": ", &m].concat())?;
+    let list = list(v, path, " must be an array of purpose names")?;
     for (i, p) in list.iter().enumerate() {
         let name = p.as_string().unwrap_or_default();
-        let p = Purpose::from_name(&name).ok_or_else(|| {
-            [
-                path,
-                "[",
-                &crate::json::dec(i as u64),
-                "] is not a consent purpose: ",
-                &name,
-            ]
-            .concat()
-        })?;
+        let p = Purpose::from_name(&name)
+            .ok_or_else(|| [&index(path, i), " is not a consent purpose: ", &name].concat())?;
         set = set.with(p, true);
     }
     Ok(set)
 }
 
-fn sub(obj: &Object, key: &str, keys: &[&str]) -> Result<Option<Object>, String> {
+/// The sub-object `config.<key>` (its path is `p`), checked against `keys`.
+fn sub(obj: &Object, key: &str, p: &str, keys: &[&str]) -> Result<Option<Object>, String> {
     let o = opt_obj(obj, key, "config")?;
     if let Some(o) = &o {
-        check_keys(o, keys, &["config.", key].concat())?;
+        check_keys(o, keys, p)?;
     }
     Ok(o)
 }
@@ -149,12 +151,13 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
     }
     let mut manager = ManagerConfig::default();
     let mut timeout_ms = 10_000;
+    let p = "config.loading";
     if let Some(l) = sub(
         &obj,
         "loading",
+        p,
         &["strategy", "bufferLimit", "maxRetries", "timeoutMs"],
     )? {
-        let p = "config.loading";
         manager.strategy = match opt_str(&l, "strategy", p)?.as_deref() {
             None | Some("lazy") => Strategy::Lazy,
             Some("eager") => Strategy::Eager,
@@ -178,8 +181,8 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
         "multiplier",
         "jitter",
     ];
-    if let Some(r) = sub(&obj, "retry", rk)? {
-        let p = "config.retry";
+    let p = "config.retry";
+    if let Some(r) = sub(&obj, "retry", p, rk)? {
         if let Some(n) = opt_uint(&r, "maxRetries", p)? {
             retry.max_retries = n.min(100) as u32;
         }
@@ -199,8 +202,8 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
     manager.retry = retry;
     let mut breaker = BreakerConfig::default();
     let bk = &["failureThreshold", "recoveryTimeoutMs", "halfOpenSuccesses"];
-    if let Some(b) = sub(&obj, "circuitBreaker", bk)? {
-        let p = "config.circuitBreaker";
+    let p = "config.circuitBreaker";
+    if let Some(b) = sub(&obj, "circuitBreaker", p, bk)? {
         if let Some(n) = opt_uint(&b, "failureThreshold", p)? {
             breaker.failure_threshold = n.clamp(1, u32::MAX as u64) as u32;
         }
@@ -213,8 +216,8 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
     }
     manager.breaker = breaker;
     let mut dead_letter = DeadLetterConfig::default();
-    if let Some(d) = sub(&obj, "deadLetter", &["storageKey", "maxSize", "ttlMs"])? {
-        let p = "config.deadLetter";
+    let p = "config.deadLetter";
+    if let Some(d) = sub(&obj, "deadLetter", p, &["storageKey", "maxSize", "ttlMs"])? {
         if let Some(s) = opt_str(&d, "storageKey", p)? {
             dead_letter.storage_key = s;
         }
@@ -228,14 +231,11 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
     manager.purge_on_revoke = opt_bool(&obj, "purgeOnRevoke", "config")?.unwrap_or(true);
 
     let mut destinations: Vec<DestConfig> = Vec::new();
-    let list = get(&obj, "destinations");
-    if !list.is_undefined() {
-        let arr: &Array = list
-            .dyn_ref()
-            .ok_or("config.destinations must be an array")?;
-        let entries = super::js::items(arr).map_err(|m| ["config.destinations: ", &m].concat())?;
+    let dests = get(&obj, "destinations");
+    if !dests.is_undefined() {
+        let entries = list(&dests, "config.destinations", " must be an array")?;
         for (i, entry) in entries.into_iter().enumerate() {
-            let path = ["config.destinations[", &crate::json::dec(i as u64), "]"].concat();
+            let path = index("config.destinations", i);
             if !is_plain_object(&entry) {
                 return Err([&path, " must be an object"].concat());
             }
@@ -252,15 +252,7 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
             if destinations.iter().any(|d| d.id == id) {
                 return Err([&path, ": duplicate destination id ", &id].concat());
             }
-            let rc = get(&e, "requiredConsent");
-            let required = if rc.is_undefined() {
-                None
-            } else {
-                Some(parse_purpose_list(
-                    &rc,
-                    &[&path, ".requiredConsent"].concat(),
-                )?)
-            };
+            let required = required_consent(&e, &path)?;
             let settings = opt_obj(&e, "settings", &path)?.unwrap_or_default();
             if opt_bool(&e, "enabled", &path)?.unwrap_or(true) {
                 destinations.push(DestConfig {

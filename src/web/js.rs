@@ -52,6 +52,11 @@ pub fn op(op: u8, a: &JsValue, b: &JsValue) -> Result<JsValue, JsValue> {
     js_op(op, a, b, &JsValue::UNDEFINED)
 }
 
+/// Operation `code` on `v` alone.
+fn op1(code: u8, v: &JsValue) -> Result<JsValue, JsValue> {
+    op(code, v, &JsValue::UNDEFINED)
+}
+
 /// `obj[key]`, or `undefined` when absent, when `obj` is not an object or when the getter throws.
 pub fn get(obj: &JsValue, key: &str) -> JsValue {
     // Reflect.get throws on a non-object; an exception is far slower than this check.
@@ -67,14 +72,12 @@ pub fn set(obj: &JsValue, key: &str, value: &JsValue) {
 }
 
 fn get_proto(v: &JsValue) -> Result<JsValue, JsValue> {
-    op(ops::PROTO, v, &JsValue::UNDEFINED)
+    op1(ops::PROTO, v)
 }
 
 /// Operation `op` on `v` alone, as an array (keys, entries, items).
 fn array_op(code: u8, v: &JsValue) -> Result<js_sys::Array, String> {
-    op(code, v, &JsValue::UNDEFINED)
-        .map(JsCast::unchecked_into)
-        .map_err(unreadable)
+    op1(code, v).map(JsCast::unchecked_into).map_err(unreadable)
 }
 
 fn unreadable(e: JsValue) -> String {
@@ -93,6 +96,11 @@ pub fn keys(v: &JsValue) -> Result<Vec<String>, String> {
         .collect())
 }
 
+/// [`keys`], failing with `<path>: <why>`.
+pub fn keys_at(v: &JsValue, path: &str) -> Result<Vec<String>, String> {
+    keys(v).map_err(|m| [path, ": ", &m].concat())
+}
+
 /// The own enumerable `[key, value]` pairs of `v`.
 pub fn entries(v: &JsValue) -> Result<Vec<(String, JsValue)>, String> {
     let a = array_op(ops::ENTRIES, v)?;
@@ -107,6 +115,20 @@ pub fn entries(v: &JsValue) -> Result<Vec<(String, JsValue)>, String> {
 /// The items of an array-like `v` (copied first, so a proxy cannot throw mid-iteration).
 pub fn items(v: &JsValue) -> Result<Vec<JsValue>, String> {
     Ok(array_op(ops::ITEMS, v)?.iter().collect())
+}
+
+/// The items of the array `v` (see [`items`]); fails with `<path><not_array>` when `v` is not
+/// an array, `<path>: <why>` when it cannot be read.
+pub fn list(v: &JsValue, path: &str, not_array: &str) -> Result<Vec<JsValue>, String> {
+    if !js_sys::Array::is_array(v) {
+        return Err([path, not_array].concat());
+    }
+    items(v).map_err(|m| [path, ": ", &m].concat())
+}
+
+/// `<path>[<i>]`: where item `i` of the list at `path` sits, for error messages.
+pub fn index(path: &str, i: usize) -> String {
+    [path, "[", &crate::json::dec(i as u64), "]"].concat()
 }
 
 /// `Object.assign(target, source)`.
@@ -130,7 +152,7 @@ pub fn is_plain_object(v: &JsValue) -> bool {
 
 /// Fails naming the first own key of `obj` not in `allowed`.
 pub fn check_keys(obj: &Object, allowed: &[&str], path: &str) -> Result<(), String> {
-    for k in keys(obj).map_err(|m| [path, ": ", &m].concat())? {
+    for k in keys_at(obj, path)? {
         if !allowed.contains(&k.as_str()) {
             return Err(["unknown option ", path, ".", &k].concat());
         }
@@ -198,20 +220,20 @@ pub fn opt_obj(obj: &Object, key: &str, path: &str) -> Result<Option<Object>, St
 
 /// A `TypeError` with `msg`.
 pub fn type_error(msg: &str) -> JsValue {
-    op(
-        ops::TYPE_ERROR,
-        &JsValue::from_str(msg),
-        &JsValue::UNDEFINED,
-    )
-    .unwrap_or_default()
+    error_of(ops::TYPE_ERROR, msg)
 }
 
 /// An `Error` with `msg`.
 pub fn error(msg: &str) -> JsValue {
-    op(ops::ERROR, &JsValue::from_str(msg), &JsValue::UNDEFINED).unwrap_or_default()
+    error_of(ops::ERROR, msg)
+}
+
+/// Operation `code` (an error constructor) on `msg`.
+fn error_of(code: u8, msg: &str) -> JsValue {
+    op1(code, &JsValue::from_str(msg)).unwrap_or_default()
 }
 
 /// `JSON.stringify(v)` (empty when it gives `undefined`); `Err` holds what a `toJSON` threw.
 pub fn stringify(v: &JsValue) -> Result<String, JsValue> {
-    op(ops::STRINGIFY, v, &JsValue::UNDEFINED).map(|s| s.as_string().unwrap_or_default())
+    op1(ops::STRINGIFY, v).map(|s| s.as_string().unwrap_or_default())
 }

@@ -15,9 +15,9 @@ use js_sys::Array;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::config::parse_purpose_list;
+use super::config::required_consent;
 use super::inject::{parse_descriptor, remove_revoked, start};
-use super::js::{get, is_plain_object};
+use super::js::{get, index, is_plain_object, list};
 use super::platform::{log_error, WebClock, WebStorage};
 use crate::consent::Purposes;
 use crate::script::ScriptDescriptor;
@@ -139,7 +139,7 @@ impl Remote {
                     self.cache.store(consent, text);
                     return Some(list);
                 }
-                Err(m) => ["GET ", url, ": ", &m].concat(),
+                Err(m) => ["GET ", url, ": invalid body: ", &m].concat(),
             },
             None => got.as_string().unwrap_or_default(),
         };
@@ -161,30 +161,18 @@ extern "C" {
 }
 
 /// Validates a response body: `{ scripts: [descriptor + requiredConsent?], metadata? }`.
-/// Every descriptor obeys the script URL policy, or the whole body is refused.
+/// Every descriptor obeys the script URL policy, or the whole body is refused (with why).
 pub fn parse_body(text: &str) -> Result<Vec<RemoteScript>, String> {
-    scripts(text).map_err(|m| ["invalid body: ", &m].concat())
-}
-
-/// [`parse_body`] without the `invalid body: ` prefix of its errors.
-fn scripts(text: &str) -> Result<Vec<RemoteScript>, String> {
     let v = js_sys::JSON::parse(text).map_err(|_| "not JSON")?;
     if !is_plain_object(&v) {
         return Err("not an object".into());
     }
-    let arr: Array = get(&v, "scripts")
-        .dyn_into()
-        .map_err(|_| "scripts must be an array")?;
+    let arr = list(&get(&v, "scripts"), "scripts", " must be an array")?;
     let mut out = Vec::new();
-    for (j, s) in arr.iter().enumerate() {
-        let path = ["scripts[", &crate::json::dec(j as u64), "]"].concat();
+    for (j, s) in arr.into_iter().enumerate() {
+        let path = index("scripts", j);
         let d = parse_descriptor(&s, &path)?;
-        let rc = get(&s, "requiredConsent");
-        let req = if rc.is_undefined() {
-            Purposes::NONE
-        } else {
-            parse_purpose_list(&rc, &[&path, ".requiredConsent"].concat())?
-        };
+        let req = required_consent(&s, &path)?.unwrap_or(Purposes::NONE);
         out.push((d, req));
     }
     Ok(out)

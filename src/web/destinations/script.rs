@@ -8,14 +8,11 @@ use crate::prelude::*;
 use alloc::rc::Rc;
 use core::cell::Cell;
 
-use js_sys::Array;
-use wasm_bindgen::JsCast;
-
 use crate::script::ScriptDescriptor;
 use crate::web::config::DestConfig;
 use crate::web::dest::{Destination, Done, Event, LoadEnv};
 use crate::web::inject::{parse_descriptor, remove_all, remove_revoked, Injecting};
-use crate::web::js::{check_keys, get};
+use crate::web::js::{check_keys, get, index, list};
 
 /// A destination that only injects scripts.
 pub struct ScriptDestination {
@@ -29,18 +26,15 @@ pub struct ScriptDestination {
 pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
     let path = [&entry.path, ".settings"].concat();
     check_keys(&entry.settings, &["scripts"], &path)?;
-    let list = get(&entry.settings, "scripts");
-    let arr: &Array = list.dyn_ref().ok_or_else(|| {
-        [
-            &path,
-            ".scripts is required (an array of script descriptors)",
-        ]
-        .concat()
-    })?;
+    let at = [&path, ".scripts"].concat();
+    let arr = list(
+        &get(&entry.settings, "scripts"),
+        &at,
+        " is required (an array of script descriptors)",
+    )?;
     let mut scripts = Vec::new();
-    let arr = crate::web::js::items(arr).map_err(|m| [&path, ".scripts: ", &m].concat())?;
     for (j, v) in arr.into_iter().enumerate() {
-        let p = [&path, ".scripts[", &crate::json::dec(j as u64), "]"].concat();
+        let p = index(&at, j);
         if !get(&v, "requiredConsent").is_undefined() {
             return Err([
                 "unknown option ",
