@@ -115,10 +115,7 @@ impl DeadLetterQueue {
             Ok(Some(value)) => match decode(&value) {
                 Some(entries) => q.entries = entries,
                 None => {
-                    let mut msg = String::from(
-                        "discarded an unreadable dead-letter queue under localStorage key ",
-                    );
-                    crate::json::push_str_lit(&mut msg, &q.config.storage_key);
+                    let msg = q.key_message("discarded an unreadable dead-letter queue under");
                     q.log.warn(&msg);
                     dirty = true;
                 }
@@ -138,13 +135,11 @@ impl DeadLetterQueue {
     pub fn push(&mut self, mut entry: DeadLetter, now_ms: u64) {
         // JSON.stringify never emits raw line breaks; one here could only be JSON whitespace
         // (or invalid JSON), so a space keeps the meaning and the line format intact.
-        let line_break = |c: char| c == '\n' || c == '\r';
-        if entry.event_json.contains(line_break) {
-            entry.event_json = entry
-                .event_json
-                .chars()
-                .map(|c| if line_break(c) { ' ' } else { c })
-                .collect();
+        // SAFETY: only ASCII bytes are replaced, by an ASCII byte: the text stays UTF-8.
+        for b in unsafe { entry.event_json.as_mut_vec() } {
+            if *b == b'\n' || *b == b'\r' {
+                *b = b' ';
+            }
         }
         self.entries.push(entry);
         self.drop_expired(now_ms);
@@ -317,12 +312,19 @@ impl DeadLetterQueue {
         }
     }
 
+    /// `before`, then ` localStorage key ` and the quoted storage key: the start of a warning.
+    fn key_message(&self, before: &str) -> String {
+        let mut msg = String::from(before);
+        msg.push_str(" localStorage key ");
+        crate::json::push_str_lit(&mut msg, &self.config.storage_key);
+        msg
+    }
+
     fn fall_back_to_memory(&mut self, err: StorageError) {
         self.memory_only = true;
         // The stored value is now stale; a reload must not resurrect entries taken since.
         let _ = self.storage.remove(&self.config.storage_key);
-        let mut msg = String::from("cannot store dead letters under localStorage key ");
-        crate::json::push_str_lit(&mut msg, &self.config.storage_key);
+        let mut msg = self.key_message("cannot store dead letters under");
         msg.push_str(" (");
         msg.push_str(err.as_str());
         msg.push_str("); keeping them in memory for this page only");

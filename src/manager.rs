@@ -438,7 +438,7 @@ impl<P> Manager<P> {
             let err = d.last_error.clone().unwrap_or_else(|| {
                 DeliveryError::new(ErrorKind::ScriptLoad, "destination failed to load")
             });
-            self.dead_letter(i, env, err, 0, now, now);
+            self.dead_letter(i, env, err, 0, now, now, None);
             return;
         }
         let durable = d.spec.durable;
@@ -477,10 +477,7 @@ impl<P> Manager<P> {
                 self.out.push(Command::Warn { message });
             }
             let err = DeliveryError::new(ErrorKind::Unknown, "buffer full (loading.bufferLimit)");
-            self.dead_letter(i, env, err, 0, now, now);
-            if let Some(t) = replay {
-                self.replay_result(t, false);
-            }
+            self.dead_letter(i, env, err, 0, now, now, replay);
             return;
         }
         if persist {
@@ -534,12 +531,7 @@ impl<P> Manager<P> {
             }
             Err(error) => {
                 d.load_attempts += 1;
-                d.failed += 1;
-                d.last_error = Some(error.clone());
-                self.out.push(Command::Failed {
-                    dest,
-                    error: error.clone(),
-                });
+                self.record_failure(dest, &error);
                 let d = &mut self.dests[dest];
                 if d.load_attempts <= self.cfg.load_max_retries {
                     let delay = self
@@ -559,10 +551,8 @@ impl<P> Manager<P> {
                         } else {
                             now
                         };
-                        self.dead_letter(dest, it.env, error.clone(), it.attempts, first, now);
-                        if let Some(t) = it.replay {
-                            self.replay_result(t, false);
-                        }
+                        let (env, attempts, replay) = (it.env, it.attempts, it.replay);
+                        self.dead_letter(dest, env, error.clone(), attempts, first, now, replay);
                     }
                 }
             }
@@ -595,13 +585,8 @@ impl<P> Manager<P> {
             Outcome::Err(error) => {
                 let d = &mut self.dests[dest];
                 d.breaker.on_failure(now);
-                d.failed += 1;
-                d.last_error = Some(error.clone());
                 d.flush_requested = false;
-                self.out.push(Command::Failed {
-                    dest,
-                    error: error.clone(),
-                });
+                self.record_failure(dest, &error);
                 // Every item of the failed delivery counts an attempt; the exhausted ones (and
                 // replays, which get one attempt) are dead-lettered, the rest wait for a retry.
                 let mut keep = Vec::new();
@@ -638,7 +623,6 @@ impl<P> Manager<P> {
                 d.queue = keep;
                 for it in dead {
                     self.dests[dest].queued_bytes -= it.env.json.len();
-                    let replay = it.replay;
                     self.dead_letter(
                         dest,
                         it.env,
@@ -646,10 +630,8 @@ impl<P> Manager<P> {
                         it.attempts,
                         it.first_failed_at,
                         now,
+                        it.replay,
                     );
-                    if let Some(t) = replay {
-                        self.replay_result(t, false);
-                    }
                 }
             }
         }
@@ -674,6 +656,19 @@ impl<P> Manager<P> {
         it.env
     }
 
+    /// Counts a failed load or delivery of `dest`, keeps it as the last error and reports it.
+    fn record_failure(&mut self, dest: usize, error: &DeliveryError) {
+        let d = &mut self.dests[dest];
+        d.failed += 1;
+        d.last_error = Some(error.clone());
+        self.out.push(Command::Failed {
+            dest,
+            error: error.clone(),
+        });
+    }
+
+    /// Sends an event to the dead-letter queue; a replayed one counts as failed in its replay.
+    #[allow(clippy::too_many_arguments)]
     fn dead_letter(
         &mut self,
         dest: usize,
@@ -682,6 +677,7 @@ impl<P> Manager<P> {
         attempts: u32,
         first: u64,
         now: u64,
+        replay: Option<u32>,
     ) {
         let d = &mut self.dests[dest];
         d.dead_lettered += 1;
@@ -699,6 +695,9 @@ impl<P> Manager<P> {
             first_failed_at: first,
             last_failed_at: now,
         });
+        if let Some(t) = replay {
+            self.replay_result(t, false);
+        }
     }
 
     /// Changes the consent in force: destinations that lost a required purpose stop receiving
@@ -801,7 +800,7 @@ impl<P> Manager<P> {
                 }
             }
             if r.remaining == 0 {
-                let r = self.replays.remove(pos);
+                let r = self.replays.swap_remove(pos);
                 self.out.push(Command::ReplayDone {
                     ticket: r.ticket,
                     retried: r.retried,
