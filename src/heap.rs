@@ -33,10 +33,12 @@ pub trait Pages {
 
 /// Class of a layout (index into the free lists); `None` when larger than the largest class.
 fn class(layout: Layout) -> Option<usize> {
-    let size = layout
-        .size()
-        .max(layout.align())
-        .checked_next_power_of_two()?;
+    size_class(layout.size(), layout.align())
+}
+
+/// Class of a block of `size` bytes aligned to `align`; `None` when larger than the largest.
+fn size_class(size: usize, align: usize) -> Option<usize> {
+    let size = size.max(align).checked_next_power_of_two()?;
     Some((size.trailing_zeros().max(MIN_SHIFT) - MIN_SHIFT) as usize)
 }
 
@@ -69,19 +71,22 @@ impl<P: Pages> Heap<P> {
 
     /// A block for `layout`, aligned to its class size; null when out of memory.
     pub fn alloc(&mut self, layout: Layout) -> *mut u8 {
-        let Some(class) = class(layout) else {
-            return ptr::null_mut();
-        };
-        if !self.free[class].is_null() {
-            return self.pop(class);
+        match class(layout) {
+            Some(class) => self.alloc_class(class),
+            None => ptr::null_mut(),
         }
-        // Split the smallest larger free block: its first part is the block, the rest (one
-        // block of each class in between) goes to the free lists.
-        for larger in class + 1..CLASSES {
+    }
+
+    /// A block of `class`: a free one of the class, or else the smallest larger free block
+    /// split (its first part is the block, the rest, one block of each class in between, goes
+    /// to the free lists), or else fresh memory; null when out of memory.
+    fn alloc_class(&mut self, class: usize) -> *mut u8 {
+        for larger in class..CLASSES {
             if !self.free[larger].is_null() {
                 let block = self.pop(larger);
                 let start = block as usize;
-                // SAFETY: the rest of a free block is unused memory; both ends are multiples of 8.
+                // SAFETY: the rest of a free block (empty for `class` itself) is unused memory;
+                // both ends are multiples of 8.
                 unsafe { self.carve(start + class_size(class), start + class_size(larger)) };
                 return block;
             }
@@ -117,13 +122,13 @@ impl<P: Pages> Heap<P> {
     /// # Safety
     /// As for [`Heap::dealloc`]; on success `block` must not be used afterwards.
     pub unsafe fn realloc(&mut self, block: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
+        let Some(new_class) = size_class(new_size, layout.align()) else {
             return ptr::null_mut();
         };
-        if class(new_layout) == class(layout) {
+        if Some(new_class) == class(layout) {
             return block;
         }
-        let moved = self.alloc(new_layout);
+        let moved = self.alloc_class(new_class);
         if !moved.is_null() {
             // SAFETY: both blocks hold at least the smaller size and are distinct live blocks.
             unsafe {
