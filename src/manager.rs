@@ -642,18 +642,22 @@ impl<P> Manager<P> {
     /// revocation): its bytes stop counting, a durable destination forgets it, and its replay,
     /// if any, counts it as `delivered` or not. Returns its event.
     fn finish(&mut self, dest: usize, it: Item<P>, delivered: bool) -> Rc<Envelope<P>> {
-        let d = &mut self.dests[dest];
-        d.queued_bytes -= it.env.json.len();
-        if d.spec.durable {
-            self.out.push(Command::Forget {
-                dest,
-                event: it.env.clone(),
-            });
-        }
+        self.dests[dest].queued_bytes -= it.env.json.len();
+        self.forget(dest, &it.env);
         if let Some(t) = it.replay {
             self.replay_result(t, delivered);
         }
         it.env
+    }
+
+    /// A durable destination (the relay's outbox) forgets an event that left its queue.
+    fn forget(&mut self, dest: usize, event: &Rc<Envelope<P>>) {
+        if self.dests[dest].spec.durable {
+            self.out.push(Command::Forget {
+                dest,
+                event: event.clone(),
+            });
+        }
     }
 
     /// Counts a failed load or delivery of `dest`, keeps it as the last error and reports it.
@@ -679,14 +683,8 @@ impl<P> Manager<P> {
         now: u64,
         replay: Option<u32>,
     ) {
-        let d = &mut self.dests[dest];
-        d.dead_lettered += 1;
-        if d.spec.durable {
-            self.out.push(Command::Forget {
-                dest,
-                event: env.clone(),
-            });
-        }
+        self.dests[dest].dead_lettered += 1;
+        self.forget(dest, &env);
         self.out.push(Command::DeadLetter {
             dest,
             event: env,
@@ -878,13 +876,8 @@ impl<P> Manager<P> {
     pub fn beacon_sent(&mut self, dest: usize, events: Vec<Rc<Envelope<P>>>) {
         let d = &mut self.dests[dest];
         d.delivered += events.len() as u64;
-        if d.spec.durable {
-            for e in &events {
-                self.out.push(Command::Forget {
-                    dest,
-                    event: e.clone(),
-                });
-            }
+        for e in &events {
+            self.forget(dest, e);
         }
         self.out.push(Command::Delivered { dest, events });
     }
