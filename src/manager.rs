@@ -767,9 +767,8 @@ impl<P> Manager<P> {
             succeeded: 0,
             failed: 0,
         });
-        if self.dests[dest].breaker.state(now) != BreakerState::Closed {
-            self.dests[dest].breaker.force_half_open();
-        }
+        // An open breaker lets trials through at once (a closed or half-open one is unchanged).
+        self.dests[dest].breaker.force_half_open();
         self.dests[dest].retry_at = None;
         if self.dests[dest].state == LoadState::Failed {
             self.retry_destination(dest);
@@ -988,12 +987,11 @@ impl<P> Manager<P> {
         }
         d.retry_at = None;
         d.in_flight = take;
-        if d.spec.batch.is_some() {
-            let remaining = d.queue.len() - take;
-            if remaining == 0 {
+        if let Some(b) = d.spec.batch {
+            if d.queue.len() == take {
                 d.flush_requested = false;
                 d.flush_due = None;
-            } else if let Some(b) = d.spec.batch {
+            } else {
                 d.flush_due = Some(now + b.interval_ms);
             }
         }
