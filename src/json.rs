@@ -22,10 +22,8 @@ pub fn push_escaped(out: &mut String, s: &str, json: bool) {
             '\t' => 't',
             '"' if json => '"',
             c if json && c < ' ' => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
                 out.push_str("\\u00");
-                out.push(HEX[(c as usize) >> 4] as char);
-                out.push(HEX[(c as usize) & 15] as char);
+                push_hex(out, c as u8);
                 continue;
             }
             c => {
@@ -36,6 +34,13 @@ pub fn push_escaped(out: &mut String, s: &str, json: bool) {
         out.push('\\');
         out.push(e);
     }
+}
+
+/// Appends `b` as two lowercase hex digits (JSON `\u00XX` escapes, UUIDs).
+pub fn push_hex(out: &mut String, b: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(HEX[usize::from(b >> 4)] as char);
+    out.push(HEX[usize::from(b & 15)] as char);
 }
 
 /// Reverses [`push_escaped`]. With `json`, reads a JSON string literal's body (after its
