@@ -863,12 +863,12 @@ impl<P> Manager<P> {
         let rest = d.queue.split_off(n);
         d.flush_due = None;
         d.flush_requested = false;
-        rest.into_iter()
-            .map(|it| {
-                d.queued_bytes -= it.env.json.len();
-                it.env
-            })
-            .collect()
+        let mut events = Vec::with_capacity(rest.len());
+        for it in rest {
+            d.queued_bytes -= it.env.json.len();
+            events.push(it.env);
+        }
+        events
     }
 
     /// Records events handed to the browser by a beacon as delivered.
