@@ -302,29 +302,31 @@ impl<P> Manager<P> {
         rng: Box<dyn Rng>,
     ) -> Self {
         let breaker = cfg.breaker;
+        // A plain loop: no in-place `collect` code in the wasm.
+        let mut dests = Vec::with_capacity(specs.len());
+        for spec in specs {
+            dests.push(Dest {
+                spec,
+                state: LoadState::Registered,
+                load_attempts: 0,
+                load_retry_at: None,
+                queue: Vec::new(),
+                queued_bytes: 0,
+                in_flight: 0,
+                retry_at: None,
+                flush_due: None,
+                flush_requested: false,
+                breaker: CircuitBreaker::new(breaker),
+                delivered: 0,
+                failed: 0,
+                dead_lettered: 0,
+                last_error: None,
+                overflow_warned: false,
+                purge_upto: 0,
+            });
+        }
         Manager {
-            dests: specs
-                .into_iter()
-                .map(|spec| Dest {
-                    spec,
-                    state: LoadState::Registered,
-                    load_attempts: 0,
-                    load_retry_at: None,
-                    queue: Vec::new(),
-                    queued_bytes: 0,
-                    in_flight: 0,
-                    retry_at: None,
-                    flush_due: None,
-                    flush_requested: false,
-                    breaker: CircuitBreaker::new(breaker),
-                    delivered: 0,
-                    failed: 0,
-                    dead_lettered: 0,
-                    last_error: None,
-                    overflow_warned: false,
-                    purge_upto: 0,
-                })
-                .collect(),
+            dests,
             cfg,
             consent,
             online: true,
@@ -995,7 +997,10 @@ impl<P> Manager<P> {
                 d.flush_due = Some(now + b.interval_ms);
             }
         }
-        let events = d.queue.iter().take(take).map(|it| it.env.clone()).collect();
+        let mut events = Vec::with_capacity(take);
+        for it in &d.queue[..take] {
+            events.push(it.env.clone());
+        }
         self.out.push(Command::Deliver { dest: i, events });
     }
 
