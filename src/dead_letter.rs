@@ -149,10 +149,13 @@ impl DeadLetterQueue {
 
     /// The unexpired dead letters, oldest first, for one destination or all of them.
     pub fn list(&self, destination: Option<&str>, now_ms: u64) -> Vec<&DeadLetter> {
-        self.entries
-            .iter()
-            .filter(|e| matches(e, destination) && !self.is_expired(e, now_ms))
-            .collect()
+        let mut list = Vec::new();
+        for e in &self.entries {
+            if matches(e, destination) && !self.is_expired(e, now_ms) {
+                list.push(e);
+            }
+        }
+        list
     }
 
     /// Removes and returns the unexpired dead letters (oldest first) for one destination or

@@ -1006,9 +1006,9 @@ impl<P> Manager<P> {
 
     /// The status of every destination, in config order.
     pub fn status(&self, now: u64) -> Vec<DestStatus> {
-        self.dests
-            .iter()
-            .map(|d| DestStatus {
+        let mut all = Vec::with_capacity(self.dests.len());
+        for d in &self.dests {
+            all.push(DestStatus {
                 id: d.spec.id.clone(),
                 state: if !self.consent.allows(d.spec.required)
                     && matches!(d.state, LoadState::Registered | LoadState::Loaded)
@@ -1023,8 +1023,9 @@ impl<P> Manager<P> {
                 dead_lettered: d.dead_lettered,
                 pending: d.queue.len(),
                 last_error: d.last_error.clone(),
-            })
-            .collect()
+            });
+        }
+        all
     }
 }
 
