@@ -278,17 +278,15 @@ impl DeadLetterQueue {
             return;
         }
         let mut body = String::new();
-        let mut starts = Vec::with_capacity(self.entries.len());
         for e in &self.entries {
-            starts.push(body.len());
             encode_line(&mut body, e);
         }
         let n = self.entries.len();
         let mut evict = 0;
+        // Every entry is one line (no field holds a raw line break), so dropping the oldest
+        // entries is dropping the first lines.
+        let mut rest = body.as_str();
         loop {
-            let rest = body
-                .get(starts.get(evict).copied().unwrap_or(body.len())..)
-                .unwrap_or("");
             let mut value = String::with_capacity(HEADER.len() + 12 + rest.len());
             value.push_str(HEADER);
             value.push(' ');
@@ -306,7 +304,10 @@ impl DeadLetterQueue {
                 }
                 // Never evict the newest entry: if even it alone does not fit, the quota is held by
                 // other data and eviction cannot help; keep everything in memory instead.
-                Err(StorageError::QuotaExceeded) if evict + 1 < n => evict += 1,
+                Err(StorageError::QuotaExceeded) if evict + 1 < n => {
+                    evict += 1;
+                    rest = rest.split_once('\n').map_or("", |(_, later)| later);
+                }
                 Err(e) => {
                     self.fall_back_to_memory(e);
                     return;
