@@ -739,19 +739,15 @@ impl<P> Manager<P> {
         d.purge_upto = self.last_seq;
         let n = d.in_flight;
         let rest = d.queue.split_off(n);
-        let mut dropped = Vec::new();
         for it in rest {
             if it.env.kind == EventKind::Consent {
                 self.dests[i].queue.push(it);
             } else {
-                dropped.push(it);
+                self.finish(i, it, false);
             }
         }
         if self.dests[i].queue.len() == n {
             self.dests[i].retry_at = None;
-        }
-        for it in dropped {
-            self.finish(i, it, false);
         }
     }
 
