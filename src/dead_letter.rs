@@ -162,7 +162,7 @@ impl DeadLetterQueue {
     /// all of them, for replay. Failed replays are pushed back.
     pub fn take(&mut self, destination: Option<&str>, now_ms: u64) -> Vec<DeadLetter> {
         let expired = self.drop_expired(now_ms);
-        let taken = self.split(&|e| matches(e, destination));
+        let taken = self.split_for(destination);
         if expired > 0 || !taken.is_empty() {
             self.persist();
         }
@@ -171,7 +171,7 @@ impl DeadLetterQueue {
 
     /// Deletes the dead letters for one destination or all of them; returns how many.
     pub fn clear(&mut self, destination: Option<&str>) -> usize {
-        let cleared = self.split(&|e| matches(e, destination)).len();
+        let cleared = self.split_for(destination).len();
         if cleared > 0 {
             self.persist();
         }
@@ -237,6 +237,11 @@ impl DeadLetterQueue {
             }
         }
         taken
+    }
+
+    /// Removes and returns the entries for one destination or all of them.
+    fn split_for(&mut self, destination: Option<&str>) -> Vec<DeadLetter> {
+        self.split(&|e| matches(e, destination))
     }
 
     fn enforce_bound(&mut self) -> usize {
@@ -373,14 +378,11 @@ fn unescape(s: &str) -> Option<String> {
 
 /// A canonical decimal number: digits only, no sign, no leading zero.
 fn number(s: &str) -> Option<u64> {
-    let canonical = !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_digit())
-        && (s.len() == 1 || !s.starts_with('0'));
-    if canonical {
-        crate::json::parse_dec(s)
-    } else {
-        None
+    // `parse_dec` refuses all but digits after an optional `+`: refuse the sign and a leading 0.
+    if s.starts_with('+') || (s.len() > 1 && s.starts_with('0')) {
+        return None;
     }
+    crate::json::parse_dec(s)
 }
 
 /// The entries of a stored value, or `None` unless it is exactly well-formed.
