@@ -151,7 +151,7 @@ impl DeadLetterQueue {
     pub fn list(&self, destination: Option<&str>, now_ms: u64) -> Vec<&DeadLetter> {
         let mut list = Vec::new();
         for e in &self.entries {
-            if matches(e, destination) && !self.is_expired(e, now_ms) {
+            if matches(e, destination) && !expired(e, self.config.ttl_ms, now_ms) {
                 list.push(e);
             }
         }
@@ -212,15 +212,9 @@ impl DeadLetterQueue {
         self.memory_only
     }
 
-    fn is_expired(&self, e: &DeadLetter, now_ms: u64) -> bool {
-        now_ms.saturating_sub(e.last_failed_at) >= self.config.ttl_ms
-    }
-
     fn drop_expired(&mut self, now_ms: u64) -> usize {
         let ttl = self.config.ttl_ms;
-        let n = self
-            .split(&|e| now_ms.saturating_sub(e.last_failed_at) >= ttl)
-            .len();
+        let n = self.split(&|e| expired(e, ttl, now_ms)).len();
         self.expired += n as u64;
         n
     }
@@ -343,6 +337,11 @@ impl DeadLetterQueue {
 
 fn matches(e: &DeadLetter, destination: Option<&str>) -> bool {
     destination.is_none_or(|d| e.destination == d)
+}
+
+/// Whether `e`'s TTL ran out by `now_ms`.
+fn expired(e: &DeadLetter, ttl_ms: u64, now_ms: u64) -> bool {
+    now_ms.saturating_sub(e.last_failed_at) >= ttl_ms
 }
 
 fn encode_line(out: &mut String, e: &DeadLetter) {
