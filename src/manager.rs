@@ -411,7 +411,7 @@ impl<P> Manager<P> {
 
     /// Routes a captured event to every destination whose requirements its consent stamp meets.
     pub fn capture(&mut self, env: Envelope<P>, now: u64) {
-        let env = Rc::new(self.sequenced(env));
+        let env = self.sequenced(env);
         for i in 0..self.dests.len() {
             if self.routes(env.kind, env.consent, i) {
                 self.enqueue(i, env.clone(), None, now);
@@ -422,16 +422,16 @@ impl<P> Manager<P> {
     /// Restores a persisted, undelivered event for `dest` (the relay's outbox after a reload):
     /// queued without being persisted again.
     pub fn restore(&mut self, dest: usize, env: Envelope<P>, now: u64) {
-        let env = Rc::new(self.sequenced(env));
+        let env = self.sequenced(env);
         self.push_item(dest, env, None, now, false);
         self.begin_load(dest);
     }
 
-    /// Gives an event the next capture sequence number (its `seq` is set by the manager).
-    fn sequenced(&mut self, mut env: Envelope<P>) -> Envelope<P> {
+    /// Gives an event the next capture sequence number (its `seq` is set by the manager), shared.
+    fn sequenced(&mut self, mut env: Envelope<P>) -> Rc<Envelope<P>> {
         self.last_seq += 1;
         env.seq = self.last_seq;
-        env
+        Rc::new(env)
     }
 
     fn enqueue(&mut self, i: usize, env: Rc<Envelope<P>>, replay: Option<u32>, now: u64) {
@@ -772,7 +772,7 @@ impl<P> Manager<P> {
             self.retry_destination(dest);
         }
         for env in events {
-            let env = Rc::new(self.sequenced(env));
+            let env = self.sequenced(env);
             let durable = self.dests[dest].spec.durable;
             self.push_item(dest, env, Some(ticket), now, durable);
             self.begin_load(dest);
