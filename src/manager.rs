@@ -883,19 +883,19 @@ impl<P> Manager<P> {
     /// refused), in their original order.
     pub fn untake(&mut self, dest: usize, events: Vec<Rc<Envelope<P>>>, now: u64) {
         let d = &mut self.dests[dest];
-        for env in events.into_iter().rev() {
+        // After the in-flight items and before the rest (`split_off` and `append`: no
+        // `insert` code in the wasm).
+        let mut rest = d.queue.split_off(d.in_flight);
+        for env in events {
             d.queued_bytes += env.json.len();
-            let at = d.in_flight;
-            d.queue.insert(
-                at,
-                Item {
-                    env,
-                    attempts: 0,
-                    first_failed_at: 0,
-                    replay: None,
-                },
-            );
+            d.queue.push(Item {
+                env,
+                attempts: 0,
+                first_failed_at: 0,
+                replay: None,
+            });
         }
+        d.queue.append(&mut rest);
         if let Some(b) = d.spec.batch {
             d.flush_due.get_or_insert(now + b.interval_ms);
         }
