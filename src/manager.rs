@@ -1501,6 +1501,34 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_beacon_puts_its_events_back_after_the_in_flight_ones_in_order() {
+        let c = consent(&[]);
+        let mut m = manager(ManagerConfig::default(), vec![relay(2, 1_000_000)], c);
+        m.capture(env(1, c), 0);
+        m.capture(env(2, c), 0);
+        m.poll(0);
+        assert_eq!(delivers(&m.load_done(0, Ok(()), 0)), vec![(0, vec![1, 2])]);
+        m.capture(env(3, c), 1);
+        m.capture(env(4, c), 1);
+        let taken = m.take_unsent(0);
+        assert_eq!(taken.len(), 2);
+        assert_eq!(
+            m.status(1)[0].pending,
+            2,
+            "only the in-flight batch is left"
+        );
+        m.capture(env(5, c), 2);
+        m.untake(0, taken, 2);
+        assert_eq!(m.status(2)[0].pending, 5);
+        assert_eq!(
+            delivers(&m.delivery_done(0, Outcome::Ok, 3)),
+            vec![(0, vec![3, 4])]
+        );
+        m.delivery_done(0, Outcome::Ok, 4);
+        assert_eq!(delivers(&m.poll(5000)), vec![(0, vec![5])]);
+    }
+
+    #[test]
     fn replay_delivers_once_and_reports_results() {
         let c = consent(&[]);
         let mut m = manager(ManagerConfig::default(), vec![spec("a", &[])], c);
