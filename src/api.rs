@@ -326,30 +326,35 @@ impl Analytics {
     /// Each destination's `{ id, type, state, circuit, delivered, failed, deadLettered, lastError }`.
     #[wasm_bindgen(unchecked_return_type = "DestinationStatus[]")]
     pub fn status(&self) -> Array {
-        let list = self.engine.mgr.borrow().status(now());
-        list.into_iter()
+        let out = Array::new();
+        for (i, s) in self
+            .engine
+            .mgr
+            .borrow()
+            .status(now())
+            .into_iter()
             .enumerate()
-            .map(|(i, s)| {
-                let o = Object::new();
-                set(&o, "id", &JsValue::from_str(&s.id));
-                set(&o, "type", &JsValue::from_str(&self.engine.kinds[i]));
-                set(&o, "state", &JsValue::from_str(s.state.name()));
-                set(&o, "circuit", &JsValue::from_str(s.circuit.name()));
-                set(&o, "delivered", &JsValue::from(s.delivered as f64));
-                set(&o, "failed", &JsValue::from(s.failed as f64));
-                set(&o, "deadLettered", &JsValue::from(s.dead_lettered as f64));
-                set(&o, "pending", &JsValue::from(s.pending as f64));
-                set(
-                    &o,
-                    "lastError",
-                    &s.last_error
-                        .as_ref()
-                        .map(error_object)
-                        .unwrap_or(JsValue::NULL),
-                );
-                JsValue::from(o)
-            })
-            .collect()
+        {
+            let o = Object::new();
+            set(&o, "id", &JsValue::from_str(&s.id));
+            set(&o, "type", &JsValue::from_str(&self.engine.kinds[i]));
+            set(&o, "state", &JsValue::from_str(s.state.name()));
+            set(&o, "circuit", &JsValue::from_str(s.circuit.name()));
+            set(&o, "delivered", &JsValue::from(s.delivered as f64));
+            set(&o, "failed", &JsValue::from(s.failed as f64));
+            set(&o, "deadLettered", &JsValue::from(s.dead_lettered as f64));
+            set(&o, "pending", &JsValue::from(s.pending as f64));
+            set(
+                &o,
+                "lastError",
+                &s.last_error
+                    .as_ref()
+                    .map(error_object)
+                    .unwrap_or(JsValue::NULL),
+            );
+            out.push(&o);
+        }
+        out
     }
 
     /// Resolves whether destination `id` can reach its backend.
@@ -403,14 +408,11 @@ impl Analytics {
         #[wasm_bindgen(unchecked_optional_param_type = "string")] destination: JsValue,
     ) -> Result<Array, JsValue> {
         let destination = opt_id(&destination, "deadLetters")?;
-        Ok(self
-            .engine
-            .dlq
-            .borrow()
-            .list(destination.as_deref(), now())
-            .into_iter()
-            .map(dead_letter_object)
-            .collect())
+        let out = Array::new();
+        for d in self.engine.dlq.borrow().list(destination.as_deref(), now()) {
+            out.push(&dead_letter_object(d));
+        }
+        Ok(out)
     }
 
     /// Re-delivers dead letters (one attempt each); resolves `{ retried, succeeded, failed }`;
@@ -430,8 +432,8 @@ impl Analytics {
             .borrow_mut()
             .take(destination.as_deref(), now());
         let engine = &self.engine;
-        let mut by_dest: Vec<Vec<Envelope<JsValue>>> =
-            engine.dests.iter().map(|_| Vec::new()).collect();
+        let mut by_dest: Vec<Vec<Envelope<JsValue>>> = Vec::new();
+        by_dest.resize_with(engine.dests.len(), Vec::new);
         let mut orphans = 0u32;
         for e in entries {
             let Some(envs) = self.index(&e.destination).and_then(|i| by_dest.get_mut(i)) else {

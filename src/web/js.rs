@@ -90,10 +90,11 @@ fn unreadable(e: JsValue) -> String {
 
 /// The own enumerable keys of `v`.
 pub fn keys(v: &JsValue) -> Result<Vec<String>, String> {
-    let a = array_op(ops::KEYS, v)?;
-    Ok(a.iter()
-        .map(|k| k.as_string().unwrap_or_default())
-        .collect())
+    let mut out = Vec::new();
+    for k in array_op(ops::KEYS, v)?.iter() {
+        out.push(k.as_string().unwrap_or_default());
+    }
+    Ok(out)
 }
 
 /// [`keys`], failing with `<path>: <why>`.
@@ -103,18 +104,21 @@ pub fn keys_at(v: &JsValue, path: &str) -> Result<Vec<String>, String> {
 
 /// The own enumerable `[key, value]` pairs of `v`.
 pub fn entries(v: &JsValue) -> Result<Vec<(String, JsValue)>, String> {
-    let a = array_op(ops::ENTRIES, v)?;
-    Ok(a.iter()
-        .map(|e| {
-            let e: &js_sys::Array = e.unchecked_ref();
-            (e.get(0).as_string().unwrap_or_default(), e.get(1))
-        })
-        .collect())
+    let mut out = Vec::new();
+    for e in array_op(ops::ENTRIES, v)?.iter() {
+        let e: &js_sys::Array = e.unchecked_ref();
+        out.push((e.get(0).as_string().unwrap_or_default(), e.get(1)));
+    }
+    Ok(out)
 }
 
 /// The items of an array-like `v` (copied first, so a proxy cannot throw mid-iteration).
 pub fn items(v: &JsValue) -> Result<Vec<JsValue>, String> {
-    Ok(array_op(ops::ITEMS, v)?.iter().collect())
+    let mut out = Vec::new();
+    for x in array_op(ops::ITEMS, v)?.iter() {
+        out.push(x);
+    }
+    Ok(out)
 }
 
 /// The items of the array `v` (see [`items`]); fails with `<path><not_array>` when `v` is not
