@@ -366,13 +366,9 @@ pub fn decode_value(v: &str) -> Option<(String, &str)> {
 
 /// The relay's request body: `{"batch":[<event>,...],"sentAt":"<ISO>","writeKey"?:...}`, built
 /// from the captured JSON text (events are never serialised again).
-pub fn batch_body<'a>(
-    events: impl Iterator<Item = &'a str>,
-    sent_at: &str,
-    write_key: Option<&str>,
-) -> String {
+pub fn batch_body(events: &[&str], sent_at: &str, write_key: Option<&str>) -> String {
     let mut out = String::from(r#"{"batch":["#);
-    for (i, e) in events.enumerate() {
+    for (i, e) in events.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
@@ -420,7 +416,7 @@ pub fn beacon_chunks(
         if end == start {
             break;
         }
-        let body = batch_body(events[start..end].iter().copied(), sent_at, write_key);
+        let body = batch_body(&events[start..end], sent_at, write_key);
         chunks.push((end - start, body));
         start = end;
     }
@@ -693,11 +689,11 @@ mod tests {
     fn batch_body_concatenates_event_json_and_escapes_the_tail() {
         let events = [r#"{"a":1}"#, r#"{"b":"x"}"#];
         assert_eq!(
-            batch_body(events.iter().copied(), "2024-01-01T00:00:00.000Z", None),
+            batch_body(&events, "2024-01-01T00:00:00.000Z", None),
             r#"{"batch":[{"a":1},{"b":"x"}],"sentAt":"2024-01-01T00:00:00.000Z"}"#
         );
         assert_eq!(
-            batch_body(core::iter::empty(), "t", Some("k\"ey")),
+            batch_body(&[], "t", Some("k\"ey")),
             r#"{"batch":[],"sentAt":"t","writeKey":"k\"ey"}"#
         );
     }

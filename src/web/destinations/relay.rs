@@ -152,32 +152,46 @@ fn resolve_http(url: &str) -> Option<String> {
     matches!(protocol.as_str(), "http:" | "https:").then_some(href)
 }
 
+/// The JSON text of each event.
+fn jsons(events: &[Event]) -> Vec<&str> {
+    events.iter().map(|e| &*e.json).collect()
+}
+
 impl Relay {
-    fn body<'a>(&self, events: impl Iterator<Item = &'a str>) -> String {
-        batch_body(events, &iso_now(), self.write_key.as_deref())
+    /// POSTs `body` (with `keepalive` at page hide) and calls `k` with the outcome once it is
+    /// answered.
+    fn request(&self, body: &str, keepalive: bool, k: Done) {
+        let p = post(&self.endpoint, body, &self.headers, keepalive);
+        // `post` never rejects.
+        then(&p, move |r| {
+            k(outcome(
+                &r.map_or_else(|_| Array::new(), JsCast::unchecked_into),
+            ))
+        });
     }
 
     /// POSTs a batch of `events` (none for `testDestination`) and calls `done` with the
     /// outcome once it is answered; the outcome is recorded in `healthy` when `record` is set.
-    fn send<'a>(self: Rc<Self>, events: impl Iterator<Item = &'a str>, record: bool, done: Done) {
-        let body = self.body(events);
-        let p = post(&self.endpoint, &body, &self.headers, false);
-        then(&p, move |r| {
-            // `post` never rejects.
-            let r = outcome(&r.map_or_else(|_| Array::new(), JsCast::unchecked_into));
-            if record {
-                self.healthy.set(r.is_ok());
-            }
-            done(r)
-        });
+    fn send(self: Rc<Self>, events: &[&str], record: bool, done: Done) {
+        let body = batch_body(events, &iso_now(), self.write_key.as_deref());
+        let me = self.clone();
+        self.request(
+            &body,
+            false,
+            Box::new(move |r| {
+                if record {
+                    me.healthy.set(r.is_ok());
+                }
+                done(r)
+            }),
+        );
     }
 
     /// Hands chunks to `sendBeacon`, else a keepalive fetch; returns how many events (a
     /// prefix) the browser took.
     fn hand_over(&self, events: &[Event]) -> usize {
-        let jsons: Vec<&str> = events.iter().map(|e| &*e.json).collect();
         let chunks = beacon_chunks(
-            &jsons,
+            &jsons(events),
             &iso_now(),
             self.write_key.as_deref(),
             BEACON_MAX_BYTES,
@@ -197,20 +211,22 @@ impl Relay {
                     .map(|e| e.message_id.clone())
                     .collect();
                 self.deferred.borrow_mut().extend(ids.iter().cloned());
-                let p = post(&self.endpoint, &body, &self.headers, true);
                 // Forgets the chunk's events only once the backend said 2xx; if the page is
                 // gone by then, they stay in the outbox and a later page delivers them
                 // (messageId dedupes).
                 let (o, d) = (self.outbox.clone(), self.deferred.clone());
-                then(&p, move |r| {
-                    let ok = outcome(&r.map_or_else(|_| Array::new(), JsCast::unchecked_into));
-                    d.borrow_mut().retain(|id| !ids.contains(id));
-                    if ok.is_ok() {
-                        for id in &ids {
-                            o.borrow_mut().forget(id);
+                self.request(
+                    &body,
+                    true,
+                    Box::new(move |ok| {
+                        d.borrow_mut().retain(|id| !ids.contains(id));
+                        if ok.is_ok() {
+                            for id in &ids {
+                                o.borrow_mut().forget(id);
+                            }
                         }
-                    }
-                });
+                    }),
+                );
             }
             sent += n;
         }
@@ -249,11 +265,11 @@ impl Destination for Relay {
     }
 
     fn deliver(self: Rc<Self>, events: Vec<Event>, done: Done) {
-        self.send(events.iter().map(|e| &*e.json), true, done)
+        self.send(&jsons(&events), true, done)
     }
 
     fn test(self: Rc<Self>, done: Done) {
-        self.send(core::iter::empty(), false, done)
+        self.send(&[], false, done)
     }
 
     fn batch(&self) -> Option<BatchLimits> {
