@@ -156,7 +156,11 @@ impl Storage for WebStorage {
 
     fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let keys = js_sys::Array::from(&self.op(3, prefix, "")?);
-        Ok(keys.iter().filter_map(|k| k.as_string()).collect())
+        let mut out = Vec::new();
+        for i in 0..keys.length() {
+            out.push(keys.get(i).as_string().unwrap_or_default());
+        }
+        Ok(out)
     }
 }
 

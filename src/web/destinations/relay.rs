@@ -154,7 +154,11 @@ fn resolve_http(url: &str) -> Option<String> {
 
 /// The JSON text of each event.
 fn jsons(events: &[Event]) -> Vec<&str> {
-    events.iter().map(|e| &*e.json).collect()
+    let mut out = Vec::new();
+    for e in events {
+        out.push(&*e.json);
+    }
+    out
 }
 
 impl Relay {
@@ -206,11 +210,11 @@ impl Relay {
                     break;
                 }
                 budget -= body.len();
-                let ids: Vec<Rc<str>> = events[sent..sent + n]
-                    .iter()
-                    .map(|e| e.message_id.clone())
-                    .collect();
-                self.deferred.borrow_mut().extend(ids.iter().cloned());
+                let mut ids = Vec::new();
+                for e in &events[sent..sent + n] {
+                    ids.push(e.message_id.clone());
+                    self.deferred.borrow_mut().push(e.message_id.clone());
+                }
                 // Forgets the chunk's events only once the backend said 2xx; if the page is
                 // gone by then, they stay in the outbox and a later page delivers them
                 // (messageId dedupes).
