@@ -318,12 +318,15 @@ impl Outbox {
 
 /// An owner id: the page's start time and a random part (no `:`), so that owners sort by age.
 pub fn owner_id(now_ms: u64, random: &str) -> String {
-    let r: String = random
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .take(12)
-        .collect();
-    [crate::json::dec(now_ms).as_str(), "-", &r].concat()
+    let mut id = crate::json::dec(now_ms);
+    id.push('-');
+    let start = id.len();
+    for b in random.bytes() {
+        if b.is_ascii_alphanumeric() && id.len() < start + 12 {
+            id.push(b as char);
+        }
+    }
+    id
 }
 
 /// The start time in an owner id (0 for a foreign id, which then sorts first).

@@ -29,7 +29,7 @@ use crate::prelude::*;
 use alloc::rc::Rc;
 use core::cell::{Cell, RefCell};
 
-use js_sys::{Array, Object, Promise};
+use js_sys::{Array, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -38,7 +38,7 @@ use crate::manager::BatchLimits;
 use crate::outbox::{batch_body, beacon_chunks, owner_id, Outbox, BEACON_MAX_BYTES, HEARTBEAT_MS};
 use crate::web::config::DestConfig;
 use crate::web::dest::{CreateEnv, Destination, Done, Event, LoadEnv, Restored};
-use crate::web::js::{check_keys, get, opt_bool, opt_obj, opt_str, opt_uint, set};
+use crate::web::js::{check_keys, get, keys_at, opt_bool, opt_obj, opt_str, opt_uint, set};
 use crate::web::platform::{iso_now, now, uuid};
 use crate::web::settle::then;
 
@@ -88,22 +88,10 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
     let endpoint = resolve_http(&raw)
         .ok_or_else(|| [&path, ".endpoint must be an http(s) URL, got '", &raw, "'"].concat())?;
     let write_key = opt_str(s, "writeKey", &path)?;
-    let headers = Object::new();
-    set(
-        &headers,
-        "Content-Type",
-        &JsValue::from_str("application/json"),
-    );
-    if let Some(k) = &write_key {
-        set(
-            &headers,
-            "Authorization",
-            &JsValue::from_str(&basic_auth(k)),
-        );
-    }
+    let headers = base_headers(write_key.as_deref());
     let mut custom_headers = false;
     if let Some(h) = opt_obj(s, "headers", &path)? {
-        for k in crate::web::js::keys(&h).map_err(|m| [&path, ".headers: ", &m].concat())? {
+        for k in keys_at(&h, &[&path, ".headers"].concat())? {
             let v = get(&h, &k)
                 .as_string()
                 .ok_or_else(|| [&path, ".headers.", &k, " must be a string"].concat())?;
@@ -134,7 +122,7 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
     )));
     Ok(Rc::new(Relay {
         endpoint,
-        headers: headers.into(),
+        headers,
         custom_headers,
         write_key,
         limits,
@@ -369,7 +357,8 @@ extern "C" {
     /// `navigator.sendBeacon(url, body)`: whether the browser took it (false when missing).
     #[wasm_bindgen(js_name = sendBeacon)]
     fn send_beacon(url: &str, body: &str) -> bool;
-    /// The `Authorization` header for a writeKey (`Basic` and base64 of `key:`).
-    #[wasm_bindgen(js_name = basicAuth)]
-    fn basic_auth(key: &str) -> String;
+    /// A new headers object: `Content-Type: application/json`, and with a writeKey
+    /// `Authorization` (`Basic` and base64 of `key:`).
+    #[wasm_bindgen(js_name = baseHeaders)]
+    fn base_headers(write_key: Option<&str>) -> JsValue;
 }
