@@ -256,16 +256,13 @@ impl Outbox {
                 let _ = self.storage.remove(&old);
                 stored = self.storage.set(&new, &value);
             }
+            let _ = self.storage.remove(&old);
             match stored {
                 Ok(()) => {
-                    let _ = self.storage.remove(&old);
                     self.next += 1;
                     self.pending.push((id.as_str().into(), seq));
                 }
-                Err(e) => {
-                    let _ = self.storage.remove(&old);
-                    self.store_failed(e);
-                }
+                Err(e) => self.store_failed(e),
             }
             out.push(Entry {
                 seq,

@@ -162,21 +162,9 @@ impl Relay {
         });
     }
 
-    /// POSTs a batch of `events` (none for `testDestination`) and calls `done` with the
-    /// outcome once it is answered; the outcome is recorded in `healthy` when `record` is set.
-    fn send(self: Rc<Self>, events: &[&str], record: bool, done: Done) {
-        let body = batch_body(events, &iso_now(), self.write_key.as_deref());
-        let me = self.clone();
-        self.request(
-            &body,
-            false,
-            Box::new(move |r| {
-                if record {
-                    me.healthy.set(r.is_ok());
-                }
-                done(r)
-            }),
-        );
+    /// The batch body of `events` (none for `testDestination`), sent now.
+    fn body(&self, events: &[&str]) -> String {
+        batch_body(events, &iso_now(), self.write_key.as_deref())
     }
 
     /// Hands chunks to `sendBeacon`, else a keepalive fetch; returns how many events (a
@@ -237,17 +225,15 @@ extern "C" {
 /// `Retry-After` on 429 and 503); no answer (status 0) is a network error.
 fn outcome(r: &Array) -> Result<(), DeliveryError> {
     let status = r.get(0).as_f64().unwrap_or(0.0) as u16;
-    let text = r.get(1).as_string();
+    let x = r.get(1);
     match status {
         200..=299 => Ok(()),
         0 => Err(DeliveryError::new(
             ErrorKind::Network,
-            text.unwrap_or_else(|| "relay request got no readable answer".into()),
+            x.as_string()
+                .unwrap_or_else(|| "relay request got no readable answer".into()),
         )),
-        _ => Err(DeliveryError::http(
-            status,
-            r.get(1).as_f64().map(|ms| ms as u64),
-        )),
+        _ => Err(DeliveryError::http(status, x.as_f64().map(|ms| ms as u64))),
     }
 }
 
@@ -257,11 +243,20 @@ impl Destination for Relay {
     }
 
     fn deliver(self: Rc<Self>, events: Vec<Event>, done: Done) {
-        self.send(&jsons(&events), true, done)
+        let me = self.clone();
+        // The outcome is recorded in `healthy` (no beacon while the backend is failing).
+        self.request(
+            &self.body(&jsons(&events)),
+            false,
+            Box::new(move |r| {
+                me.healthy.set(r.is_ok());
+                done(r)
+            }),
+        )
     }
 
     fn test(self: Rc<Self>, done: Done) {
-        self.send(&[], false, done)
+        self.request(&self.body(&[]), false, done)
     }
 
     fn batch(&self) -> Option<BatchLimits> {
