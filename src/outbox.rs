@@ -256,16 +256,13 @@ impl Outbox {
                 let _ = self.storage.remove(&old);
                 stored = self.storage.set(&new, &value);
             }
+            let _ = self.storage.remove(&old);
             match stored {
                 Ok(()) => {
-                    let _ = self.storage.remove(&old);
                     self.next += 1;
                     self.pending.push((id.as_str().into(), seq));
                 }
-                Err(e) => {
-                    let _ = self.storage.remove(&old);
-                    self.store_failed(e);
-                }
+                Err(e) => self.store_failed(e),
             }
             out.push(Entry {
                 seq,
@@ -318,12 +315,15 @@ impl Outbox {
 
 /// An owner id: the page's start time and a random part (no `:`), so that owners sort by age.
 pub fn owner_id(now_ms: u64, random: &str) -> String {
-    let r: String = random
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .take(12)
-        .collect();
-    [crate::json::dec(now_ms).as_str(), "-", &r].concat()
+    let mut id = crate::json::dec(now_ms);
+    id.push('-');
+    let start = id.len();
+    for b in random.bytes() {
+        if b.is_ascii_alphanumeric() && id.len() < start + 12 {
+            id.push(b as char);
+        }
+    }
+    id
 }
 
 /// The start time in an owner id (0 for a foreign id, which then sorts first).
@@ -366,13 +366,9 @@ pub fn decode_value(v: &str) -> Option<(String, &str)> {
 
 /// The relay's request body: `{"batch":[<event>,...],"sentAt":"<ISO>","writeKey"?:...}`, built
 /// from the captured JSON text (events are never serialised again).
-pub fn batch_body<'a>(
-    events: impl Iterator<Item = &'a str>,
-    sent_at: &str,
-    write_key: Option<&str>,
-) -> String {
+pub fn batch_body(events: &[&str], sent_at: &str, write_key: Option<&str>) -> String {
     let mut out = String::from(r#"{"batch":["#);
-    for (i, e) in events.enumerate() {
+    for (i, e) in events.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
@@ -420,7 +416,7 @@ pub fn beacon_chunks(
         if end == start {
             break;
         }
-        let body = batch_body(events[start..end].iter().copied(), sent_at, write_key);
+        let body = batch_body(&events[start..end], sent_at, write_key);
         chunks.push((end - start, body));
         start = end;
     }
@@ -693,11 +689,11 @@ mod tests {
     fn batch_body_concatenates_event_json_and_escapes_the_tail() {
         let events = [r#"{"a":1}"#, r#"{"b":"x"}"#];
         assert_eq!(
-            batch_body(events.iter().copied(), "2024-01-01T00:00:00.000Z", None),
+            batch_body(&events, "2024-01-01T00:00:00.000Z", None),
             r#"{"batch":[{"a":1},{"b":"x"}],"sentAt":"2024-01-01T00:00:00.000Z"}"#
         );
         assert_eq!(
-            batch_body(core::iter::empty(), "t", Some("k\"ey")),
+            batch_body(&[], "t", Some("k\"ey")),
             r#"{"batch":[],"sentAt":"t","writeKey":"k\"ey"}"#
         );
     }

@@ -58,9 +58,14 @@ impl ScriptsCache {
         Some((crate::json::parse_dec(at)?, body.into()))
     }
 
+    /// Reads the entry of consent value `consent`.
+    fn read_for(&self, consent: Purposes) -> Option<(u64, String)> {
+        self.read(&self.key(&crate::json::dec(consent.bits().into())))
+    }
+
     /// What the cache holds for `consent` now.
     pub fn lookup(&self, consent: Purposes) -> Lookup {
-        match self.read(&self.key(&crate::json::dec(consent.bits().into()))) {
+        match self.read_for(consent) {
             Some((at, body)) => {
                 let now = self.clock.now_ms();
                 // A time in the future (clock moved back) counts as expired.
@@ -89,7 +94,7 @@ impl ScriptsCache {
     /// expired, else the last good response of any consent value (scripts are still filtered
     /// by their `requiredConsent`, so another value's list is safe to use).
     pub fn fallback(&self, consent: Purposes) -> Option<String> {
-        if let Some((_, body)) = self.read(&self.key(&crate::json::dec(consent.bits().into()))) {
+        if let Some((_, body)) = self.read_for(consent) {
             return Some(body);
         }
         let bits = self.storage.get(&self.key("last")).ok().flatten()?;

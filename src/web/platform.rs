@@ -7,6 +7,7 @@ use crate::prelude::*;
 use core::cell::RefCell;
 
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
 use super::js;
 
@@ -136,7 +137,7 @@ impl WebStorage {
         match r.as_f64() {
             Some(2.0) => Err(StorageError::QuotaExceeded),
             Some(_) => Err(StorageError::Unavailable),
-            None => Ok(js_sys::Array::from(&r).get(0)),
+            None => Ok(r.unchecked_ref::<js_sys::Array>().get(0)),
         }
     }
 }
@@ -155,8 +156,12 @@ impl Storage for WebStorage {
     }
 
     fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-        let keys = js_sys::Array::from(&self.op(3, prefix, "")?);
-        Ok(keys.iter().filter_map(|k| k.as_string()).collect())
+        let keys: js_sys::Array = self.op(3, prefix, "")?.unchecked_into();
+        let mut out = Vec::new();
+        for i in 0..keys.length() {
+            out.push(keys.get(i).as_string().unwrap_or_default());
+        }
+        Ok(out)
     }
 }
 

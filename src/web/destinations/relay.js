@@ -51,9 +51,14 @@ export function sendBeacon(url, body) {
   }
 }
 
-// The Authorization header for a writeKey: 'Basic ' and the base64 of its UTF-8 bytes and ':'.
-export function basicAuth(key) {
-  let bytes = '';
-  for (const b of new TextEncoder().encode(key + ':')) bytes += String.fromCharCode(b);
-  return 'Basic ' + btoa(bytes);
+// A new headers object: Content-Type JSON and, for a writeKey, Authorization: 'Basic ' and the
+// base64 of the key's UTF-8 bytes and ':'.
+export function baseHeaders(key) {
+  const h = { 'Content-Type': 'application/json' };
+  if (key != null) {
+    let bytes = '';
+    for (const b of new TextEncoder().encode(key + ':')) bytes += String.fromCharCode(b);
+    h.Authorization = 'Basic ' + btoa(bytes);
+  }
+  return h;
 }

@@ -29,7 +29,7 @@ use crate::prelude::*;
 use alloc::rc::Rc;
 use core::cell::{Cell, RefCell};
 
-use js_sys::{Array, Object, Promise};
+use js_sys::{Array, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -38,7 +38,7 @@ use crate::manager::BatchLimits;
 use crate::outbox::{batch_body, beacon_chunks, owner_id, Outbox, BEACON_MAX_BYTES, HEARTBEAT_MS};
 use crate::web::config::DestConfig;
 use crate::web::dest::{CreateEnv, Destination, Done, Event, LoadEnv, Restored};
-use crate::web::js::{check_keys, get, opt_bool, opt_obj, opt_str, opt_uint, set};
+use crate::web::js::{check_keys, get, keys_at, opt_bool, opt_obj, opt_str, opt_uint, set};
 use crate::web::platform::{iso_now, now, uuid};
 use crate::web::settle::then;
 
@@ -88,22 +88,10 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
     let endpoint = resolve_http(&raw)
         .ok_or_else(|| [&path, ".endpoint must be an http(s) URL, got '", &raw, "'"].concat())?;
     let write_key = opt_str(s, "writeKey", &path)?;
-    let headers = Object::new();
-    set(
-        &headers,
-        "Content-Type",
-        &JsValue::from_str("application/json"),
-    );
-    if let Some(k) = &write_key {
-        set(
-            &headers,
-            "Authorization",
-            &JsValue::from_str(&basic_auth(k)),
-        );
-    }
+    let headers = base_headers(write_key.as_deref());
     let mut custom_headers = false;
     if let Some(h) = opt_obj(s, "headers", &path)? {
-        for k in crate::web::js::keys(&h).map_err(|m| [&path, ".headers: ", &m].concat())? {
+        for k in keys_at(&h, &[&path, ".headers"].concat())? {
             let v = get(&h, &k)
                 .as_string()
                 .ok_or_else(|| [&path, ".headers.", &k, " must be a string"].concat())?;
@@ -134,7 +122,7 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
     )));
     Ok(Rc::new(Relay {
         endpoint,
-        headers: headers.into(),
+        headers,
         custom_headers,
         write_key,
         limits,
@@ -152,32 +140,38 @@ fn resolve_http(url: &str) -> Option<String> {
     matches!(protocol.as_str(), "http:" | "https:").then_some(href)
 }
 
+/// The JSON text of each event.
+fn jsons(events: &[Event]) -> Vec<&str> {
+    let mut out = Vec::new();
+    for e in events {
+        out.push(&*e.json);
+    }
+    out
+}
+
 impl Relay {
-    fn body<'a>(&self, events: impl Iterator<Item = &'a str>) -> String {
-        batch_body(events, &iso_now(), self.write_key.as_deref())
+    /// POSTs `body` (with `keepalive` at page hide) and calls `k` with the outcome once it is
+    /// answered.
+    fn request(&self, body: &str, keepalive: bool, k: Done) {
+        let p = post(&self.endpoint, body, &self.headers, keepalive);
+        // `post` never rejects.
+        then(&p, move |r| {
+            k(outcome(
+                &r.map_or_else(|_| Array::new(), JsCast::unchecked_into),
+            ))
+        });
     }
 
-    /// POSTs a batch of `events` (none for `testDestination`) and calls `done` with the
-    /// outcome once it is answered; the outcome is recorded in `healthy` when `record` is set.
-    fn send<'a>(self: Rc<Self>, events: impl Iterator<Item = &'a str>, record: bool, done: Done) {
-        let body = self.body(events);
-        let p = post(&self.endpoint, &body, &self.headers, false);
-        then(&p, move |r| {
-            // `post` never rejects.
-            let r = outcome(&r.map_or_else(|_| Array::new(), JsCast::unchecked_into));
-            if record {
-                self.healthy.set(r.is_ok());
-            }
-            done(r)
-        });
+    /// The batch body of `events` (none for `testDestination`), sent now.
+    fn body(&self, events: &[&str]) -> String {
+        batch_body(events, &iso_now(), self.write_key.as_deref())
     }
 
     /// Hands chunks to `sendBeacon`, else a keepalive fetch; returns how many events (a
     /// prefix) the browser took.
     fn hand_over(&self, events: &[Event]) -> usize {
-        let jsons: Vec<&str> = events.iter().map(|e| &*e.json).collect();
         let chunks = beacon_chunks(
-            &jsons,
+            &jsons(events),
             &iso_now(),
             self.write_key.as_deref(),
             BEACON_MAX_BYTES,
@@ -192,25 +186,27 @@ impl Relay {
                     break;
                 }
                 budget -= body.len();
-                let ids: Vec<Rc<str>> = events[sent..sent + n]
-                    .iter()
-                    .map(|e| e.message_id.clone())
-                    .collect();
-                self.deferred.borrow_mut().extend(ids.iter().cloned());
-                let p = post(&self.endpoint, &body, &self.headers, true);
+                let mut ids = Vec::new();
+                for e in &events[sent..sent + n] {
+                    ids.push(e.message_id.clone());
+                    self.deferred.borrow_mut().push(e.message_id.clone());
+                }
                 // Forgets the chunk's events only once the backend said 2xx; if the page is
                 // gone by then, they stay in the outbox and a later page delivers them
                 // (messageId dedupes).
                 let (o, d) = (self.outbox.clone(), self.deferred.clone());
-                then(&p, move |r| {
-                    let ok = outcome(&r.map_or_else(|_| Array::new(), JsCast::unchecked_into));
-                    d.borrow_mut().retain(|id| !ids.contains(id));
-                    if ok.is_ok() {
-                        for id in &ids {
-                            o.borrow_mut().forget(id);
+                self.request(
+                    &body,
+                    true,
+                    Box::new(move |ok| {
+                        d.borrow_mut().retain(|id| !ids.contains(id));
+                        if ok.is_ok() {
+                            for id in &ids {
+                                o.borrow_mut().forget(id);
+                            }
                         }
-                    }
-                });
+                    }),
+                );
             }
             sent += n;
         }
@@ -229,17 +225,15 @@ extern "C" {
 /// `Retry-After` on 429 and 503); no answer (status 0) is a network error.
 fn outcome(r: &Array) -> Result<(), DeliveryError> {
     let status = r.get(0).as_f64().unwrap_or(0.0) as u16;
-    let text = r.get(1).as_string();
+    let x = r.get(1);
     match status {
         200..=299 => Ok(()),
         0 => Err(DeliveryError::new(
             ErrorKind::Network,
-            text.unwrap_or_else(|| "relay request got no readable answer".into()),
+            x.as_string()
+                .unwrap_or_else(|| "relay request got no readable answer".into()),
         )),
-        _ => Err(DeliveryError::http(
-            status,
-            r.get(1).as_f64().map(|ms| ms as u64),
-        )),
+        _ => Err(DeliveryError::http(status, x.as_f64().map(|ms| ms as u64))),
     }
 }
 
@@ -249,11 +243,20 @@ impl Destination for Relay {
     }
 
     fn deliver(self: Rc<Self>, events: Vec<Event>, done: Done) {
-        self.send(events.iter().map(|e| &*e.json), true, done)
+        let me = self.clone();
+        // The outcome is recorded in `healthy` (no beacon while the backend is failing).
+        self.request(
+            &self.body(&jsons(&events)),
+            false,
+            Box::new(move |r| {
+                me.healthy.set(r.is_ok());
+                done(r)
+            }),
+        )
     }
 
     fn test(self: Rc<Self>, done: Done) {
-        self.send(core::iter::empty(), false, done)
+        self.request(&self.body(&[]), false, done)
     }
 
     fn batch(&self) -> Option<BatchLimits> {
@@ -349,7 +352,8 @@ extern "C" {
     /// `navigator.sendBeacon(url, body)`: whether the browser took it (false when missing).
     #[wasm_bindgen(js_name = sendBeacon)]
     fn send_beacon(url: &str, body: &str) -> bool;
-    /// The `Authorization` header for a writeKey (`Basic` and base64 of `key:`).
-    #[wasm_bindgen(js_name = basicAuth)]
-    fn basic_auth(key: &str) -> String;
+    /// A new headers object: `Content-Type: application/json`, and with a writeKey
+    /// `Authorization` (`Basic` and base64 of `key:`).
+    #[wasm_bindgen(js_name = baseHeaders)]
+    fn base_headers(write_key: Option<&str>) -> JsValue;
 }
