@@ -153,22 +153,39 @@ impl Outbox {
     /// Removes the oldest entry with `message_id` (acknowledged, dead-lettered, purged or
     /// handed to a beacon). Unknown ids (kept in memory only) are ignored.
     pub fn forget(&mut self, message_id: &str) {
-        let Some(pos) = self.pending.iter().position(|(id, _)| &**id == message_id) else {
+        let Some(seq) = self.unpend(Some(message_id), 0) else {
             return;
         };
-        let (_, seq) = self.pending.remove(pos);
         let key = self.key(&self.owner, seq);
         if let Err(e) = self.storage.remove(&key) {
             self.store_failed(e);
         }
     }
 
+    /// Drops the oldest pending entry with `message_id` (with `None`: sequence number `seq`),
+    /// keeping the others in order; its sequence number. (One loop of swaps: no `Vec::remove`
+    /// code in the wasm.)
+    fn unpend(&mut self, message_id: Option<&str>, seq: u64) -> Option<u64> {
+        let mut found = false;
+        for i in 0..self.pending.len() {
+            if found {
+                self.pending.swap(i - 1, i);
+            } else {
+                let (id, s) = &self.pending[i];
+                found = message_id.map_or(*s == seq, |m| **id == *m);
+            }
+        }
+        if found {
+            self.pending.pop().map(|(_, s)| s)
+        } else {
+            None
+        }
+    }
+
     /// Removes the entry with sequence number `seq` (the browser found its event unreadable),
     /// with the one corrupt-entry warning.
     pub fn discard(&mut self, seq: u64) {
-        if let Some(pos) = self.pending.iter().position(|(_, s)| *s == seq) {
-            self.pending.remove(pos);
-        }
+        self.unpend(None, seq);
         let key = self.key(&self.owner, seq);
         self.corrupt(&key);
     }

@@ -105,8 +105,8 @@ fn refusal(lower: &str, page_origin: &str) -> Option<&'static str> {
         "https" if !authority.is_empty() => None,
         "http" => {
             let host = match authority.strip_prefix('[') {
-                Some(v6) => v6.split(']').next().unwrap_or(""),
-                None => authority.split(':').next().unwrap_or(""),
+                Some(v6) => v6.split_once(']').map_or(v6, |(h, _)| h),
+                None => authority.split_once(':').map_or(authority, |(h, _)| h),
             };
             (!matches!(host, "localhost" | "127.0.0.1"))
                 .then_some("http is allowed only for localhost")

@@ -112,7 +112,8 @@ pub fn consent_json(consent: Purposes) -> String {
 /// percent-encoded forms (the purpose names and `true` / `false` need no encoding).
 fn json_with(consent: Purposes, [open, quote, colon, comma, close]: [&str; 5]) -> String {
     let mut out = String::from(open);
-    for (i, p) in Purpose::ALL.into_iter().enumerate() {
+    for i in 0..Purpose::ALL.len() {
+        let p = Purpose::ALL[i];
         if i > 0 {
             out.push_str(comma);
         }
@@ -130,7 +131,7 @@ fn json_with(consent: Purposes, [open, quote, colon, comma, close]: [&str; 5]) -
 /// percent-encoded like `encodeURIComponent`.
 pub fn request_url(scripts_url: &str, consent: Purposes) -> String {
     // A fragment is never sent to the server: drop it.
-    let base = scripts_url.split('#').next().unwrap_or(scripts_url);
+    let base = scripts_url.split_once('#').map_or(scripts_url, |(b, _)| b);
     let sep = if base.contains('?') { "&" } else { "?" };
     let json = json_with(consent, ["%7B", "%22", "%3A", "%2C", "%7D"]);
     [base, sep, "consent=", &json].concat()

@@ -25,14 +25,20 @@ pub fn v4(rng: &mut dyn Rng) -> String {
 
 /// Whether `s` looks like a hyphenated UUID (used to accept a persisted anonymousId).
 pub fn is_uuid(s: &str) -> bool {
-    s.len() == 36
-        && s.char_indices().all(|(i, c)| {
-            if matches!(i, 8 | 13 | 18 | 23) {
-                c == '-'
-            } else {
-                c.is_ascii_hexdigit()
-            }
-        })
+    if s.len() != 36 {
+        return false;
+    }
+    for (i, b) in s.bytes().enumerate() {
+        let ok = if matches!(i, 8 | 13 | 18 | 23) {
+            b == b'-'
+        } else {
+            b.is_ascii_hexdigit()
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
 }
 
 #[cfg(test)]

@@ -92,15 +92,26 @@ impl Vendor {
 
     /// Checks the account id's shape; the error says what was expected.
     pub fn check_id(self, id: &str) -> Result<(), &'static str> {
-        let alnum = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric());
-        let ok = match self {
-            Vendor::PostHog => !id.trim().is_empty(),
-            Vendor::MetaPixel => !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()),
-            Vendor::Ga4 => id.strip_prefix("G-").is_some_and(alnum),
-            Vendor::Gtm => id.strip_prefix("GTM-").is_some_and(alnum),
+        // After the vendor's prefix, at least one digit (Meta) or ASCII letter or digit.
+        let rest = match self {
+            Vendor::PostHog => Some(id.trim()),
+            Vendor::MetaPixel => Some(id),
+            Vendor::Ga4 => id.strip_prefix("G-"),
+            Vendor::Gtm => id.strip_prefix("GTM-"),
         };
-        if ok {
-            return Ok(());
+        if let Some(rest) = rest {
+            let mut ok = !rest.is_empty();
+            if self != Vendor::PostHog {
+                for b in rest.bytes() {
+                    if !(b.is_ascii_digit() || self != Vendor::MetaPixel && b.is_ascii_alphabetic())
+                    {
+                        ok = false;
+                    }
+                }
+            }
+            if ok {
+                return Ok(());
+            }
         }
         Err(match self {
             Vendor::PostHog => "a non-empty project API key",
@@ -151,7 +162,7 @@ impl Vendor {
 
 /// Whether `name` is one of Meta's standard events.
 pub fn is_meta_standard(name: &str) -> bool {
-    META_STANDARD_EVENTS.contains(&name)
+    crate::json::position(&META_STANDARD_EVENTS, name).is_some()
 }
 
 /// The Consent Mode v2 state for the granted purposes: `(type, "granted" | "denied")` pairs.
