@@ -402,9 +402,16 @@ fn decode(value: &str) -> Option<Vec<DeadLetter>> {
     body.is_empty().then_some(entries)
 }
 
+/// The text up to the next tab (`None` without one), moving `rest` past the tab.
+fn field<'a>(rest: &mut &'a str) -> Option<&'a str> {
+    let (f, later) = rest.split_once('\t')?;
+    *rest = later;
+    Some(f)
+}
+
 fn decode_line(line: &str) -> Option<DeadLetter> {
-    let mut f = line.splitn(9, '\t');
-    let mut next = || f.next();
+    let mut rest = line;
+    let mut next = || field(&mut rest);
     let id = unescape(next()?)?;
     let destination = unescape(next()?)?;
     let kind = ErrorKind::from_name(next()?)?;
@@ -416,7 +423,8 @@ fn decode_line(line: &str) -> Option<DeadLetter> {
     let first_failed_at = number(next()?)?;
     let last_failed_at = number(next()?)?;
     let message = unescape(next()?)?;
-    let event_json = next()?;
+    // The event JSON is the rest of the line (it may hold tabs).
+    let event_json = rest;
     if event_json.contains('\r') {
         return None;
     }

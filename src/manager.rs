@@ -440,7 +440,7 @@ impl<P> Manager<P> {
             let err = d.last_error.clone().unwrap_or_else(|| {
                 DeliveryError::new(ErrorKind::ScriptLoad, "destination failed to load")
             });
-            self.dead_letter(i, env, err, 0, now, now, None);
+            self.dead_letter(i, env, &err, 0, now, now, None);
             return;
         }
         let durable = d.spec.durable;
@@ -479,7 +479,7 @@ impl<P> Manager<P> {
                 self.out.push(Command::Warn { message });
             }
             let err = DeliveryError::new(ErrorKind::Unknown, "buffer full (loading.bufferLimit)");
-            self.dead_letter(i, env, err, 0, now, now, replay);
+            self.dead_letter(i, env, &err, 0, now, now, replay);
             return;
         }
         if persist {
@@ -554,7 +554,7 @@ impl<P> Manager<P> {
                             now
                         };
                         let (env, attempts, replay) = (it.env, it.attempts, it.replay);
-                        self.dead_letter(dest, env, error.clone(), attempts, first, now, replay);
+                        self.dead_letter(dest, env, &error, attempts, first, now, replay);
                     }
                 }
             }
@@ -628,7 +628,7 @@ impl<P> Manager<P> {
                     self.dead_letter(
                         dest,
                         it.env,
-                        error.clone(),
+                        &error,
                         it.attempts,
                         it.first_failed_at,
                         now,
@@ -679,7 +679,7 @@ impl<P> Manager<P> {
         &mut self,
         dest: usize,
         env: Rc<Envelope<P>>,
-        error: DeliveryError,
+        error: &DeliveryError,
         attempts: u32,
         first: u64,
         now: u64,
@@ -690,7 +690,7 @@ impl<P> Manager<P> {
         self.out.push(Command::DeadLetter {
             dest,
             event: env,
-            error,
+            error: error.clone(),
             attempts,
             first_failed_at: first,
             last_failed_at: now,

@@ -206,11 +206,12 @@ impl Outbox {
             if let Some((owner, _)) = split_key(k.get(self.base.len()..).unwrap_or("")) {
                 if owner != self.owner && !owners.iter().any(|o| o == owner) {
                     let rank = (owner_time(owner), owner);
-                    let at = owners
-                        .iter()
-                        .position(|o| (owner_time(o), o.as_str()) > rank)
-                        .unwrap_or(owners.len());
-                    owners.insert(at, owner.into());
+                    owners.push(owner.into());
+                    let mut j = owners.len() - 1;
+                    while j > 0 && (owner_time(&owners[j - 1]), owners[j - 1].as_str()) > rank {
+                        owners.swap(j - 1, j);
+                        j -= 1;
+                    }
                 }
             }
         }
@@ -237,8 +238,12 @@ impl Outbox {
             let rest = k.get(prefix.len()..).unwrap_or("");
             match crate::json::parse_dec(rest) {
                 Some(seq) if crate::json::dec(seq) == rest => {
-                    let at = found.iter().rposition(|s| *s < seq).map_or(0, |p| p + 1);
-                    found.insert(at, seq);
+                    found.push(seq);
+                    let mut j = found.len() - 1;
+                    while j > 0 && found[j - 1] >= seq {
+                        found.swap(j - 1, j);
+                        j -= 1;
+                    }
                 }
                 _ => self.corrupt(&k),
             }

@@ -175,10 +175,11 @@ pub fn consent_mode(granted: Purposes) -> impl Iterator<Item = (&'static str, &'
 /// The same state as bits in `CONSENT_MODE` order (bit `i` set: type `i` granted), the form the
 /// browser side hands to `vendors.js`, which lists the type names in the same order.
 pub fn consent_mode_bits(granted: Purposes) -> u8 {
-    CONSENT_MODE
-        .iter()
-        .rev()
-        .fold(0, |bits, &(_, p)| bits << 1 | granted.has(p) as u8)
+    let mut bits = 0;
+    for (i, &(_, p)) in CONSENT_MODE.iter().enumerate() {
+        bits |= (granted.has(p) as u8) << i;
+    }
+    bits
 }
 
 #[cfg(test)]
