@@ -151,17 +151,15 @@ impl Analytics {
     /// promise with the client.
     fn restore_from(self, i: usize, resolve: Function) {
         let engine = self.engine.clone();
-        if let Some((j, d)) = engine
-            .dests
-            .iter()
-            .enumerate()
-            .skip(i)
-            .find(|(_, d)| d.durable())
-        {
-            return d.restore(Box::new(move |list| {
-                self.restored(j, list);
-                self.restore_from(j + 1, resolve)
-            }));
+        let mut j = i;
+        while let Some(d) = engine.dests.get(j) {
+            if d.durable() {
+                return d.restore(Box::new(move |list| {
+                    self.restored(j, list);
+                    self.restore_from(j + 1, resolve)
+                }));
+            }
+            j += 1;
         }
         let cmds = engine.mgr.borrow_mut().start(now());
         let (p, res, _) = crate::web::engine::deferred();

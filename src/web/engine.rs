@@ -358,17 +358,19 @@ impl Engine {
         let ready: Vec<Function> = {
             let mgr = self.mgr.borrow();
             let mut out = Vec::new();
-            self.waiters.borrow_mut().retain(|(w, f)| {
+            let mut ws = self.waiters.borrow_mut();
+            for (w, f) in core::mem::take(&mut *ws) {
                 let waiting = match w {
                     Wait::Flush => mgr.flushing(),
                     Wait::Loads => mgr.any_loading(),
                     Wait::DurableLoads => mgr.durable_loading(),
                 };
-                if !waiting {
-                    out.push(f.clone());
+                if waiting {
+                    ws.push((w, f));
+                } else {
+                    out.push(f);
                 }
-                waiting
-            });
+            }
             out
         };
         for w in ready {
@@ -532,16 +534,27 @@ impl Engine {
                 let done = {
                     let mut ws = self.replay_waiters.borrow_mut();
                     let mut done = None;
-                    if let Some(p) = ws.iter().position(|w| w.tickets.contains(&ticket)) {
-                        if let Some(w) = ws.get_mut(p) {
-                            w.tickets.retain(|t| *t != ticket);
+                    let mut p = 0;
+                    while let Some(w) = ws.get_mut(p) {
+                        // Tickets are never reused: at most one waiter holds this one, once.
+                        let mut k = 0;
+                        while let Some(t) = w.tickets.get(k) {
+                            if *t == ticket {
+                                break;
+                            }
+                            k += 1;
+                        }
+                        if k < w.tickets.len() {
+                            w.tickets.swap_remove(k);
                             w.counts[0] += retried;
                             w.counts[1] += succeeded;
                             w.counts[2] += failed;
                             if w.tickets.is_empty() {
                                 done = Some(ws.remove(p));
                             }
+                            break;
                         }
+                        p += 1;
                     }
                     done
                 };

@@ -175,51 +175,60 @@ fn wrong(path: &str, key: &str, what: &str) -> String {
 
 /// An optional string field.
 pub fn opt_str(obj: &Object, key: &str, path: &str) -> Result<Option<String>, String> {
-    present(obj, key)
-        .map(|v| v.as_string().ok_or_else(|| wrong(path, key, "a string")))
-        .transpose()
+    let Some(v) = present(obj, key) else {
+        return Ok(None);
+    };
+    match v.as_string() {
+        Some(s) => Ok(Some(s)),
+        None => Err(wrong(path, key, "a string")),
+    }
 }
 
 /// An optional boolean field.
 pub fn opt_bool(obj: &Object, key: &str, path: &str) -> Result<Option<bool>, String> {
-    present(obj, key)
-        .map(|v| v.as_bool().ok_or_else(|| wrong(path, key, "a boolean")))
-        .transpose()
+    let Some(v) = present(obj, key) else {
+        return Ok(None);
+    };
+    match v.as_bool() {
+        Some(b) => Ok(Some(b)),
+        None => Err(wrong(path, key, "a boolean")),
+    }
 }
 
 /// An optional non-negative integer field (at most 2^53).
 pub fn opt_uint(obj: &Object, key: &str, path: &str) -> Result<Option<u64>, String> {
-    present(obj, key)
-        .map(|v| match v.as_f64() {
-            Some(n) if n >= 0.0 && n == (n as u64) as f64 && n <= 9_007_199_254_740_992.0 => {
-                Ok(n as u64)
-            }
-            _ => Err(wrong(path, key, "a non-negative integer")),
-        })
-        .transpose()
+    let Some(v) = present(obj, key) else {
+        return Ok(None);
+    };
+    match v.as_f64() {
+        Some(n) if n >= 0.0 && n == (n as u64) as f64 && n <= 9_007_199_254_740_992.0 => {
+            Ok(Some(n as u64))
+        }
+        _ => Err(wrong(path, key, "a non-negative integer")),
+    }
 }
 
 /// An optional positive number field.
 pub fn opt_num(obj: &Object, key: &str, path: &str) -> Result<Option<f64>, String> {
-    present(obj, key)
-        .map(|v| match v.as_f64() {
-            Some(n) if n.is_finite() && n > 0.0 => Ok(n),
-            _ => Err(wrong(path, key, "a positive number")),
-        })
-        .transpose()
+    let Some(v) = present(obj, key) else {
+        return Ok(None);
+    };
+    match v.as_f64() {
+        Some(n) if n.is_finite() && n > 0.0 => Ok(Some(n)),
+        _ => Err(wrong(path, key, "a positive number")),
+    }
 }
 
 /// An optional plain-object field.
 pub fn opt_obj(obj: &Object, key: &str, path: &str) -> Result<Option<Object>, String> {
-    present(obj, key)
-        .map(|v| {
-            if is_plain_object(&v) {
-                Ok(v.unchecked_into())
-            } else {
-                Err(wrong(path, key, "an object"))
-            }
-        })
-        .transpose()
+    let Some(v) = present(obj, key) else {
+        return Ok(None);
+    };
+    if is_plain_object(&v) {
+        Ok(Some(v.unchecked_into()))
+    } else {
+        Err(wrong(path, key, "an object"))
+    }
 }
 
 /// A `TypeError` with `msg`.
