@@ -56,7 +56,7 @@ impl Analytics {
         let (p, resolve, reject) = crate::web::engine::deferred();
         // From a microtask: validates the config and creates everything, then goes on with
         // `restore_from`.
-        soon(move || match Analytics::build(&config) {
+        soon(move |_| match Analytics::build(&config) {
             Ok(a) => a.restore_from(0, resolve),
             Err(e) => {
                 let _ = reject.call1(&JsValue::NULL, &e);
@@ -717,11 +717,10 @@ fn id_arg(v: &JsValue, name: &str, required: bool) -> Result<Option<String>, Str
         Some(s) if !s.is_empty() => Ok(Some(s)),
         _ => match v.as_f64() {
             Some(n) if n.is_finite() => {
-                Ok(
-                    crate::web::js::op(crate::web::js::ops::STRING, v, &JsValue::UNDEFINED)
-                        .ok()
-                        .and_then(|s| s.as_string()),
-                )
+                match crate::web::js::op(crate::web::js::ops::STRING, v, &JsValue::UNDEFINED) {
+                    Ok(s) => Ok(s.as_string()),
+                    Err(_) => Ok(None),
+                }
             }
             _ => Err([name, " must be a non-empty string"].concat()),
         },
@@ -733,9 +732,12 @@ fn opt_id(v: &JsValue, call: &str) -> Result<Option<String>, JsValue> {
     if v.is_undefined() || v.is_null() {
         return Ok(None);
     }
-    v.as_string()
-        .map(Some)
-        .ok_or_else(|| type_error(&[call, ": destination id must be a string"].concat()))
+    match v.as_string() {
+        Some(s) => Ok(Some(s)),
+        None => Err(type_error(
+            &[call, ": destination id must be a string"].concat(),
+        )),
+    }
 }
 
 fn check_event_name(name: &str) -> Result<(), JsValue> {

@@ -245,9 +245,10 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
                 &["type", "id", "enabled", "requiredConsent", "settings"],
                 &path,
             )?;
-            let kind = opt_str(&e, "type", &path)?
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| [&path, ".type is required"].concat())?;
+            let kind = match opt_str(&e, "type", &path)? {
+                Some(s) if !s.is_empty() => s,
+                _ => return Err([&path, ".type is required"].concat()),
+            };
             let id = opt_str(&e, "id", &path)?.unwrap_or_else(|| kind.clone());
             if destinations.iter().any(|d| d.id == id) {
                 return Err([&path, ": duplicate destination id ", &id].concat());

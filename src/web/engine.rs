@@ -177,7 +177,7 @@ impl Engine {
         self.pending.borrow_mut().push(p);
         if !self.draining.replace(true) {
             let me = self.clone();
-            soon(move || me.drain(JsValue::UNDEFINED));
+            soon(move |_| me.drain(JsValue::UNDEFINED));
         }
     }
 
@@ -383,7 +383,7 @@ impl Engine {
     /// delivery is raced against `timeout_ms`. Tells the manager the outcome.
     fn start(self: &Rc<Self>, dest: usize, job: Job) {
         let me = self.clone();
-        soon(move || {
+        soon(move |_| {
             let d = me.dests[dest].clone();
             match job {
                 Job::Load(env) => d.load(
@@ -397,7 +397,7 @@ impl Engine {
                     // The timer while the delivery runs: whichever ends first takes it.
                     let timer: Rc<Cell<Option<(i32, u32)>>> = Rc::default();
                     let (t, m) = (timer.clone(), me.clone());
-                    timer.set(Some(after(me.timeout_ms, move || {
+                    timer.set(Some(after(me.timeout_ms, move |_| {
                         if t.take().is_some() {
                             m.delivered(
                                 dest,
@@ -588,7 +588,7 @@ impl Engine {
     pub fn test(&self, i: usize) -> Promise {
         let (p, resolve, _) = deferred();
         let d = self.dests[i].clone();
-        soon(move || {
+        soon(move |_| {
             d.test(Box::new(move |r| {
                 let _ = resolve.call1(&JsValue::NULL, &JsValue::from_bool(r.is_ok()));
             }))
@@ -628,7 +628,7 @@ impl Engine {
         if let Some(at) = next {
             // Weak: a pending timer does not keep the engine alive.
             let me = Rc::downgrade(self);
-            let t = after(at.saturating_sub(now()), move || {
+            let t = after(at.saturating_sub(now()), move |_| {
                 if let Some(me) = me.upgrade() {
                     me.timer.set(None);
                     let cmds = me.mgr.borrow_mut().poll(now());

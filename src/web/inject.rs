@@ -47,9 +47,10 @@ pub fn parse_descriptor(v: &JsValue, path: &str) -> Result<ScriptDescriptor, Str
 /// [`parse_descriptor`] after the key check; errors name the field after the path
 /// (`.target must be 'head' or 'body'`).
 fn fields(obj: &Object) -> Result<ScriptDescriptor, String> {
-    let id = opt_str(obj, "id", "")?
-        .filter(|s| !s.is_empty())
-        .ok_or(".id is required (a non-empty string)")?;
+    let id = match opt_str(obj, "id", "")? {
+        Some(s) if !s.is_empty() => s,
+        _ => return Err(".id is required (a non-empty string)".into()),
+    };
     let source = match (opt_str(obj, "src", "")?, opt_str(obj, "textContent", "")?) {
         (Some(s), None) => Source::Src(s),
         (None, Some(t)) => Source::Text(t),
@@ -218,8 +219,10 @@ pub fn start(d: &ScriptDescriptor, default_nonce: Option<&str>, timeout_ms: u64)
 /// records stay: the code they ran is still in the page, so they are never injected twice.
 /// Elements this library did not inject (the page's own, with the same id) are left alone.
 pub fn remove_revoked(scripts: &[ScriptDescriptor]) {
-    for d in scripts.iter().filter(|d| !d.persist_after_revoke) {
-        drop_script(&d.id, false);
+    for d in scripts {
+        if !d.persist_after_revoke {
+            drop_script(&d.id, false);
+        }
     }
 }
 

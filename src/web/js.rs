@@ -99,7 +99,10 @@ pub fn keys(v: &JsValue) -> Result<Vec<String>, String> {
 
 /// [`keys`], failing with `<path>: <why>`.
 pub fn keys_at(v: &JsValue, path: &str) -> Result<Vec<String>, String> {
-    keys(v).map_err(|m| [path, ": ", &m].concat())
+    match keys(v) {
+        Ok(k) => Ok(k),
+        Err(m) => Err([path, ": ", &m].concat()),
+    }
 }
 
 /// The own enumerable `[key, value]` pairs of `v`.
@@ -127,7 +130,10 @@ pub fn list(v: &JsValue, path: &str, not_array: &str) -> Result<Vec<JsValue>, St
     if !js_sys::Array::is_array(v) {
         return Err([path, not_array].concat());
     }
-    items(v).map_err(|m| [path, ": ", &m].concat())
+    match items(v) {
+        Ok(k) => Ok(k),
+        Err(m) => Err([path, ": ", &m].concat()),
+    }
 }
 
 /// `<path>[<i>]`: where item `i` of the list at `path` sits, for error messages.
@@ -166,7 +172,11 @@ pub fn check_keys(obj: &Object, allowed: &[&str], path: &str) -> Result<(), Stri
 
 fn present(obj: &Object, key: &str) -> Option<JsValue> {
     let v = get(obj, key);
-    (!v.is_undefined()).then_some(v)
+    if v.is_undefined() {
+        None
+    } else {
+        Some(v)
+    }
 }
 
 fn wrong(path: &str, key: &str, what: &str) -> String {
@@ -248,5 +258,5 @@ fn error_of(code: u8, msg: &str) -> JsValue {
 
 /// `JSON.stringify(v)` (empty when it gives `undefined`); `Err` holds what a `toJSON` threw.
 pub fn stringify(v: &JsValue) -> Result<String, JsValue> {
-    op1(ops::STRINGIFY, v).map(|s| s.as_string().unwrap_or_default())
+    Ok(op1(ops::STRINGIFY, v)?.as_string().unwrap_or_default())
 }
