@@ -69,7 +69,10 @@ impl Analytics {
 impl Analytics {
     /// Validates the config and creates everything, synchronously.
     fn build(config: &JsValue) -> Result<Analytics, JsValue> {
-        let cfg = config::parse(config).map_err(|m| error(&m))?;
+        let cfg = match config::parse(config) {
+            Ok(c) => c,
+            Err(m) => return Err(error(&m)),
+        };
         let log = Rc::new(ConsoleLog { debug: cfg.debug });
         let log_dyn: Rc<dyn Log> = log.clone();
         let storage = crate::web::platform::local_storage_or_memory(&*log_dyn);
@@ -82,7 +85,10 @@ impl Analytics {
         let mut specs = Vec::new();
         let mut kinds = Vec::new();
         for entry in &cfg.destinations {
-            let d = registry::create(entry, &env).map_err(|m| error(&m))?;
+            let d = match registry::create(entry, &env) {
+                Ok(d) => d,
+                Err(m) => return Err(error(&m)),
+            };
             specs.push(DestSpec {
                 id: entry.id.clone(),
                 required: entry
@@ -198,13 +204,18 @@ impl Analytics {
         #[wasm_bindgen(unchecked_param_type = "string")] kind: JsValue,
         #[wasm_bindgen(unchecked_param_type = "DestinationFactory")] factory: JsValue,
     ) -> Result<(), JsValue> {
-        let kind = kind
-            .as_string()
-            .ok_or_else(|| type_error("registerDestination: type must be a string"))?;
-        let f: Function = factory
-            .dyn_into()
-            .map_err(|_| type_error("registerDestination: factory must be a function"))?;
-        registry::register(&kind, f).map_err(|m| type_error(&m))
+        let Some(kind) = kind.as_string() else {
+            return Err(type_error("registerDestination: type must be a string"));
+        };
+        if !factory.is_function() {
+            return Err(type_error(
+                "registerDestination: factory must be a function",
+            ));
+        }
+        match registry::register(&kind, factory.unchecked_into()) {
+            Ok(()) => Ok(()),
+            Err(m) => Err(type_error(&m)),
+        }
     }
 
     /// Records a `track` event; returns its messageId.
@@ -373,10 +384,10 @@ impl Analytics {
     pub fn on(&self, name: JsValue, cb: JsValue) -> Result<(), JsValue> {
         let name = name.as_string().unwrap_or_default();
         check_event_name(&name)?;
-        let f: Function = cb
-            .dyn_into()
-            .map_err(|_| type_error("on: callback must be a function"))?;
-        self.engine.on(name, f);
+        if !cb.is_function() {
+            return Err(type_error("on: callback must be a function"));
+        }
+        self.engine.on(name, cb.unchecked_into());
         Ok(())
     }
 
@@ -392,10 +403,12 @@ impl Analytics {
         &self,
         #[wasm_bindgen(unchecked_param_type = "SourceMiddleware")] f: JsValue,
     ) -> Result<(), JsValue> {
-        let f: Function = f
-            .dyn_into()
-            .map_err(|_| type_error("addSourceMiddleware: middleware must be a function"))?;
-        self.engine.add_middleware(f);
+        if !f.is_function() {
+            return Err(type_error(
+                "addSourceMiddleware: middleware must be a function",
+            ));
+        }
+        self.engine.add_middleware(f.unchecked_into());
         Ok(())
     }
 
@@ -506,10 +519,13 @@ impl Analytics {
 
     /// The index of the destination named by an `id` argument, or the error to reject with.
     fn dest_index(&self, id: &JsValue) -> Result<usize, JsValue> {
-        let id = id
-            .as_string()
-            .ok_or_else(|| type_error("destination id must be a string"))?;
-        self.index(&id).ok_or_else(|| unknown_dest(&id))
+        let Some(id) = id.as_string() else {
+            return Err(type_error("destination id must be a string"));
+        };
+        match self.index(&id) {
+            Some(i) => Ok(i),
+            None => Err(unknown_dest(&id)),
+        }
     }
 
     /// `retryDestination` (`unload` false) and `unloadDestination` (`unload` true).
@@ -556,8 +572,10 @@ impl Analytics {
         b: JsValue,
         c: JsValue,
     ) -> Result<JsValue, JsValue> {
-        self.event(kind, a, b, c)
-            .map_err(|m| call_error(kind.name(), &m))
+        match self.event(kind, a, b, c) {
+            Ok(v) => Ok(v),
+            Err(m) => Err(call_error(kind.name(), &m)),
+        }
     }
 
     fn event(
@@ -592,8 +610,10 @@ impl Analytics {
                     return Err("name must be a string".into());
                 }
                 let props = object_arg(&b, "properties")?;
-                let merged = crate::web::js::assign(&page_context(), &props)
-                    .map_err(|m| ["properties ", &m].concat())?;
+                let merged = match crate::web::js::assign(&page_context(), &props) {
+                    Ok(m) => m,
+                    Err(m) => return Err(["properties ", &m].concat()),
+                };
                 if a.is_string() {
                     set(&e, "name", &a);
                 }

@@ -82,19 +82,19 @@ pub fn parse_consent_object(v: &JsValue, path: &str) -> Result<Vec<(Purpose, boo
     let obj: &Object = v.unchecked_ref();
     let mut out = Vec::new();
     for k in keys_at(obj, path)? {
-        let p = Purpose::from_name(&k).ok_or_else(|| {
-            [
+        let Some(p) = Purpose::from_name(&k) else {
+            return Err([
                 "unknown consent purpose ",
                 path,
                 ".",
                 &k,
                 " (expected necessary, functionality, experience, measurement, marketing)",
             ]
-            .concat()
-        })?;
-        let on = get(obj, &k)
-            .as_bool()
-            .ok_or_else(|| [path, ".", &k, " must be a boolean"].concat())?;
+            .concat());
+        };
+        let Some(on) = get(obj, &k).as_bool() else {
+            return Err([path, ".", &k, " must be a boolean"].concat());
+        };
         out.push((p, on));
     }
     Ok(out)
@@ -115,8 +115,9 @@ pub fn parse_purpose_list(v: &JsValue, path: &str) -> Result<Purposes, String> {
     let list = list(v, path, " must be an array of purpose names")?;
     for (i, p) in list.iter().enumerate() {
         let name = p.as_string().unwrap_or_default();
-        let p = Purpose::from_name(&name)
-            .ok_or_else(|| [&index(path, i), " is not a consent purpose: ", &name].concat())?;
+        let Some(p) = Purpose::from_name(&name) else {
+            return Err([&index(path, i), " is not a consent purpose: ", &name].concat());
+        };
         set = set.with(p, true);
     }
     Ok(set)

@@ -113,9 +113,12 @@ impl JsDestination {
         settings: &Object,
         path: &str,
     ) -> Result<Self, String> {
-        let obj = factory
-            .call1(&JsValue::NULL, settings)
-            .map_err(|e| [path, ": destination factory threw: ", &error_message(&e)].concat())?;
+        let obj = match factory.call1(&JsValue::NULL, settings) {
+            Ok(o) => o,
+            Err(e) => {
+                return Err([path, ": destination factory threw: ", &error_message(&e)].concat())
+            }
+        };
         if !obj.is_object() {
             return Err([path, ": destination factory must return an object"].concat());
         }

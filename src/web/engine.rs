@@ -268,10 +268,15 @@ impl Engine {
             } else if get(&payload, "type").as_string().as_deref() != Some(kind.name()) {
                 Err("source middleware must not change the event type".to_string())
             } else {
-                super::event::check_json_value(&payload, "event")
-                    .and_then(|_| super::event::serialise(&payload))
+                match super::event::check_json_value(&payload, "event") {
+                    Ok(()) => super::event::serialise(&payload),
+                    Err(m) => Err(m),
+                }
             };
-            checked.map_err(|m| ["event from source middleware rejected: ", &m].concat())
+            match checked {
+                Ok(s) => Ok(s),
+                Err(m) => Err(["event from source middleware rejected: ", &m].concat()),
+            }
         };
         match checked {
             Ok(json) => self.capture(payload, kind, consent, message_id, json.into()),

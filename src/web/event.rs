@@ -60,12 +60,12 @@ pub fn options_arg(v: &JsValue) -> Result<JsValue, String> {
         return Err("options must be a plain object".into());
     }
     let obj: &Object = v.unchecked_ref();
-    super::js::check_keys(obj, OPTION_KEYS, "options").map_err(|m| {
-        match m.strip_prefix("unknown option ") {
+    if let Err(m) = super::js::check_keys(obj, OPTION_KEYS, "options") {
+        return Err(match m.strip_prefix("unknown option ") {
             Some(rest) => ["unknown key ", rest].concat(),
             None => m,
-        }
-    })?;
+        });
+    }
     for k in ["messageId", "timestamp", "anonymousId", "userId"] {
         let x = get(v, k);
         if !x.is_undefined() && !x.is_null() && x.as_string().is_none_or(|s| s.is_empty()) {
@@ -183,12 +183,15 @@ pub fn check_size(json: String) -> Result<String, String> {
 
 /// Serialises an event; errors name the problem (a toJSON that throws, the size limit).
 pub fn serialise(event: &JsValue) -> Result<String, String> {
-    let s = super::js::stringify(event).map_err(|e| {
-        [
-            "event cannot be serialised: ",
-            &super::platform::error_message(&e),
-        ]
-        .concat()
-    })?;
+    let s = match super::js::stringify(event) {
+        Ok(s) => s,
+        Err(e) => {
+            return Err([
+                "event cannot be serialised: ",
+                &super::platform::error_message(&e),
+            ]
+            .concat())
+        }
+    };
     check_size(s)
 }

@@ -37,11 +37,14 @@ const KEYS: &[&str] = &[
 
 /// Reads a script descriptor from JavaScript; errors name the field under `path`.
 pub fn parse_descriptor(v: &JsValue, path: &str) -> Result<ScriptDescriptor, String> {
-    let obj: &Object = v
-        .dyn_ref()
-        .ok_or_else(|| [path, " must be a script descriptor object"].concat())?;
+    let Some(obj) = v.dyn_ref::<Object>() else {
+        return Err([path, " must be a script descriptor object"].concat());
+    };
     check_keys(obj, KEYS, path)?;
-    fields(obj).map_err(|m| [path, &m].concat())
+    match fields(obj) {
+        Ok(d) => Ok(d),
+        Err(m) => Err([path, &m].concat()),
+    }
 }
 
 /// [`parse_descriptor`] after the key check; errors name the field after the path
@@ -71,10 +74,13 @@ fn fields(obj: &Object) -> Result<ScriptDescriptor, String> {
     };
     let attrs = crate::web::js::get(obj, "attributes");
     if !attrs.is_undefined() {
-        let a: &Object = attrs
-            .dyn_ref()
-            .ok_or(".attributes must be an object of strings")?;
-        let list = crate::web::js::entries(a).map_err(|m| [".attributes: ", &m].concat())?;
+        let Some(a) = attrs.dyn_ref::<Object>() else {
+            return Err(".attributes must be an object of strings".into());
+        };
+        let list = match crate::web::js::entries(a) {
+            Ok(l) => l,
+            Err(m) => return Err([".attributes: ", &m].concat()),
+        };
         for (k, v) in list {
             match v.as_string() {
                 Some(v) => d.attributes.push((k, v)),
@@ -83,7 +89,9 @@ fn fields(obj: &Object) -> Result<ScriptDescriptor, String> {
         }
     }
     if let Source::Src(src) = &d.source {
-        resolve_and_check(src).map_err(|m| [".src: ", &m].concat())?;
+        if let Err(m) = resolve_and_check(src) {
+            return Err([".src: ", &m].concat());
+        }
     }
     Ok(d)
 }
@@ -106,7 +114,9 @@ extern "C" {
 
 /// Resolves `src` against the document and applies the URL policy.
 pub fn resolve_and_check(src: &str) -> Result<String, String> {
-    let (resolved, _, origin) = resolve_url(src).ok_or_else(|| refused("not a valid URL", src))?;
+    let Some((resolved, _, origin)) = resolve_url(src) else {
+        return Err(refused("not a valid URL", src));
+    };
     check_url(&resolved, &origin)?;
     Ok(resolved)
 }

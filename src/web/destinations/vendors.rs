@@ -69,8 +69,9 @@ pub struct VendorDestination {
 /// Creates the destination for `entry`, validating its settings; errors name the field
 /// (`config.destinations[0].settings.pixelId`).
 pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
-    let vendor = Vendor::from_kind(&entry.kind)
-        .ok_or_else(|| [&entry.path, ": not a vendor type: ", &entry.kind].concat())?;
+    let Some(vendor) = Vendor::from_kind(&entry.kind) else {
+        return Err([&entry.path, ": not a vendor type: ", &entry.kind].concat());
+    };
     let path = [&entry.path, ".settings"].concat();
     let st = &entry.settings;
     check_keys(st, vendor.settings_keys(), &path)?;
