@@ -91,9 +91,10 @@ impl Analytics {
             };
             specs.push(DestSpec {
                 id: entry.id.clone(),
-                required: entry
-                    .required
-                    .unwrap_or_else(|| registry::default_required(&entry.kind)),
+                required: match entry.required {
+                    Some(r) => r,
+                    None => registry::default_required(&entry.kind),
+                },
                 batch: d.batch(),
                 durable: d.durable(),
             });

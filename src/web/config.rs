@@ -235,8 +235,10 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
     let dests = get(&obj, "destinations");
     if !dests.is_undefined() {
         let entries = list(&dests, "config.destinations", " must be an array")?;
-        for (i, entry) in entries.into_iter().enumerate() {
+        let mut i = 0;
+        for entry in entries {
             let path = index("config.destinations", i);
+            i += 1;
             if !is_plain_object(&entry) {
                 return Err([&path, " must be an object"].concat());
             }
@@ -250,7 +252,10 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
                 Some(s) if !s.is_empty() => s,
                 _ => return Err([&path, ".type is required"].concat()),
             };
-            let id = opt_str(&e, "id", &path)?.unwrap_or_else(|| kind.clone());
+            let id = match opt_str(&e, "id", &path)? {
+                Some(id) => id,
+                None => kind.clone(),
+            };
             if destinations.iter().any(|d| d.id == id) {
                 return Err([&path, ": duplicate destination id ", &id].concat());
             }
@@ -277,8 +282,10 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
         manager,
         dead_letter,
         nonce: opt_str(&obj, "nonce", "config")?,
-        storage_prefix: opt_str(&obj, "storagePrefix", "config")?
-            .unwrap_or_else(|| "consent-analytics".into()),
+        storage_prefix: match opt_str(&obj, "storagePrefix", "config")? {
+            Some(p) => p,
+            None => "consent-analytics".into(),
+        },
         debug: opt_bool(&obj, "debug", "config")?.unwrap_or(false),
     })
 }

@@ -35,7 +35,10 @@ extern "C" {
 /// Fails with a message naming the path (from `path`) where `v` holds something JSON cannot
 /// carry: a function, symbol or BigInt, a cycle, nesting over 64 levels, an unreadable value.
 pub fn check_json_value(v: &JsValue, path: &str) -> Result<(), String> {
-    json_problem(v, path).map_or(Ok(()), Err)
+    match json_problem(v, path) {
+        Some(m) => Err(m),
+        None => Ok(()),
+    }
 }
 
 /// Validates an optional plain-object argument (`properties`, `traits`); returns a copy-free

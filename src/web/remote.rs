@@ -152,7 +152,10 @@ impl Remote {
             "; no earlier copy to use"
         };
         log_error(&["remote scripts: ", &failure, kept].concat());
-        fallback.and_then(|b| parse_body(&b).ok())
+        match fallback {
+            Some(b) => parse_body(&b).ok(),
+            None => None,
+        }
     }
 }
 
@@ -171,8 +174,10 @@ pub fn parse_body(text: &str) -> Result<Vec<RemoteScript>, String> {
     }
     let arr = list(&get(&v, "scripts"), "scripts", " must be an array")?;
     let mut out = Vec::new();
-    for (j, s) in arr.into_iter().enumerate() {
+    let mut j = 0;
+    for s in arr {
         let path = index("scripts", j);
+        j += 1;
         let d = parse_descriptor(&s, &path)?;
         let req = required_consent(&s, &path)?.unwrap_or(Purposes::NONE);
         out.push((d, req));

@@ -33,8 +33,10 @@ pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
         " is required (an array of script descriptors)",
     )?;
     let mut scripts = Vec::new();
-    for (j, v) in arr.into_iter().enumerate() {
+    let mut j = 0;
+    for v in arr {
         let p = index(&at, j);
+        j += 1;
         if !get(&v, "requiredConsent").is_undefined() {
             return Err([
                 "unknown option ",
