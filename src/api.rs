@@ -337,17 +337,12 @@ impl Analytics {
     #[wasm_bindgen(unchecked_return_type = "DestinationStatus[]")]
     pub fn status(&self) -> Array {
         let out = Array::new();
-        for (i, s) in self
-            .engine
-            .mgr
-            .borrow()
-            .status(now())
-            .into_iter()
-            .enumerate()
-        {
+        let mut i = 0;
+        for s in self.engine.mgr.borrow().status(now()) {
             let o = Object::new();
             set(&o, "id", &JsValue::from_str(&s.id));
             set(&o, "type", &JsValue::from_str(&self.engine.kinds[i]));
+            i += 1;
             set(&o, "state", &JsValue::from_str(s.state.name()));
             set(&o, "circuit", &JsValue::from_str(s.circuit.name()));
             set(&o, "delivered", &JsValue::from(s.delivered as f64));
@@ -357,10 +352,10 @@ impl Analytics {
             set(
                 &o,
                 "lastError",
-                &s.last_error
-                    .as_ref()
-                    .map(error_object)
-                    .unwrap_or(JsValue::NULL),
+                &match &s.last_error {
+                    Some(e) => error_object(e),
+                    None => JsValue::NULL,
+                },
             );
             out.push(&o);
         }
@@ -448,7 +443,11 @@ impl Analytics {
         by_dest.resize_with(engine.dests.len(), Vec::new);
         let mut orphans = 0u32;
         for e in entries {
-            let Some(envs) = self.index(&e.destination).and_then(|i| by_dest.get_mut(i)) else {
+            let envs = match self.index(&e.destination) {
+                Some(i) => by_dest.get_mut(i),
+                None => None,
+            };
+            let Some(envs) = envs else {
                 // Its destination is no longer configured: keep it for a later page.
                 engine.dlq.borrow_mut().push(e, now());
                 orphans += 1;
@@ -471,10 +470,12 @@ impl Analytics {
             });
         }
         let mut tickets = Vec::new();
-        for (i, envs) in by_dest.into_iter().enumerate() {
+        let mut i = 0;
+        for envs in by_dest {
             if !envs.is_empty() {
                 tickets.push(engine.mgr.borrow_mut().replay(i, envs, now()));
             }
+            i += 1;
         }
         let (p, res, _) = crate::web::engine::deferred();
         // Orphans count as retried and failed.

@@ -142,9 +142,14 @@ impl Identity {
 
     /// Merges `traits` into the persisted traits.
     pub fn merge_traits(&mut self, traits: &JsValue) {
-        let merged = super::js::assign(&Object::new(), &self.traits)
-            .and_then(|m| super::js::assign(&m, traits))
-            .unwrap_or_else(|_| Object::new());
+        let merged = match super::js::assign(&Object::new(), &self.traits) {
+            Ok(m) => super::js::assign(&m, traits),
+            Err(e) => Err(e),
+        };
+        let merged = match merged {
+            Ok(m) => m,
+            Err(_) => Object::new(),
+        };
         if let Ok(s) = super::js::stringify(&merged) {
             self.store.set(&self.key("traits"), &s);
         }

@@ -155,7 +155,10 @@ pub fn is_plain_object(v: &JsValue) -> bool {
     }
     match get_proto(v) {
         Ok(p) if p.is_null() => true,
-        Ok(p) => get_proto(&p).is_ok_and(|pp| pp.is_null()),
+        Ok(p) => match get_proto(&p) {
+            Ok(pp) => pp.is_null(),
+            Err(_) => false,
+        },
         Err(_) => false,
     }
 }
