@@ -162,9 +162,17 @@ impl Engine {
 
     /// Calls every listener of `name` with `payload`; a throwing listener is logged.
     pub fn emit(&self, name: &str, payload: &JsValue) {
-        for e in emit_event(&self.listeners, name, payload).iter() {
-            self.log
-                .warn(&["a '", name, "' listener threw: ", &error_message(&e)].concat());
+        let thrown = emit_event(&self.listeners, name, payload);
+        for i in 0..thrown.length() {
+            self.log.warn(
+                &[
+                    "a '",
+                    name,
+                    "' listener threw: ",
+                    &error_message(&thrown.get(i)),
+                ]
+                .concat(),
+            );
         }
     }
 

@@ -91,8 +91,9 @@ fn unreadable(e: JsValue) -> String {
 /// The own enumerable keys of `v`.
 pub fn keys(v: &JsValue) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
-    for k in array_op(ops::KEYS, v)?.iter() {
-        out.push(k.as_string().unwrap_or_default());
+    let a = array_op(ops::KEYS, v)?;
+    for i in 0..a.length() {
+        out.push(a.get(i).as_string().unwrap_or_default());
     }
     Ok(out)
 }
@@ -108,8 +109,9 @@ pub fn keys_at(v: &JsValue, path: &str) -> Result<Vec<String>, String> {
 /// The own enumerable `[key, value]` pairs of `v`.
 pub fn entries(v: &JsValue) -> Result<Vec<(String, JsValue)>, String> {
     let mut out = Vec::new();
-    for e in array_op(ops::ENTRIES, v)?.iter() {
-        let e: &js_sys::Array = e.unchecked_ref();
+    let a = array_op(ops::ENTRIES, v)?;
+    for i in 0..a.length() {
+        let e: js_sys::Array = a.get(i).unchecked_into();
         out.push((e.get(0).as_string().unwrap_or_default(), e.get(1)));
     }
     Ok(out)
@@ -118,8 +120,9 @@ pub fn entries(v: &JsValue) -> Result<Vec<(String, JsValue)>, String> {
 /// The items of an array-like `v` (copied first, so a proxy cannot throw mid-iteration).
 pub fn items(v: &JsValue) -> Result<Vec<JsValue>, String> {
     let mut out = Vec::new();
-    for x in array_op(ops::ITEMS, v)?.iter() {
-        out.push(x);
+    let a = array_op(ops::ITEMS, v)?;
+    for i in 0..a.length() {
+        out.push(a.get(i));
     }
     Ok(out)
 }
