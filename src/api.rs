@@ -338,6 +338,8 @@ impl Analytics {
     pub fn status(&self) -> Array {
         let out = Array::new();
         let mut i = 0;
+        // Counted by hand: smaller in wasm than `enumerate`.
+        #[allow(clippy::explicit_counter_loop)]
         for s in self.engine.mgr.borrow().status(now()) {
             let o = Object::new();
             set(&o, "id", &JsValue::from_str(&s.id));
@@ -471,6 +473,8 @@ impl Analytics {
         }
         let mut tickets = Vec::new();
         let mut i = 0;
+        // Counted by hand: smaller in wasm than `enumerate`.
+        #[allow(clippy::explicit_counter_loop)]
         for envs in by_dest {
             if !envs.is_empty() {
                 tickets.push(engine.mgr.borrow_mut().replay(i, envs, now()));

@@ -235,10 +235,8 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
     let dests = get(&obj, "destinations");
     if !dests.is_undefined() {
         let entries = list(&dests, "config.destinations", " must be an array")?;
-        let mut i = 0;
-        for entry in entries {
+        for (i, entry) in entries.into_iter().enumerate() {
             let path = index("config.destinations", i);
-            i += 1;
             if !is_plain_object(&entry) {
                 return Err([&path, " must be an object"].concat());
             }

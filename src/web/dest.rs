@@ -165,10 +165,8 @@ impl JsDestination {
             Err(m) => return Err(fail(m)),
         };
         let mut descs = Vec::new();
-        let mut i = 0;
-        for d in arr {
-            let path = [&self.id, ".scripts()[", &crate::json::dec(i), "]"].concat();
-            i += 1;
+        for (i, d) in arr.into_iter().enumerate() {
+            let path = [&self.id, ".scripts()[", &crate::json::dec(i as u64), "]"].concat();
             match parse_descriptor(&d, &path) {
                 Ok(d) => descs.push(d),
                 Err(m) => return Err(fail(m)),

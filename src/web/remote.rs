@@ -174,10 +174,8 @@ pub fn parse_body(text: &str) -> Result<Vec<RemoteScript>, String> {
     }
     let arr = list(&get(&v, "scripts"), "scripts", " must be an array")?;
     let mut out = Vec::new();
-    let mut j = 0;
-    for s in arr {
+    for (j, s) in arr.into_iter().enumerate() {
         let path = index("scripts", j);
-        j += 1;
         let d = parse_descriptor(&s, &path)?;
         let req = required_consent(&s, &path)?.unwrap_or(Purposes::NONE);
         out.push((d, req));

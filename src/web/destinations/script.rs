@@ -33,10 +33,8 @@ pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
         " is required (an array of script descriptors)",
     )?;
     let mut scripts = Vec::new();
-    let mut j = 0;
-    for v in arr {
+    for (j, v) in arr.into_iter().enumerate() {
         let p = index(&at, j);
-        j += 1;
         if !get(&v, "requiredConsent").is_undefined() {
             return Err([
                 "unknown option ",
