@@ -56,7 +56,7 @@ impl Analytics {
         let (p, resolve, reject) = crate::web::engine::deferred();
         // From a microtask: validates the config and creates everything, then goes on with
         // `restore_from`.
-        soon(move || match Analytics::build(&config) {
+        soon(move |_| match Analytics::build(&config) {
             Ok(a) => a.restore_from(0, resolve),
             Err(e) => {
                 let _ = reject.call1(&JsValue::NULL, &e);
@@ -69,7 +69,10 @@ impl Analytics {
 impl Analytics {
     /// Validates the config and creates everything, synchronously.
     fn build(config: &JsValue) -> Result<Analytics, JsValue> {
-        let cfg = config::parse(config).map_err(|m| error(&m))?;
+        let cfg = match config::parse(config) {
+            Ok(c) => c,
+            Err(m) => return Err(error(&m)),
+        };
         let log = Rc::new(ConsoleLog { debug: cfg.debug });
         let log_dyn: Rc<dyn Log> = log.clone();
         let storage = crate::web::platform::local_storage_or_memory(&*log_dyn);
@@ -82,12 +85,16 @@ impl Analytics {
         let mut specs = Vec::new();
         let mut kinds = Vec::new();
         for entry in &cfg.destinations {
-            let d = registry::create(entry, &env).map_err(|m| error(&m))?;
+            let d = match registry::create(entry, &env) {
+                Ok(d) => d,
+                Err(m) => return Err(error(&m)),
+            };
             specs.push(DestSpec {
                 id: entry.id.clone(),
-                required: entry
-                    .required
-                    .unwrap_or_else(|| registry::default_required(&entry.kind)),
+                required: match entry.required {
+                    Some(r) => r,
+                    None => registry::default_required(&entry.kind),
+                },
                 batch: d.batch(),
                 durable: d.durable(),
             });
@@ -151,17 +158,15 @@ impl Analytics {
     /// promise with the client.
     fn restore_from(self, i: usize, resolve: Function) {
         let engine = self.engine.clone();
-        if let Some((j, d)) = engine
-            .dests
-            .iter()
-            .enumerate()
-            .skip(i)
-            .find(|(_, d)| d.durable())
-        {
-            return d.restore(Box::new(move |list| {
-                self.restored(j, list);
-                self.restore_from(j + 1, resolve)
-            }));
+        let mut j = i;
+        while let Some(d) = engine.dests.get(j) {
+            if d.durable() {
+                return d.restore(Box::new(move |list| {
+                    self.restored(j, list);
+                    self.restore_from(j + 1, resolve)
+                }));
+            }
+            j += 1;
         }
         let cmds = engine.mgr.borrow_mut().start(now());
         let (p, res, _) = crate::web::engine::deferred();
@@ -200,13 +205,18 @@ impl Analytics {
         #[wasm_bindgen(unchecked_param_type = "string")] kind: JsValue,
         #[wasm_bindgen(unchecked_param_type = "DestinationFactory")] factory: JsValue,
     ) -> Result<(), JsValue> {
-        let kind = kind
-            .as_string()
-            .ok_or_else(|| type_error("registerDestination: type must be a string"))?;
-        let f: Function = factory
-            .dyn_into()
-            .map_err(|_| type_error("registerDestination: factory must be a function"))?;
-        registry::register(&kind, f).map_err(|m| type_error(&m))
+        let Some(kind) = kind.as_string() else {
+            return Err(type_error("registerDestination: type must be a string"));
+        };
+        if !factory.is_function() {
+            return Err(type_error(
+                "registerDestination: factory must be a function",
+            ));
+        }
+        match registry::register(&kind, factory.unchecked_into()) {
+            Ok(()) => Ok(()),
+            Err(m) => Err(type_error(&m)),
+        }
     }
 
     /// Records a `track` event; returns its messageId.
@@ -327,17 +337,14 @@ impl Analytics {
     #[wasm_bindgen(unchecked_return_type = "DestinationStatus[]")]
     pub fn status(&self) -> Array {
         let out = Array::new();
-        for (i, s) in self
-            .engine
-            .mgr
-            .borrow()
-            .status(now())
-            .into_iter()
-            .enumerate()
-        {
+        let mut i = 0;
+        // Counted by hand: smaller in wasm than `enumerate`.
+        #[allow(clippy::explicit_counter_loop)]
+        for s in self.engine.mgr.borrow().status(now()) {
             let o = Object::new();
             set(&o, "id", &JsValue::from_str(&s.id));
             set(&o, "type", &JsValue::from_str(&self.engine.kinds[i]));
+            i += 1;
             set(&o, "state", &JsValue::from_str(s.state.name()));
             set(&o, "circuit", &JsValue::from_str(s.circuit.name()));
             set(&o, "delivered", &JsValue::from(s.delivered as f64));
@@ -347,10 +354,10 @@ impl Analytics {
             set(
                 &o,
                 "lastError",
-                &s.last_error
-                    .as_ref()
-                    .map(error_object)
-                    .unwrap_or(JsValue::NULL),
+                &match &s.last_error {
+                    Some(e) => error_object(e),
+                    None => JsValue::NULL,
+                },
             );
             out.push(&o);
         }
@@ -375,10 +382,10 @@ impl Analytics {
     pub fn on(&self, name: JsValue, cb: JsValue) -> Result<(), JsValue> {
         let name = name.as_string().unwrap_or_default();
         check_event_name(&name)?;
-        let f: Function = cb
-            .dyn_into()
-            .map_err(|_| type_error("on: callback must be a function"))?;
-        self.engine.on(name, f);
+        if !cb.is_function() {
+            return Err(type_error("on: callback must be a function"));
+        }
+        self.engine.on(name, cb.unchecked_into());
         Ok(())
     }
 
@@ -394,10 +401,12 @@ impl Analytics {
         &self,
         #[wasm_bindgen(unchecked_param_type = "SourceMiddleware")] f: JsValue,
     ) -> Result<(), JsValue> {
-        let f: Function = f
-            .dyn_into()
-            .map_err(|_| type_error("addSourceMiddleware: middleware must be a function"))?;
-        self.engine.add_middleware(f);
+        if !f.is_function() {
+            return Err(type_error(
+                "addSourceMiddleware: middleware must be a function",
+            ));
+        }
+        self.engine.add_middleware(f.unchecked_into());
         Ok(())
     }
 
@@ -436,7 +445,11 @@ impl Analytics {
         by_dest.resize_with(engine.dests.len(), Vec::new);
         let mut orphans = 0u32;
         for e in entries {
-            let Some(envs) = self.index(&e.destination).and_then(|i| by_dest.get_mut(i)) else {
+            let envs = match self.index(&e.destination) {
+                Some(i) => by_dest.get_mut(i),
+                None => None,
+            };
+            let Some(envs) = envs else {
                 // Its destination is no longer configured: keep it for a later page.
                 engine.dlq.borrow_mut().push(e, now());
                 orphans += 1;
@@ -459,10 +472,14 @@ impl Analytics {
             });
         }
         let mut tickets = Vec::new();
-        for (i, envs) in by_dest.into_iter().enumerate() {
+        let mut i = 0;
+        // Counted by hand: smaller in wasm than `enumerate`.
+        #[allow(clippy::explicit_counter_loop)]
+        for envs in by_dest {
             if !envs.is_empty() {
                 tickets.push(engine.mgr.borrow_mut().replay(i, envs, now()));
             }
+            i += 1;
         }
         let (p, res, _) = crate::web::engine::deferred();
         // Orphans count as retried and failed.
@@ -508,10 +525,13 @@ impl Analytics {
 
     /// The index of the destination named by an `id` argument, or the error to reject with.
     fn dest_index(&self, id: &JsValue) -> Result<usize, JsValue> {
-        let id = id
-            .as_string()
-            .ok_or_else(|| type_error("destination id must be a string"))?;
-        self.index(&id).ok_or_else(|| unknown_dest(&id))
+        let Some(id) = id.as_string() else {
+            return Err(type_error("destination id must be a string"));
+        };
+        match self.index(&id) {
+            Some(i) => Ok(i),
+            None => Err(unknown_dest(&id)),
+        }
     }
 
     /// `retryDestination` (`unload` false) and `unloadDestination` (`unload` true).
@@ -558,8 +578,10 @@ impl Analytics {
         b: JsValue,
         c: JsValue,
     ) -> Result<JsValue, JsValue> {
-        self.event(kind, a, b, c)
-            .map_err(|m| call_error(kind.name(), &m))
+        match self.event(kind, a, b, c) {
+            Ok(v) => Ok(v),
+            Err(m) => Err(call_error(kind.name(), &m)),
+        }
     }
 
     fn event(
@@ -594,8 +616,10 @@ impl Analytics {
                     return Err("name must be a string".into());
                 }
                 let props = object_arg(&b, "properties")?;
-                let merged = crate::web::js::assign(&page_context(), &props)
-                    .map_err(|m| ["properties ", &m].concat())?;
+                let merged = match crate::web::js::assign(&page_context(), &props) {
+                    Ok(m) => m,
+                    Err(m) => return Err(["properties ", &m].concat()),
+                };
                 if a.is_string() {
                     set(&e, "name", &a);
                 }
@@ -719,11 +743,10 @@ fn id_arg(v: &JsValue, name: &str, required: bool) -> Result<Option<String>, Str
         Some(s) if !s.is_empty() => Ok(Some(s)),
         _ => match v.as_f64() {
             Some(n) if n.is_finite() => {
-                Ok(
-                    crate::web::js::op(crate::web::js::ops::STRING, v, &JsValue::UNDEFINED)
-                        .ok()
-                        .and_then(|s| s.as_string()),
-                )
+                match crate::web::js::op(crate::web::js::ops::STRING, v, &JsValue::UNDEFINED) {
+                    Ok(s) => Ok(s.as_string()),
+                    Err(_) => Ok(None),
+                }
             }
             _ => Err([name, " must be a non-empty string"].concat()),
         },
@@ -735,9 +758,12 @@ fn opt_id(v: &JsValue, call: &str) -> Result<Option<String>, JsValue> {
     if v.is_undefined() || v.is_null() {
         return Ok(None);
     }
-    v.as_string()
-        .map(Some)
-        .ok_or_else(|| type_error(&[call, ": destination id must be a string"].concat()))
+    match v.as_string() {
+        Some(s) => Ok(Some(s)),
+        None => Err(type_error(
+            &[call, ": destination id must be a string"].concat(),
+        )),
+    }
 }
 
 fn check_event_name(name: &str) -> Result<(), JsValue> {

@@ -82,19 +82,19 @@ pub fn parse_consent_object(v: &JsValue, path: &str) -> Result<Vec<(Purpose, boo
     let obj: &Object = v.unchecked_ref();
     let mut out = Vec::new();
     for k in keys_at(obj, path)? {
-        let p = Purpose::from_name(&k).ok_or_else(|| {
-            [
+        let Some(p) = Purpose::from_name(&k) else {
+            return Err([
                 "unknown consent purpose ",
                 path,
                 ".",
                 &k,
                 " (expected necessary, functionality, experience, measurement, marketing)",
             ]
-            .concat()
-        })?;
-        let on = get(obj, &k)
-            .as_bool()
-            .ok_or_else(|| [path, ".", &k, " must be a boolean"].concat())?;
+            .concat());
+        };
+        let Some(on) = get(obj, &k).as_bool() else {
+            return Err([path, ".", &k, " must be a boolean"].concat());
+        };
         out.push((p, on));
     }
     Ok(out)
@@ -115,8 +115,9 @@ pub fn parse_purpose_list(v: &JsValue, path: &str) -> Result<Purposes, String> {
     let list = list(v, path, " must be an array of purpose names")?;
     for (i, p) in list.iter().enumerate() {
         let name = p.as_string().unwrap_or_default();
-        let p = Purpose::from_name(&name)
-            .ok_or_else(|| [&index(path, i), " is not a consent purpose: ", &name].concat())?;
+        let Some(p) = Purpose::from_name(&name) else {
+            return Err([&index(path, i), " is not a consent purpose: ", &name].concat());
+        };
         set = set.with(p, true);
     }
     Ok(set)
@@ -245,10 +246,14 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
                 &["type", "id", "enabled", "requiredConsent", "settings"],
                 &path,
             )?;
-            let kind = opt_str(&e, "type", &path)?
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| [&path, ".type is required"].concat())?;
-            let id = opt_str(&e, "id", &path)?.unwrap_or_else(|| kind.clone());
+            let kind = match opt_str(&e, "type", &path)? {
+                Some(s) if !s.is_empty() => s,
+                _ => return Err([&path, ".type is required"].concat()),
+            };
+            let id = match opt_str(&e, "id", &path)? {
+                Some(id) => id,
+                None => kind.clone(),
+            };
             if destinations.iter().any(|d| d.id == id) {
                 return Err([&path, ": duplicate destination id ", &id].concat());
             }
@@ -275,8 +280,10 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
         manager,
         dead_letter,
         nonce: opt_str(&obj, "nonce", "config")?,
-        storage_prefix: opt_str(&obj, "storagePrefix", "config")?
-            .unwrap_or_else(|| "consent-analytics".into()),
+        storage_prefix: match opt_str(&obj, "storagePrefix", "config")? {
+            Some(p) => p,
+            None => "consent-analytics".into(),
+        },
         debug: opt_bool(&obj, "debug", "config")?.unwrap_or(false),
     })
 }

@@ -113,9 +113,12 @@ impl JsDestination {
         settings: &Object,
         path: &str,
     ) -> Result<Self, String> {
-        let obj = factory
-            .call1(&JsValue::NULL, settings)
-            .map_err(|e| [path, ": destination factory threw: ", &error_message(&e)].concat())?;
+        let obj = match factory.call1(&JsValue::NULL, settings) {
+            Ok(o) => o,
+            Err(e) => {
+                return Err([path, ": destination factory threw: ", &error_message(&e)].concat())
+            }
+        };
         if !obj.is_object() {
             return Err([path, ": destination factory must return an object"].concat());
         }
@@ -157,11 +160,17 @@ impl JsDestination {
         if !Array::is_array(&list) {
             return Err(fail("scripts() must return an array".into()));
         }
-        let arr = super::js::items(&list).map_err(fail)?;
+        let arr = match super::js::items(&list) {
+            Ok(a) => a,
+            Err(m) => return Err(fail(m)),
+        };
         let mut descs = Vec::new();
         for (i, d) in arr.into_iter().enumerate() {
             let path = [&self.id, ".scripts()[", &crate::json::dec(i as u64), "]"].concat();
-            descs.push(parse_descriptor(&d, &path).map_err(fail)?);
+            match parse_descriptor(&d, &path) {
+                Ok(d) => descs.push(d),
+                Err(m) => return Err(fail(m)),
+            }
         }
         Ok(Some(descs))
     }
@@ -169,7 +178,12 @@ impl JsDestination {
 
 /// Calls `done` once a hook's promise settles; a rejection is an `unknown` failure.
 fn settled(p: &Promise, done: Done) {
-    then(p, move |r| done(r.map(drop).map_err(|e| unknown(&e))));
+    then(p, move |r| {
+        done(match r {
+            Ok(_) => Ok(()),
+            Err(e) => Err(unknown(&e)),
+        })
+    });
 }
 
 impl Destination for JsDestination {
@@ -178,7 +192,11 @@ impl Destination for JsDestination {
         let consent = consent_object(env.consent);
         let p = call_hook(&self.obj, "scripts", &self.settings, &consent);
         then(&p, move |r| {
-            let descs = match r.map_err(|e| unknown(&e)).and_then(|l| self.descriptors(l)) {
+            let descs = match r {
+                Ok(l) => self.descriptors(l),
+                Err(e) => Err(unknown(&e)),
+            };
+            let descs = match descs {
                 Ok(d) => d,
                 Err(e) => return done(Err(e)),
             };

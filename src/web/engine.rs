@@ -162,9 +162,17 @@ impl Engine {
 
     /// Calls every listener of `name` with `payload`; a throwing listener is logged.
     pub fn emit(&self, name: &str, payload: &JsValue) {
-        for e in emit_event(&self.listeners, name, payload).iter() {
-            self.log
-                .warn(&["a '", name, "' listener threw: ", &error_message(&e)].concat());
+        let thrown = emit_event(&self.listeners, name, payload);
+        for i in 0..thrown.length() {
+            self.log.warn(
+                &[
+                    "a '",
+                    name,
+                    "' listener threw: ",
+                    &error_message(&thrown.get(i)),
+                ]
+                .concat(),
+            );
         }
     }
 
@@ -177,7 +185,7 @@ impl Engine {
         self.pending.borrow_mut().push(p);
         if !self.draining.replace(true) {
             let me = self.clone();
-            soon(move || me.drain(JsValue::UNDEFINED));
+            soon(move |_| me.drain(JsValue::UNDEFINED));
         }
     }
 
@@ -268,10 +276,15 @@ impl Engine {
             } else if get(&payload, "type").as_string().as_deref() != Some(kind.name()) {
                 Err("source middleware must not change the event type".to_string())
             } else {
-                super::event::check_json_value(&payload, "event")
-                    .and_then(|_| super::event::serialise(&payload))
+                match super::event::check_json_value(&payload, "event") {
+                    Ok(()) => super::event::serialise(&payload),
+                    Err(m) => Err(m),
+                }
             };
-            checked.map_err(|m| ["event from source middleware rejected: ", &m].concat())
+            match checked {
+                Ok(s) => Ok(s),
+                Err(m) => Err(["event from source middleware rejected: ", &m].concat()),
+            }
         };
         match checked {
             Ok(json) => self.capture(payload, kind, consent, message_id, json.into()),
@@ -358,17 +371,19 @@ impl Engine {
         let ready: Vec<Function> = {
             let mgr = self.mgr.borrow();
             let mut out = Vec::new();
-            self.waiters.borrow_mut().retain(|(w, f)| {
+            let mut ws = self.waiters.borrow_mut();
+            for (w, f) in core::mem::take(&mut *ws) {
                 let waiting = match w {
                     Wait::Flush => mgr.flushing(),
                     Wait::Loads => mgr.any_loading(),
                     Wait::DurableLoads => mgr.durable_loading(),
                 };
-                if !waiting {
-                    out.push(f.clone());
+                if waiting {
+                    ws.push((w, f));
+                } else {
+                    out.push(f);
                 }
-                waiting
-            });
+            }
             out
         };
         for w in ready {
@@ -381,7 +396,7 @@ impl Engine {
     /// delivery is raced against `timeout_ms`. Tells the manager the outcome.
     fn start(self: &Rc<Self>, dest: usize, job: Job) {
         let me = self.clone();
-        soon(move || {
+        soon(move |_| {
             let d = me.dests[dest].clone();
             match job {
                 Job::Load(env) => d.load(
@@ -395,7 +410,7 @@ impl Engine {
                     // The timer while the delivery runs: whichever ends first takes it.
                     let timer: Rc<Cell<Option<(i32, u32)>>> = Rc::default();
                     let (t, m) = (timer.clone(), me.clone());
-                    timer.set(Some(after(me.timeout_ms, move || {
+                    timer.set(Some(after(me.timeout_ms, move |_| {
                         if t.take().is_some() {
                             m.delivered(
                                 dest,
@@ -532,16 +547,27 @@ impl Engine {
                 let done = {
                     let mut ws = self.replay_waiters.borrow_mut();
                     let mut done = None;
-                    if let Some(p) = ws.iter().position(|w| w.tickets.contains(&ticket)) {
-                        if let Some(w) = ws.get_mut(p) {
-                            w.tickets.retain(|t| *t != ticket);
+                    let mut p = 0;
+                    while let Some(w) = ws.get_mut(p) {
+                        // Tickets are never reused: at most one waiter holds this one, once.
+                        let mut k = 0;
+                        while let Some(t) = w.tickets.get(k) {
+                            if *t == ticket {
+                                break;
+                            }
+                            k += 1;
+                        }
+                        if k < w.tickets.len() {
+                            w.tickets.swap_remove(k);
                             w.counts[0] += retried;
                             w.counts[1] += succeeded;
                             w.counts[2] += failed;
                             if w.tickets.is_empty() {
                                 done = Some(ws.remove(p));
                             }
+                            break;
                         }
+                        p += 1;
                     }
                     done
                 };
@@ -575,7 +601,7 @@ impl Engine {
     pub fn test(&self, i: usize) -> Promise {
         let (p, resolve, _) = deferred();
         let d = self.dests[i].clone();
-        soon(move || {
+        soon(move |_| {
             d.test(Box::new(move |r| {
                 let _ = resolve.call1(&JsValue::NULL, &JsValue::from_bool(r.is_ok()));
             }))
@@ -615,7 +641,7 @@ impl Engine {
         if let Some(at) = next {
             // Weak: a pending timer does not keep the engine alive.
             let me = Rc::downgrade(self);
-            let t = after(at.saturating_sub(now()), move || {
+            let t = after(at.saturating_sub(now()), move |_| {
                 if let Some(me) = me.upgrade() {
                     me.timer.set(None);
                     let cmds = me.mgr.borrow_mut().poll(now());

@@ -35,7 +35,10 @@ extern "C" {
 /// Fails with a message naming the path (from `path`) where `v` holds something JSON cannot
 /// carry: a function, symbol or BigInt, a cycle, nesting over 64 levels, an unreadable value.
 pub fn check_json_value(v: &JsValue, path: &str) -> Result<(), String> {
-    json_problem(v, path).map_or(Ok(()), Err)
+    match json_problem(v, path) {
+        Some(m) => Err(m),
+        None => Ok(()),
+    }
 }
 
 /// Validates an optional plain-object argument (`properties`, `traits`); returns a copy-free
@@ -60,12 +63,12 @@ pub fn options_arg(v: &JsValue) -> Result<JsValue, String> {
         return Err("options must be a plain object".into());
     }
     let obj: &Object = v.unchecked_ref();
-    super::js::check_keys(obj, OPTION_KEYS, "options").map_err(|m| {
-        match m.strip_prefix("unknown option ") {
+    if let Err(m) = super::js::check_keys(obj, OPTION_KEYS, "options") {
+        return Err(match m.strip_prefix("unknown option ") {
             Some(rest) => ["unknown key ", rest].concat(),
             None => m,
-        }
-    })?;
+        });
+    }
     for k in ["messageId", "timestamp", "anonymousId", "userId"] {
         let x = get(v, k);
         if !x.is_undefined() && !x.is_null() && x.as_string().is_none_or(|s| s.is_empty()) {
@@ -139,9 +142,14 @@ impl Identity {
 
     /// Merges `traits` into the persisted traits.
     pub fn merge_traits(&mut self, traits: &JsValue) {
-        let merged = super::js::assign(&Object::new(), &self.traits)
-            .and_then(|m| super::js::assign(&m, traits))
-            .unwrap_or_else(|_| Object::new());
+        let merged = match super::js::assign(&Object::new(), &self.traits) {
+            Ok(m) => super::js::assign(&m, traits),
+            Err(e) => Err(e),
+        };
+        let merged = match merged {
+            Ok(m) => m,
+            Err(_) => Object::new(),
+        };
         if let Ok(s) = super::js::stringify(&merged) {
             self.store.set(&self.key("traits"), &s);
         }
@@ -183,12 +191,15 @@ pub fn check_size(json: String) -> Result<String, String> {
 
 /// Serialises an event; errors name the problem (a toJSON that throws, the size limit).
 pub fn serialise(event: &JsValue) -> Result<String, String> {
-    let s = super::js::stringify(event).map_err(|e| {
-        [
-            "event cannot be serialised: ",
-            &super::platform::error_message(&e),
-        ]
-        .concat()
-    })?;
+    let s = match super::js::stringify(event) {
+        Ok(s) => s,
+        Err(e) => {
+            return Err([
+                "event cannot be serialised: ",
+                &super::platform::error_message(&e),
+            ]
+            .concat())
+        }
+    };
     check_size(s)
 }

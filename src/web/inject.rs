@@ -37,19 +37,23 @@ const KEYS: &[&str] = &[
 
 /// Reads a script descriptor from JavaScript; errors name the field under `path`.
 pub fn parse_descriptor(v: &JsValue, path: &str) -> Result<ScriptDescriptor, String> {
-    let obj: &Object = v
-        .dyn_ref()
-        .ok_or_else(|| [path, " must be a script descriptor object"].concat())?;
+    let Some(obj) = v.dyn_ref::<Object>() else {
+        return Err([path, " must be a script descriptor object"].concat());
+    };
     check_keys(obj, KEYS, path)?;
-    fields(obj).map_err(|m| [path, &m].concat())
+    match fields(obj) {
+        Ok(d) => Ok(d),
+        Err(m) => Err([path, &m].concat()),
+    }
 }
 
 /// [`parse_descriptor`] after the key check; errors name the field after the path
 /// (`.target must be 'head' or 'body'`).
 fn fields(obj: &Object) -> Result<ScriptDescriptor, String> {
-    let id = opt_str(obj, "id", "")?
-        .filter(|s| !s.is_empty())
-        .ok_or(".id is required (a non-empty string)")?;
+    let id = match opt_str(obj, "id", "")? {
+        Some(s) if !s.is_empty() => s,
+        _ => return Err(".id is required (a non-empty string)".into()),
+    };
     let source = match (opt_str(obj, "src", "")?, opt_str(obj, "textContent", "")?) {
         (Some(s), None) => Source::Src(s),
         (None, Some(t)) => Source::Text(t),
@@ -70,10 +74,13 @@ fn fields(obj: &Object) -> Result<ScriptDescriptor, String> {
     };
     let attrs = crate::web::js::get(obj, "attributes");
     if !attrs.is_undefined() {
-        let a: &Object = attrs
-            .dyn_ref()
-            .ok_or(".attributes must be an object of strings")?;
-        let list = crate::web::js::entries(a).map_err(|m| [".attributes: ", &m].concat())?;
+        let Some(a) = attrs.dyn_ref::<Object>() else {
+            return Err(".attributes must be an object of strings".into());
+        };
+        let list = match crate::web::js::entries(a) {
+            Ok(l) => l,
+            Err(m) => return Err([".attributes: ", &m].concat()),
+        };
         for (k, v) in list {
             match v.as_string() {
                 Some(v) => d.attributes.push((k, v)),
@@ -82,7 +89,9 @@ fn fields(obj: &Object) -> Result<ScriptDescriptor, String> {
         }
     }
     if let Source::Src(src) = &d.source {
-        resolve_and_check(src).map_err(|m| [".src: ", &m].concat())?;
+        if let Err(m) = resolve_and_check(src) {
+            return Err([".src: ", &m].concat());
+        }
     }
     Ok(d)
 }
@@ -105,7 +114,9 @@ extern "C" {
 
 /// Resolves `src` against the document and applies the URL policy.
 pub fn resolve_and_check(src: &str) -> Result<String, String> {
-    let (resolved, _, origin) = resolve_url(src).ok_or_else(|| refused("not a valid URL", src))?;
+    let Some((resolved, _, origin)) = resolve_url(src) else {
+        return Err(refused("not a valid URL", src));
+    };
     check_url(&resolved, &origin)?;
     Ok(resolved)
 }
@@ -218,8 +229,10 @@ pub fn start(d: &ScriptDescriptor, default_nonce: Option<&str>, timeout_ms: u64)
 /// records stay: the code they ran is still in the page, so they are never injected twice.
 /// Elements this library did not inject (the page's own, with the same id) are left alone.
 pub fn remove_revoked(scripts: &[ScriptDescriptor]) {
-    for d in scripts.iter().filter(|d| !d.persist_after_revoke) {
-        drop_script(&d.id, false);
+    for d in scripts {
+        if !d.persist_after_revoke {
+            drop_script(&d.id, false);
+        }
     }
 }
 

@@ -91,22 +91,27 @@ fn unreadable(e: JsValue) -> String {
 /// The own enumerable keys of `v`.
 pub fn keys(v: &JsValue) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
-    for k in array_op(ops::KEYS, v)?.iter() {
-        out.push(k.as_string().unwrap_or_default());
+    let a = array_op(ops::KEYS, v)?;
+    for i in 0..a.length() {
+        out.push(a.get(i).as_string().unwrap_or_default());
     }
     Ok(out)
 }
 
 /// [`keys`], failing with `<path>: <why>`.
 pub fn keys_at(v: &JsValue, path: &str) -> Result<Vec<String>, String> {
-    keys(v).map_err(|m| [path, ": ", &m].concat())
+    match keys(v) {
+        Ok(k) => Ok(k),
+        Err(m) => Err([path, ": ", &m].concat()),
+    }
 }
 
 /// The own enumerable `[key, value]` pairs of `v`.
 pub fn entries(v: &JsValue) -> Result<Vec<(String, JsValue)>, String> {
     let mut out = Vec::new();
-    for e in array_op(ops::ENTRIES, v)?.iter() {
-        let e: &js_sys::Array = e.unchecked_ref();
+    let a = array_op(ops::ENTRIES, v)?;
+    for i in 0..a.length() {
+        let e: js_sys::Array = a.get(i).unchecked_into();
         out.push((e.get(0).as_string().unwrap_or_default(), e.get(1)));
     }
     Ok(out)
@@ -115,8 +120,9 @@ pub fn entries(v: &JsValue) -> Result<Vec<(String, JsValue)>, String> {
 /// The items of an array-like `v` (copied first, so a proxy cannot throw mid-iteration).
 pub fn items(v: &JsValue) -> Result<Vec<JsValue>, String> {
     let mut out = Vec::new();
-    for x in array_op(ops::ITEMS, v)?.iter() {
-        out.push(x);
+    let a = array_op(ops::ITEMS, v)?;
+    for i in 0..a.length() {
+        out.push(a.get(i));
     }
     Ok(out)
 }
@@ -127,7 +133,10 @@ pub fn list(v: &JsValue, path: &str, not_array: &str) -> Result<Vec<JsValue>, St
     if !js_sys::Array::is_array(v) {
         return Err([path, not_array].concat());
     }
-    items(v).map_err(|m| [path, ": ", &m].concat())
+    match items(v) {
+        Ok(k) => Ok(k),
+        Err(m) => Err([path, ": ", &m].concat()),
+    }
 }
 
 /// `<path>[<i>]`: where item `i` of the list at `path` sits, for error messages.
@@ -149,7 +158,10 @@ pub fn is_plain_object(v: &JsValue) -> bool {
     }
     match get_proto(v) {
         Ok(p) if p.is_null() => true,
-        Ok(p) => get_proto(&p).is_ok_and(|pp| pp.is_null()),
+        Ok(p) => match get_proto(&p) {
+            Ok(pp) => pp.is_null(),
+            Err(_) => false,
+        },
         Err(_) => false,
     }
 }
@@ -166,7 +178,11 @@ pub fn check_keys(obj: &Object, allowed: &[&str], path: &str) -> Result<(), Stri
 
 fn present(obj: &Object, key: &str) -> Option<JsValue> {
     let v = get(obj, key);
-    (!v.is_undefined()).then_some(v)
+    if v.is_undefined() {
+        None
+    } else {
+        Some(v)
+    }
 }
 
 fn wrong(path: &str, key: &str, what: &str) -> String {
@@ -175,51 +191,60 @@ fn wrong(path: &str, key: &str, what: &str) -> String {
 
 /// An optional string field.
 pub fn opt_str(obj: &Object, key: &str, path: &str) -> Result<Option<String>, String> {
-    present(obj, key)
-        .map(|v| v.as_string().ok_or_else(|| wrong(path, key, "a string")))
-        .transpose()
+    let Some(v) = present(obj, key) else {
+        return Ok(None);
+    };
+    match v.as_string() {
+        Some(s) => Ok(Some(s)),
+        None => Err(wrong(path, key, "a string")),
+    }
 }
 
 /// An optional boolean field.
 pub fn opt_bool(obj: &Object, key: &str, path: &str) -> Result<Option<bool>, String> {
-    present(obj, key)
-        .map(|v| v.as_bool().ok_or_else(|| wrong(path, key, "a boolean")))
-        .transpose()
+    let Some(v) = present(obj, key) else {
+        return Ok(None);
+    };
+    match v.as_bool() {
+        Some(b) => Ok(Some(b)),
+        None => Err(wrong(path, key, "a boolean")),
+    }
 }
 
 /// An optional non-negative integer field (at most 2^53).
 pub fn opt_uint(obj: &Object, key: &str, path: &str) -> Result<Option<u64>, String> {
-    present(obj, key)
-        .map(|v| match v.as_f64() {
-            Some(n) if n >= 0.0 && n == (n as u64) as f64 && n <= 9_007_199_254_740_992.0 => {
-                Ok(n as u64)
-            }
-            _ => Err(wrong(path, key, "a non-negative integer")),
-        })
-        .transpose()
+    let Some(v) = present(obj, key) else {
+        return Ok(None);
+    };
+    match v.as_f64() {
+        Some(n) if n >= 0.0 && n == (n as u64) as f64 && n <= 9_007_199_254_740_992.0 => {
+            Ok(Some(n as u64))
+        }
+        _ => Err(wrong(path, key, "a non-negative integer")),
+    }
 }
 
 /// An optional positive number field.
 pub fn opt_num(obj: &Object, key: &str, path: &str) -> Result<Option<f64>, String> {
-    present(obj, key)
-        .map(|v| match v.as_f64() {
-            Some(n) if n.is_finite() && n > 0.0 => Ok(n),
-            _ => Err(wrong(path, key, "a positive number")),
-        })
-        .transpose()
+    let Some(v) = present(obj, key) else {
+        return Ok(None);
+    };
+    match v.as_f64() {
+        Some(n) if n.is_finite() && n > 0.0 => Ok(Some(n)),
+        _ => Err(wrong(path, key, "a positive number")),
+    }
 }
 
 /// An optional plain-object field.
 pub fn opt_obj(obj: &Object, key: &str, path: &str) -> Result<Option<Object>, String> {
-    present(obj, key)
-        .map(|v| {
-            if is_plain_object(&v) {
-                Ok(v.unchecked_into())
-            } else {
-                Err(wrong(path, key, "an object"))
-            }
-        })
-        .transpose()
+    let Some(v) = present(obj, key) else {
+        return Ok(None);
+    };
+    if is_plain_object(&v) {
+        Ok(Some(v.unchecked_into()))
+    } else {
+        Err(wrong(path, key, "an object"))
+    }
 }
 
 /// A `TypeError` with `msg`.
@@ -239,5 +264,5 @@ fn error_of(code: u8, msg: &str) -> JsValue {
 
 /// `JSON.stringify(v)` (empty when it gives `undefined`); `Err` holds what a `toJSON` threw.
 pub fn stringify(v: &JsValue) -> Result<String, JsValue> {
-    op1(ops::STRINGIFY, v).map(|s| s.as_string().unwrap_or_default())
+    Ok(op1(ops::STRINGIFY, v)?.as_string().unwrap_or_default())
 }

@@ -144,15 +144,17 @@ impl WebStorage {
 
 impl Storage for WebStorage {
     fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
-        self.op(0, key, "").map(|v| v.as_string())
+        Ok(self.op(0, key, "")?.as_string())
     }
 
     fn set(&self, key: &str, value: &str) -> Result<(), StorageError> {
-        self.op(1, key, value).map(drop)
+        self.op(1, key, value)?;
+        Ok(())
     }
 
     fn remove(&self, key: &str) -> Result<(), StorageError> {
-        self.op(2, key, "").map(drop)
+        self.op(2, key, "")?;
+        Ok(())
     }
 
     fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {

@@ -33,7 +33,12 @@ pub fn register(kind: &str, factory: Function) -> Result<(), String> {
     }
     JS_TYPES.with(|t| {
         let mut t = t.borrow_mut();
-        t.retain(|(k, _)| k != kind);
+        for e in t.iter_mut() {
+            if &*e.0 == kind {
+                e.1 = factory;
+                return;
+            }
+        }
         t.push((kind.into(), factory));
     });
     Ok(())

@@ -70,13 +70,15 @@ impl Remote {
         let generation = self.generation.get().wrapping_add(1);
         self.generation.set(generation);
         let mut revoked = Vec::new();
-        self.injected.borrow_mut().retain(|(d, req)| {
-            let keep = consent.covers(*req);
-            if !keep {
-                revoked.push(d.clone());
+        let mut injected = self.injected.borrow_mut();
+        for (d, req) in core::mem::take(&mut *injected) {
+            if consent.covers(req) {
+                injected.push((d, req));
+            } else {
+                revoked.push(d);
             }
-            keep
-        });
+        }
+        drop(injected);
         remove_revoked(&revoked);
         let cached = match self.cache.lookup(consent) {
             Lookup::Fresh(body) => parse_body(&body).ok(),
@@ -150,7 +152,10 @@ impl Remote {
             "; no earlier copy to use"
         };
         log_error(&["remote scripts: ", &failure, kept].concat());
-        fallback.and_then(|b| parse_body(&b).ok())
+        match fallback {
+            Some(b) => parse_body(&b).ok(),
+            None => None,
+        }
     }
 }
 

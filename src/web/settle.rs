@@ -58,16 +58,17 @@ pub fn then(p: &Promise, k: impl FnOnce(Result<JsValue, JsValue>) + 'static) {
     settle_when(p, add(Box::new(k)));
 }
 
-/// Runs `k` from a microtask, after what runs now.
-pub fn soon(k: impl FnOnce() + 'static) {
+/// Runs `k` from a microtask, after what runs now (`k` gets `Ok(undefined)`: continuations
+/// take an outcome, so each needs no wrapper of its own).
+pub fn soon(k: impl FnOnce(Result<JsValue, JsValue>) + 'static) {
     // `settleWhen` treats a value that is not a promise as one already fulfilled.
-    then(JsValue::UNDEFINED.unchecked_ref(), move |_| k());
+    then(JsValue::UNDEFINED.unchecked_ref(), k);
 }
 
 /// Runs `k` after `ms` milliseconds unless [`cancel`]led; returns the `setTimeout` handle and
-/// the token to cancel it with.
-pub fn after(ms: u64, k: impl FnOnce() + 'static) -> (i32, u32) {
-    let token = add(Box::new(move |_| k()));
+/// the token to cancel it with (`k` gets an outcome to ignore).
+pub fn after(ms: u64, k: impl FnOnce(Result<JsValue, JsValue>) + 'static) -> (i32, u32) {
+    let token = add(Box::new(k));
     (settle_after(ms.min(i32::MAX as u64) as i32, token), token)
 }
 

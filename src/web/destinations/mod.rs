@@ -15,10 +15,10 @@ pub mod vendors;
 /// Creates a built-in destination for `entry`, `Ok(None)` when its type is not built in.
 /// Settings are validated here; errors name the entry (`config.destinations[0].settings.x`).
 pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Option<Rc<dyn Destination>>, String> {
-    match entry.kind.as_str() {
-        "relay" => relay::create(entry, env).map(Some),
-        "script" => script::create(entry).map(Some),
-        "posthog" | "meta-pixel" | "ga4" | "gtm" => vendors::create(entry).map(Some),
-        _ => Ok(None),
-    }
+    Ok(Some(match entry.kind.as_str() {
+        "relay" => relay::create(entry, env)?,
+        "script" => script::create(entry)?,
+        "posthog" | "meta-pixel" | "ga4" | "gtm" => vendors::create(entry)?,
+        _ => return Ok(None),
+    }))
 }

@@ -78,23 +78,24 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
     let s = &entry.settings;
     let path = [&entry.path, ".settings"].concat();
     check_keys(s, SETTINGS, &path)?;
-    let raw = opt_str(s, "endpoint", &path)?.ok_or_else(|| {
-        [
+    let Some(raw) = opt_str(s, "endpoint", &path)? else {
+        return Err([
             &path,
             ".endpoint is required (the URL of the batch endpoint)",
         ]
-        .concat()
-    })?;
-    let endpoint = resolve_http(&raw)
-        .ok_or_else(|| [&path, ".endpoint must be an http(s) URL, got '", &raw, "'"].concat())?;
+        .concat());
+    };
+    let Some(endpoint) = resolve_http(&raw) else {
+        return Err([&path, ".endpoint must be an http(s) URL, got '", &raw, "'"].concat());
+    };
     let write_key = opt_str(s, "writeKey", &path)?;
     let headers = base_headers(write_key.as_deref());
     let mut custom_headers = false;
     if let Some(h) = opt_obj(s, "headers", &path)? {
         for k in keys_at(&h, &[&path, ".headers"].concat())? {
-            let v = get(&h, &k)
-                .as_string()
-                .ok_or_else(|| [&path, ".headers.", &k, " must be a string"].concat())?;
+            let Some(v) = get(&h, &k).as_string() else {
+                return Err([&path, ".headers.", &k, " must be a string"].concat());
+            };
             custom_headers = true;
             set(&headers, &k, &JsValue::from_str(&v));
         }

@@ -69,8 +69,9 @@ pub struct VendorDestination {
 /// Creates the destination for `entry`, validating its settings; errors name the field
 /// (`config.destinations[0].settings.pixelId`).
 pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
-    let vendor = Vendor::from_kind(&entry.kind)
-        .ok_or_else(|| [&entry.path, ": not a vendor type: ", &entry.kind].concat())?;
+    let Some(vendor) = Vendor::from_kind(&entry.kind) else {
+        return Err([&entry.path, ": not a vendor type: ", &entry.kind].concat());
+    };
     let path = [&entry.path, ".settings"].concat();
     let st = &entry.settings;
     check_keys(st, vendor.settings_keys(), &path)?;
@@ -149,7 +150,10 @@ impl VendorDestination {
 
     /// Whether the purpose the vendor's own switch follows is granted in `c`.
     fn on(&self, c: Purposes) -> bool {
-        self.vendor.switch_purpose().is_some_and(|p| c.has(p))
+        match self.vendor.switch_purpose() {
+            Some(p) => c.has(p),
+            None => false,
+        }
     }
 
     /// Sets up the stub and queues the init calls, once per instance (a retried load, after the
@@ -182,9 +186,10 @@ impl VendorDestination {
             self.on(c)
         } else {
             ev.kind == EventKind::Track
-                && get(e, "event")
-                    .as_string()
-                    .is_some_and(|n| is_meta_standard(&n))
+                && match get(e, "event").as_string() {
+                    Some(n) => is_meta_standard(&n),
+                    None => false,
+                }
         };
         let cm = consent_mode_bits(c);
         failed(vendor_send(self.code(), kind(ev.kind), e, flag, cm, ""))?;
