@@ -437,9 +437,10 @@ impl<P> Manager<P> {
     fn enqueue(&mut self, i: usize, env: Rc<Envelope<P>>, replay: Option<u32>, now: u64) {
         let d = &mut self.dests[i];
         if d.state == LoadState::Failed && replay.is_none() {
-            let err = d.last_error.clone().unwrap_or_else(|| {
-                DeliveryError::new(ErrorKind::ScriptLoad, "destination failed to load")
-            });
+            let err = match &d.last_error {
+                Some(e) => e.clone(),
+                None => DeliveryError::new(ErrorKind::ScriptLoad, "destination failed to load"),
+            };
             self.dead_letter(i, env, &err, 0, now, now, None);
             return;
         }
