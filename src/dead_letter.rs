@@ -305,7 +305,10 @@ impl DeadLetterQueue {
                 // other data and eviction cannot help; keep everything in memory instead.
                 Err(StorageError::QuotaExceeded) if evict + 1 < n => {
                     evict += 1;
-                    rest = rest.split_once('\n').map_or("", |(_, later)| later);
+                    rest = match rest.split_once('\n') {
+                        Some((_, later)) => later,
+                        None => "",
+                    };
                 }
                 Err(e) => {
                     self.fall_back_to_memory(e);
@@ -336,7 +339,10 @@ impl DeadLetterQueue {
 }
 
 fn matches(e: &DeadLetter, destination: Option<&str>) -> bool {
-    destination.is_none_or(|d| e.destination == d)
+    match destination {
+        Some(d) => e.destination == d,
+        None => true,
+    }
 }
 
 /// Whether `e`'s TTL ran out by `now_ms`.
@@ -399,7 +405,11 @@ fn decode(value: &str) -> Option<Vec<DeadLetter>> {
         body = rest;
         entries.push(decode_line(line)?);
     }
-    body.is_empty().then_some(entries)
+    if body.is_empty() {
+        Some(entries)
+    } else {
+        None
+    }
 }
 
 /// The text up to the next tab (`None` without one), moving `rest` past the tab.
