@@ -214,17 +214,21 @@ impl DeadLetterQueue {
 
     fn drop_expired(&mut self, now_ms: u64) -> usize {
         let ttl = self.config.ttl_ms;
-        let n = self.split(&|e| expired(e, ttl, now_ms)).len();
+        let n = self.split(Pick::Expired(ttl, now_ms)).len();
         self.expired += n as u64;
         n
     }
 
-    /// Removes and returns the entries `out` selects, oldest first; the rest keep their order.
+    /// Removes and returns the entries `pick` selects, oldest first; the rest keep their order.
     /// (One loop, not one `retain` per condition, in the wasm.)
-    fn split(&mut self, out: &dyn Fn(&DeadLetter) -> bool) -> Vec<DeadLetter> {
+    fn split(&mut self, pick: Pick) -> Vec<DeadLetter> {
         let mut taken = Vec::new();
         for e in core::mem::take(&mut self.entries) {
-            if out(&e) {
+            let out = match pick {
+                Pick::Expired(ttl_ms, now_ms) => expired(&e, ttl_ms, now_ms),
+                Pick::For(destination) => matches(&e, destination),
+            };
+            if out {
                 taken.push(e);
             } else {
                 self.entries.push(e);
@@ -235,7 +239,7 @@ impl DeadLetterQueue {
 
     /// Removes and returns the entries for one destination or all of them.
     fn split_for(&mut self, destination: Option<&str>) -> Vec<DeadLetter> {
-        self.split(&|e| matches(e, destination))
+        self.split(Pick::For(destination))
     }
 
     fn enforce_bound(&mut self) -> usize {
@@ -336,6 +340,15 @@ impl DeadLetterQueue {
         msg.push_str("); keeping them in memory for this page only");
         self.log.warn(&msg);
     }
+}
+
+/// Which entries [`DeadLetterQueue::split`] takes.
+#[derive(Clone, Copy)]
+enum Pick<'a> {
+    /// Those whose TTL (`.0`) ran out by `.1`.
+    Expired(u64, u64),
+    /// Those of one destination, or all of them.
+    For(Option<&'a str>),
 }
 
 fn matches(e: &DeadLetter, destination: Option<&str>) -> bool {
