@@ -350,11 +350,11 @@ pub fn owner_id(now_ms: u64, random: &str) -> String {
 
 /// The start time in an owner id (0 for a foreign id, which then sorts first).
 fn owner_time(owner: &str) -> u64 {
-    owner
-        .split('-')
-        .next()
-        .and_then(crate::json::parse_dec)
-        .unwrap_or(0)
+    let time = match owner.split_once('-') {
+        Some((time, _)) => time,
+        None => owner,
+    };
+    crate::json::parse_dec(time).unwrap_or(0)
 }
 
 /// Splits `<owner>:<seq>`; `None` for anything else (e.g. a destination id that merely starts
