@@ -104,12 +104,20 @@ fn refusal(lower: &str, page_origin: &str) -> Option<&'static str> {
     match scheme {
         "https" if !authority.is_empty() => None,
         "http" => {
-            let host = match authority.strip_prefix('[') {
-                Some(v6) => v6.split_once(']').map_or(v6, |(h, _)| h),
-                None => authority.split_once(':').map_or(authority, |(h, _)| h),
+            // The host: inside `[...]` for IPv6, else before any `:port`.
+            let (host, end) = match authority.strip_prefix('[') {
+                Some(v6) => (v6, ']'),
+                None => (authority, ':'),
             };
-            (!matches!(host, "localhost" | "127.0.0.1"))
-                .then_some("http is allowed only for localhost")
+            let host = match host.split_once(end) {
+                Some((h, _)) => h,
+                None => host,
+            };
+            if matches!(host, "localhost" | "127.0.0.1") {
+                None
+            } else {
+                Some("http is allowed only for localhost")
+            }
         }
         _ => Some("scheme not allowed"),
     }
