@@ -53,7 +53,9 @@ impl ScriptsCache {
 
     /// Reads the entry stored under `key`: (fetched at, body).
     fn read(&self, key: &str) -> Option<(u64, String)> {
-        let text = self.storage.get(key).ok().flatten()?;
+        let Ok(Some(text)) = self.storage.get(key) else {
+            return None;
+        };
         let (at, body) = text.split_once('\n')?;
         Some((crate::json::parse_dec(at)?, body.into()))
     }
@@ -97,8 +99,11 @@ impl ScriptsCache {
         if let Some((_, body)) = self.read_for(consent) {
             return Some(body);
         }
-        let bits = self.storage.get(&self.key("last")).ok().flatten()?;
-        self.read(&self.key(&bits)).map(|(_, body)| body)
+        let Ok(Some(bits)) = self.storage.get(&self.key("last")) else {
+            return None;
+        };
+        let (_, body) = self.read(&self.key(&bits))?;
+        Some(body)
     }
 }
 
@@ -131,7 +136,10 @@ fn json_with(consent: Purposes, [open, quote, colon, comma, close]: [&str; 5]) -
 /// percent-encoded like `encodeURIComponent`.
 pub fn request_url(scripts_url: &str, consent: Purposes) -> String {
     // A fragment is never sent to the server: drop it.
-    let base = scripts_url.split_once('#').map_or(scripts_url, |(b, _)| b);
+    let base = match scripts_url.split_once('#') {
+        Some((b, _)) => b,
+        None => scripts_url,
+    };
     let sep = if base.contains('?') { "&" } else { "?" };
     let json = json_with(consent, ["%7B", "%22", "%3A", "%2C", "%7D"]);
     [base, sep, "consent=", &json].concat()
