@@ -208,7 +208,10 @@ impl FallbackStorage {
                 Err(e) => self.degrade(e),
             }
         }
-        self.memory.get(key).ok().flatten()
+        if let Ok(v) = self.memory.get(key) {
+            return v;
+        }
+        None
     }
 
     /// Writes a value.
