@@ -458,3 +458,20 @@ export function random32() {
   }
   return words.pop();
 }
+
+// A random (version 4) UUID, lowercase and hyphenated: `crypto.randomUUID` where the page has it
+// (secure contexts), else `uuidFromWords`.
+export function uuid() {
+  const c = globalThis.crypto;
+  if (c && c.randomUUID) {
+    try {
+      return c.randomUUID();
+    } catch (_) {}
+  }
+  return uuidFromWords();
+}
+
+// A version-4 UUID with its random hex digits from `random32` words.
+export function uuidFromWords() {
+  return '10000000-1000-4000-8000-100000000000'.replace(/[018]/g, (c) => (c ^ (random32() & (15 >> (c / 4)))).toString(16));
+}
