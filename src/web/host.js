@@ -438,6 +438,12 @@ export function jsOp(op, a, b, c) {
       return JSON.stringify(a);
     case 14:
       return Reflect.get(globalThis, a);
+    case 15:
+      if (typeof a == 'string') return a;
+      try {
+        if (typeof a.message == 'string') return a.message;
+      } catch (_) {}
+      return String(a);
     default:
       console[['log', 'warn', 'error'][op - 10]](a);
   }

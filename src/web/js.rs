@@ -43,6 +43,9 @@ pub mod ops {
     pub const STRINGIFY: u8 = 13;
     /// `Reflect.get(globalThis, a)`.
     pub const GLOBAL: u8 = 14;
+    /// A thrown value's message: `a` when a string, else `a.message` when a string (a throwing
+    /// getter is skipped), else `String(a)`.
+    pub const MESSAGE: u8 = 15;
 }
 
 /// Runs operation `op` (see [`ops`]) of `jsOp` in host.js on `a` and `b`: one import for the

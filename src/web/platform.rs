@@ -224,19 +224,12 @@ pub fn is_online() -> bool {
     navigator_get("onLine").as_bool().unwrap_or(true)
 }
 
-/// A JavaScript error's message, or the value as a string.
+/// A JavaScript error's message, or the value as a string (empty when even that throws).
 pub fn error_message(e: &JsValue) -> String {
-    if let Some(s) = e.as_string() {
-        return s;
+    match js::op(js::ops::MESSAGE, e, &JsValue::UNDEFINED) {
+        Ok(m) => m.as_string().unwrap_or_default(),
+        Err(_) => String::new(),
     }
-    js::get(e, "message")
-        .as_string()
-        .or_else(|| {
-            js::op(js::ops::STRING, e, &JsValue::UNDEFINED)
-                .ok()?
-                .as_string()
-        })
-        .unwrap_or_default()
 }
 
 #[wasm_bindgen(module = "/src/web/host.js")]
