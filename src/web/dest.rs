@@ -99,7 +99,7 @@ pub struct JsDestination {
     id: String,
     obj: JsValue,
     settings: JsValue,
-    scripts: core::cell::RefCell<Vec<ScriptDescriptor>>,
+    scripts: core::cell::RefCell<Rc<Vec<ScriptDescriptor>>>,
     /// Bumped by `revoke` and `destroy`: a load started before stops injecting and does not
     /// initialise.
     generation: Rc<core::cell::Cell<u32>>,
@@ -200,12 +200,17 @@ impl Destination for JsDestination {
                 Ok(d) => d,
                 Err(e) => return done(Err(e)),
             };
-            if let Some(d) = &descs {
-                // Known before injecting, so a revocation during the load removes them.
-                *self.scripts.borrow_mut() = d.clone();
-            }
+            let list = match descs {
+                Some(d) => {
+                    // Known before injecting, so a revocation during the load removes them.
+                    let d = Rc::new(d);
+                    *self.scripts.borrow_mut() = d.clone();
+                    d
+                }
+                None => Rc::default(),
+            };
             Injecting {
-                list: descs.unwrap_or_default(),
+                list,
                 next: 0,
                 nonce: env.nonce,
                 timeout_ms: env.timeout_ms,

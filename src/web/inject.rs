@@ -147,8 +147,8 @@ pub fn revoked() -> DeliveryError {
 
 /// Scripts being injected one after the other (each once the one before has loaded).
 pub struct Injecting {
-    /// The scripts.
-    pub list: Vec<ScriptDescriptor>,
+    /// The scripts (shared with the destination that keeps them for revocation).
+    pub list: Rc<Vec<ScriptDescriptor>>,
     /// The next one to inject.
     pub next: usize,
     /// `config.nonce`.

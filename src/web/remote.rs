@@ -112,11 +112,12 @@ impl Remote {
                 if !consent.covers(req) {
                     continue;
                 }
+                let p = start(&d, me.nonce.as_deref(), me.timeout_ms);
                 let mut injected = me.injected.borrow_mut();
                 if !injected.iter().any(|(x, _)| x.id == d.id) {
-                    injected.push((d.clone(), req));
+                    injected.push((d, req));
                 }
-                a.push(&start(&d, me.nonce.as_deref(), me.timeout_ms));
+                a.push(&p);
                 return;
             }
         };
