@@ -123,15 +123,16 @@ impl Analytics {
             Box::new(WebRng::default()),
         );
         let nonce: Option<Rc<str>> = cfg.nonce.map(Into::into);
-        let remote = cfg.scripts_url.as_deref().map(|url| {
-            Remote::new(
+        let remote = match &cfg.scripts_url {
+            Some(url) => Some(Remote::new(
                 url,
                 cfg.scripts_cache_ttl_ms,
                 &cfg.storage_prefix,
                 nonce.clone(),
                 cfg.timeout_ms,
-            )
-        });
+            )),
+            None => None,
+        };
         let engine = Engine::new(mgr, dests, kinds, dlq, log, nonce, cfg.timeout_ms);
         let context = Object::new();
         let library = Object::new();

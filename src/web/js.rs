@@ -80,7 +80,10 @@ fn get_proto(v: &JsValue) -> Result<JsValue, JsValue> {
 
 /// Operation `op` on `v` alone, as an array (keys, entries, items).
 fn array_op(code: u8, v: &JsValue) -> Result<js_sys::Array, String> {
-    op1(code, v).map(JsCast::unchecked_into).map_err(unreadable)
+    match op1(code, v) {
+        Ok(a) => Ok(a.unchecked_into()),
+        Err(e) => Err(unreadable(e)),
+    }
 }
 
 fn unreadable(e: JsValue) -> String {
@@ -149,9 +152,10 @@ pub fn index(path: &str, i: usize) -> String {
 
 /// `Object.assign(target, source)`.
 pub fn assign(target: &JsValue, source: &JsValue) -> Result<Object, String> {
-    op(ops::ASSIGN, target, source)
-        .map(JsCast::unchecked_into)
-        .map_err(unreadable)
+    match op(ops::ASSIGN, target, source) {
+        Ok(o) => Ok(o.unchecked_into()),
+        Err(e) => Err(unreadable(e)),
+    }
 }
 
 /// Whether `v` is a plain object (not null, not an array, prototype `Object.prototype` or null).
