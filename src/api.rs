@@ -105,23 +105,13 @@ impl Analytics {
             .as_bool()
             .unwrap_or(false);
         let consent = Consent::initial(cfg.consent, gpc, cfg.honor_gpc);
-        let dlq = DeadLetterQueue::open(
-            cfg.dead_letter.clone(),
-            storage.clone(),
-            log_dyn.clone(),
-            now(),
-        );
+        let dlq = DeadLetterQueue::open(cfg.dead_letter, storage.clone(), log_dyn.clone(), now());
         let memory = Rc::new(crate::web::platform::WebStorage::memory());
         let identity = Identity::load(
             FallbackStorage::new(storage, memory, log_dyn),
             &cfg.storage_prefix,
         );
-        let mgr = Manager::new(
-            cfg.manager.clone(),
-            specs,
-            consent,
-            Box::new(WebRng::default()),
-        );
+        let mgr = Manager::new(cfg.manager, specs, consent, Box::new(WebRng::default()));
         let nonce: Option<Rc<str>> = cfg.nonce.map(Into::into);
         let remote = match &cfg.scripts_url {
             Some(url) => Some(Remote::new(
