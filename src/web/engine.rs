@@ -145,6 +145,20 @@ impl Engine {
         self.mgr.borrow().spec(i).id.clone()
     }
 
+    /// Logs the debug line `what` followed by destination `i`'s id.
+    fn debug_dest(&self, what: &str, i: usize) {
+        if self.log.debug {
+            self.log.debug(&[what, &self.id(i)].concat());
+        }
+    }
+
+    /// `{ destination: <id of destination i> }`, the start of the objects listeners get.
+    fn dest_object(&self, i: usize) -> Object {
+        let o = Object::new();
+        set(&o, "destination", &JsValue::from_str(&self.id(i)));
+        o
+    }
+
     /// Adds a listener for `name`.
     pub fn on(&self, name: String, cb: Function) {
         add_listener(&self.listeners, &name, &cb);
@@ -347,10 +361,10 @@ impl Engine {
     }
 
     fn emit_error(&self, dest: Option<usize>, e: &DeliveryError) {
-        let o = Object::new();
-        if let Some(i) = dest {
-            set(&o, "destination", &JsValue::from_str(&self.id(i)));
-        }
+        let o = match dest {
+            Some(i) => self.dest_object(i),
+            None => Object::new(),
+        };
         set(&o, "error", &error_object(e));
         if self.has_listener("error") {
             self.emit("error", &o);
@@ -449,7 +463,7 @@ impl Engine {
     fn exec(self: &Rc<Self>, c: Command<JsValue>) {
         match c {
             Command::Load { dest } => {
-                self.log.debug(&["loading ", &self.id(dest)].concat());
+                self.debug_dest("loading ", dest);
                 let env = LoadEnv {
                     consent: self.mgr.borrow().consent().granted(),
                     nonce: self.nonce.clone(),
@@ -459,8 +473,7 @@ impl Engine {
             }
             Command::Deliver { dest, events } => self.start(dest, Job::Deliver(events)),
             Command::RemoveScripts { dest } => {
-                self.log
-                    .debug(&["consent revoked for ", &self.id(dest)].concat());
+                self.debug_dest("consent revoked for ", dest);
                 self.dests[dest].revoke();
             }
             Command::Destroy { dest } => self.dests[dest].destroy(),
@@ -477,10 +490,8 @@ impl Engine {
                     );
                 }
                 if self.has_listener("delivered") {
-                    let id = JsValue::from_str(&self.id(dest));
                     for e in events {
-                        let o = Object::new();
-                        set(&o, "destination", &id);
+                        let o = self.dest_object(dest);
                         set(&o, "messageId", &JsValue::from_str(&e.message_id));
                         set(&o, "event", &e.payload);
                         self.emit("delivered", &o);
@@ -527,10 +538,8 @@ impl Engine {
                 }
             }
             Command::Loaded { dest } => {
-                self.log.debug(&["loaded ", &self.id(dest)].concat());
-                let o = Object::new();
-                set(&o, "destination", &JsValue::from_str(&self.id(dest)));
-                self.emit("loaded", &o);
+                self.debug_dest("loaded ", dest);
+                self.emit("loaded", &self.dest_object(dest));
             }
             Command::Persist { dest, event } => self.dests[dest].persist(&event),
             Command::Forget { dest, event } => self.dests[dest].forget(&event),
