@@ -160,7 +160,7 @@ impl JsDestination {
         if !Array::is_array(&list) {
             return Err(fail("scripts() must return an array".into()));
         }
-        let arr = match super::js::items(&list) {
+        let arr = match super::js::items(&list, "") {
             Ok(a) => a,
             Err(m) => return Err(fail(m)),
         };
