@@ -164,9 +164,10 @@ impl JsDestination {
             Ok(a) => a,
             Err(m) => return Err(fail(m)),
         };
+        let at = [&self.id, ".scripts()"].concat();
         let mut descs = Vec::new();
         for (i, d) in arr.into_iter().enumerate() {
-            let path = [&self.id, ".scripts()[", &crate::json::dec(i as u64), "]"].concat();
+            let path = super::js::index(&at, i);
             match parse_descriptor(&d, &path) {
                 Ok(d) => descs.push(d),
                 Err(m) => return Err(fail(m)),
