@@ -475,8 +475,7 @@ impl Analytics {
         let (p, res, _) = crate::web::engine::deferred();
         // Orphans count as retried and failed.
         engine.wait_replay(tickets, [orphans, 0, orphans], res);
-        let cmds = engine.mgr.borrow_mut().poll(now());
-        engine.run(cmds);
+        engine.poll();
         p
     }
 
@@ -540,8 +539,7 @@ impl Analytics {
                 mgr.retry_destination(i);
             }
         }
-        let cmds = self.engine.mgr.borrow_mut().poll(now());
-        self.engine.run(cmds);
+        self.engine.poll();
         self.settled()
     }
 

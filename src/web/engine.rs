@@ -259,8 +259,7 @@ impl Engine {
             }
         }
         self.draining.set(false);
-        let cmds = self.mgr.borrow_mut().poll(now());
-        self.run(cmds);
+        self.poll();
     }
 
     /// Routes the event the source middleware chain returned (`[event]`, or `[event, error]`
@@ -372,6 +371,12 @@ impl Engine {
             self.log.warn(&e.message);
         }
         self.log.debug(&["error: ", &e.message].concat());
+    }
+
+    /// Asks the manager what to do now and does it.
+    pub fn poll(self: &Rc<Self>) {
+        let cmds = self.mgr.borrow_mut().poll(now());
+        self.run(cmds);
     }
 
     /// Carries out manager commands, then settles the promises whose wait is over (flush,
@@ -653,8 +658,7 @@ impl Engine {
             let t = after(at.saturating_sub(now()), move |_| {
                 if let Some(me) = me.upgrade() {
                     me.timer.set(None);
-                    let cmds = me.mgr.borrow_mut().poll(now());
-                    me.run(cmds);
+                    me.poll();
                 }
             });
             self.timer.set(Some((t, at)));
@@ -665,8 +669,7 @@ impl Engine {
     pub fn set_online(self: &Rc<Self>, online: bool) {
         self.mgr.borrow_mut().set_online(online);
         if online {
-            let cmds = self.mgr.borrow_mut().poll(now());
-            self.run(cmds);
+            self.poll();
         }
     }
 
@@ -691,8 +694,7 @@ impl Engine {
                 self.mgr.borrow_mut().untake(i, rest, now());
             }
         }
-        let cmds = self.mgr.borrow_mut().poll(now());
-        self.run(cmds);
+        self.poll();
     }
 }
 
