@@ -105,33 +105,24 @@ impl Analytics {
             .as_bool()
             .unwrap_or(false);
         let consent = Consent::initial(cfg.consent, gpc, cfg.honor_gpc);
-        let dlq = DeadLetterQueue::open(
-            cfg.dead_letter.clone(),
-            storage.clone(),
-            log_dyn.clone(),
-            now(),
-        );
+        let dlq = DeadLetterQueue::open(cfg.dead_letter, storage.clone(), log_dyn.clone(), now());
         let memory = Rc::new(crate::web::platform::WebStorage::memory());
         let identity = Identity::load(
             FallbackStorage::new(storage, memory, log_dyn),
             &cfg.storage_prefix,
         );
-        let mgr = Manager::new(
-            cfg.manager.clone(),
-            specs,
-            consent,
-            Box::new(WebRng::default()),
-        );
+        let mgr = Manager::new(cfg.manager, specs, consent, Box::new(WebRng::default()));
         let nonce: Option<Rc<str>> = cfg.nonce.map(Into::into);
-        let remote = cfg.scripts_url.as_deref().map(|url| {
-            Remote::new(
+        let remote = match &cfg.scripts_url {
+            Some(url) => Some(Remote::new(
                 url,
                 cfg.scripts_cache_ttl_ms,
                 &cfg.storage_prefix,
                 nonce.clone(),
                 cfg.timeout_ms,
-            )
-        });
+            )),
+            None => None,
+        };
         let engine = Engine::new(mgr, dests, kinds, dlq, log, nonce, cfg.timeout_ms);
         let context = Object::new();
         let library = Object::new();
@@ -484,8 +475,7 @@ impl Analytics {
         let (p, res, _) = crate::web::engine::deferred();
         // Orphans count as retried and failed.
         engine.wait_replay(tickets, [orphans, 0, orphans], res);
-        let cmds = engine.mgr.borrow_mut().poll(now());
-        engine.run(cmds);
+        engine.poll();
         p
     }
 
@@ -549,8 +539,7 @@ impl Analytics {
                 mgr.retry_destination(i);
             }
         }
-        let cmds = self.engine.mgr.borrow_mut().poll(now());
-        self.engine.run(cmds);
+        self.engine.poll();
         self.settled()
     }
 

@@ -1,27 +1,4 @@
-//! Random (version 4) UUIDs for messageId and anonymousId.
-
-#[allow(unused_imports)]
-use crate::prelude::*;
-
-use crate::ports::Rng;
-
-/// A new RFC 4122 version-4 UUID in lowercase hyphenated form.
-pub fn v4(rng: &mut dyn Rng) -> String {
-    let mut bytes = [0u8; 16];
-    for chunk in bytes.chunks_mut(4) {
-        chunk.copy_from_slice(&rng.next_u32().to_le_bytes());
-    }
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let mut out = String::with_capacity(36);
-    for (i, b) in bytes.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            out.push('-');
-        }
-        crate::json::push_hex(&mut out, *b);
-    }
-    out
-}
+//! Recognising UUIDs (the browser makes the random version-4 ones: `uuid` in host.js).
 
 /// Whether `s` looks like a hyphenated UUID (used to accept a persisted anonymousId).
 pub fn is_uuid(s: &str) -> bool {
@@ -44,20 +21,6 @@ pub fn is_uuid(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::SeededRng;
-
-    #[test]
-    fn v4_has_version_and_variant_bits_and_is_unique() {
-        let mut rng = SeededRng::new(42);
-        let mut seen = std::collections::HashSet::new();
-        for _ in 0..1000 {
-            let id = v4(&mut rng);
-            assert!(is_uuid(&id), "{id}");
-            assert_eq!(&id[14..15], "4");
-            assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"));
-            assert!(seen.insert(id));
-        }
-    }
 
     #[test]
     fn is_uuid_rejects_other_strings() {

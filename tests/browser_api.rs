@@ -561,3 +561,23 @@ fn retry_after_reads_delay_seconds_and_the_three_http_date_forms() {
         assert_eq!(retry_after(v), None, "{v:?}");
     }
 }
+
+/// A UUID with the version-4 nibble and the RFC 4122 variant (8, 9, a or b), lowercase.
+fn assert_v4(id: &str) {
+    assert!(consent_analytics::uuid::is_uuid(id), "{id}");
+    assert_eq!(&id[14..15], "4", "{id}");
+    assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{id}");
+    assert_eq!(id, id.to_lowercase());
+}
+
+#[wasm_bindgen_test]
+fn browser_uuids_are_distinct_v4_with_and_without_random_uuid() {
+    use consent_analytics::web::platform::{uuid, uuid_from_words};
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..500 {
+        for id in [uuid(), uuid_from_words()] {
+            assert_v4(&id);
+            assert!(seen.insert(id));
+        }
+    }
+}

@@ -99,7 +99,7 @@ pub struct JsDestination {
     id: String,
     obj: JsValue,
     settings: JsValue,
-    scripts: core::cell::RefCell<Vec<ScriptDescriptor>>,
+    scripts: core::cell::RefCell<Rc<Vec<ScriptDescriptor>>>,
     /// Bumped by `revoke` and `destroy`: a load started before stops injecting and does not
     /// initialise.
     generation: Rc<core::cell::Cell<u32>>,
@@ -160,13 +160,14 @@ impl JsDestination {
         if !Array::is_array(&list) {
             return Err(fail("scripts() must return an array".into()));
         }
-        let arr = match super::js::items(&list) {
+        let arr = match super::js::items(&list, "") {
             Ok(a) => a,
             Err(m) => return Err(fail(m)),
         };
+        let at = [&self.id, ".scripts()"].concat();
         let mut descs = Vec::new();
         for (i, d) in arr.into_iter().enumerate() {
-            let path = [&self.id, ".scripts()[", &crate::json::dec(i as u64), "]"].concat();
+            let path = super::js::index(&at, i);
             match parse_descriptor(&d, &path) {
                 Ok(d) => descs.push(d),
                 Err(m) => return Err(fail(m)),
@@ -200,12 +201,17 @@ impl Destination for JsDestination {
                 Ok(d) => d,
                 Err(e) => return done(Err(e)),
             };
-            if let Some(d) = &descs {
-                // Known before injecting, so a revocation during the load removes them.
-                *self.scripts.borrow_mut() = d.clone();
-            }
+            let list = match descs {
+                Some(d) => {
+                    // Known before injecting, so a revocation during the load removes them.
+                    let d = Rc::new(d);
+                    *self.scripts.borrow_mut() = d.clone();
+                    d
+                }
+                None => Rc::default(),
+            };
             Injecting {
-                list: descs.unwrap_or_default(),
+                list,
                 next: 0,
                 nonce: env.nonce,
                 timeout_ms: env.timeout_ms,

@@ -145,6 +145,20 @@ impl Engine {
         self.mgr.borrow().spec(i).id.clone()
     }
 
+    /// Logs the debug line `what` followed by destination `i`'s id.
+    fn debug_dest(&self, what: &str, i: usize) {
+        if self.log.debug {
+            self.log.debug(&[what, &self.id(i)].concat());
+        }
+    }
+
+    /// `{ destination: <id of destination i> }`, the start of the objects listeners get.
+    fn dest_object(&self, i: usize) -> Object {
+        let o = Object::new();
+        set(&o, "destination", &JsValue::from_str(&self.id(i)));
+        o
+    }
+
     /// Adds a listener for `name`.
     pub fn on(&self, name: String, cb: Function) {
         add_listener(&self.listeners, &name, &cb);
@@ -245,8 +259,7 @@ impl Engine {
             }
         }
         self.draining.set(false);
-        let cmds = self.mgr.borrow_mut().poll(now());
-        self.run(cmds);
+        self.poll();
     }
 
     /// Routes the event the source middleware chain returned (`[event]`, or `[event, error]`
@@ -347,10 +360,10 @@ impl Engine {
     }
 
     fn emit_error(&self, dest: Option<usize>, e: &DeliveryError) {
-        let o = Object::new();
-        if let Some(i) = dest {
-            set(&o, "destination", &JsValue::from_str(&self.id(i)));
-        }
+        let o = match dest {
+            Some(i) => self.dest_object(i),
+            None => Object::new(),
+        };
         set(&o, "error", &error_object(e));
         if self.has_listener("error") {
             self.emit("error", &o);
@@ -358,6 +371,12 @@ impl Engine {
             self.log.warn(&e.message);
         }
         self.log.debug(&["error: ", &e.message].concat());
+    }
+
+    /// Asks the manager what to do now and does it.
+    pub fn poll(self: &Rc<Self>) {
+        let cmds = self.mgr.borrow_mut().poll(now());
+        self.run(cmds);
     }
 
     /// Carries out manager commands, then settles the promises whose wait is over (flush,
@@ -449,7 +468,7 @@ impl Engine {
     fn exec(self: &Rc<Self>, c: Command<JsValue>) {
         match c {
             Command::Load { dest } => {
-                self.log.debug(&["loading ", &self.id(dest)].concat());
+                self.debug_dest("loading ", dest);
                 let env = LoadEnv {
                     consent: self.mgr.borrow().consent().granted(),
                     nonce: self.nonce.clone(),
@@ -459,8 +478,7 @@ impl Engine {
             }
             Command::Deliver { dest, events } => self.start(dest, Job::Deliver(events)),
             Command::RemoveScripts { dest } => {
-                self.log
-                    .debug(&["consent revoked for ", &self.id(dest)].concat());
+                self.debug_dest("consent revoked for ", dest);
                 self.dests[dest].revoke();
             }
             Command::Destroy { dest } => self.dests[dest].destroy(),
@@ -477,10 +495,8 @@ impl Engine {
                     );
                 }
                 if self.has_listener("delivered") {
-                    let id = JsValue::from_str(&self.id(dest));
                     for e in events {
-                        let o = Object::new();
-                        set(&o, "destination", &id);
+                        let o = self.dest_object(dest);
                         set(&o, "messageId", &JsValue::from_str(&e.message_id));
                         set(&o, "event", &e.payload);
                         self.emit("delivered", &o);
@@ -527,10 +543,8 @@ impl Engine {
                 }
             }
             Command::Loaded { dest } => {
-                self.log.debug(&["loaded ", &self.id(dest)].concat());
-                let o = Object::new();
-                set(&o, "destination", &JsValue::from_str(&self.id(dest)));
-                self.emit("loaded", &o);
+                self.debug_dest("loaded ", dest);
+                self.emit("loaded", &self.dest_object(dest));
             }
             Command::Persist { dest, event } => self.dests[dest].persist(&event),
             Command::Forget { dest, event } => self.dests[dest].forget(&event),
@@ -644,8 +658,7 @@ impl Engine {
             let t = after(at.saturating_sub(now()), move |_| {
                 if let Some(me) = me.upgrade() {
                     me.timer.set(None);
-                    let cmds = me.mgr.borrow_mut().poll(now());
-                    me.run(cmds);
+                    me.poll();
                 }
             });
             self.timer.set(Some((t, at)));
@@ -656,8 +669,7 @@ impl Engine {
     pub fn set_online(self: &Rc<Self>, online: bool) {
         self.mgr.borrow_mut().set_online(online);
         if online {
-            let cmds = self.mgr.borrow_mut().poll(now());
-            self.run(cmds);
+            self.poll();
         }
     }
 
@@ -682,8 +694,7 @@ impl Engine {
                 self.mgr.borrow_mut().untake(i, rest, now());
             }
         }
-        let cmds = self.mgr.borrow_mut().poll(now());
-        self.run(cmds);
+        self.poll();
     }
 }
 

@@ -111,15 +111,17 @@ impl Identity {
                 a.into()
             }
         };
-        let user_id = store
-            .get(&key("userId"))
-            .filter(|u| !u.is_empty())
-            .map(Into::into);
-        let traits = store
-            .get(&key("traits"))
-            .and_then(|t| js_sys::JSON::parse(&t).ok())
-            .filter(is_plain_object)
-            .unwrap_or_else(|| Object::new().into());
+        let user_id = match store.get(&key("userId")) {
+            Some(u) if !u.is_empty() => Some(u.into()),
+            _ => None,
+        };
+        let mut traits = JsValue::UNDEFINED;
+        if let Some(t) = store.get(&key("traits")) {
+            traits = js_sys::JSON::parse(&t).unwrap_or_default();
+        }
+        if !is_plain_object(&traits) {
+            traits = Object::new().into();
+        }
         Identity {
             store,
             prefix: prefix.into(),

@@ -438,6 +438,12 @@ export function jsOp(op, a, b, c) {
       return JSON.stringify(a);
     case 14:
       return Reflect.get(globalThis, a);
+    case 15:
+      if (typeof a == 'string') return a;
+      try {
+        if (typeof a.message == 'string') return a.message;
+      } catch (_) {}
+      return String(a);
     default:
       console[['log', 'warn', 'error'][op - 10]](a);
   }
@@ -457,4 +463,21 @@ export function random32() {
     words = Array.from(a);
   }
   return words.pop();
+}
+
+// A random (version 4) UUID, lowercase and hyphenated: `crypto.randomUUID` where the page has it
+// (secure contexts), else `uuidFromWords`.
+export function uuid() {
+  const c = globalThis.crypto;
+  if (c && c.randomUUID) {
+    try {
+      return c.randomUUID();
+    } catch (_) {}
+  }
+  return uuidFromWords();
+}
+
+// A version-4 UUID with its random hex digits from `random32` words.
+export function uuidFromWords() {
+  return '10000000-1000-4000-8000-100000000000'.replace(/[018]/g, (c) => (c ^ (random32() & (15 >> (c / 4)))).toString(16));
 }

@@ -77,11 +77,7 @@ fn fields(obj: &Object) -> Result<ScriptDescriptor, String> {
         let Some(a) = attrs.dyn_ref::<Object>() else {
             return Err(".attributes must be an object of strings".into());
         };
-        let list = match crate::web::js::entries(a) {
-            Ok(l) => l,
-            Err(m) => return Err([".attributes: ", &m].concat()),
-        };
-        for (k, v) in list {
+        for (k, v) in crate::web::js::entries(a, ".attributes")? {
             match v.as_string() {
                 Some(v) => d.attributes.push((k, v)),
                 _ => return Err(".attributes values must be strings".into()),
@@ -147,8 +143,8 @@ pub fn revoked() -> DeliveryError {
 
 /// Scripts being injected one after the other (each once the one before has loaded).
 pub struct Injecting {
-    /// The scripts.
-    pub list: Vec<ScriptDescriptor>,
+    /// The scripts (shared with the destination that keeps them for revocation).
+    pub list: Rc<Vec<ScriptDescriptor>>,
     /// The next one to inject.
     pub next: usize,
     /// `config.nonce`.

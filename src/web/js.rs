@@ -43,6 +43,9 @@ pub mod ops {
     pub const STRINGIFY: u8 = 13;
     /// `Reflect.get(globalThis, a)`.
     pub const GLOBAL: u8 = 14;
+    /// A thrown value's message: `a` when a string, else `a.message` when a string (a throwing
+    /// getter is skipped), else `String(a)`.
+    pub const MESSAGE: u8 = 15;
 }
 
 /// Runs operation `op` (see [`ops`]) of `jsOp` in host.js on `a` and `b`: one import for the
@@ -75,41 +78,40 @@ fn get_proto(v: &JsValue) -> Result<JsValue, JsValue> {
     op1(ops::PROTO, v)
 }
 
-/// Operation `op` on `v` alone, as an array (keys, entries, items).
-fn array_op(code: u8, v: &JsValue) -> Result<js_sys::Array, String> {
-    op1(code, v).map(JsCast::unchecked_into).map_err(unreadable)
+/// Operation `code` on `a` and `b`; a throw fails with `<path>: value could not be read: <why>`
+/// (without `<path>: ` when `path` is empty).
+fn read_op(code: u8, a: &JsValue, b: &JsValue, path: &str) -> Result<JsValue, String> {
+    match op(code, a, b) {
+        Ok(r) => Ok(r),
+        Err(e) => Err([
+            path,
+            if path.is_empty() { "" } else { ": " },
+            "value could not be read: ",
+            &super::platform::error_message(&e),
+        ]
+        .concat()),
+    }
 }
 
-fn unreadable(e: JsValue) -> String {
-    [
-        "value could not be read: ",
-        &super::platform::error_message(&e),
-    ]
-    .concat()
+/// Operation `code` on `v` alone, as an array (keys, entries, items); see [`read_op`].
+fn array_op(code: u8, v: &JsValue, path: &str) -> Result<js_sys::Array, String> {
+    Ok(read_op(code, v, &JsValue::UNDEFINED, path)?.unchecked_into())
 }
 
-/// The own enumerable keys of `v`.
-pub fn keys(v: &JsValue) -> Result<Vec<String>, String> {
+/// The own enumerable keys of `v`; fails with `<path>: <why>`.
+pub fn keys_at(v: &JsValue, path: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
-    let a = array_op(ops::KEYS, v)?;
+    let a = array_op(ops::KEYS, v, path)?;
     for i in 0..a.length() {
         out.push(a.get(i).as_string().unwrap_or_default());
     }
     Ok(out)
 }
 
-/// [`keys`], failing with `<path>: <why>`.
-pub fn keys_at(v: &JsValue, path: &str) -> Result<Vec<String>, String> {
-    match keys(v) {
-        Ok(k) => Ok(k),
-        Err(m) => Err([path, ": ", &m].concat()),
-    }
-}
-
-/// The own enumerable `[key, value]` pairs of `v`.
-pub fn entries(v: &JsValue) -> Result<Vec<(String, JsValue)>, String> {
+/// The own enumerable `[key, value]` pairs of `v`; fails with `<path>: <why>`.
+pub fn entries(v: &JsValue, path: &str) -> Result<Vec<(String, JsValue)>, String> {
     let mut out = Vec::new();
-    let a = array_op(ops::ENTRIES, v)?;
+    let a = array_op(ops::ENTRIES, v, path)?;
     for i in 0..a.length() {
         let e: js_sys::Array = a.get(i).unchecked_into();
         out.push((e.get(0).as_string().unwrap_or_default(), e.get(1)));
@@ -117,10 +119,11 @@ pub fn entries(v: &JsValue) -> Result<Vec<(String, JsValue)>, String> {
     Ok(out)
 }
 
-/// The items of an array-like `v` (copied first, so a proxy cannot throw mid-iteration).
-pub fn items(v: &JsValue) -> Result<Vec<JsValue>, String> {
+/// The items of an array-like `v` (copied first, so a proxy cannot throw mid-iteration); fails
+/// with `<path>: <why>` (just `<why>` when `path` is empty).
+pub fn items(v: &JsValue, path: &str) -> Result<Vec<JsValue>, String> {
     let mut out = Vec::new();
-    let a = array_op(ops::ITEMS, v)?;
+    let a = array_op(ops::ITEMS, v, path)?;
     for i in 0..a.length() {
         out.push(a.get(i));
     }
@@ -133,10 +136,7 @@ pub fn list(v: &JsValue, path: &str, not_array: &str) -> Result<Vec<JsValue>, St
     if !js_sys::Array::is_array(v) {
         return Err([path, not_array].concat());
     }
-    match items(v) {
-        Ok(k) => Ok(k),
-        Err(m) => Err([path, ": ", &m].concat()),
-    }
+    items(v, path)
 }
 
 /// `<path>[<i>]`: where item `i` of the list at `path` sits, for error messages.
@@ -146,9 +146,7 @@ pub fn index(path: &str, i: usize) -> String {
 
 /// `Object.assign(target, source)`.
 pub fn assign(target: &JsValue, source: &JsValue) -> Result<Object, String> {
-    op(ops::ASSIGN, target, source)
-        .map(JsCast::unchecked_into)
-        .map_err(unreadable)
+    Ok(read_op(ops::ASSIGN, target, source, "")?.unchecked_into())
 }
 
 /// Whether `v` is a plain object (not null, not an array, prototype `Object.prototype` or null).

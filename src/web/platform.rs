@@ -62,8 +62,6 @@ impl Rng for WebRng {
     }
 }
 
-static RNG: Local<WebRng> = Local::new(WebRng(()));
-
 /// Page-wide state in a `static`. The module runs on the page's one thread (the crate is not
 /// built with wasm atomics), so a `RefCell` shared this way is never touched concurrently.
 pub struct Local<T>(RefCell<T>);
@@ -83,11 +81,6 @@ impl<T> Local<T> {
     }
 }
 
-/// A new UUID v4 from the shared browser RNG.
-pub fn uuid() -> String {
-    RNG.with(|r| crate::uuid::v4(&mut *r.borrow_mut()))
-}
-
 #[wasm_bindgen(module = "/src/web/host.js")]
 extern "C" {
     #[wasm_bindgen(js_name = storageOp)]
@@ -96,6 +89,12 @@ extern "C" {
     fn resolve_url_parts(url: &str) -> Option<js_sys::Array>;
     #[wasm_bindgen(js_name = random32)]
     fn random32() -> u32;
+    /// A new random (version 4) UUID, lowercase and hyphenated: `crypto.randomUUID` where the
+    /// page has it (secure contexts), else one built from `random32` (`uuid` in host.js).
+    pub fn uuid() -> String;
+    /// The fallback of [`uuid`]: a version-4 UUID built from `random32` words.
+    #[wasm_bindgen(js_name = uuidFromWords)]
+    pub fn uuid_from_words() -> String;
 }
 
 /// `url` resolved against the document's base URL (as `fetch` and script `src` resolve it): its
@@ -225,19 +224,12 @@ pub fn is_online() -> bool {
     navigator_get("onLine").as_bool().unwrap_or(true)
 }
 
-/// A JavaScript error's message, or the value as a string.
+/// A JavaScript error's message, or the value as a string (empty when even that throws).
 pub fn error_message(e: &JsValue) -> String {
-    if let Some(s) = e.as_string() {
-        return s;
+    match js::op(js::ops::MESSAGE, e, &JsValue::UNDEFINED) {
+        Ok(m) => m.as_string().unwrap_or_default(),
+        Err(_) => String::new(),
     }
-    js::get(e, "message")
-        .as_string()
-        .or_else(|| {
-            js::op(js::ops::STRING, e, &JsValue::UNDEFINED)
-                .ok()?
-                .as_string()
-        })
-        .unwrap_or_default()
 }
 
 #[wasm_bindgen(module = "/src/web/host.js")]

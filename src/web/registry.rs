@@ -60,10 +60,12 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
         return Ok(d);
     }
     let factory = JS_TYPES.with(|t| {
-        t.borrow()
-            .iter()
-            .find(|(k, _)| *k == entry.kind)
-            .map(|(_, f)| f.clone())
+        for (k, f) in t.borrow().iter() {
+            if *k == entry.kind {
+                return Some(f.clone());
+            }
+        }
+        None
     });
     match factory {
         Some(f) => Ok(Rc::new(JsDestination::create(

@@ -112,11 +112,12 @@ impl Remote {
                 if !consent.covers(req) {
                     continue;
                 }
+                let p = start(&d, me.nonce.as_deref(), me.timeout_ms);
                 let mut injected = me.injected.borrow_mut();
                 if !injected.iter().any(|(x, _)| x.id == d.id) {
-                    injected.push((d.clone(), req));
+                    injected.push((d, req));
                 }
-                a.push(&start(&d, me.nonce.as_deref(), me.timeout_ms));
+                a.push(&p);
                 return;
             }
         };
@@ -132,18 +133,17 @@ impl Remote {
     /// failure message): a valid body is cached; otherwise the failure is logged and the last
     /// good copy is used, if any.
     fn received(&self, consent: Purposes, url: &str, got: JsValue) -> Option<Vec<RemoteScript>> {
-        let text = got
-            .is_array()
-            .then(|| Array::from(&got).get(0).as_string().unwrap_or_default());
-        let failure = match &text {
-            Some(text) => match parse_body(text) {
+        let failure = if got.is_array() {
+            let text = Array::from(&got).get(0).as_string().unwrap_or_default();
+            match parse_body(&text) {
                 Ok(list) => {
-                    self.cache.store(consent, text);
+                    self.cache.store(consent, &text);
                     return Some(list);
                 }
                 Err(m) => ["GET ", url, ": invalid body: ", &m].concat(),
-            },
-            None => got.as_string().unwrap_or_default(),
+            }
+        } else {
+            got.as_string().unwrap_or_default()
         };
         let fallback = self.cache.fallback(consent);
         let kept = if fallback.is_some() {

@@ -38,8 +38,12 @@ fn add(k: Then) -> u32 {
 fn take(token: u32) -> Option<Then> {
     TABLE.with(|t| {
         let waiting = &mut t.borrow_mut().0;
-        let i = waiting.iter().position(|(x, _)| *x == token)?;
-        Some(waiting.swap_remove(i).1)
+        for i in 0..waiting.len() {
+            if waiting[i].0 == token {
+                return Some(waiting.swap_remove(i).1);
+            }
+        }
+        None
     })
 }
 

@@ -16,7 +16,7 @@ use crate::web::js::{check_keys, get, index, list};
 
 /// A destination that only injects scripts.
 pub struct ScriptDestination {
-    scripts: Vec<ScriptDescriptor>,
+    scripts: Rc<Vec<ScriptDescriptor>>,
     /// Bumped by `revoke` and `destroy`: a load started before stops injecting.
     generation: Rc<Cell<u32>>,
 }
@@ -50,7 +50,7 @@ pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
         scripts.push(d);
     }
     Ok(Rc::new(ScriptDestination {
-        scripts,
+        scripts: Rc::new(scripts),
         generation: Rc::default(),
     }))
 }
