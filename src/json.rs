@@ -36,7 +36,7 @@ pub fn push_escaped(out: &mut String, s: &str, json: bool) {
     }
 }
 
-/// Appends `b` as two lowercase hex digits (JSON `\u00XX` escapes, UUIDs).
+/// Appends `b` as two lowercase hex digits (JSON `\u00XX` escapes).
 pub fn push_hex(out: &mut String, b: u8) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(HEX[usize::from(b >> 4)] as char);
