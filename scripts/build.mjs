@@ -164,19 +164,23 @@ function minifyNames(wasmFile, glueFile) {
 
 // Web target: one JS file. wasm-bindgen puts each JS snippet (`inline_js`, `module = ...`) in
 // its own file under snippets/; a page would fetch each and gzip cannot share their words.
-// Each snippet becomes a function scope inside the glue, its exports returned as an object.
+// Each snippet becomes a function scope inside the glue, its exports returned as an array and
+// taken apart by position (so no export name survives minifying as a property key).
 if (opts.target === 'web') inlineSnippets(path.join(outDir, `${NAME}.js`));
 
 function inlineSnippets(glueFile) {
-  let glue = fs.readFileSync(glueFile, 'utf8');
+  const original = fs.readFileSync(glueFile, 'utf8');
+  let glue = original;
   // `import { a, b as c } from './snippets/..';` and `import * as x from "./snippets/.."`.
   const importRe = /^import (\{[^}]*\}|\* as [\w$]+) from (['"])(\.\/snippets\/[^'"]+)\2;?$/gm;
-  const modules = new Map(); // snippet path -> variable holding its exports
+  const modules = new Map(); // snippet path -> [variable holding its exports, their names]
+  const namespaces = []; // namespace imports: their `ns.name` uses become `ns_name`
+  // `const [, b, c] = from;`: the exports in `names` (export name -> local name) by position.
+  const take = (exported, names, from) => `const [${exported.map((e) => names.get(e) ?? '').join(', ')}] = ${from};`;
   glue = glue.replace(importRe, (_, what, __, rel) => {
     let decl = '';
     if (!modules.has(rel)) {
       const name = `__snippet${modules.size}`;
-      modules.set(rel, name);
       let code = fs.readFileSync(path.join(path.dirname(glueFile), rel), 'utf8');
       const exported = [];
       code = code.replace(/(^|[;}\s])export\s+(async\s+function|function|const|let|class)\s+([\w$]+)/g, (m, lead, kind, id) => {
@@ -189,13 +193,25 @@ function inlineSnippets(glueFile) {
       if (/(^|[;}\s])(export|import)[\s{*]/.test(codeOnly)) {
         die(`snippet ${rel} has an export or import form the inliner does not handle`);
       }
-      decl = `const ${name} = (() => {\n${code}\nreturn { ${exported.join(', ')} };\n})();\n`;
+      modules.set(rel, [name, exported]);
+      decl = `const ${name} = (() => {\n${code}\nreturn [${exported.join(', ')}];\n})();\n`;
     }
-    const name = modules.get(rel);
-    if (what.startsWith('*')) return `${decl}const ${what.slice(5).trim()} = ${name};`;
+    const [name, exported] = modules.get(rel);
+    const check = (e) => exported.includes(e) || die(`${rel} has no export ${e} for the glue`);
+    if (what.startsWith('*')) {
+      const ns = what.slice(5).trim();
+      const used = new Set([...original.matchAll(new RegExp(`(?<![\\w$.])${escapeRe(ns)}\\.([\\w$]+)`, 'g'))].map((m) => m[1]));
+      used.forEach(check);
+      namespaces.push(ns);
+      return `${decl}${take(exported, new Map([...used].map((e) => [e, `${ns}_${e}`])), name)}`;
+    }
     const specs = what.slice(1, -1).split(',').map((n) => n.trim()).filter(Boolean).map((n) => n.split(/\s+as\s+/));
-    return `${decl}const { ${specs.map(([n, alias]) => (alias ? `${n}: ${alias}` : n)).join(', ')} } = ${name};`;
+    specs.forEach(([e]) => check(e));
+    return `${decl}${take(exported, new Map(specs.map(([e, alias]) => [e, alias ?? e])), name)}`;
   });
+  for (const ns of namespaces) {
+    glue = glue.replace(new RegExp(`(?<![\\w$.])${escapeRe(ns)}\\.([\\w$]+)`, 'g'), (_, e) => `${ns}_${e}`);
+  }
   if (/from\s*['"]\.\/snippets\//.test(glue)) {
     die('a snippet import was left in the glue');
   }
