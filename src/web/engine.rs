@@ -229,9 +229,8 @@ impl Engine {
                 }
                 Pending::Flush(resolve) => {
                     self.mgr.borrow_mut().request_flush();
-                    let cmds = self.mgr.borrow_mut().poll(now());
                     self.waiters.borrow_mut().push((Wait::Flush, resolve));
-                    self.run(cmds);
+                    self.poll();
                 }
                 Pending::Event {
                     payload,
