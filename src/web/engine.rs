@@ -675,16 +675,15 @@ impl Engine {
     /// The page is being hidden or unloaded: hand batching destinations' unsent events to the
     /// browser (`sendBeacon`), synchronously.
     pub fn page_hidden(self: &Rc<Self>) {
-        let n = self.mgr.borrow().len();
-        for i in 0..n {
-            if self.dests[i].batch().is_none() {
+        for (i, d) in self.dests.iter().enumerate() {
+            if d.batch().is_none() {
                 continue;
             }
             let mut events = self.mgr.borrow_mut().take_unsent(i);
             if events.is_empty() {
                 continue;
             }
-            let taken = self.dests[i].beacon(&events).min(events.len());
+            let taken = d.beacon(&events).min(events.len());
             let rest = events.split_off(taken);
             if !events.is_empty() {
                 self.mgr.borrow_mut().beacon_sent(i, events);
