@@ -386,9 +386,10 @@ impl Engine {
             self.exec(c);
         }
         self.dlq.borrow_mut().release();
-        let ready: Vec<Function> = {
+        {
+            // Each `resolve` settles a promise of ours with undefined: no page code runs now,
+            // so it is called with the borrows held.
             let mgr = self.mgr.borrow();
-            let mut out = Vec::new();
             let mut ws = self.waiters.borrow_mut();
             for (w, f) in core::mem::take(&mut *ws) {
                 let waiting = match w {
@@ -399,13 +400,9 @@ impl Engine {
                 if waiting {
                     ws.push((w, f));
                 } else {
-                    out.push(f);
+                    let _ = f.call1(&JsValue::NULL, &JsValue::UNDEFINED);
                 }
             }
-            out
-        };
-        for w in ready {
-            let _ = w.call1(&JsValue::NULL, &JsValue::UNDEFINED);
         }
         self.arm_timer();
     }
