@@ -66,12 +66,9 @@ pub struct VendorDestination {
     told: Cell<Option<Purposes>>,
 }
 
-/// Creates the destination for `entry`, validating its settings; errors name the field
-/// (`config.destinations[0].settings.pixelId`).
-pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
-    let Some(vendor) = Vendor::from_kind(&entry.kind) else {
-        return Err([&entry.path, ": not a vendor type: ", &entry.kind].concat());
-    };
+/// Creates the destination of `vendor` for `entry`, validating its settings; errors name the
+/// field (`config.destinations[0].settings.pixelId`).
+pub fn create(entry: &DestConfig, vendor: Vendor) -> Result<Rc<dyn Destination>, String> {
     let path = [&entry.path, ".settings"].concat();
     let st = &entry.settings;
     check_keys(st, vendor.settings_keys(), &path)?;
