@@ -10,7 +10,7 @@ use wasm_bindgen::JsCast;
 
 use super::js::{
     check_keys, get, index, is_plain_object, keys_at, list, opt_bool, opt_num, opt_obj, opt_str,
-    opt_uint,
+    opt_uint, wrong,
 };
 use crate::breaker::BreakerConfig;
 use crate::consent::{Purpose, Purposes};
@@ -93,7 +93,7 @@ pub fn parse_consent_object(v: &JsValue, path: &str) -> Result<Vec<(Purpose, boo
             .concat());
         };
         let Some(on) = get(obj, &k).as_bool() else {
-            return Err([path, ".", &k, " must be a boolean"].concat());
+            return Err(wrong(path, &k, "a boolean"));
         };
         out.push((p, on));
     }
@@ -162,7 +162,7 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
         manager.strategy = match opt_str(&l, "strategy", p)?.as_deref() {
             None | Some("lazy") => Strategy::Lazy,
             Some("eager") => Strategy::Eager,
-            Some(_) => return Err("config.loading.strategy must be 'lazy' or 'eager'".into()),
+            Some(_) => return Err(wrong(p, "strategy", "'lazy' or 'eager'")),
         };
         if let Some(n) = opt_uint(&l, "bufferLimit", p)? {
             manager.buffer_limit = n.max(1) as usize;

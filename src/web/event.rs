@@ -102,38 +102,41 @@ pub struct Identity {
 impl Identity {
     /// Loads the identity, creating and persisting a new anonymous id when there is none.
     pub fn load(store: FallbackStorage, prefix: &str) -> Identity {
-        let key = |k: &str| [prefix, ":", k].concat();
-        let anonymous_id: Rc<str> = match store.get(&key("anonymousId")) {
-            Some(a) if crate::uuid::is_uuid(&a) => a.into(),
-            _ => {
-                let a = super::platform::uuid();
-                store.set(&key("anonymousId"), &a);
-                a.into()
-            }
-        };
-        let user_id = match store.get(&key("userId")) {
-            Some(u) if !u.is_empty() => Some(u.into()),
-            _ => None,
-        };
-        let mut traits = JsValue::UNDEFINED;
-        if let Some(t) = store.get(&key("traits")) {
-            traits = js_sys::JSON::parse(&t).unwrap_or_default();
-        }
-        if !is_plain_object(&traits) {
-            traits = Object::new().into();
-        }
-        Identity {
+        let mut me = Identity {
             store,
             prefix: prefix.into(),
-            anonymous_id,
-            user_id,
-            traits,
+            anonymous_id: Rc::from(""),
+            user_id: None,
+            traits: JsValue::UNDEFINED,
             group_id: None,
+        };
+        match me.store.get(&me.key("anonymousId")) {
+            Some(a) if crate::uuid::is_uuid(&a) => me.anonymous_id = a.into(),
+            _ => me.renew(),
         }
+        if let Some(u) = me.store.get(&me.key("userId")) {
+            if !u.is_empty() {
+                me.user_id = Some(u.into());
+            }
+        }
+        if let Some(t) = me.store.get(&me.key("traits")) {
+            me.traits = js_sys::JSON::parse(&t).unwrap_or_default();
+        }
+        if !is_plain_object(&me.traits) {
+            me.traits = Object::new().into();
+        }
+        me
     }
 
     fn key(&self, k: &str) -> String {
         [&self.prefix, ":", k].concat()
+    }
+
+    /// Starts and persists a new anonymous id.
+    fn renew(&mut self) {
+        let a = super::platform::uuid();
+        self.store.set(&self.key("anonymousId"), &a);
+        self.anonymous_id = a.into();
     }
 
     /// Sets and persists the user id.
@@ -165,9 +168,7 @@ impl Identity {
         self.user_id = None;
         self.traits = Object::new().into();
         self.group_id = None;
-        let a = super::platform::uuid();
-        self.store.set(&self.key("anonymousId"), &a);
-        self.anonymous_id = a.into();
+        self.renew();
     }
 }
 

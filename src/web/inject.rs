@@ -18,7 +18,7 @@ use super::platform::resolve_url;
 use super::settle::then;
 use crate::error::{DeliveryError, ErrorKind};
 use crate::script::{check_url, refused, ScriptDescriptor, Source, Target};
-use crate::web::js::{check_keys, opt_bool, opt_str};
+use crate::web::js::{check_keys, opt_bool, opt_str, wrong};
 
 const KEYS: &[&str] = &[
     "id",
@@ -70,12 +70,12 @@ fn fields(obj: &Object) -> Result<ScriptDescriptor, String> {
     d.target = match opt_str(obj, "target", "")?.as_deref() {
         None | Some("head") => Target::Head,
         Some("body") => Target::Body,
-        Some(_) => return Err(".target must be 'head' or 'body'".into()),
+        Some(_) => return Err(wrong("", "target", "'head' or 'body'")),
     };
     let attrs = crate::web::js::get(obj, "attributes");
     if !attrs.is_undefined() {
         let Some(a) = attrs.dyn_ref::<Object>() else {
-            return Err(".attributes must be an object of strings".into());
+            return Err(wrong("", "attributes", "an object of strings"));
         };
         for (k, v) in crate::web::js::entries(a, ".attributes")? {
             match v.as_string() {

@@ -183,7 +183,8 @@ fn present(obj: &Object, key: &str) -> Option<JsValue> {
     }
 }
 
-fn wrong(path: &str, key: &str, what: &str) -> String {
+/// `<path>.<key> must be <what>`: the message of a field of the wrong type or value.
+pub fn wrong(path: &str, key: &str, what: &str) -> String {
     [path, ".", key, " must be ", what].concat()
 }
 

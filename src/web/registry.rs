@@ -12,6 +12,7 @@ use js_sys::Function;
 use super::config::DestConfig;
 use super::dest::{CreateEnv, Destination, JsDestination};
 use crate::consent::{Purpose, Purposes};
+use crate::vendor_map::Vendor;
 
 static JS_TYPES: Local<Vec<(String, Function)>> = Local::new(Vec::new());
 
@@ -46,12 +47,13 @@ pub fn register(kind: &str, factory: Function) -> Result<(), String> {
 
 /// The default `requiredConsent` of a type.
 pub fn default_required(kind: &str) -> Purposes {
-    match kind {
-        "posthog" | "ga4" => Purposes::of(&[Purpose::Measurement]),
-        "meta-pixel" => Purposes::of(&[Purpose::Marketing]),
-        "gtm" => Purposes::of(&[Purpose::Necessary]),
-        _ => Purposes::NONE,
-    }
+    let p = match Vendor::from_kind(kind) {
+        Some(Vendor::PostHog | Vendor::Ga4) => Purpose::Measurement,
+        Some(Vendor::MetaPixel) => Purpose::Marketing,
+        Some(Vendor::Gtm) => Purpose::Necessary,
+        None => return Purposes::NONE,
+    };
+    Purposes::NONE.with(p, true)
 }
 
 /// Creates the instance for a config entry, validating its settings; errors name the entry.

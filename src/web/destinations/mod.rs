@@ -18,7 +18,9 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Option<Rc<dyn Desti
     Ok(Some(match entry.kind.as_str() {
         "relay" => relay::create(entry, env)?,
         "script" => script::create(entry)?,
-        "posthog" | "meta-pixel" | "ga4" | "gtm" => vendors::create(entry)?,
-        _ => return Ok(None),
+        k => match crate::vendor_map::Vendor::from_kind(k) {
+            Some(v) => vendors::create(entry, v)?,
+            None => return Ok(None),
+        },
     }))
 }

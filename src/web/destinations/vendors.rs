@@ -40,7 +40,7 @@ use crate::vendor_map::{consent_mode_bits, is_meta_standard, Vendor, POSTHOG_API
 use crate::web::config::DestConfig;
 use crate::web::dest::{Destination, Done, Event, LoadEnv};
 use crate::web::inject::{inject, remove_all, remove_revoked, resolve_and_check};
-use crate::web::js::{check_keys, get, opt_str};
+use crate::web::js::{check_keys, get, opt_str, wrong};
 
 #[wasm_bindgen(module = "/src/web/destinations/vendors.js")]
 extern "C" {
@@ -66,29 +66,24 @@ pub struct VendorDestination {
     told: Cell<Option<Purposes>>,
 }
 
-/// Creates the destination for `entry`, validating its settings; errors name the field
-/// (`config.destinations[0].settings.pixelId`).
-pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
-    let Some(vendor) = Vendor::from_kind(&entry.kind) else {
-        return Err([&entry.path, ": not a vendor type: ", &entry.kind].concat());
-    };
+/// Creates the destination of `vendor` for `entry`, validating its settings; errors name the
+/// field (`config.destinations[0].settings.pixelId`).
+pub fn create(entry: &DestConfig, vendor: Vendor) -> Result<Rc<dyn Destination>, String> {
     let path = [&entry.path, ".settings"].concat();
     let st = &entry.settings;
     check_keys(st, vendor.settings_keys(), &path)?;
     let key = vendor.id_key();
-    // `path` and the rest of an error message.
-    let fail = |a: &str, b: &str, c: &str, d: &str| Err([&path, a, b, c, d].concat());
     let account = match opt_str(st, key, &path)? {
-        None => return fail(".", key, " is required", ""),
+        None => return Err([&path, ".", key, " is required"].concat()),
         Some(a) => a,
     };
     if let Err(what) = vendor.check_id(&account) {
-        return fail(".", key, &[" must be ", what, ": "].concat(), &account);
+        return Err([&wrong(&path, key, what), ": ", &account].concat());
     }
     let api_host = match vendor {
         Vendor::PostHog => match opt_str(st, "apiHost", &path)? {
             Some(h) if h.trim().is_empty() => {
-                return fail(".apiHost must be a non-empty URL", "", "", "")
+                return Err(wrong(&path, "apiHost", "a non-empty URL"))
             }
             Some(h) => h,
             None => POSTHOG_API_HOST.into(),
@@ -98,7 +93,7 @@ pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
     let src = match opt_str(st, "scriptSrc", &path)? {
         Some(src) => {
             if let Err(m) = resolve_and_check(&src) {
-                return fail(".scriptSrc: ", &m, "", "");
+                return Err([&path, ".scriptSrc: ", &m].concat());
             }
             src
         }
