@@ -79,7 +79,7 @@ pub struct DestSpec {
     /// `Some` for a batching destination.
     pub batch: Option<BatchLimits>,
     /// Whether its undelivered events are persisted (the relay's outbox): the driver is told to
-    /// persist and forget them through [`Command::Persist`] / [`Command::Forget`].
+    /// persist and forget them through [`Command::Store`].
     pub durable: bool,
 }
 
@@ -175,19 +175,15 @@ pub enum Command<P> {
         /// Destination index.
         dest: usize,
     },
-    /// Persist an event accepted for a durable destination (before it is sent).
-    Persist {
+    /// For a durable destination: persist an accepted event before it is sent (`keep`), or
+    /// drop a persisted one (acknowledged, dead-lettered or purged).
+    Store {
         /// Destination index.
         dest: usize,
         /// The event.
         event: Rc<Envelope<P>>,
-    },
-    /// Drop a persisted event (acknowledged, dead-lettered or purged).
-    Forget {
-        /// Destination index.
-        dest: usize,
-        /// The event.
-        event: Rc<Envelope<P>>,
+        /// Persist (`true`) or drop (`false`).
+        keep: bool,
     },
     /// Consent for `dest` was revoked and purging is on: drop its dead letters.
     PurgeDeadLetters {
@@ -484,9 +480,10 @@ impl<P> Manager<P> {
             return;
         }
         if persist {
-            self.out.push(Command::Persist {
+            self.out.push(Command::Store {
                 dest: i,
                 event: env.clone(),
+                keep: true,
             });
         }
         let d = &mut self.dests[i];
@@ -656,9 +653,10 @@ impl<P> Manager<P> {
     /// A durable destination (the relay's outbox) forgets an event that left its queue.
     fn forget(&mut self, dest: usize, event: &Rc<Envelope<P>>) {
         if self.dests[dest].spec.durable {
-            self.out.push(Command::Forget {
+            self.out.push(Command::Store {
                 dest,
                 event: event.clone(),
+                keep: false,
             });
         }
     }
@@ -1435,7 +1433,7 @@ mod tests {
         let cmds = m.poll(0);
         assert_eq!(
             cmds.iter()
-                .filter(|c| matches!(c, Command::Persist { .. }))
+                .filter(|c| matches!(c, Command::Store { keep: true, .. }))
                 .count(),
             1
         );
@@ -1451,7 +1449,7 @@ mod tests {
         let cmds = m.delivery_done(0, Outcome::Ok, 30);
         assert_eq!(
             cmds.iter()
-                .filter(|c| matches!(c, Command::Forget { .. }))
+                .filter(|c| matches!(c, Command::Store { keep: false, .. }))
                 .count(),
             3
         );
@@ -1493,7 +1491,7 @@ mod tests {
         let cmds = m.poll(2);
         assert_eq!(
             cmds.iter()
-                .filter(|c| matches!(c, Command::Forget { .. }))
+                .filter(|c| matches!(c, Command::Store { keep: false, .. }))
                 .count(),
             2
         );

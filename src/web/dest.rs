@@ -79,10 +79,9 @@ pub trait Destination {
     fn durable(&self) -> bool {
         false
     }
-    /// Persists an accepted event before it is sent.
-    fn persist(&self, _event: &Event) {}
-    /// Forgets a persisted event (acknowledged, dead-lettered or purged).
-    fn forget(&self, _event: &Event) {}
+    /// Persists an accepted event before it is sent (`keep`), or forgets a persisted one
+    /// (acknowledged, dead-lettered or purged).
+    fn store(&self, _event: &Event, _keep: bool) {}
     /// Undelivered events persisted by an earlier page, to deliver first.
     fn restore(&self, done: Box<dyn FnOnce(Vec<Restored>)>) {
         done(Vec::new())

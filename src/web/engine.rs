@@ -542,8 +542,7 @@ impl Engine {
                 self.debug_dest("loaded ", dest);
                 self.emit("loaded", &self.dest_object(dest));
             }
-            Command::Persist { dest, event } => self.dests[dest].persist(&event),
-            Command::Forget { dest, event } => self.dests[dest].forget(&event),
+            Command::Store { dest, event, keep } => self.dests[dest].store(&event, keep),
             Command::PurgeDeadLetters { dest } => {
                 let id = self.id(dest);
                 self.dlq.borrow_mut().clear(Some(&id));

@@ -268,17 +268,13 @@ impl Destination for Relay {
         true
     }
 
-    fn persist(&self, event: &Event) {
-        self.outbox
-            .borrow_mut()
-            .put(event.message_id.clone(), &event.json);
-    }
-
-    fn forget(&self, event: &Event) {
-        if self.deferred.borrow().contains(&event.message_id) {
-            return;
+    fn store(&self, event: &Event, keep: bool) {
+        let mut o = self.outbox.borrow_mut();
+        if keep {
+            o.put(event.message_id.clone(), &event.json);
+        } else if !self.deferred.borrow().contains(&event.message_id) {
+            o.forget(&event.message_id);
         }
-        self.outbox.borrow_mut().forget(&event.message_id);
     }
 
     fn restore(&self, done: Box<dyn FnOnce(Vec<Restored>)>) {
