@@ -593,7 +593,6 @@ impl<P> Manager<P> {
                 let d = &mut self.dests[dest];
                 let batch = take_front(&mut d.queue, n);
                 let purge_upto = self.dests[dest].purge_upto;
-                let mut dead = Vec::new();
                 for mut it in batch {
                     if it.env.kind != EventKind::Consent && it.env.seq <= purge_upto {
                         // Consent was revoked while this was in flight: never send it again.
@@ -607,7 +606,16 @@ impl<P> Manager<P> {
                     if it.replay.is_none() && self.cfg.retry.should_retry(&error, it.attempts) {
                         keep.push(it);
                     } else {
-                        dead.push(it);
+                        self.dests[dest].queued_bytes -= it.env.json.len();
+                        self.dead_letter(
+                            dest,
+                            it.env,
+                            &error,
+                            it.attempts,
+                            it.first_failed_at,
+                            now,
+                            it.replay,
+                        );
                     }
                 }
                 let d = &mut self.dests[dest];
@@ -621,18 +629,6 @@ impl<P> Manager<P> {
                 }
                 keep.append(&mut d.queue);
                 d.queue = keep;
-                for it in dead {
-                    self.dests[dest].queued_bytes -= it.env.json.len();
-                    self.dead_letter(
-                        dest,
-                        it.env,
-                        &error,
-                        it.attempts,
-                        it.first_failed_at,
-                        now,
-                        it.replay,
-                    );
-                }
             }
         }
         self.poll(now)
