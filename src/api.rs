@@ -435,6 +435,7 @@ impl Analytics {
         let mut by_dest: Vec<Vec<Envelope<JsValue>>> = Vec::new();
         by_dest.resize_with(engine.dests.len(), Vec::new);
         let mut orphans = 0u32;
+        let consent = self.consent.get().granted();
         for e in entries {
             let envs = match self.index(&e.destination) {
                 Some(i) => by_dest.get_mut(i),
@@ -456,7 +457,7 @@ impl Analytics {
             envs.push(Envelope {
                 seq: 0,
                 kind,
-                consent: self.consent.get().granted(),
+                consent,
                 message_id,
                 json: e.event_json.into(),
                 payload,
@@ -672,10 +673,7 @@ impl Analytics {
             Some(s) => check_size(s),
             None => Err([
                 "event cannot be serialised: ",
-                &js_sys::Array::from(&done)
-                    .get(0)
-                    .as_string()
-                    .unwrap_or_default(),
+                &get(&done, "0").as_string().unwrap_or_default(),
             ]
             .concat()),
         }?;

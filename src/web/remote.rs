@@ -134,7 +134,7 @@ impl Remote {
     /// good copy is used, if any.
     fn received(&self, consent: Purposes, url: &str, got: JsValue) -> Option<Vec<RemoteScript>> {
         let failure = if got.is_array() {
-            let text = Array::from(&got).get(0).as_string().unwrap_or_default();
+            let text = get(&got, "0").as_string().unwrap_or_default();
             match parse_body(&text) {
                 Ok(list) => {
                     self.cache.store(consent, &text);
