@@ -75,7 +75,7 @@ pub trait Destination {
     fn batch(&self) -> Option<BatchLimits> {
         None
     }
-    /// Whether undelivered events are persisted (see `persist` / `forget` / `restore`).
+    /// Whether undelivered events are persisted (see `store` / `restore`).
     fn durable(&self) -> bool {
         false
     }
