@@ -21,7 +21,7 @@ use crate::web::dest::{consent_object, CreateEnv, Restored};
 use crate::web::engine::{dead_letter_object, error_object, Engine, Pending};
 use crate::web::event::{check_size, object_arg, options_arg, page_context, Identity};
 use crate::web::js::{error, get, is_plain_object, set, type_error};
-use crate::web::platform::{self, global_get, navigator_get, now, uuid, ConsoleLog, WebRng};
+use crate::web::platform::{self, global_get, navigator_get, now, ConsoleLog, WebRng};
 use crate::web::registry;
 use crate::web::remote::Remote;
 use crate::web::settle::{soon, then};
@@ -657,12 +657,10 @@ impl Analytics {
     fn capture(&self, kind: EventKind, e: Object, options: &JsValue) -> Result<JsValue, String> {
         let consent = self.consent.get().granted();
         let id = self.identity.borrow();
-        let message_id = uuid();
         let done = complete_event(
             &e,
             kind.name(),
             options,
-            &message_id,
             &id.anonymous_id,
             id.user_id.as_deref(),
             &self.context,
@@ -677,8 +675,9 @@ impl Analytics {
             ]
             .concat()),
         }?;
+        // Set by `completeEvent` (the option, or a new uuid).
         let mid = get(&e, "messageId");
-        let message_id: Rc<str> = mid.as_string().unwrap_or(message_id).into();
+        let message_id: Rc<str> = mid.as_string().unwrap_or_default().into();
         self.engine.enqueue(Pending::Event {
             payload: e.into(),
             kind,
@@ -779,7 +778,6 @@ extern "C" {
         e: &Object,
         kind: &str,
         options: &JsValue,
-        message_id: &str,
         anonymous_id: &str,
         user_id: Option<&str>,
         base: &Object,

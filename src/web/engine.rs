@@ -315,18 +315,20 @@ impl Engine {
     ) {
         let seq = self.seq.get() + 1;
         self.seq.set(seq);
-        self.log.debug(
-            &[
-                "capture ",
-                kind.name(),
-                " ",
-                &message_id,
-                " (",
-                &self.routes_text(kind, consent),
-                ")",
-            ]
-            .concat(),
-        );
+        if self.log.debug {
+            self.log.debug(
+                &[
+                    "capture ",
+                    kind.name(),
+                    " ",
+                    &message_id,
+                    " (",
+                    &self.routes_text(kind, consent),
+                    ")",
+                ]
+                .concat(),
+            );
+        }
         let env = Envelope {
             seq,
             kind,
@@ -338,10 +340,8 @@ impl Engine {
         self.mgr.borrow_mut().capture(env, now());
     }
 
+    /// Where an event goes, for the debug line: `<id>: routed, <id>: blocked by consent`.
     fn routes_text(&self, kind: EventKind, consent: Purposes) -> String {
-        if !self.log.debug {
-            return String::new();
-        }
         let mgr = self.mgr.borrow();
         let mut out = String::new();
         for i in 0..mgr.len() {
@@ -555,30 +555,22 @@ impl Engine {
             } => {
                 let done = {
                     let mut ws = self.replay_waiters.borrow_mut();
-                    let mut done = None;
-                    let mut p = 0;
-                    while let Some(w) = ws.get_mut(p) {
-                        // Tickets are never reused: at most one waiter holds this one, once.
-                        let mut k = 0;
-                        while let Some(t) = w.tickets.get(k) {
-                            if *t == ticket {
-                                break;
-                            }
-                            k += 1;
-                        }
-                        if k < w.tickets.len() {
-                            w.tickets.swap_remove(k);
+                    // Tickets are never reused: at most one waiter holds this one, once.
+                    match ws.iter().position(|w| w.tickets.contains(&ticket)) {
+                        Some(p) => {
+                            let w = &mut ws[p];
+                            w.tickets.retain(|t| *t != ticket);
                             w.counts[0] += retried;
                             w.counts[1] += succeeded;
                             w.counts[2] += failed;
                             if w.tickets.is_empty() {
-                                done = Some(ws.remove(p));
+                                Some(ws.remove(p))
+                            } else {
+                                None
                             }
-                            break;
                         }
-                        p += 1;
+                        None => None,
                     }
-                    done
                 };
                 if let Some(w) = done {
                     w.resolve();

@@ -261,17 +261,17 @@ export function pageContext() {
 }
 
 // Completes event `e` with the fields every event has and returns its JSON, or [message] when
-// it cannot be serialised. `o`: the validated options (or undefined); `messageId`, the time now,
-// `anonymousId`, `userId` (or null): the defaults the options may override; `base`: the
+// it cannot be serialised. `o`: the validated options (or undefined); a new messageId, the time
+// now, `anonymousId`, `userId` (or null): the defaults the options may override; `base`: the
 // context shared by every event; `prefs`: the consent in force (copied: stamped, whatever
 // options.context says).
-export function completeEvent(e, type, o, messageId, anonymousId, userId, base, prefs) {
+export function completeEvent(e, type, o, anonymousId, userId, base, prefs) {
   try {
     o = o || {};
     const str = (v, d) => (typeof v == 'string' ? v : d);
     const obj = (v) => v !== null && typeof v == 'object';
     e.type = type;
-    e.messageId = str(o.messageId, messageId);
+    e.messageId = typeof o.messageId == 'string' ? o.messageId : uuid();
     e.timestamp = str(o.timestamp, isoNow());
     e.anonymousId = str(o.anonymousId, anonymousId);
     e.userId = str(o.userId, str(e.userId, userId));
