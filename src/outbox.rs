@@ -14,8 +14,9 @@
 //! part, and only ever sends its own entries. On load it *adopts* the entries of owners whose
 //! page is gone: it re-keys them under its own id, oldest owner first, and delivers them before
 //! anything new. Whether an owner is gone is decided by the browser layer: with the Web Locks
-//! API each owner holds the lock `<prefix>:outbox:<owner>` for its page's life, and an owner
-//! whose lock can be taken (`ifAvailable`) is gone; without it, see [`Outbox::is_silent`].
+//! API each owner holds the lock `<prefix>:outbox:<owner>` for its page's life (and the lock of
+//! every owner it adopted), and an owner whose lock can be taken (`ifAvailable`) is gone;
+//! without it, see [`Outbox::is_silent`].
 
 #[allow(unused_imports)]
 use crate::prelude::*;

@@ -283,14 +283,21 @@ describe('relay destination', () => {
       await boot(p0, url, config);
       const first = await track(p0, 5, 'First');
       await waitFor(async () => (await sinkEvents(url)).rejected >= 1, { message: 'a failed batch' });
+      // Keys are `<prefix>:outbox:<destination>:<owner>:<seq>`; the owner's lock is
+      // `<prefix>:outbox:<owner>`.
+      const owner0 = (await outboxKeys(p0))[0].split(':')[3];
       await p0.close();
       await setSinkMode(url, { mode: 'ok' });
 
-      // Two tabs load at the same moment: exactly one of them adopts the entries.
+      // Two tabs load at the same moment: exactly one of them adopts the entries, and keeps
+      // the gone owner's lock, so the other cannot take them even while its localStorage
+      // still shows them under the old owner.
       const [p1, p2] = [await context.newPage(), await context.newPage()];
       await Promise.all([p1.goto(`${url}/blank.html`), p2.goto(`${url}/blank.html`)]);
       await Promise.all([boot(p1, url, config, { navigate: false }), boot(p2, url, config, { navigate: false })]);
       await sinkHasExactly(url, first);
+      const held = await p1.evaluate(async () => (await navigator.locks.query()).held.map((l) => l.name));
+      assert.ok(held.includes(`consent-analytics:outbox:${owner0}`), `the adopter holds the lock of ${owner0}`);
       await pause(1000);
       await sinkHasExactly(url, first);
 

@@ -6,8 +6,9 @@
 // entries and calls `f(index)` for each one whose page is gone; settles when done. `f` is the
 // relay's one callback: `f(list)` pushes the other owners' ids (oldest first) onto the array
 // `list`; `f(i)` adopts owner `i`; `f(-1)` records a heartbeat, `f(-2)` removes it.
-// With navigator.locks, an owner is gone when its lock is free (`f(i)` runs while holding it);
-// when this page's lock request is refused, it rejects and nothing is adopted. Without it, the
+// With navigator.locks, an owner is gone when its lock is free (`f(i)` runs while holding it,
+// and the lock stays held); when this page's lock request is refused, it rejects and nothing is
+// adopted. Without it, the
 // page beats now and every `ms` milliseconds, removes its heartbeat when it is discarded
 // (`pagehide` not kept in the back/forward cache), and `f(i)` is called for every owner (`f`
 // decides from heartbeats).
@@ -35,9 +36,19 @@ export async function claimOutbox(base, own, ms, f) {
   }
   // The callback's promise never settles: the lock goes only with the page.
   await new Promise((resolve, reject) => locks.request(base + own, () => (resolve(), new Promise(() => {}))).catch(reject));
+  // An adopted owner's lock is then kept for this page's life, as its own: another tab that
+  // loaded at the same moment may not see the re-keyed entries in its localStorage yet, and
+  // must not find the old owner free and deliver them too.
   for (const [i, owner] of owners().entries()) {
     try {
-      await locks.request(base + owner, { ifAvailable: true }, (lock) => lock && f(i));
+      await new Promise((resolve, reject) =>
+        locks
+          .request(base + owner, { ifAvailable: true }, (lock) => {
+            resolve();
+            return lock && (f(i), new Promise(() => {}));
+          })
+          .catch(reject),
+      );
     } catch (_) {}
   }
 }

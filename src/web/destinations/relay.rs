@@ -16,10 +16,13 @@
 //!   failing, nothing is beaconed: the events stay in the outbox for the next page.
 //! - Ownership between tabs: each instance owns its entries and holds the Web Lock
 //!   `<prefix>:outbox:<owner>` for the page's life; on load it adopts the entries of owners
-//!   whose lock it can take at once (their page is gone). Without `navigator.locks` it falls back
+//!   whose lock it can take at once (their page is gone), and keeps that lock too: a tab
+//!   loading at the same moment whose localStorage does not show the re-keyed entries yet
+//!   finds the old owner taken. Without `navigator.locks` it falls back
 //!   to a heartbeat per owner in localStorage every [`HEARTBEAT_MS`], removed when the page is
 //!   discarded (`pagehide` not kept in the back/forward cache), and adopts only owners whose
-//!   heartbeat is gone or older than three periods.
+//!   heartbeat is gone or older than three periods (two tabs loading at the same moment may
+//!   then both adopt the same entries; their messageId lets the backend drop the copy).
 //!   Trade-off: Chromium lists a held Web Lock among the features that keep a page out of the
 //!   back/forward cache, so pages with a relay are restored by a reload on Back.
 
