@@ -409,7 +409,8 @@ impl Analytics {
     ) -> Result<Array, JsValue> {
         let destination = opt_id(&destination, "deadLetters")?;
         let out = Array::new();
-        for d in self.engine.dlq.borrow().list(destination.as_deref(), now()) {
+        let mut dlq = self.engine.dlq.borrow_mut();
+        for d in dlq.list(destination.as_deref(), now()) {
             out.push(&dead_letter_object(d));
         }
         Ok(out)

@@ -2,6 +2,9 @@
 //! for inspection and replay.
 //!
 //! Bounded (oldest dropped first, counted), expiring (`ttl_ms` after an entry's last failure),
+//! shared by the tabs of a site (every operation starts from the stored value, so a tab never
+//! drops another tab's dead letters nor brings back the ones another tab replayed or cleared;
+//! only two writes in the same moment can still race, as localStorage has no transactions),
 //! and crash-proof: a corrupt or foreign stored value is discarded with one warning, a full
 //! quota evicts the oldest entries, and a storage that cannot be written at all leaves the
 //! queue in memory for the rest of the page, with one warning. No call returns an error.
@@ -74,7 +77,8 @@ pub struct DeadLetter {
     pub last_failed_at: u64,
 }
 
-/// The dead-letter queue, persisted in a [`Storage`] after every change.
+/// The dead-letter queue, read from its [`Storage`] at the start of every operation and written
+/// back after every change.
 pub struct DeadLetterQueue {
     config: DeadLetterConfig,
     storage: Rc<dyn Storage>,
@@ -109,19 +113,7 @@ impl DeadLetterQueue {
             held: false,
             dirty: false,
         };
-        let mut dirty = false;
-        match q.storage.get(&q.config.storage_key) {
-            Ok(None) => {}
-            Ok(Some(value)) => match decode(&value) {
-                Some(entries) => q.entries = entries,
-                None => {
-                    let msg = q.key_message("discarded an unreadable dead-letter queue under");
-                    q.log.warn(&msg);
-                    dirty = true;
-                }
-            },
-            Err(e) => q.fall_back_to_memory(e),
-        }
+        let mut dirty = q.reload();
         dirty |= q.drop_expired(now_ms) > 0;
         dirty |= q.enforce_bound() > 0;
         if dirty {
@@ -130,9 +122,43 @@ impl DeadLetterQueue {
         q
     }
 
+    /// Reads the stored queue into memory (an absent value is an empty queue); returns whether
+    /// the stored value was unreadable and discarded (with a warning), so it must be rewritten.
+    /// A storage that cannot be read switches to memory only.
+    fn reload(&mut self) -> bool {
+        match self.storage.get(&self.config.storage_key) {
+            Ok(value) => {
+                let entries = match value {
+                    Some(v) => decode(&v),
+                    None => Some(Vec::new()),
+                };
+                let bad = entries.is_none();
+                self.entries = entries.unwrap_or_default();
+                if bad {
+                    let msg = self.key_message("discarded an unreadable dead-letter queue under");
+                    self.log.warn(&msg);
+                }
+                bad
+            }
+            Err(e) => {
+                self.fall_back_to_memory(e);
+                false
+            }
+        }
+    }
+
+    /// Starts an operation from the stored value, which other tabs may have changed since
+    /// (nothing to do in memory only, or while held: then memory is ahead of storage).
+    fn sync(&mut self) {
+        if !self.memory_only && !self.held && self.reload() {
+            self.persist();
+        }
+    }
+
     /// Adds a dead letter (newest last). Beyond `max_size` the oldest entries are dropped and
     /// counted in [`dropped`](Self::dropped).
     pub fn push(&mut self, mut entry: DeadLetter, now_ms: u64) {
+        self.sync();
         // JSON.stringify never emits raw line breaks; one here could only be JSON whitespace
         // (or invalid JSON), so a space keeps the meaning and the line format intact.
         // SAFETY: only ASCII bytes are replaced, by an ASCII byte: the text stays UTF-8.
@@ -148,7 +174,8 @@ impl DeadLetterQueue {
     }
 
     /// The unexpired dead letters, oldest first, for one destination or all of them.
-    pub fn list(&self, destination: Option<&str>, now_ms: u64) -> Vec<&DeadLetter> {
+    pub fn list(&mut self, destination: Option<&str>, now_ms: u64) -> Vec<&DeadLetter> {
+        self.sync();
         let mut list = Vec::new();
         for e in &self.entries {
             if matches(e, destination) && !expired(e, self.config.ttl_ms, now_ms) {
@@ -161,6 +188,7 @@ impl DeadLetterQueue {
     /// Removes and returns the unexpired dead letters (oldest first) for one destination or
     /// all of them, for replay. Failed replays are pushed back.
     pub fn take(&mut self, destination: Option<&str>, now_ms: u64) -> Vec<DeadLetter> {
+        self.sync();
         let expired = self.drop_expired(now_ms);
         let taken = self.split_for(destination);
         if expired > 0 || !taken.is_empty() {
@@ -171,6 +199,7 @@ impl DeadLetterQueue {
 
     /// Deletes the dead letters for one destination or all of them; returns how many.
     pub fn clear(&mut self, destination: Option<&str>) -> usize {
+        self.sync();
         let cleared = self.split_for(destination).len();
         if cleared > 0 {
             self.persist();
@@ -180,6 +209,7 @@ impl DeadLetterQueue {
 
     /// Drops the entries that expired by `now_ms`; returns how many.
     pub fn prune(&mut self, now_ms: u64) -> usize {
+        self.sync();
         let n = self.drop_expired(now_ms);
         if n > 0 {
             self.persist();
@@ -187,7 +217,7 @@ impl DeadLetterQueue {
         n
     }
 
-    /// The entries held, including any that expired since the last change.
+    /// The entries held as of the last operation, including any that expired since.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -256,11 +286,10 @@ impl DeadLetterQueue {
         }
     }
 
-    /// Writes the whole queue once; on a full quota evicts the oldest entries one by one until
-    /// it fits; if nothing fits or storage is unavailable, continues in memory.
     /// Defers writes until [`DeadLetterQueue::release`], so a burst of dead letters in one
     /// task costs one storage write instead of one per entry.
     pub fn hold(&mut self) {
+        self.sync();
         self.held = true;
     }
 
@@ -272,6 +301,8 @@ impl DeadLetterQueue {
         }
     }
 
+    /// Writes the whole queue once; on a full quota evicts the oldest entries one by one until
+    /// it fits; if nothing fits or storage is unavailable, continues in memory.
     fn persist(&mut self) {
         if self.memory_only {
             return;
@@ -549,7 +580,7 @@ mod tests {
         empty.event_json.clear();
         q.push(empty.clone(), T0 + 2);
 
-        let again = open(&s, &log, T0 + 3);
+        let mut again = open(&s, &log, T0 + 3);
         let got: Vec<DeadLetter> = again.list(None, T0 + 3).into_iter().cloned().collect();
         assert_eq!(got, vec![odd, letter("2", "posthog", T0 + 1), empty]);
         assert_eq!(warnings(&log), 0);
@@ -565,7 +596,7 @@ mod tests {
         let mut e = letter("1", "relay", T0);
         e.event_json = "{\n\"a\":1\r\n}".into();
         q.push(e, T0);
-        let again = open(&s, &log, T0);
+        let mut again = open(&s, &log, T0);
         assert_eq!(again.list(None, T0)[0].event_json, "{ \"a\":1  }");
     }
 
@@ -600,7 +631,7 @@ mod tests {
             max_size: 2,
             ..DeadLetterConfig::default()
         };
-        let q = open_with(config, &s, &log, T0);
+        let mut q = open_with(config, &s, &log, T0);
         assert_eq!(ids(&q.list(None, T0)), ["3", "4"]);
         assert_eq!(q.dropped(), 3);
         assert!(s.get(KEY).unwrap().unwrap().starts_with("cadlq1 2\n"));
@@ -625,8 +656,51 @@ mod tests {
         assert_eq!(reopened.len(), 1);
         assert_eq!(reopened.expired(), 1);
 
-        assert_eq!(q.prune(T0 + 1600), 2);
-        assert_eq!((q.len(), q.expired()), (0, 2));
+        // The reopened queue removed "old" from storage; `q` starts from the stored value.
+        assert_eq!(q.prune(T0 + 1600), 1);
+        assert_eq!((q.len(), q.expired()), (0, 1));
+        assert_eq!(s.get(KEY).unwrap().as_deref(), Some("cadlq1 0\n"));
+    }
+
+    /// Two tabs: each queue starts every operation from the stored value.
+    #[test]
+    fn two_queues_on_one_storage_neither_lose_nor_bring_back_entries() {
+        let (s, log) = setup();
+        let (mut a, mut b) = (open(&s, &log, T0), open(&s, &log, T0));
+        a.push(letter("from-a", "ga4", T0), T0);
+        b.push(letter("from-b", "ga4", T0), T0);
+        assert_eq!(ids(&a.list(None, T0)), ["from-a", "from-b"]);
+        assert_eq!(ids(&b.list(None, T0)), ["from-a", "from-b"]);
+
+        // A replays both; B's next dead letter does not bring them back.
+        assert_eq!(a.take(None, T0).len(), 2);
+        b.push(letter("later", "ga4", T0), T0);
+        assert_eq!(ids(&open(&s, &log, T0).list(None, T0)), ["later"]);
+        // B clears what A sees; the burst of a held queue is written on release.
+        assert_eq!(b.clear(None), 1);
+        a.hold();
+        a.push(letter("burst", "ga4", T0), T0);
+        assert_eq!(
+            ids(&b.list(None, T0)),
+            Vec::<String>::new(),
+            "not yet written"
+        );
+        a.release();
+        assert_eq!(ids(&b.list(None, T0)), ["burst"]);
+        assert_eq!(warnings(&log), 0);
+    }
+
+    /// A value another tab (or app) corrupts mid-page is discarded with one warning when an
+    /// operation next reads it, and rewritten.
+    #[test]
+    fn a_value_corrupted_mid_page_is_discarded_once() {
+        let (s, log) = setup();
+        let mut q = open(&s, &log, T0);
+        q.push(letter("0", "ga4", T0), T0);
+        s.set(KEY, "{\"some\":\"other app\"}").unwrap();
+        assert_eq!(ids(&q.list(None, T0)), Vec::<String>::new());
+        assert_eq!(ids(&q.list(None, T0)), Vec::<String>::new());
+        assert_eq!(warnings(&log), 1);
         assert_eq!(s.get(KEY).unwrap().as_deref(), Some("cadlq1 0\n"));
     }
 

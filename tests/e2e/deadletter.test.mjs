@@ -186,3 +186,38 @@ test('while the browser is offline nothing is attempted and nothing counts as a 
     await p.close();
   });
 });
+
+test('two tabs share one dead-letter queue: neither loses nor brings back the other\'s entries', async () => {
+  await withServer(async (server) => {
+    const context = await browser.newContext();
+    const [a, b] = [await context.newPage(), await context.newPage()];
+    for (const p of [a, b]) {
+      await p.goto(`${server.url}/blank.html`);
+      await p.evaluate(() => { window.__down = true; });
+      await setup(p, config);
+    }
+    const stored = (p) => p.evaluate(() => localStorage.getItem('consent-analytics:dlq') ?? '');
+    const names = (p) => p.evaluate(() => analytics.deadLetters().map((d) => d.event.event).sort());
+    // Each tab dead-letters one event, B after it has seen A's entry in localStorage.
+    await a.evaluate(() => analytics.track('From A'));
+    await waitFor(async () => (await stored(b)).includes('From A'), { message: "A's dead letter stored" });
+    await b.evaluate(() => analytics.track('From B'));
+    await waitFor(async () => (await stored(a)).includes('From B'), { message: "B's dead letter stored" });
+    assert.deepEqual(await names(a), ['From A', 'From B']);
+    assert.deepEqual(await names(b), ['From A', 'From B']);
+
+    // A replays both; B then dead-letters another event without bringing them back.
+    const r = await a.evaluate(async () => {
+      window.__down = false;
+      return analytics.retryDeadLetters();
+    });
+    assert.deepEqual(r, { retried: 2, succeeded: 2, failed: 0 });
+    await waitFor(async () => !(await stored(b)).includes('From A'), { message: 'the replay stored' });
+    await b.evaluate(() => analytics.track('Later from B'));
+    await waitFor(async () => (await stored(a)).includes('Later from B'), { message: "B's second dead letter" });
+    assert.deepEqual(await names(b), ['Later from B']);
+    assert.deepEqual(await names(a), ['Later from B']);
+    assert.deepEqual(await a.evaluate(() => window.__got), ['From A', 'From B']);
+    await context.close();
+  });
+});
