@@ -35,7 +35,8 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 #[wasm_bindgen]
 pub struct Analytics {
     engine: Rc<Engine>,
-    identity: RefCell<Identity>,
+    /// Shared with the page listener, which follows identity changes made in other tabs.
+    identity: Rc<RefCell<Identity>>,
     consent: Cell<Consent>,
     /// `{ necessary: true, ... }` for a consent value, kept until the consent changes: every
     /// event is stamped with a copy of it.
@@ -133,7 +134,7 @@ impl Analytics {
         set(&context, "locale", &navigator_get("language"));
         Ok(Analytics {
             engine,
-            identity: RefCell::new(identity),
+            identity: Rc::new(RefCell::new(identity)),
             consent: Cell::new(consent),
             prefs: RefCell::new((consent.granted(), consent_object(consent.granted()))),
             context,
@@ -691,11 +692,14 @@ impl Analytics {
 
     fn listen_page_events(&self) {
         let weak = Rc::downgrade(&self.engine);
+        let identity = Rc::downgrade(&self.identity);
         let f = Closure::<dyn FnMut(JsValue)>::new(move |ev: JsValue| {
-            let Some(e) = weak.upgrade() else {
+            let (Some(e), Some(identity)) = (weak.upgrade(), identity.upgrade()) else {
                 return;
             };
             match get(&ev, "type").as_string().as_deref() {
+                // Another tab changed localStorage.
+                Some("storage") => identity.borrow_mut().follow(get(&ev, "key").as_string()),
                 Some("online") => e.set_online(true),
                 Some("offline") => e.set_online(false),
                 Some("pagehide") => e.page_hidden(),
@@ -715,6 +719,7 @@ impl Analytics {
         platform::listen(true, "visibilitychange", g);
         platform::listen(false, "online", g);
         platform::listen(false, "offline", g);
+        platform::listen(false, "storage", g);
         self.engine.set_online(platform::is_online());
         *self.listener.borrow_mut() = Some(f);
     }

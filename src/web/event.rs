@@ -110,22 +110,51 @@ impl Identity {
             traits: JsValue::UNDEFINED,
             group_id: None,
         };
-        match me.store.get(&me.key("anonymousId")) {
-            Some(a) if crate::uuid::is_uuid(&a) => me.anonymous_id = a.into(),
-            _ => me.renew(),
-        }
-        if let Some(u) = me.store.get(&me.key("userId")) {
-            if !u.is_empty() {
-                me.user_id = Some(u.into());
-            }
-        }
-        if let Some(t) = me.store.get(&me.key("traits")) {
-            me.traits = js_sys::JSON::parse(&t).unwrap_or_default();
-        }
-        if !is_plain_object(&me.traits) {
-            me.traits = Object::new().into();
+        me.read();
+        if me.anonymous_id.is_empty() {
+            me.renew();
         }
         me
+    }
+
+    /// Follows a change another tab made to localStorage (a `storage` event for `key`, `None`
+    /// for a `clear()`), as Segment's analytics.js reads the identity from storage for every
+    /// call: an `identify` there sets the user here; a `reset` there (a new anonymous id)
+    /// forgets the user and group here. Changes to other keys (the outbox's, for instance)
+    /// are ignored.
+    pub fn follow(&mut self, key: Option<String>) {
+        let ours = match key {
+            Some(k) => matches!(
+                k.strip_prefix(self.prefix.as_str()),
+                Some(":anonymousId" | ":userId" | ":traits")
+            ),
+            None => true,
+        };
+        if ours {
+            self.read();
+        }
+    }
+
+    /// Reads the stored identity. A missing or invalid anonymous id keeps the current one; a
+    /// different one (another tab's `reset`) also forgets the group.
+    fn read(&mut self) {
+        if let Some(a) = self.store.get(&self.key("anonymousId")) {
+            if crate::uuid::is_uuid(&a) && *a != *self.anonymous_id {
+                self.anonymous_id = a.into();
+                self.group_id = None;
+            }
+        }
+        self.user_id = match self.store.get(&self.key("userId")) {
+            Some(u) if !u.is_empty() => Some(u.into()),
+            _ => None,
+        };
+        self.traits = match self.store.get(&self.key("traits")) {
+            Some(t) => js_sys::JSON::parse(&t).unwrap_or_default(),
+            None => JsValue::UNDEFINED,
+        };
+        if !is_plain_object(&self.traits) {
+            self.traits = Object::new().into();
+        }
     }
 
     fn key(&self, k: &str) -> String {
