@@ -418,7 +418,8 @@ impl Analytics {
     }
 
     /// Re-delivers dead letters (one attempt each); resolves `{ retried, succeeded, failed }`;
-    /// failures go back to the queue.
+    /// failures go back to the queue, as do (counted failed) those of a destination whose
+    /// consent is missing now.
     #[wasm_bindgen(js_name = retryDeadLetters, unchecked_return_type = "Promise<RetryResult>")]
     pub fn retry_dead_letters(
         &self,
@@ -436,17 +437,18 @@ impl Analytics {
         let engine = &self.engine;
         let mut by_dest: Vec<Vec<Envelope<JsValue>>> = Vec::new();
         by_dest.resize_with(engine.dests.len(), Vec::new);
-        let mut orphans = 0u32;
+        let mut kept = 0u32;
         let consent = self.consent.get().granted();
         for e in entries {
             let envs = match self.index(&e.destination) {
-                Some(i) => by_dest.get_mut(i),
-                None => None,
+                Some(i) if engine.mgr.borrow().allowed(i) => by_dest.get_mut(i),
+                _ => None,
             };
             let Some(envs) = envs else {
-                // Its destination is no longer configured: keep it for a later page.
+                // Its destination is no longer configured, or its consent is missing now:
+                // keep it for later (nothing is loaded or sent without consent).
                 engine.dlq.borrow_mut().push(e, now());
-                orphans += 1;
+                kept += 1;
                 continue;
             };
             let payload = js_sys::JSON::parse(&e.event_json).unwrap_or(JsValue::NULL);
@@ -476,8 +478,8 @@ impl Analytics {
             i += 1;
         }
         let (p, res, _) = crate::web::engine::deferred();
-        // Orphans count as retried and failed.
-        engine.wait_replay(tickets, [orphans, 0, orphans], res);
+        // Those kept count as retried and failed.
+        engine.wait_replay(tickets, [kept, 0, kept], res);
         engine.poll();
         p
     }

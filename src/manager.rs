@@ -268,6 +268,18 @@ struct Dest<P> {
     purge_upto: u64,
 }
 
+impl<P> Dest<P> {
+    /// Whether events other than consent changes wait in its queue.
+    fn waiting(&self) -> bool {
+        for it in &self.queue {
+            if it.env.kind != EventKind::Consent {
+                return true;
+            }
+        }
+        false
+    }
+}
+
 struct Replay {
     ticket: u32,
     remaining: u32,
@@ -359,13 +371,18 @@ impl<P> Manager<P> {
         self.consent
     }
 
+    /// Whether the consent in force allows `dest` (it may load and receive events).
+    pub fn allowed(&self, dest: usize) -> bool {
+        self.consent.allows(self.dests[dest].spec.required)
+    }
+
     /// Whether an event captured under `consent` may go to `dest`.
     pub fn routes(&self, kind: EventKind, consent: Purposes, dest: usize) -> bool {
         let d = &self.dests[dest];
         if kind == EventKind::Consent {
             return matches!(d.state, LoadState::Loading | LoadState::Loaded);
         }
-        consent.covers(d.spec.required) && self.consent.allows(d.spec.required)
+        consent.covers(d.spec.required) && self.allowed(dest)
     }
 
     /// Starts eager loading (call once after construction). With the lazy strategy it does
@@ -377,7 +394,7 @@ impl<P> Manager<P> {
         // A durable destination (the relay) injects nothing: it loads at once, so its outbox
         // is delivered and a first burst of events does not wait in the load buffer.
         for i in 0..self.dests.len() {
-            if self.dests[i].spec.durable && self.consent.allows(self.dests[i].spec.required) {
+            if self.dests[i].spec.durable {
                 self.begin_load(i);
             }
         }
@@ -394,9 +411,7 @@ impl<P> Manager<P> {
     /// Loads every destination the current consent allows (`preload()`).
     pub fn preload(&mut self) {
         for i in 0..self.dests.len() {
-            if self.consent.allows(self.dests[i].spec.required) {
-                self.begin_load(i);
-            }
+            self.begin_load(i);
         }
     }
 
@@ -501,9 +516,13 @@ impl<P> Manager<P> {
         });
     }
 
+    /// Starts loading destination `i` unless it is loading or loaded, or the consent in force
+    /// does not allow it: the one gate every load passes, so nothing is injected for a
+    /// destination whose consent is missing, whatever asked for the load.
     fn begin_load(&mut self, i: usize) {
+        let allowed = self.allowed(i);
         let d = &mut self.dests[i];
-        if matches!(d.state, LoadState::Registered | LoadState::Unloaded) {
+        if allowed && matches!(d.state, LoadState::Registered | LoadState::Unloaded) {
             d.state = LoadState::Loading;
             d.load_attempts = 0;
             d.load_retry_at = None;
@@ -720,7 +739,12 @@ impl<P> Manager<P> {
                     d.state = LoadState::Registered;
                     d.load_retry_at = None;
                 }
-            } else if !was && is && self.cfg.strategy == Strategy::Eager {
+            } else if !was
+                && is
+                && (self.cfg.strategy == Strategy::Eager || self.dests[i].waiting())
+            {
+                // Eager loading, or events already routed to it wait (restored from the
+                // outbox, or kept through a revocation without purging).
                 self.begin_load(i);
             }
         }
@@ -807,9 +831,7 @@ impl<P> Manager<P> {
         if d.state == LoadState::Failed {
             d.state = LoadState::Registered;
         }
-        if self.consent.allows(d.spec.required) || !d.queue.is_empty() {
-            self.begin_load(dest);
-        }
+        self.begin_load(dest);
     }
 
     /// Unloads a destination (`unloadDestination`): destroys its instance; undelivered events
@@ -1242,6 +1264,40 @@ mod tests {
         m.capture(env(3, granted), 7);
         assert_eq!(loads(&m.poll(7)), vec![0]);
         assert_eq!(delivers(&m.load_done(0, Ok(()), 8)), vec![(0, vec![3])]);
+    }
+
+    /// Whatever asks for a load (retryDestination, a dead-letter replay, a restored outbox),
+    /// nothing loads while the destination's consent is missing.
+    #[test]
+    fn no_load_of_any_origin_without_consent() {
+        let granted = consent(&[Purpose::Marketing]);
+        let none = consent(&[]);
+        let cfg = ManagerConfig {
+            load_max_retries: 0,
+            purge_on_revoke: false,
+            ..Default::default()
+        };
+        let mut m = manager(cfg, vec![spec("m", &[Purpose::Marketing])], granted);
+        m.capture(env(1, granted), 0);
+        assert_eq!(loads(&m.poll(0)), vec![0]);
+        m.load_done(0, Err(DeliveryError::new(ErrorKind::ScriptLoad, "404")), 1);
+        assert_eq!(m.status(1)[0].state, LoadState::Failed);
+        m.set_consent(none, 2);
+        // A consent event queued for it does not make retryDestination load it.
+        let mut e = env(2, none);
+        e.kind = EventKind::Consent;
+        m.capture(e, 2);
+        m.retry_destination(0);
+        assert!(loads(&m.poll(3)).is_empty());
+        m.replay(0, vec![env(3, granted)], 3);
+        m.restore(0, env(4, granted), 3);
+        assert!(loads(&m.poll(4)).is_empty());
+        assert_eq!(m.status(4)[0].state, LoadState::Blocked);
+        // Once consent is back, the events waiting for it load it (lazy strategy too).
+        m.set_consent(granted, 5);
+        assert_eq!(loads(&m.poll(5)), vec![0]);
+        // (One event at a time: it does not batch.)
+        assert_eq!(delivers(&m.load_done(0, Ok(()), 6)), vec![(0, vec![3])]);
     }
 
     #[test]

@@ -65,6 +65,10 @@ pub trait Destination {
     fn deliver(self: Rc<Self>, events: Vec<Event>, done: Done);
     /// Consent for it was revoked: remove its non-persistent scripts.
     fn revoke(&self) {}
+    /// The consent in force changed to `granted`, whatever this destination's state: a vendor
+    /// tag whose stub already holds its init calls tells the vendor at once, so a script still
+    /// in flight (it runs even once its element is removed) or loaded later learns it.
+    fn consent_changed(&self, _granted: Purposes) {}
     /// `unloadDestination`: destroy the instance and remove its scripts.
     fn destroy(&self) {}
     /// `testDestination`: whether it can reach its backend (`done` with `Ok` when it can).

@@ -226,6 +226,10 @@ impl Engine {
             match p {
                 Pending::Consent(c) => {
                     self.mgr.borrow_mut().set_consent(c, now());
+                    // Not while the manager is borrowed: a vendor's function is page code.
+                    for d in &self.dests {
+                        d.consent_changed(c.granted());
+                    }
                 }
                 Pending::Flush(resolve) => {
                     self.mgr.borrow_mut().request_flush();

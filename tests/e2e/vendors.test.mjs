@@ -540,3 +540,107 @@ describe('settings', () => {
       );
     }));
 });
+
+describe('consent changes around a load', () => {
+  /** Holds requests for `path` until the returned function is called. */
+  async function hold(p, path) {
+    let release;
+    const gate = new Promise((r) => (release = r));
+    await p.page.route(`**${path}`, async (route) => {
+      await gate;
+      await route.continue();
+    });
+    return release;
+  }
+
+  test('revoked while the script is in flight: the vendor is told right after its init calls', () =>
+    run(async (server, p) => {
+      const releases = [await hold(p, '/fake/posthog.js'), await hold(p, '/fake/fbevents.js')];
+      const config = {
+        consent: { measurement: true, marketing: true },
+        destinations: [
+          { type: 'posthog', settings: { apiKey: 'k', apiHost: 'https://ph.example', scriptSrc: '/fake/posthog.js' } },
+          { type: 'meta-pixel', settings: { pixelId: '42', scriptSrc: '/fake/fbevents.js' } },
+        ],
+      };
+      assert.equal(await boot(p, config), null);
+      await p.page.evaluate(() => a.track('Lead'));
+      await waitFor(async () => (await fakeScripts(p)).length === 2, { message: 'both scripts injected' });
+      await p.page.evaluate(() => a.setConsent({ measurement: false, marketing: false }));
+      assert.deepEqual(await fakeScripts(p), [], 'revocation removes the elements');
+      // The browser still runs a script it was fetching: what it finds in the stub must end
+      // with the revocation.
+      releases.forEach((r) => r());
+      await expectCalls(
+        p,
+        'posthog',
+        [['init', 'k', { api_host: 'https://ph.example', capture_pageview: false }], ['opt_out_capturing']],
+        'init, then the revocation',
+      );
+      await expectCalls(p, 'fbq', [['init', '42'], ['consent', 'revoke']], 'init, then the revocation');
+      await settle(p);
+      assert.equal((await calls(p, 'posthog')).length, 2, 'the event captured before is not sent');
+      assert.equal((await calls(p, 'fbq')).length, 2);
+    }));
+
+  test('Consent Mode follows changes made while GA4 was not loaded', () =>
+    run(async (server, p) => {
+      const release = await hold(p, '/fake/gtag.js');
+      const config = {
+        consent: { measurement: true },
+        destinations: [{ type: 'ga4', settings: { measurementId: 'G-T1', scriptSrc: '/fake/gtag.js' } }],
+      };
+      assert.equal(await boot(p, config), null);
+      await p.page.evaluate(() => a.track('first'));
+      await waitFor(async () => (await fakeScripts(p)).length === 1, { message: 'gtag.js injected' });
+      // GA4 loses measurement mid-load (the load is abandoned), marketing is granted, then
+      // measurement comes back and the next event loads GA4 again.
+      await p.page.evaluate(() => a.setConsent({ measurement: false, marketing: true }));
+      await p.page.evaluate(() => a.setConsent({ measurement: true }));
+      await p.page.evaluate(() => a.track('second'));
+      release();
+      await expectCalls(
+        p,
+        'gtag',
+        [
+          ['consent', 'default', consentMode(['measurement'])],
+          ['js', '<Date>'],
+          ['config', 'G-T1', { send_page_view: false }],
+          ['consent', 'update', consentMode(['marketing'])],
+          ['consent', 'update', consentMode(['measurement', 'marketing'])],
+          ['event', 'second', {}],
+        ],
+        'every change told, in order',
+      );
+    }));
+
+  test('retryDeadLetters and retryDestination load nothing while consent is missing', () =>
+    run(async (server, p) => {
+      let failing = true;
+      await p.page.route('**/fake/fbevents.js', (route) => (failing ? route.abort() : route.continue()));
+      const destinations = [{ type: 'meta-pixel', settings: { pixelId: '42', scriptSrc: '/fake/fbevents.js' } }];
+      assert.equal(await boot(p, { consent: { marketing: true }, loading: { maxRetries: 0 }, destinations }), null);
+      await p.page.evaluate(() => a.track('Purchase', { value: 1 }));
+      await waitFor(() => p.page.evaluate(() => a.deadLetters().length === 1), { message: 'a dead letter' });
+      failing = false;
+
+      // The next page view: marketing not (yet) granted.
+      await p.page.reload();
+      assert.equal(await boot(p, { loading: { maxRetries: 0 }, destinations }), null);
+      const before = await requests(server, '/fake/fbevents.js');
+      const r = await p.page.evaluate(() => a.retryDeadLetters());
+      assert.deepEqual(r, { retried: 1, succeeded: 0, failed: 1 }, 'kept for later');
+      await p.page.evaluate(() => a.retryDestination('meta-pixel'));
+      await settle(p);
+      assert.equal(await requests(server, '/fake/fbevents.js'), before, 'no request for the script');
+      assert.deepEqual(await fakeScripts(p), []);
+      assert.equal(await p.page.evaluate(() => a.status()[0].state), 'blocked');
+      assert.equal(await p.page.evaluate(() => a.deadLetters().length), 1);
+
+      // With marketing granted the replay delivers.
+      await p.page.evaluate(() => a.setConsent({ marketing: true }));
+      const r2 = await p.page.evaluate(() => a.retryDeadLetters());
+      assert.deepEqual(r2, { retried: 1, succeeded: 1, failed: 0 });
+      await expectCalls(p, 'fbq', [['init', '42'], ['track', 'Purchase', { value: 1 }]], 'the replay');
+    }));
+});

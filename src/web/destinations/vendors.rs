@@ -20,7 +20,11 @@
 //! several types, Segment's `group` has one). An identify without a `userId` is not sent to
 //! PostHog or GA4 (both need an id). Consent is told to the vendor only when what it follows
 //! changed (PostHog: `measurement`, Meta: `marketing`, Google tags: any purpose), because
-//! PostHog records every `opt_in_capturing()` as an event. Page views come only from `page()`
+//! PostHog records every `opt_in_capturing()` as an event. It is told at the moment of the
+//! change, whatever the destination's state, once the stub holds the init calls: a script
+//! still in flight when consent is revoked runs anyway (a browser does not cancel it when its
+//! element is removed), and finds the revocation queued right after its init calls; a change
+//! made while the tag was not loaded reaches it before the next load. Page views come only from `page()`
 //! events: PostHog is initialised with `capture_pageview: false` and GA4 configured with
 //! `send_page_view: false`, so a page view is never counted twice.
 
@@ -30,6 +34,7 @@ use crate::prelude::*;
 use alloc::rc::Rc;
 use core::cell::Cell;
 
+use js_sys::Object;
 use wasm_bindgen::prelude::*;
 
 use crate::consent::Purposes;
@@ -64,6 +69,8 @@ pub struct VendorDestination {
     script: ScriptDescriptor,
     /// The consent last told to the vendor; `None` until the init calls are queued.
     told: Cell<Option<Purposes>>,
+    /// The consent in force as last reported by `consent_changed` (`None` before a change).
+    current: Cell<Option<Purposes>>,
 }
 
 /// Creates the destination of `vendor` for `entry`, validating its settings; errors name the
@@ -106,6 +113,7 @@ pub fn create(entry: &DestConfig, vendor: Vendor) -> Result<Rc<dyn Destination>,
         api_host,
         script,
         told: Cell::new(None),
+        current: Cell::new(None),
     }))
 }
 
@@ -168,30 +176,43 @@ impl VendorDestination {
         Ok(())
     }
 
-    /// Maps one event to the vendor's calls. A consent event is told to the vendor only if
-    /// what the vendor follows changed since it was last told.
-    fn send(&self, ev: &Event) -> Result<(), DeliveryError> {
-        let c = ev.consent;
-        let e = &ev.payload;
-        let consent = ev.kind == EventKind::Consent;
-        let flag = if consent {
-            if !self.vendor.consent_changed(self.told.get().unwrap_or(c), c) {
-                return Ok(());
-            }
-            self.on(c)
-        } else {
-            ev.kind == EventKind::Track
-                && match get(e, "event").as_string() {
-                    Some(n) => is_meta_standard(&n),
-                    None => false,
-                }
+    /// Tells the vendor consent `c` if its stub holds the init calls and what the vendor
+    /// follows changed since it was last told.
+    fn tell(&self, c: Purposes) -> Result<(), DeliveryError> {
+        let Some(told) = self.told.get() else {
+            return Ok(());
         };
-        let cm = consent_mode_bits(c);
-        failed(vendor_send(self.code(), kind(ev.kind), e, flag, cm, ""))?;
-        if consent {
-            self.told.set(Some(c));
+        if !self.vendor.consent_changed(told, c) {
+            return Ok(());
         }
+        let (v, on, cm) = (self.code(), self.on(c), consent_mode_bits(c));
+        failed(vendor_send(
+            v,
+            kind(EventKind::Consent),
+            &Object::new(),
+            on,
+            cm,
+            "",
+        ))?;
+        self.told.set(Some(c));
         Ok(())
+    }
+
+    /// Maps one event to the vendor's calls. A consent event tells the consent in force now
+    /// (usually told already by `consent_changed`; this retries a telling that threw), never
+    /// an older one queued behind it.
+    fn send(&self, ev: &Event) -> Result<(), DeliveryError> {
+        if ev.kind == EventKind::Consent {
+            return self.tell(self.current.get().unwrap_or(ev.consent));
+        }
+        let e = &ev.payload;
+        let flag = ev.kind == EventKind::Track
+            && match get(e, "event").as_string() {
+                Some(n) => is_meta_standard(&n),
+                None => false,
+            };
+        let cm = consent_mode_bits(ev.consent);
+        failed(vendor_send(self.code(), kind(ev.kind), e, flag, cm, ""))
     }
 }
 
@@ -209,6 +230,12 @@ impl Destination for VendorDestination {
 
     fn revoke(&self) {
         remove_revoked(core::slice::from_ref(&self.script));
+    }
+
+    fn consent_changed(&self, granted: Purposes) {
+        self.current.set(Some(granted));
+        // A vendor function that throws here is told again by the `consent` event's delivery.
+        let _ = self.tell(granted);
     }
 
     fn destroy(&self) {
