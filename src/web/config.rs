@@ -32,6 +32,13 @@ pub struct DestConfig {
     pub path: String,
 }
 
+impl DestConfig {
+    /// `<path>.settings`: where the settings sit, for error messages.
+    pub fn settings_path(&self) -> String {
+        [&self.path, ".settings"].concat()
+    }
+}
+
 /// The validated configuration.
 pub struct Config {
     /// Purposes granted by `config.consent`.

@@ -24,7 +24,7 @@ pub struct ScriptDestination {
 /// Creates the destination for `entry`, validating `settings.scripts`; errors name the field
 /// (`config.destinations[0].settings.scripts[1].src`).
 pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
-    let path = [&entry.path, ".settings"].concat();
+    let path = entry.settings_path();
     check_keys(&entry.settings, &["scripts"], &path)?;
     let at = [&path, ".scripts"].concat();
     let arr = list(
