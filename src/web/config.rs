@@ -120,7 +120,8 @@ pub fn required_consent(obj: &JsValue, path: &str) -> Result<Option<Purposes>, S
 pub fn parse_purpose_list(v: &JsValue, path: &str) -> Result<Purposes, String> {
     let mut set = Purposes::NONE;
     let list = list(v, path, " must be an array of purpose names")?;
-    for (i, p) in list.iter().enumerate() {
+    for i in 0..list.length() {
+        let p = list.get(i);
         let name = p.as_string().unwrap_or_default();
         let Some(p) = Purpose::from_name(&name) else {
             return Err([&index(path, i), " is not a consent purpose: ", &name].concat());
@@ -242,7 +243,8 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
     let dests = get(&obj, "destinations");
     if !dests.is_undefined() {
         let entries = list(&dests, "config.destinations", " must be an array")?;
-        for (i, entry) in entries.into_iter().enumerate() {
+        for i in 0..entries.length() {
+            let entry = entries.get(i);
             let path = index("config.destinations", i);
             if !is_plain_object(&entry) {
                 return Err([&path, " must be an object"].concat());

@@ -121,18 +121,13 @@ pub fn entries(v: &JsValue, path: &str) -> Result<Vec<(String, JsValue)>, String
 
 /// The items of an array-like `v` (copied first, so a proxy cannot throw mid-iteration); fails
 /// with `<path>: <why>` (just `<why>` when `path` is empty).
-pub fn items(v: &JsValue, path: &str) -> Result<Vec<JsValue>, String> {
-    let mut out = Vec::new();
-    let a = array_op(ops::ITEMS, v, path)?;
-    for i in 0..a.length() {
-        out.push(a.get(i));
-    }
-    Ok(out)
+pub fn items(v: &JsValue, path: &str) -> Result<js_sys::Array, String> {
+    array_op(ops::ITEMS, v, path)
 }
 
 /// The items of the array `v` (see [`items`]); fails with `<path><not_array>` when `v` is not
 /// an array, `<path>: <why>` when it cannot be read.
-pub fn list(v: &JsValue, path: &str, not_array: &str) -> Result<Vec<JsValue>, String> {
+pub fn list(v: &JsValue, path: &str, not_array: &str) -> Result<js_sys::Array, String> {
     if !js_sys::Array::is_array(v) {
         return Err([path, not_array].concat());
     }
@@ -140,7 +135,7 @@ pub fn list(v: &JsValue, path: &str, not_array: &str) -> Result<Vec<JsValue>, St
 }
 
 /// `<path>[<i>]`: where item `i` of the list at `path` sits, for error messages.
-pub fn index(path: &str, i: usize) -> String {
+pub fn index(path: &str, i: u32) -> String {
     [path, "[", &crate::json::dec(i as u64), "]"].concat()
 }
 

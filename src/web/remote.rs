@@ -174,7 +174,8 @@ pub fn parse_body(text: &str) -> Result<Vec<RemoteScript>, String> {
     }
     let arr = list(&get(&v, "scripts"), "scripts", " must be an array")?;
     let mut out = Vec::new();
-    for (j, s) in arr.into_iter().enumerate() {
+    for j in 0..arr.length() {
+        let s = arr.get(j);
         let path = index("scripts", j);
         let d = parse_descriptor(&s, &path)?;
         let req = required_consent(&s, &path)?.unwrap_or(Purposes::NONE);

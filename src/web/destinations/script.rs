@@ -33,7 +33,8 @@ pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
         " is required (an array of script descriptors)",
     )?;
     let mut scripts = Vec::new();
-    for (j, v) in arr.into_iter().enumerate() {
+    for j in 0..arr.length() {
+        let v = arr.get(j);
         let p = index(&at, j);
         if !get(&v, "requiredConsent").is_undefined() {
             return Err([
