@@ -9,8 +9,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::js::{
-    check_keys, get, index, is_plain_object, keys_at, list, opt_bool, opt_num, opt_obj, opt_str,
-    opt_uint, wrong,
+    check_keys, get, index, is_plain_object, key, keys_at, list, opt_bool, opt_num, opt_obj,
+    opt_str, opt_uint, wrong,
 };
 use crate::breaker::BreakerConfig;
 use crate::consent::{Purpose, Purposes};
@@ -88,7 +88,9 @@ pub fn parse_consent_object(v: &JsValue, path: &str) -> Result<Vec<(Purpose, boo
     }
     let obj: &Object = v.unchecked_ref();
     let mut out = Vec::new();
-    for k in keys_at(obj, path)? {
+    let keys = keys_at(obj, path)?;
+    for i in 0..keys.length() {
+        let k = key(&keys, i);
         let Some(p) = Purpose::from_name(&k) else {
             return Err([
                 "unknown consent purpose ",

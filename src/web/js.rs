@@ -98,25 +98,19 @@ fn array_op(code: u8, v: &JsValue, path: &str) -> Result<js_sys::Array, String> 
     Ok(read_op(code, v, &JsValue::UNDEFINED, path)?.unchecked_into())
 }
 
-/// The own enumerable keys of `v`; fails with `<path>: <why>`.
-pub fn keys_at(v: &JsValue, path: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let a = array_op(ops::KEYS, v, path)?;
-    for i in 0..a.length() {
-        out.push(a.get(i).as_string().unwrap_or_default());
-    }
-    Ok(out)
+/// The own enumerable keys of `v` (an array of strings); fails with `<path>: <why>`.
+pub fn keys_at(v: &JsValue, path: &str) -> Result<js_sys::Array, String> {
+    array_op(ops::KEYS, v, path)
+}
+
+/// Item `i` of `a` as a string (a key from [`keys_at`] or [`entries`]; empty if not a string).
+pub fn key(a: &js_sys::Array, i: u32) -> String {
+    a.get(i).as_string().unwrap_or_default()
 }
 
 /// The own enumerable `[key, value]` pairs of `v`; fails with `<path>: <why>`.
-pub fn entries(v: &JsValue, path: &str) -> Result<Vec<(String, JsValue)>, String> {
-    let mut out = Vec::new();
-    let a = array_op(ops::ENTRIES, v, path)?;
-    for i in 0..a.length() {
-        let e: js_sys::Array = a.get(i).unchecked_into();
-        out.push((e.get(0).as_string().unwrap_or_default(), e.get(1)));
-    }
-    Ok(out)
+pub fn entries(v: &JsValue, path: &str) -> Result<js_sys::Array, String> {
+    array_op(ops::ENTRIES, v, path)
 }
 
 /// The items of an array-like `v` (copied first, so a proxy cannot throw mid-iteration); fails
@@ -161,7 +155,9 @@ pub fn is_plain_object(v: &JsValue) -> bool {
 
 /// Fails naming the first own key of `obj` not in `allowed`.
 pub fn check_keys(obj: &Object, allowed: &[&str], path: &str) -> Result<(), String> {
-    for k in keys_at(obj, path)? {
+    let keys = keys_at(obj, path)?;
+    for i in 0..keys.length() {
+        let k = key(&keys, i);
         if !allowed.contains(&k.as_str()) {
             return Err(["unknown option ", path, ".", &k].concat());
         }

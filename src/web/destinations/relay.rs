@@ -41,7 +41,9 @@ use crate::manager::BatchLimits;
 use crate::outbox::{batch_body, beacon_chunks, owner_id, Outbox, BEACON_MAX_BYTES, HEARTBEAT_MS};
 use crate::web::config::DestConfig;
 use crate::web::dest::{CreateEnv, Destination, Done, Event, LoadEnv, Restored};
-use crate::web::js::{check_keys, get, keys_at, opt_bool, opt_obj, opt_str, opt_uint, set, wrong};
+use crate::web::js::{
+    check_keys, get, key, keys_at, opt_bool, opt_obj, opt_str, opt_uint, set, wrong,
+};
 use crate::web::platform::{iso_now, now, uuid};
 use crate::web::settle::then;
 
@@ -96,7 +98,9 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
     let mut custom_headers = false;
     if let Some(h) = opt_obj(s, "headers", &path)? {
         let at = [&path, ".headers"].concat();
-        for k in keys_at(&h, &at)? {
+        let keys = keys_at(&h, &at)?;
+        for i in 0..keys.length() {
+            let k = key(&keys, i);
             let Some(v) = get(&h, &k).as_string() else {
                 return Err(wrong(&at, &k, "a string"));
             };
