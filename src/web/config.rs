@@ -265,8 +265,10 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
                 Some(id) => id,
                 None => kind.clone(),
             };
-            if destinations.iter().any(|d| d.id == id) {
-                return Err([&path, ": duplicate destination id ", &id].concat());
+            for d in &destinations {
+                if d.id == id {
+                    return Err([&path, ": duplicate destination id ", &id].concat());
+                }
             }
             let required = required_consent(&e, &path)?;
             let settings = opt_obj(&e, "settings", &path)?.unwrap_or_default();

@@ -42,7 +42,7 @@ impl Remote {
     /// Remote scripts from `url`, cached for `ttl_ms` under `<prefix>:scripts:` in
     /// sessionStorage; injected with `nonce` (`config.nonce`) and `timeout_ms`.
     pub fn new(
-        url: &str,
+        url: String,
         ttl_ms: u64,
         prefix: &str,
         nonce: Option<Rc<str>>,
@@ -55,7 +55,7 @@ impl Remote {
             ttl_ms,
         );
         Rc::new(Remote {
-            url: url.into(),
+            url,
             cache,
             nonce,
             timeout_ms,

@@ -32,7 +32,7 @@ pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
         &at,
         " is required (an array of script descriptors)",
     )?;
-    let mut scripts = Vec::new();
+    let mut scripts: Vec<ScriptDescriptor> = Vec::new();
     for j in 0..arr.length() {
         let v = arr.get(j);
         let p = index(&at, j);
@@ -45,8 +45,10 @@ pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
             .concat());
         }
         let d = parse_descriptor(&v, &p)?;
-        if scripts.iter().any(|s: &ScriptDescriptor| s.id == d.id) {
-            return Err([&p, ".id duplicates another script: ", &d.id].concat());
+        for s in &scripts {
+            if s.id == d.id {
+                return Err([&p, ".id duplicates another script: ", &d.id].concat());
+            }
         }
         scripts.push(d);
     }
