@@ -283,20 +283,44 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
             }
         }
     }
+    // Read apart, so that a failure there has only these fields to drop.
+    let top = top(&obj)?;
     Ok(Config {
         consent,
-        honor_gpc: opt_bool(&obj, "honorGpc", "config")?.unwrap_or(true),
+        honor_gpc: top.honor_gpc,
         destinations,
-        scripts_url: opt_str(&obj, "scriptsUrl", "config")?,
-        scripts_cache_ttl_ms: opt_uint(&obj, "scriptsCacheTtlMs", "config")?.unwrap_or(300_000),
+        scripts_url: top.scripts_url,
+        scripts_cache_ttl_ms: top.scripts_cache_ttl_ms,
         timeout_ms,
         manager,
         dead_letter,
-        nonce: opt_str(&obj, "nonce", "config")?,
-        storage_prefix: match opt_str(&obj, "storagePrefix", "config")? {
+        nonce: top.nonce,
+        storage_prefix: top.storage_prefix,
+        debug: top.debug,
+    })
+}
+
+/// The top-level fields of the config read after `destinations`.
+struct Top {
+    honor_gpc: bool,
+    scripts_url: Option<String>,
+    scripts_cache_ttl_ms: u64,
+    nonce: Option<String>,
+    storage_prefix: String,
+    debug: bool,
+}
+
+/// Reads [`Top`] from the config object.
+fn top(obj: &Object) -> Result<Top, String> {
+    Ok(Top {
+        honor_gpc: opt_bool(obj, "honorGpc", "config")?.unwrap_or(true),
+        scripts_url: opt_str(obj, "scriptsUrl", "config")?,
+        scripts_cache_ttl_ms: opt_uint(obj, "scriptsCacheTtlMs", "config")?.unwrap_or(300_000),
+        nonce: opt_str(obj, "nonce", "config")?,
+        storage_prefix: match opt_str(obj, "storagePrefix", "config")? {
             Some(p) => p,
             None => "consent-analytics".into(),
         },
-        debug: opt_bool(&obj, "debug", "config")?.unwrap_or(false),
+        debug: opt_bool(obj, "debug", "config")?.unwrap_or(false),
     })
 }
