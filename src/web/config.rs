@@ -144,9 +144,8 @@ fn sub(obj: &Object, key: &str, p: &str, keys: &[&str]) -> Result<Option<Object>
 
 /// Validates `v` as the load config.
 pub fn parse(v: &JsValue) -> Result<Config, String> {
-    let empty = Object::new();
     let obj: Object = if v.is_undefined() || v.is_null() {
-        empty
+        Object::new()
     } else if is_plain_object(v) {
         v.clone().unchecked_into()
     } else {
