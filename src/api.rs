@@ -114,7 +114,7 @@ impl Analytics {
         );
         let mgr = Manager::new(cfg.manager, specs, consent, Box::new(WebRng::default()));
         let nonce: Option<Rc<str>> = cfg.nonce.map(Into::into);
-        let remote = match &cfg.scripts_url {
+        let remote = match cfg.scripts_url {
             Some(url) => Some(Remote::new(
                 url,
                 cfg.scripts_cache_ttl_ms,

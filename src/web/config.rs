@@ -9,8 +9,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::js::{
-    check_keys, get, index, is_plain_object, keys_at, list, opt_bool, opt_num, opt_obj, opt_str,
-    opt_uint, wrong,
+    check_keys, get, index, is_plain_object, key, keys_at, list, opt_bool, opt_num, opt_obj,
+    opt_str, opt_uint, wrong,
 };
 use crate::breaker::BreakerConfig;
 use crate::consent::{Purpose, Purposes};
@@ -30,6 +30,13 @@ pub struct DestConfig {
     pub settings: Object,
     /// Where it sits in the config, for error messages (`destinations[2]`).
     pub path: String,
+}
+
+impl DestConfig {
+    /// `<path>.settings`: where the settings sit, for error messages.
+    pub fn settings_path(&self) -> String {
+        [&self.path, ".settings"].concat()
+    }
 }
 
 /// The validated configuration.
@@ -81,7 +88,9 @@ pub fn parse_consent_object(v: &JsValue, path: &str) -> Result<Vec<(Purpose, boo
     }
     let obj: &Object = v.unchecked_ref();
     let mut out = Vec::new();
-    for k in keys_at(obj, path)? {
+    let keys = keys_at(obj, path)?;
+    for i in 0..keys.length() {
+        let k = key(&keys, i);
         let Some(p) = Purpose::from_name(&k) else {
             return Err([
                 "unknown consent purpose ",
@@ -113,7 +122,8 @@ pub fn required_consent(obj: &JsValue, path: &str) -> Result<Option<Purposes>, S
 pub fn parse_purpose_list(v: &JsValue, path: &str) -> Result<Purposes, String> {
     let mut set = Purposes::NONE;
     let list = list(v, path, " must be an array of purpose names")?;
-    for (i, p) in list.iter().enumerate() {
+    for i in 0..list.length() {
+        let p = list.get(i);
         let name = p.as_string().unwrap_or_default();
         let Some(p) = Purpose::from_name(&name) else {
             return Err([&index(path, i), " is not a consent purpose: ", &name].concat());
@@ -134,9 +144,8 @@ fn sub(obj: &Object, key: &str, p: &str, keys: &[&str]) -> Result<Option<Object>
 
 /// Validates `v` as the load config.
 pub fn parse(v: &JsValue) -> Result<Config, String> {
-    let empty = Object::new();
     let obj: Object = if v.is_undefined() || v.is_null() {
-        empty
+        Object::new()
     } else if is_plain_object(v) {
         v.clone().unchecked_into()
     } else {
@@ -235,7 +244,8 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
     let dests = get(&obj, "destinations");
     if !dests.is_undefined() {
         let entries = list(&dests, "config.destinations", " must be an array")?;
-        for (i, entry) in entries.into_iter().enumerate() {
+        for i in 0..entries.length() {
+            let entry = entries.get(i);
             let path = index("config.destinations", i);
             if !is_plain_object(&entry) {
                 return Err([&path, " must be an object"].concat());
@@ -254,8 +264,10 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
                 Some(id) => id,
                 None => kind.clone(),
             };
-            if destinations.iter().any(|d| d.id == id) {
-                return Err([&path, ": duplicate destination id ", &id].concat());
+            for d in &destinations {
+                if d.id == id {
+                    return Err([&path, ": duplicate destination id ", &id].concat());
+                }
             }
             let required = required_consent(&e, &path)?;
             let settings = opt_obj(&e, "settings", &path)?.unwrap_or_default();
@@ -270,20 +282,44 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
             }
         }
     }
+    // Read apart, so that a failure there has only these fields to drop.
+    let top = top(&obj)?;
     Ok(Config {
         consent,
-        honor_gpc: opt_bool(&obj, "honorGpc", "config")?.unwrap_or(true),
+        honor_gpc: top.honor_gpc,
         destinations,
-        scripts_url: opt_str(&obj, "scriptsUrl", "config")?,
-        scripts_cache_ttl_ms: opt_uint(&obj, "scriptsCacheTtlMs", "config")?.unwrap_or(300_000),
+        scripts_url: top.scripts_url,
+        scripts_cache_ttl_ms: top.scripts_cache_ttl_ms,
         timeout_ms,
         manager,
         dead_letter,
-        nonce: opt_str(&obj, "nonce", "config")?,
-        storage_prefix: match opt_str(&obj, "storagePrefix", "config")? {
+        nonce: top.nonce,
+        storage_prefix: top.storage_prefix,
+        debug: top.debug,
+    })
+}
+
+/// The top-level fields of the config read after `destinations`.
+struct Top {
+    honor_gpc: bool,
+    scripts_url: Option<String>,
+    scripts_cache_ttl_ms: u64,
+    nonce: Option<String>,
+    storage_prefix: String,
+    debug: bool,
+}
+
+/// Reads [`Top`] from the config object.
+fn top(obj: &Object) -> Result<Top, String> {
+    Ok(Top {
+        honor_gpc: opt_bool(obj, "honorGpc", "config")?.unwrap_or(true),
+        scripts_url: opt_str(obj, "scriptsUrl", "config")?,
+        scripts_cache_ttl_ms: opt_uint(obj, "scriptsCacheTtlMs", "config")?.unwrap_or(300_000),
+        nonce: opt_str(obj, "nonce", "config")?,
+        storage_prefix: match opt_str(obj, "storagePrefix", "config")? {
             Some(p) => p,
             None => "consent-analytics".into(),
         },
-        debug: opt_bool(&obj, "debug", "config")?.unwrap_or(false),
+        debug: opt_bool(obj, "debug", "config")?.unwrap_or(false),
     })
 }

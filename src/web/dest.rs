@@ -169,7 +169,8 @@ impl JsDestination {
         };
         let at = [&self.id, ".scripts()"].concat();
         let mut descs = Vec::new();
-        for (i, d) in arr.into_iter().enumerate() {
+        for i in 0..arr.length() {
+            let d = arr.get(i);
             let path = super::js::index(&at, i);
             match parse_descriptor(&d, &path) {
                 Ok(d) => descs.push(d),

@@ -77,8 +77,11 @@ fn fields(obj: &Object) -> Result<ScriptDescriptor, String> {
         let Some(a) = attrs.dyn_ref::<Object>() else {
             return Err(wrong("", "attributes", "an object of strings"));
         };
-        for (k, v) in crate::web::js::entries(a, ".attributes")? {
-            match v.as_string() {
+        let pairs = crate::web::js::entries(a, ".attributes")?;
+        for i in 0..pairs.length() {
+            let pair: Array = pairs.get(i).unchecked_into();
+            let k = crate::web::js::key(&pair, 0);
+            match pair.get(1).as_string() {
                 Some(v) => d.attributes.push((k, v)),
                 _ => return Err(".attributes values must be strings".into()),
             }

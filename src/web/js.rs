@@ -98,41 +98,30 @@ fn array_op(code: u8, v: &JsValue, path: &str) -> Result<js_sys::Array, String> 
     Ok(read_op(code, v, &JsValue::UNDEFINED, path)?.unchecked_into())
 }
 
-/// The own enumerable keys of `v`; fails with `<path>: <why>`.
-pub fn keys_at(v: &JsValue, path: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let a = array_op(ops::KEYS, v, path)?;
-    for i in 0..a.length() {
-        out.push(a.get(i).as_string().unwrap_or_default());
-    }
-    Ok(out)
+/// The own enumerable keys of `v` (an array of strings); fails with `<path>: <why>`.
+pub fn keys_at(v: &JsValue, path: &str) -> Result<js_sys::Array, String> {
+    array_op(ops::KEYS, v, path)
+}
+
+/// Item `i` of `a` as a string (a key from [`keys_at`] or [`entries`]; empty if not a string).
+pub fn key(a: &js_sys::Array, i: u32) -> String {
+    a.get(i).as_string().unwrap_or_default()
 }
 
 /// The own enumerable `[key, value]` pairs of `v`; fails with `<path>: <why>`.
-pub fn entries(v: &JsValue, path: &str) -> Result<Vec<(String, JsValue)>, String> {
-    let mut out = Vec::new();
-    let a = array_op(ops::ENTRIES, v, path)?;
-    for i in 0..a.length() {
-        let e: js_sys::Array = a.get(i).unchecked_into();
-        out.push((e.get(0).as_string().unwrap_or_default(), e.get(1)));
-    }
-    Ok(out)
+pub fn entries(v: &JsValue, path: &str) -> Result<js_sys::Array, String> {
+    array_op(ops::ENTRIES, v, path)
 }
 
 /// The items of an array-like `v` (copied first, so a proxy cannot throw mid-iteration); fails
 /// with `<path>: <why>` (just `<why>` when `path` is empty).
-pub fn items(v: &JsValue, path: &str) -> Result<Vec<JsValue>, String> {
-    let mut out = Vec::new();
-    let a = array_op(ops::ITEMS, v, path)?;
-    for i in 0..a.length() {
-        out.push(a.get(i));
-    }
-    Ok(out)
+pub fn items(v: &JsValue, path: &str) -> Result<js_sys::Array, String> {
+    array_op(ops::ITEMS, v, path)
 }
 
 /// The items of the array `v` (see [`items`]); fails with `<path><not_array>` when `v` is not
 /// an array, `<path>: <why>` when it cannot be read.
-pub fn list(v: &JsValue, path: &str, not_array: &str) -> Result<Vec<JsValue>, String> {
+pub fn list(v: &JsValue, path: &str, not_array: &str) -> Result<js_sys::Array, String> {
     if !js_sys::Array::is_array(v) {
         return Err([path, not_array].concat());
     }
@@ -140,7 +129,7 @@ pub fn list(v: &JsValue, path: &str, not_array: &str) -> Result<Vec<JsValue>, St
 }
 
 /// `<path>[<i>]`: where item `i` of the list at `path` sits, for error messages.
-pub fn index(path: &str, i: usize) -> String {
+pub fn index(path: &str, i: u32) -> String {
     [path, "[", &crate::json::dec(i as u64), "]"].concat()
 }
 
@@ -166,7 +155,9 @@ pub fn is_plain_object(v: &JsValue) -> bool {
 
 /// Fails naming the first own key of `obj` not in `allowed`.
 pub fn check_keys(obj: &Object, allowed: &[&str], path: &str) -> Result<(), String> {
-    for k in keys_at(obj, path)? {
+    let keys = keys_at(obj, path)?;
+    for i in 0..keys.length() {
+        let k = key(&keys, i);
         if !allowed.contains(&k.as_str()) {
             return Err(["unknown option ", path, ".", &k].concat());
         }

@@ -42,7 +42,7 @@ impl Remote {
     /// Remote scripts from `url`, cached for `ttl_ms` under `<prefix>:scripts:` in
     /// sessionStorage; injected with `nonce` (`config.nonce`) and `timeout_ms`.
     pub fn new(
-        url: &str,
+        url: String,
         ttl_ms: u64,
         prefix: &str,
         nonce: Option<Rc<str>>,
@@ -55,7 +55,7 @@ impl Remote {
             ttl_ms,
         );
         Rc::new(Remote {
-            url: url.into(),
+            url,
             cache,
             nonce,
             timeout_ms,
@@ -174,7 +174,8 @@ pub fn parse_body(text: &str) -> Result<Vec<RemoteScript>, String> {
     }
     let arr = list(&get(&v, "scripts"), "scripts", " must be an array")?;
     let mut out = Vec::new();
-    for (j, s) in arr.into_iter().enumerate() {
+    for j in 0..arr.length() {
+        let s = arr.get(j);
         let path = index("scripts", j);
         let d = parse_descriptor(&s, &path)?;
         let req = required_consent(&s, &path)?.unwrap_or(Purposes::NONE);

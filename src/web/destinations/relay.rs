@@ -41,7 +41,9 @@ use crate::manager::BatchLimits;
 use crate::outbox::{batch_body, beacon_chunks, owner_id, Outbox, BEACON_MAX_BYTES, HEARTBEAT_MS};
 use crate::web::config::DestConfig;
 use crate::web::dest::{CreateEnv, Destination, Done, Event, LoadEnv, Restored};
-use crate::web::js::{check_keys, get, keys_at, opt_bool, opt_obj, opt_str, opt_uint, set};
+use crate::web::js::{
+    check_keys, get, key, keys_at, opt_bool, opt_obj, opt_str, opt_uint, set, wrong,
+};
 use crate::web::platform::{iso_now, now, uuid};
 use crate::web::settle::then;
 
@@ -79,7 +81,7 @@ pub struct Relay {
 pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>, String> {
     let prefix = env.prefix.as_str();
     let s = &entry.settings;
-    let path = [&entry.path, ".settings"].concat();
+    let path = entry.settings_path();
     check_keys(s, SETTINGS, &path)?;
     let Some(raw) = opt_str(s, "endpoint", &path)? else {
         return Err([
@@ -95,9 +97,12 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
     let headers = base_headers(write_key.as_deref());
     let mut custom_headers = false;
     if let Some(h) = opt_obj(s, "headers", &path)? {
-        for k in keys_at(&h, &[&path, ".headers"].concat())? {
+        let at = [&path, ".headers"].concat();
+        let keys = keys_at(&h, &at)?;
+        for i in 0..keys.length() {
+            let k = key(&keys, i);
             let Some(v) = get(&h, &k).as_string() else {
-                return Err([&path, ".headers.", &k, " must be a string"].concat());
+                return Err(wrong(&at, &k, "a string"));
             };
             custom_headers = true;
             set(&headers, &k, &JsValue::from_str(&v));
@@ -105,7 +110,7 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
     }
     let positive = |key: &str, default: u64| -> Result<u64, String> {
         match opt_uint(s, key, &path)? {
-            Some(0) => Err([&path, ".", key, " must be at least 1"].concat()),
+            Some(0) => Err(wrong(&path, key, "at least 1")),
             Some(n) => Ok(n),
             None => Ok(default),
         }

@@ -24,7 +24,7 @@ pub struct ScriptDestination {
 /// Creates the destination for `entry`, validating `settings.scripts`; errors name the field
 /// (`config.destinations[0].settings.scripts[1].src`).
 pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
-    let path = [&entry.path, ".settings"].concat();
+    let path = entry.settings_path();
     check_keys(&entry.settings, &["scripts"], &path)?;
     let at = [&path, ".scripts"].concat();
     let arr = list(
@@ -32,8 +32,9 @@ pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
         &at,
         " is required (an array of script descriptors)",
     )?;
-    let mut scripts = Vec::new();
-    for (j, v) in arr.into_iter().enumerate() {
+    let mut scripts: Vec<ScriptDescriptor> = Vec::new();
+    for j in 0..arr.length() {
+        let v = arr.get(j);
         let p = index(&at, j);
         if !get(&v, "requiredConsent").is_undefined() {
             return Err([
@@ -44,8 +45,10 @@ pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
             .concat());
         }
         let d = parse_descriptor(&v, &p)?;
-        if scripts.iter().any(|s: &ScriptDescriptor| s.id == d.id) {
-            return Err([&p, ".id duplicates another script: ", &d.id].concat());
+        for s in &scripts {
+            if s.id == d.id {
+                return Err([&p, ".id duplicates another script: ", &d.id].concat());
+            }
         }
         scripts.push(d);
     }

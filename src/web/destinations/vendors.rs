@@ -76,7 +76,7 @@ pub struct VendorDestination {
 /// Creates the destination of `vendor` for `entry`, validating its settings; errors name the
 /// field (`config.destinations[0].settings.pixelId`).
 pub fn create(entry: &DestConfig, vendor: Vendor) -> Result<Rc<dyn Destination>, String> {
-    let path = [&entry.path, ".settings"].concat();
+    let path = entry.settings_path();
     let st = &entry.settings;
     check_keys(st, vendor.settings_keys(), &path)?;
     let key = vendor.id_key();
