@@ -203,16 +203,17 @@ describe('relay destination', () => {
 
   test('a Retry-After HTTP-date is honoured as a delay until that time', async () => {
     await withServer(async ({ url }) => {
-      // Three seconds ahead, at second resolution: a delay of more than two seconds.
-      const until = new Date(Date.now() + 3000).toUTCString();
-      await setSinkMode(url, { mode: 'sequence', statuses: [{ status: 503, retryAfter: until }] });
       const p = await openPage(browser, null);
       await boot(
         p.page,
         url,
         relayConfig({ flushIntervalMs: 50 }, { retry: { baseDelayMs: 50, maxDelayMs: 10000, jitter: false } }),
       );
+      // Three seconds ahead, at second resolution: at least two seconds after `started`, so
+      // the success cannot come sooner however slow the machine is, if the date is honoured.
       const started = Date.now();
+      const until = new Date(started + 3000).toUTCString();
+      await setSinkMode(url, { mode: 'sequence', statuses: [{ status: 503, retryAfter: until }] });
       const ids = await track(p.page, 2);
       const s = await sinkHasExactly(url, ids);
       assert.equal(s.requests, 2, 'one 503, one success');
