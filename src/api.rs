@@ -295,7 +295,7 @@ impl Analytics {
         let cp = Object::new();
         set(&cp, "categoryPreferences", &prefs);
         set(&e, "consent", &cp);
-        let _ = self.capture(EventKind::Consent, e, &JsValue::UNDEFINED);
+        let _ = self.capture(EventKind::Consent, e, &JsValue::UNDEFINED, None);
         self.engine.emit("consent", &prefs);
         self.settled()
     }
@@ -644,21 +644,39 @@ impl Analytics {
             }
         }
         let options = options_arg(&c)?;
+        // What an identify sets is stamped on its event, and kept only once the event was
+        // accepted (a rejected call changes nothing).
+        let identify = kind == EventKind::Identify;
+        let traits = if identify {
+            let t = self.identity.borrow().merged_traits(&get(&e, "traits"));
+            set(&e, "traits", &t);
+            Some(t)
+        } else {
+            None
+        };
+        let user = if identify { id.as_deref() } else { None };
+        let message_id = self.capture(kind, e, &options, user)?;
+        let mut ident = self.identity.borrow_mut();
         if kind == EventKind::Group {
-            self.identity.borrow_mut().group_id = id;
-        } else if kind == EventKind::Identify {
-            let mut ident = self.identity.borrow_mut();
+            ident.group_id = id;
+        } else if let Some(t) = traits {
             if let Some(u) = &id {
                 ident.set_user(u);
             }
-            ident.merge_traits(&get(&e, "traits"));
-            set(&e, "traits", &ident.traits);
+            ident.set_traits(t);
         }
-        self.capture(kind, e, &options)
+        Ok(message_id)
     }
 
     /// Completes the common fields, serialises, and queues the event; `options` is checked.
-    fn capture(&self, kind: EventKind, e: Object, options: &JsValue) -> Result<JsValue, String> {
+    /// `user`: the userId an identify sets (else the persisted one is used).
+    fn capture(
+        &self,
+        kind: EventKind,
+        e: Object,
+        options: &JsValue,
+        user: Option<&str>,
+    ) -> Result<JsValue, String> {
         let consent = self.consent.get().granted();
         let id = self.identity.borrow();
         let done = complete_event(
@@ -666,7 +684,7 @@ impl Analytics {
             kind.name(),
             options,
             &id.anonymous_id,
-            id.user_id.as_deref(),
+            user.or(id.user_id.as_deref()),
             &self.context,
             &self.prefs(consent),
         );

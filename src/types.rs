@@ -176,8 +176,8 @@ export interface AnalyticsConfig {
 /** The last argument of `track`, `page`, `identify`, `group` and `alias`. */
 export interface EventOptions {
   messageId?: string;
-  /** ISO-8601. */
-  timestamp?: string;
+  /** When it happened: a Date or a date string (sent as ISO-8601 UTC with milliseconds). */
+  timestamp?: string | Date;
   anonymousId?: string;
   userId?: string;
   integrations?: Record<string, unknown>;

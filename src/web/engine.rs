@@ -98,8 +98,8 @@ pub struct Engine {
     rest: RefCell<Vec<Pending>>,
     /// Whether the capture pipeline runs (its pending continuation keeps the engine alive).
     draining: Cell<bool>,
-    /// The event whose source middleware is running: type, consent, messageId.
-    current: RefCell<Option<(EventKind, Purposes, Rc<str>)>>,
+    /// The event whose source middleware is running: type and consent.
+    current: RefCell<Option<(EventKind, Purposes)>>,
     /// The wake-up timer (see [`after`]) and when it fires.
     timer: Cell<Option<((i32, u32), u64)>>,
     /// `resolve`s waiting for the flush to settle or for loads to end (see [`Wait`]).
@@ -218,8 +218,8 @@ impl Engine {
     /// pipeline starts).
     fn drain(self: &Rc<Self>, r: JsValue) {
         if !r.is_undefined() {
-            if let Some((kind, consent, message_id)) = self.current.take() {
-                self.after_middleware(r, kind, consent, message_id);
+            if let Some((kind, consent)) = self.current.take() {
+                self.after_middleware(r, kind, consent);
             }
         }
         while let Some(p) = self.next_pending() {
@@ -250,14 +250,14 @@ impl Engine {
                     let r = run_middleware(&self.middleware, &payload);
                     if !r.is_array() {
                         // A promise of the chain's result (never rejected).
-                        *self.current.borrow_mut() = Some((kind, consent, message_id));
+                        *self.current.borrow_mut() = Some((kind, consent));
                         let me = self.clone();
                         then(r.unchecked_ref(), move |r| {
                             me.drain(r.unwrap_or_else(|e| e))
                         });
                         return;
                     }
-                    self.after_middleware(r, kind, consent, message_id);
+                    self.after_middleware(r, kind, consent);
                 }
             }
         }
@@ -267,13 +267,7 @@ impl Engine {
 
     /// Routes the event the source middleware chain returned (`[event]`, or `[event, error]`
     /// when one threw; see `runMiddleware`), checked like a new one; null drops it.
-    fn after_middleware(
-        &self,
-        r: JsValue,
-        kind: EventKind,
-        consent: Purposes,
-        message_id: Rc<str>,
-    ) {
+    fn after_middleware(&self, r: JsValue, kind: EventKind, consent: Purposes) {
         let r: &Array = r.unchecked_ref();
         let payload = r.get(0);
         let checked = if r.length() > 1 {
@@ -292,8 +286,14 @@ impl Engine {
             } else if get(&payload, "type").as_string().as_deref() != Some(kind.name()) {
                 Err("source middleware must not change the event type".to_string())
             } else {
-                match super::event::check_json_value(&payload, "event") {
-                    Ok(()) => super::event::serialise(&payload),
+                match super::event::check_event(&payload, kind) {
+                    Ok(id) => match super::event::check_json_value(&payload, "event") {
+                        Ok(()) => match super::event::serialise(&payload) {
+                            Ok(json) => Ok((id, json)),
+                            Err(m) => Err(m),
+                        },
+                        Err(m) => Err(m),
+                    },
                     Err(m) => Err(m),
                 }
             };
@@ -303,7 +303,8 @@ impl Engine {
             }
         };
         match checked {
-            Ok(json) => self.capture(payload, kind, consent, message_id, json.into()),
+            // The messageId is the event's own (a middleware may have set it).
+            Ok((id, json)) => self.capture(payload, kind, consent, id.into(), json.into()),
             Err(msg) => self.emit_error(None, &DeliveryError::new(ErrorKind::Unknown, msg)),
         }
     }

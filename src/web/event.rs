@@ -11,10 +11,14 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::js::{get, is_plain_object};
+use crate::event::EventKind;
 use crate::ports::FallbackStorage;
 
 /// Largest serialised event accepted, in bytes.
 pub const MAX_EVENT_BYTES: usize = 32 * 1024;
+
+/// Why an `options.timestamp` was refused.
+const TIMESTAMP: &str = "options.timestamp must be a Date or a date string (ISO-8601)";
 
 /// The options an event call accepts.
 const OPTION_KEYS: &[&str] = &[
@@ -30,6 +34,10 @@ const OPTION_KEYS: &[&str] = &[
 extern "C" {
     #[wasm_bindgen(js_name = jsonProblem)]
     fn json_problem(v: &JsValue, path: &str) -> Option<String>;
+    /// A Date or a date string as an ISO-8601 UTC string with milliseconds; `None` when it is
+    /// neither (or not a valid date).
+    #[wasm_bindgen(js_name = isoDate)]
+    pub fn iso_date(v: &JsValue) -> Option<String>;
 }
 
 /// Fails with a message naming the path (from `path`) where `v` holds something JSON cannot
@@ -69,11 +77,15 @@ pub fn options_arg(v: &JsValue) -> Result<JsValue, String> {
             None => m,
         });
     }
-    for k in ["messageId", "timestamp", "anonymousId", "userId"] {
+    for k in ["messageId", "anonymousId", "userId"] {
         let x = get(v, k);
         if !x.is_undefined() && !x.is_null() && x.as_string().is_none_or(|s| s.is_empty()) {
             return Err(["options.", k, " must be a non-empty string"].concat());
         }
+    }
+    let t = get(v, "timestamp");
+    if !t.is_undefined() && !t.is_null() && iso_date(&t).is_none() {
+        return Err(TIMESTAMP.into());
     }
     for k in ["integrations", "context"] {
         let x = get(v, k);
@@ -83,6 +95,57 @@ pub fn options_arg(v: &JsValue) -> Result<JsValue, String> {
     }
     check_json_value(v, "options")?;
     Ok(v.clone())
+}
+
+/// Validates an event a source middleware returned as a new one is validated (its type was
+/// checked already; its JSON values are checked when it is serialised): the fields of its type
+/// and the common ones. Normalises its `timestamp` (a Date or date string) to ISO-8601 UTC
+/// with milliseconds. Returns its messageId.
+pub fn check_event(e: &JsValue, kind: EventKind) -> Result<String, String> {
+    let text = |k: &str| get(e, k).as_string().filter(|s| !s.trim().is_empty());
+    let absent = |k: &str| {
+        let v = get(e, k);
+        v.is_undefined() || v.is_null()
+    };
+    let mut strings: &[&str] = &["messageId", "anonymousId"];
+    let mut objects: &[&str] = &["context", "integrations"];
+    match kind {
+        EventKind::Track => {
+            strings = &["messageId", "anonymousId", "event"];
+            objects = &["context", "integrations", "properties"];
+        }
+        EventKind::Page => {
+            if !absent("name") && !get(e, "name").is_string() {
+                return Err("name must be a string".into());
+            }
+            objects = &["context", "integrations", "properties"];
+        }
+        EventKind::Identify => objects = &["context", "integrations", "traits"],
+        EventKind::Group => {
+            strings = &["messageId", "anonymousId", "groupId"];
+            objects = &["context", "integrations", "traits"];
+        }
+        EventKind::Alias => strings = &["messageId", "anonymousId", "userId", "previousId"],
+        EventKind::Consent => {}
+    }
+    for k in strings {
+        if text(k).is_none() {
+            return Err([k, " must be a non-empty string"].concat());
+        }
+    }
+    for k in objects {
+        if !is_plain_object(&get(e, k)) {
+            return Err([k, " must be a plain object"].concat());
+        }
+    }
+    if !absent("userId") && text("userId").is_none() {
+        return Err("userId must be a non-empty string or null".into());
+    }
+    match iso_date(&get(e, "timestamp")) {
+        Some(t) => super::js::set(e, "timestamp", &JsValue::from_str(&t)),
+        None => return Err(TIMESTAMP["options.".len()..].into()),
+    }
+    Ok(text("messageId").unwrap_or_default())
 }
 
 /// The visitor's identity, persisted under `<prefix>:anonymousId`, `:userId`, `:traits`.
@@ -174,20 +237,24 @@ impl Identity {
         self.user_id = Some(id.into());
     }
 
-    /// Merges `traits` into the persisted traits.
-    pub fn merge_traits(&mut self, traits: &JsValue) {
+    /// `traits` merged over the persisted traits, as a new object (nothing changes yet).
+    pub fn merged_traits(&self, traits: &JsValue) -> Object {
         let merged = match super::js::assign(&Object::new(), &self.traits) {
             Ok(m) => super::js::assign(&m, traits),
             Err(e) => Err(e),
         };
-        let merged = match merged {
+        match merged {
             Ok(m) => m,
             Err(_) => Object::new(),
-        };
-        if let Ok(s) = super::js::stringify(&merged) {
+        }
+    }
+
+    /// Replaces and persists the traits (from [`Identity::merged_traits`]).
+    pub fn set_traits(&mut self, traits: Object) {
+        if let Ok(s) = super::js::stringify(&traits) {
             self.store.set(&self.key("traits"), &s);
         }
-        self.traits = merged.into();
+        self.traits = traits.into();
     }
 
     /// Forgets the user (userId, traits, group) and starts a new anonymous id.

@@ -55,6 +55,15 @@ export function post(url, body, headers, keepalive) {
 // The time now as an ISO-8601 string (2026-11-29T20:22:31.123Z).
 export const isoNow = () => new Date().toISOString();
 
+// A Date, or a date string `Date` can read, as an ISO-8601 UTC string with milliseconds;
+// undefined for anything else (an invalid date, another type).
+export function isoDate(v) {
+  try {
+    const d = v instanceof Date ? v : typeof v == 'string' && v ? new Date(v) : NaN;
+    return isNaN(d) ? undefined : d.toISOString();
+  } catch (_) {}
+}
+
 // A Retry-After value as a delay in ms: delay-seconds, or an HTTP-date (IMF-fixdate, RFC 850,
 // asctime; asctime carries no zone and means GMT), a past date being 0; null when it is
 // neither. The retry policy caps the delay at retry.maxDelayMs.
@@ -272,9 +281,9 @@ export function completeEvent(e, type, o, anonymousId, userId, base, prefs) {
     const obj = (v) => v !== null && typeof v == 'object';
     e.type = type;
     e.messageId = typeof o.messageId == 'string' ? o.messageId : uuid();
-    e.timestamp = str(o.timestamp, isoNow());
+    e.timestamp = o.timestamp == null ? isoNow() : isoDate(o.timestamp);
     e.anonymousId = str(o.anonymousId, anonymousId);
-    e.userId = str(o.userId, str(e.userId, userId));
+    e.userId = str(o.userId, str(e.userId, userId ?? null));
     const consent = { categoryPreferences: { ...prefs } };
     e.context = Object.assign({}, base, { page: pageContext(), consent }, obj(o.context) ? o.context : {}, { consent });
     e.integrations = obj(o.integrations) ? o.integrations : {};

@@ -1,0 +1,184 @@
+// Event building in Chromium: what a rejected call leaves behind (nothing), events changed by
+// source middleware validated like new ones, options.timestamp, and userId before identify.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { launchBrowser, withServer, openPage, waitFor } from './harness.mjs';
+
+let browser;
+before(async () => {
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+});
+
+/**
+ * Loads the package with a JS destination `cap` (no consent needed) recording every event it
+ * receives in window.got, and `window.a = await Analytics.load(...)`; window.errors collects
+ * the messages of 'error' events.
+ */
+async function boot(p) {
+  await p.page.evaluate(async () => {
+    const m = await import('/pkg/consent_analytics.js');
+    await m.default();
+    window.got = [];
+    window.errors = [];
+    const record = (e) => {
+      window.got.push(e);
+    };
+    m.Analytics.registerDestination('cap', () => ({
+      track: record, page: record, identify: record, group: record, alias: record,
+    }));
+    window.a = await m.Analytics.load({ destinations: [{ type: 'cap', requiredConsent: [] }] });
+    window.a.on('error', (e) => window.errors.push(e.error.message));
+  });
+}
+
+/** Runs `fn(p)` on a fresh page of a fresh server. */
+function run(fn) {
+  return withServer(async (server) => {
+    const p = await openPage(browser, `${server.url}/blank.html`);
+    try {
+      await fn(p);
+      assert.deepEqual(p.runtimeErrors(), []);
+    } finally {
+      await p.close();
+    }
+  });
+}
+
+/** Waits until `cap` received `n` events; returns them. */
+async function received(p, n) {
+  await waitFor(() => p.page.evaluate((n) => window.got.length >= n, n), { message: `${n} events` });
+  return p.page.evaluate(() => window.got);
+}
+
+test('a rejected identify changes nothing: not the stored user, not the traits', () =>
+  run(async (p) => {
+    await boot(p);
+    await p.page.evaluate(() => a.identify('before', { ok: 1 }));
+    const stored = () =>
+      p.page.evaluate(() => [localStorage.getItem('consent-analytics:userId'), localStorage.getItem('consent-analytics:traits')]);
+    assert.deepEqual(await stored(), ['before', '{"ok":1}']);
+    const err = await p.page.evaluate(() => {
+      try {
+        a.identify('after', { big: 'x'.repeat(40000) });
+      } catch (e) {
+        return `${e.name}: ${e.message}`;
+      }
+    });
+    assert.match(err, /^TypeError: identify: event is \d+ bytes serialised, over the 32 KB limit$/);
+    assert.deepEqual(await stored(), ['before', '{"ok":1}'], 'the identity is unchanged');
+    // The next calls are not stuck on the refused traits.
+    await p.page.evaluate(() => {
+      a.track('Next');
+      a.identify('third', { more: 2 });
+    });
+    const got = await received(p, 3);
+    assert.deepEqual(
+      got.map((e) => [e.type, e.userId, e.traits ?? null]),
+      [
+        ['identify', 'before', { ok: 1 }],
+        ['track', 'before', null],
+        ['identify', 'third', { ok: 1, more: 2 }],
+      ],
+    );
+  }));
+
+test('an event changed by source middleware is validated like a new one', () =>
+  run(async (p) => {
+    await boot(p);
+    await p.page.evaluate(() => {
+      // Change i is applied to the event carrying i (dispatch is asynchronous).
+      const changes = [
+        (e) => { e.event = ''; },
+        (e) => { e.event = 5; },
+        (e) => { e.properties = [1]; },
+        (e) => { delete e.properties; },
+        (e) => { e.messageId = ''; },
+        (e) => { e.timestamp = 'garbage'; },
+        (e) => { delete e.anonymousId; },
+        (e) => { e.userId = ''; },
+        (e) => { e.groupId = ''; },
+        (e) => { e.name = 7; },
+        // A valid change goes through: the new messageId is the event's from then on, and a
+        // Date timestamp is sent as ISO-8601.
+        (e) => {
+          e.messageId = 'mid-from-middleware';
+          e.timestamp = new Date(Date.UTC(2024, 0, 2, 3, 4, 5, 6));
+        },
+      ];
+      a.addSourceMiddleware((e) => (changes[(e.properties ?? e.traits).i](e), e));
+      for (let i = 0; i < 8; i++) a.track('Fine', { i });
+      a.group('g-1', { i: 8 });
+      a.page('Home', { i: 9 });
+      a.track('Changed', { i: 10 });
+    });
+    await waitFor(() => p.page.evaluate(() => window.errors.length >= 10), { message: 'ten errors' });
+    const errors = await p.page.evaluate(() => window.errors);
+    const reason = (m) => m.replace('event from source middleware rejected: ', '');
+    assert.deepEqual(errors.map(reason), [
+      'event must be a non-empty string',
+      'event must be a non-empty string',
+      'properties must be a plain object',
+      'properties must be a plain object',
+      'messageId must be a non-empty string',
+      'timestamp must be a Date or a date string (ISO-8601)',
+      'anonymousId must be a non-empty string',
+      'userId must be a non-empty string or null',
+      'groupId must be a non-empty string',
+      'name must be a string',
+    ]);
+    const got = await received(p, 1);
+    assert.deepEqual(
+      got.map((e) => [e.event, e.messageId, e.timestamp]),
+      [['Changed', 'mid-from-middleware', '2024-01-02T03:04:05.006Z']],
+      'only the valid event reached the destination',
+    );
+  }));
+
+test('options.timestamp takes a Date or a date string, sent as ISO-8601 UTC; a bad one throws', () =>
+  run(async (p) => {
+    await boot(p);
+    const thrown = await p.page.evaluate(() =>
+      ['garbage', '', 12, {}].map((t) => {
+        try {
+          a.track('Bad', {}, { timestamp: t });
+          return 'accepted';
+        } catch (e) {
+          return `${e.name}: ${e.message}`;
+        }
+      }),
+    );
+    assert.deepEqual(thrown, Array(4).fill('TypeError: track: options.timestamp must be a Date or a date string (ISO-8601)'));
+    await p.page.evaluate(() => {
+      a.track('A', {}, { timestamp: '2020-01-01T01:00:00+01:00' });
+      a.track('B', {}, { timestamp: new Date(Date.UTC(2021, 5, 6, 7, 8, 9, 10)) });
+      a.track('C', {}, { timestamp: '2022-03-04T05:06:07Z' });
+    });
+    const got = await received(p, 3);
+    assert.deepEqual(
+      got.map((e) => [e.event, e.timestamp]),
+      [
+        ['A', '2020-01-01T00:00:00.000Z'],
+        ['B', '2021-06-06T07:08:09.010Z'],
+        ['C', '2022-03-04T05:06:07.000Z'],
+      ],
+    );
+  }));
+
+test('userId is null before identify, in the event and in its JSON', () =>
+  run(async (p) => {
+    await boot(p);
+    await p.page.evaluate(() => {
+      a.addSourceMiddleware((e) => ((window.json = JSON.stringify(e)), e));
+      a.track('Anonymous');
+    });
+    await waitFor(() => p.page.evaluate(() => window.json !== undefined), { message: 'the middleware ran' });
+    const json = await p.page.evaluate(() => window.json);
+    assert.equal(JSON.parse(json).userId, null);
+    assert.ok(json.includes('"userId":null'));
+    const [e] = await received(p, 1);
+    assert.equal(e.userId, null);
+  }));
