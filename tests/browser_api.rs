@@ -152,6 +152,13 @@ async fn load_rejects_unknown_keys_and_bad_fields_naming_them() {
     let m =
         load_err(r#"{"destinations": [{"type": "rec-dup", "requiredConsent": ["ads"]}]}"#).await;
     assert!(m.contains("requiredConsent[0]"), "{m}");
+    let m = load_err(r#"{"destinations": [{"type": "rec-dup", "id": ""}]}"#).await;
+    assert_eq!(m, "config.destinations[0].id must be a non-empty string");
+    let m = load_err(r#"{"scriptsUrl": "javascript:alert(1)"}"#).await;
+    assert_eq!(
+        m,
+        "config.scriptsUrl must be an http(s) URL, got 'javascript:alert(1)'"
+    );
 }
 
 #[wasm_bindgen_test]

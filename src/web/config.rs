@@ -261,6 +261,9 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
                 _ => return Err([&path, ".type is required"].concat()),
             };
             let id = match opt_str(&e, "id", &path)? {
+                Some(id) if id.is_empty() => {
+                    return Err([&path, ".id must be a non-empty string"].concat())
+                }
                 Some(id) => id,
                 None => kind.clone(),
             };
@@ -313,7 +316,17 @@ struct Top {
 fn top(obj: &Object) -> Result<Top, String> {
     Ok(Top {
         honor_gpc: opt_bool(obj, "honorGpc", "config")?.unwrap_or(true),
-        scripts_url: opt_str(obj, "scriptsUrl", "config")?,
+        scripts_url: match opt_str(obj, "scriptsUrl", "config")? {
+            Some(u) => match super::platform::resolve_url(&u) {
+                Some((href, p, _)) if p == "http:" || p == "https:" => Some(href),
+                _ => {
+                    return Err(
+                        ["config.scriptsUrl must be an http(s) URL, got '", &u, "'"].concat()
+                    )
+                }
+            },
+            None => None,
+        },
         scripts_cache_ttl_ms: opt_uint(obj, "scriptsCacheTtlMs", "config")?.unwrap_or(300_000),
         nonce: opt_str(obj, "nonce", "config")?,
         storage_prefix: match opt_str(obj, "storagePrefix", "config")? {
