@@ -317,8 +317,9 @@ fn top(obj: &Object) -> Result<Top, String> {
     Ok(Top {
         honor_gpc: opt_bool(obj, "honorGpc", "config")?.unwrap_or(true),
         scripts_url: match opt_str(obj, "scriptsUrl", "config")? {
+            // Checked here; kept as written (fetch resolves it the same way).
             Some(u) => match super::platform::resolve_url(&u) {
-                Some((href, p, _)) if p == "http:" || p == "https:" => Some(href),
+                Some((_, p, _)) if p == "http:" || p == "https:" => Some(u),
                 _ => {
                     return Err(
                         ["config.scriptsUrl must be an http(s) URL, got '", &u, "'"].concat()
