@@ -210,11 +210,9 @@ pub fn timed<T: 'static>(ms: u64, message: String, k: Then<T>) -> Then<T> {
     })
 }
 
-/// `timed` for a hook of a load: the message names the hook (`initialize timed out after 300
-/// ms`).
-fn hook_timed<T: 'static>(ms: u64, name: &str, k: Then<T>) -> Then<T> {
-    let message = [name, " timed out after ", &crate::json::dec(ms), " ms"].concat();
-    timed(ms, message, k)
+/// The timeout message of a hook of a load (`initialize timed out after 300 ms`).
+fn late(name: &str, ms: u64) -> String {
+    [name, " timed out after ", &crate::json::dec(ms), " ms"].concat()
 }
 
 /// Calls `done` once a hook's promise settles; a rejection is an `unknown` failure.
@@ -234,9 +232,9 @@ impl Destination for JsDestination {
         let ms = env.timeout_ms;
         let p = call_hook(&self.obj, "scripts", &self.settings, &consent);
         // Each hook of the load has `loading.timeoutMs` to settle (injection has its own).
-        let k = hook_timed(
+        let k = timed(
             ms,
-            "scripts",
+            late("scripts", ms),
             Box::new(move |r: Result<JsValue, DeliveryError>| {
                 let descs = match r {
                     Ok(l) => self.descriptors(l),
@@ -274,7 +272,7 @@ impl Destination for JsDestination {
                                     &self.settings,
                                     &JsValue::UNDEFINED,
                                 ),
-                                hook_timed(ms, "initialize", done),
+                                timed(ms, late("initialize", ms), done),
                             ),
                             Err(e) => done(Err(e)),
                         }
