@@ -12,7 +12,7 @@ use wasm_bindgen::prelude::*;
 use super::inject::{parse_descriptor, remove_all, remove_revoked, Injecting};
 use super::js::set;
 use super::platform::error_message;
-use super::settle::then;
+use super::settle::{after, cancel, then};
 use crate::consent::Purposes;
 use crate::error::{DeliveryError, ErrorKind};
 use crate::event::{Envelope, EventKind};
@@ -71,6 +71,9 @@ pub trait Destination {
     fn consent_changed(&self, _granted: Purposes) {}
     /// `unloadDestination`: destroy the instance and remove its scripts.
     fn destroy(&self) {}
+    /// A delivery to it failed with `error`: a JavaScript destination tells its `onError` hook
+    /// of a timeout (it has told it of its own failures already).
+    fn failed(&self, _error: &DeliveryError) {}
     /// `testDestination`: whether it can reach its backend (`done` with `Ok` when it can).
     fn test(self: Rc<Self>, done: Done) {
         done(Ok(()))
@@ -106,6 +109,9 @@ pub struct JsDestination {
     /// Bumped by `revoke` and `destroy`: a load started before stops injecting and does not
     /// initialise.
     generation: Rc<core::cell::Cell<u32>>,
+    /// The state of the delivery in flight, shared with `deliverEvents`: the event being
+    /// delivered and whether it failed or timed out.
+    flight: core::cell::RefCell<JsValue>,
 }
 
 impl JsDestination {
@@ -131,6 +137,7 @@ impl JsDestination {
             settings: settings.into(),
             scripts: Default::default(),
             generation: Default::default(),
+            flight: core::cell::RefCell::new(JsValue::UNDEFINED),
         })
     }
 }
@@ -181,6 +188,33 @@ impl JsDestination {
     }
 }
 
+/// What to do with an outcome carrying a value of type `T`.
+pub type Then<T> = Box<dyn FnOnce(Result<T, DeliveryError>)>;
+
+/// `k` raced against `ms` milliseconds: the continuation returned passes its outcome on when it
+/// comes first; otherwise `k` gets a `timeout` error with `message` and a later outcome is
+/// ignored.
+pub fn timed<T: 'static>(ms: u64, message: String, k: Then<T>) -> Then<T> {
+    let slot = Rc::new(core::cell::Cell::new(Some(k)));
+    let s = slot.clone();
+    let t = after(ms, move |_| {
+        if let Some(k) = s.take() {
+            k(Err(DeliveryError::new(ErrorKind::Timeout, message)));
+        }
+    });
+    Box::new(move |r| {
+        if let Some(k) = slot.take() {
+            cancel(t);
+            k(r);
+        }
+    })
+}
+
+/// The timeout message of a hook of a load (`initialize timed out after 300 ms`).
+fn late(name: &str, ms: u64) -> String {
+    [name, " timed out after ", &crate::json::dec(ms), " ms"].concat()
+}
+
 /// Calls `done` once a hook's promise settles; a rejection is an `unknown` failure.
 fn settled(p: &Promise, done: Done) {
     then(p, move |r| {
@@ -195,51 +229,63 @@ impl Destination for JsDestination {
     fn load(self: Rc<Self>, env: LoadEnv, done: Done) {
         let generation = self.generation.get();
         let consent = consent_object(env.consent);
+        let ms = env.timeout_ms;
         let p = call_hook(&self.obj, "scripts", &self.settings, &consent);
-        then(&p, move |r| {
-            let descs = match r {
-                Ok(l) => self.descriptors(l),
-                Err(e) => Err(unknown(&e)),
-            };
-            let descs = match descs {
-                Ok(d) => d,
-                Err(e) => return done(Err(e)),
-            };
-            let list = match descs {
-                Some(d) => {
-                    // Known before injecting, so a revocation during the load removes them.
-                    let d = Rc::new(d);
-                    *self.scripts.borrow_mut() = d.clone();
-                    d
-                }
-                None => Rc::default(),
-            };
-            Injecting {
-                list,
-                next: 0,
-                nonce: env.nonce,
-                timeout_ms: env.timeout_ms,
-                generation: self.generation.clone(),
-                started: generation,
-                done: Box::new(move |r| {
-                    if r.is_ok() && self.generation.get() != generation {
-                        return done(Err(super::inject::revoked()));
+        // Each hook of the load has `loading.timeoutMs` to settle (injection has its own).
+        let k = timed(
+            ms,
+            late("scripts", ms),
+            Box::new(move |r: Result<JsValue, DeliveryError>| {
+                let descs = match r {
+                    Ok(l) => self.descriptors(l),
+                    Err(e) => Err(e),
+                };
+                let descs = match descs {
+                    Ok(d) => d,
+                    Err(e) => return done(Err(e)),
+                };
+                let list = match descs {
+                    Some(d) => {
+                        // Known before injecting, so a revocation during the load removes them.
+                        let d = Rc::new(d);
+                        *self.scripts.borrow_mut() = d.clone();
+                        d
                     }
-                    match r {
-                        Ok(()) => settled(
-                            &call_hook(
-                                &self.obj,
-                                "initialize",
-                                &self.settings,
-                                &JsValue::UNDEFINED,
+                    None => Rc::default(),
+                };
+                Injecting {
+                    list,
+                    next: 0,
+                    nonce: env.nonce,
+                    timeout_ms: env.timeout_ms,
+                    generation: self.generation.clone(),
+                    started: generation,
+                    done: Box::new(move |r| {
+                        if r.is_ok() && self.generation.get() != generation {
+                            return done(Err(super::inject::revoked()));
+                        }
+                        match r {
+                            Ok(()) => settled(
+                                &call_hook(
+                                    &self.obj,
+                                    "initialize",
+                                    &self.settings,
+                                    &JsValue::UNDEFINED,
+                                ),
+                                timed(ms, late("initialize", ms), done),
                             ),
-                            done,
-                        ),
-                        Err(e) => done(Err(e)),
-                    }
-                }),
-            }
-            .run();
+                            Err(e) => done(Err(e)),
+                        }
+                    }),
+                }
+                .run();
+            }),
+        );
+        then(&p, move |r| {
+            k(match r {
+                Ok(v) => Ok(v),
+                Err(e) => Err(unknown(&e)),
+            })
         });
     }
 
@@ -250,7 +296,17 @@ impl Destination for JsDestination {
             list.push(&ev.payload);
             list.push(&JsValue::from_str(&ev.json));
         }
-        settled(&deliver_events(&self.obj, &self.id, &list), done);
+        let at = Array::new();
+        *self.flight.borrow_mut() = at.clone().into();
+        settled(&deliver_events(&self.obj, &self.id, &list, &at), done);
+    }
+
+    fn failed(&self, error: &DeliveryError) {
+        // Its own failures are `unknown`: a timeout is the engine's.
+        if error.kind == ErrorKind::Timeout {
+            let at = self.flight.borrow().clone();
+            hook_timed_out(&self.obj, &at, &error.message);
+        }
     }
 
     fn revoke(&self) {
@@ -276,9 +332,13 @@ extern "C" {
     #[wasm_bindgen(js_name = callHook)]
     fn call_hook(obj: &JsValue, name: &str, a: &JsValue, b: &JsValue) -> Promise;
     /// Delivers the events of `list` (`[kind, payload, json, ...]`) in order, each with
-    /// `deliverEvent`; rejects with the first failure.
+    /// `deliverEvent`; rejects with the first failure. `at`: the state of this delivery.
     #[wasm_bindgen(js_name = deliverEvents)]
-    fn deliver_events(obj: &JsValue, id: &str, list: &Array) -> Promise;
+    fn deliver_events(obj: &JsValue, id: &str, list: &Array, at: &Array) -> Promise;
+    /// The delivery of `at` timed out: calls `onError(error, event)` with an Error of kind
+    /// 'timeout' and `message` (unless it was told of a failure already).
+    #[wasm_bindgen(js_name = hookTimedOut)]
+    fn hook_timed_out(obj: &JsValue, at: &JsValue, message: &str);
     /// Calls `destroy()` in a microtask, ignoring what it throws or returns.
     #[wasm_bindgen(js_name = destroyHook)]
     fn destroy_hook(obj: &JsValue);

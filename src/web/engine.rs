@@ -15,7 +15,7 @@ use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::dest::{Destination, LoadEnv};
+use super::dest::{timed, Destination, LoadEnv};
 use super::js::{get, set};
 use super::platform::{error_message, is_online, now, ConsoleLog};
 use super::settle::{after, cancel, soon, then};
@@ -413,7 +413,8 @@ impl Engine {
     }
 
     /// Starts a load or delivery in the background (from a microtask, after this run); a
-    /// delivery is raced against `timeout_ms`. Tells the manager the outcome.
+    /// delivery is raced against `timeout_ms` (a JavaScript destination's load races each of
+    /// its hooks against it). Tells the manager the outcome.
     fn start(self: &Rc<Self>, dest: usize, job: Job) {
         let me = self.clone();
         soon(move |_| {
@@ -427,28 +428,19 @@ impl Engine {
                     }),
                 ),
                 Job::Deliver(events) => {
-                    // The timer while the delivery runs: whichever ends first takes it.
-                    let timer: Rc<Cell<Option<(i32, u32)>>> = Rc::default();
-                    let (t, m) = (timer.clone(), me.clone());
-                    timer.set(Some(after(me.timeout_ms, move |_| {
-                        if t.take().is_some() {
-                            m.delivered(
-                                dest,
-                                Err(DeliveryError::new(
-                                    ErrorKind::Timeout,
-                                    "destination did not answer in time",
-                                )),
-                            );
-                        }
-                    })));
+                    let (ms, dd) = (me.timeout_ms, d.clone());
                     d.deliver(
                         events,
-                        Box::new(move |r| {
-                            if let Some(t) = timer.take() {
-                                cancel(t);
+                        timed(
+                            ms,
+                            "destination did not answer in time".into(),
+                            Box::new(move |r| {
+                                if let Err(e) = &r {
+                                    dd.failed(e);
+                                }
                                 me.delivered(dest, r);
-                            }
-                        }),
+                            }),
+                        ),
                     );
                 }
             }
@@ -603,14 +595,18 @@ impl Engine {
     }
 
     /// `testDestination`: a promise of whether destination `i` can reach its backend (asked
-    /// from a microtask).
+    /// from a microtask; no when it does not answer within `loading.timeoutMs`).
     pub fn test(&self, i: usize) -> Promise {
         let (p, resolve, _) = deferred();
-        let d = self.dests[i].clone();
+        let (d, ms) = (self.dests[i].clone(), self.timeout_ms);
         soon(move |_| {
-            d.test(Box::new(move |r| {
-                let _ = resolve.call1(&JsValue::NULL, &JsValue::from_bool(r.is_ok()));
-            }))
+            d.test(timed(
+                ms,
+                String::new(),
+                Box::new(move |r| {
+                    let _ = resolve.call1(&JsValue::NULL, &JsValue::from_bool(r.is_ok()));
+                }),
+            ))
         });
         p
     }

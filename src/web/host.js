@@ -183,34 +183,54 @@ export function callHook(obj, name, a, b) {
   return hook(obj, name, a, b).then((v) => (v === NO_HOOK ? undefined : v));
 }
 
+// Calls `onError(error, event being delivered)` for the delivery of `at` (see `deliverEvents`)
+// unless it was told already; resolves when that is done.
+const tell = async (obj, at, e) => {
+  if (!at[1]) {
+    at[1] = 1;
+    await hook(obj, 'onError', e, at[0]).catch(() => {});
+  }
+};
+
 // Delivers one event to a JavaScript destination: `onBeforeEvent` gets a copy parsed from
 // `json` and may return a changed event, or null to skip it; then the `kind` hook with
 // `{ destination: id }`, then `onAfterEvent(event, result)`. Resolves when done; on a failure
-// it awaits `onError(error, event)` and rejects with the original error.
-const deliverEvent = async (obj, id, kind, payload, json) => {
+// it awaits `onError(error, event)` and rejects with the original error. Once the delivery of
+// `at` failed or timed out, the hooks still running are not followed by others.
+const deliverEvent = async (obj, id, kind, payload, json, at) => {
   let hasBefore = false;
   try {
     hasBefore = typeof obj.onBeforeEvent == 'function';
   } catch (_) {}
+  at[0] = payload;
   try {
     if (hasBefore) {
       const copy = JSON.parse(json);
       const v = await hook(obj, 'onBeforeEvent', copy);
-      if (v === null) return;
-      payload = v !== NO_HOOK && typeof v == 'object' ? v : copy;
+      if (v === null || at[1]) return;
+      payload = at[0] = v !== NO_HOOK && typeof v == 'object' ? v : copy;
     }
     const r = await hook(obj, kind, payload, { destination: id });
-    await hook(obj, 'onAfterEvent', payload, r === NO_HOOK ? undefined : r).catch(() => {});
+    if (!at[1]) await hook(obj, 'onAfterEvent', payload, r === NO_HOOK ? undefined : r).catch(() => {});
   } catch (e) {
-    await hook(obj, 'onError', e, payload).catch(() => {});
+    await tell(obj, at, e);
     throw e;
   }
 };
 
 // Delivers the events of `list` ([kind, payload, json, ...]) in order with `deliverEvent`;
-// rejects with the first failure.
-export async function deliverEvents(obj, id, list) {
-  for (let i = 0; i < list.length; ) await deliverEvent(obj, id, list[i++], list[i++], list[i++]);
+// rejects with the first failure. `at` (an empty array) holds the event being delivered and
+// whether the delivery failed or timed out (`hookTimedOut`): then the rest is not delivered.
+export async function deliverEvents(obj, id, list, at) {
+  for (let i = 0; i < list.length && !at[1]; ) await deliverEvent(obj, id, list[i++], list[i++], list[i++], at);
+}
+
+// The delivery of `at` (see `deliverEvents`) did not end within loading.timeoutMs: calls
+// `onError(error, event)` as for a thrown error, with an Error of kind 'timeout' and `message`.
+export function hookTimedOut(obj, at, message) {
+  const e = new Error(message);
+  e.kind = 'timeout';
+  tell(obj, at, e);
 }
 
 // Calls `obj.destroy()` in a microtask, ignoring what it throws or returns.

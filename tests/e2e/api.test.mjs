@@ -103,3 +103,69 @@ test('on() with an unknown event name throws a TypeError naming it', async () =>
     await p.close();
   });
 });
+
+test('a testConnection() that never settles makes testDestination resolve false after loading.timeoutMs', async () => {
+  await withServer(async (server) => {
+    const p = await openPage(browser, `${server.url}/blank.html`);
+    const r = await p.page.evaluate(async () => {
+      const m = await import('/pkg/consent_analytics.js');
+      await m.default();
+      m.Analytics.registerDestination('hang', () => ({ testConnection: () => new Promise(() => {}), track() {} }));
+      const a = await m.Analytics.load({ loading: { timeoutMs: 300 }, destinations: [{ type: 'hang' }] });
+      const t0 = performance.now();
+      const v = await Promise.race([
+        a.testDestination('hang'),
+        new Promise((res) => setTimeout(() => res('pending after 3 s'), 3000)),
+      ]);
+      return { v, ms: performance.now() - t0 };
+    });
+    assert.equal(r.v, false);
+    assert.ok(r.ms >= 250 && r.ms < 2000, `answered after ${r.ms} ms`);
+    assert.deepEqual(p.runtimeErrors(), []);
+    await p.close();
+  });
+});
+
+test('onError(error, event) is called when a delivery hook times out, as when it throws', async () => {
+  await withServer(async (server) => {
+    const p = await openPage(browser, `${server.url}/blank.html`);
+    await p.page.evaluate(async () => {
+      const m = await import('/pkg/consent_analytics.js');
+      await m.default();
+      window.calls = [];
+      window.after = [];
+      m.Analytics.registerDestination('d', () => ({
+        track(e) {
+          if (e.event === 'throw') throw new Error('thrown');
+          // Settles after the timeout: too late to count.
+          return new Promise((res) => setTimeout(res, 600));
+        },
+        onAfterEvent(e) {
+          after.push(e.event);
+        },
+        onError(err, e) {
+          calls.push([err instanceof Error, err.kind ?? null, err.message, e.event]);
+        },
+      }));
+      window.a = await m.Analytics.load({
+        loading: { timeoutMs: 300 },
+        retry: { maxRetries: 0 },
+        destinations: [{ type: 'd', requiredConsent: [] }],
+      });
+      a.track('throw');
+      a.track('slow');
+    });
+    await waitFor(() => p.page.evaluate(() => calls.length === 2), { message: 'two onError calls' });
+    await new Promise((r) => setTimeout(r, 800));
+    const r = await p.page.evaluate(() => ({ calls, after, status: a.status()[0] }));
+    assert.deepEqual(r.calls, [
+      [true, null, 'thrown', 'throw'],
+      [true, 'timeout', 'destination did not answer in time', 'slow'],
+    ]);
+    assert.deepEqual(r.after, [], 'a late answer is not followed by onAfterEvent');
+    assert.equal(r.status.deadLettered, 2);
+    assert.equal(r.status.lastError.kind, 'timeout');
+    assert.deepEqual(p.runtimeErrors(), []);
+    await p.close();
+  });
+});

@@ -460,6 +460,83 @@ describe('lazy loading', () => {
     assert.equal((await rec(p.page, 'v')).scripts, 0);
     await p.close();
   });
+
+  test('an initialize() that never settles fails the load as timeout after loading.timeoutMs; its event is dead-lettered, preload() resolves, others are not delayed', async () => {
+    const p = await open();
+    const { page } = p;
+    const r = await ev(page, async () => {
+      const got = [];
+      A.registerDestination('hang', () => ({ initialize: () => new Promise(() => {}), track() {} }));
+      A.registerDestination('ok', () => ({ track: (e) => void got.push(e.event) }));
+      window.a = await A.load({
+        loading: { timeoutMs: 300, maxRetries: 0 },
+        retry: { maxRetries: 0 },
+        destinations: [{ type: 'hang', requiredConsent: [] }, { type: 'ok', requiredConsent: [] }],
+      });
+      a.track('e1');
+      const t0 = performance.now();
+      const pre = await Promise.race([
+        a.preload().then(() => 'resolved'),
+        new Promise((res) => setTimeout(() => res('pending after 3 s'), 3000)),
+      ]);
+      return { pre, ms: performance.now() - t0, got, status: a.status(), dead: a.deadLetters() };
+    });
+    assert.equal(r.pre, 'resolved');
+    assert.ok(r.ms >= 250 && r.ms < 2000, `preload took ${r.ms} ms`);
+    assert.deepEqual(r.got, ['e1'], 'the other destination was not delayed');
+    const s = r.status.find((x) => x.id === 'hang');
+    assert.equal(s.state, 'failed');
+    assert.equal(s.lastError.kind, 'timeout');
+    assert.match(s.lastError.message, /initialize timed out after 300 ms/);
+    assert.equal(s.deadLettered, 1);
+    assert.equal(s.pending, 0);
+    assert.equal(r.dead.length, 1);
+    assert.equal(r.dead[0].destination, 'hang');
+    assert.equal(r.dead[0].event.event, 'e1');
+    assert.equal(r.dead[0].error.kind, 'timeout');
+    assert.deepEqual(p.runtimeErrors(), []);
+    await p.close();
+  });
+
+  test('a scripts() that settles after loading.timeoutMs is retried; the late answer is ignored (one initialisation)', async () => {
+    const p = await open();
+    const { page } = p;
+    await ev(page, async () => {
+      window.late = { scripts: 0, init: 0, tracks: [] };
+      A.registerDestination('late', () => ({
+        scripts() {
+          // The first answer comes after the timeout, the second at once.
+          return late.scripts++ ? [] : new Promise((res) => setTimeout(() => res([]), 700));
+        },
+        initialize() {
+          late.init++;
+        },
+        track(e) {
+          late.tracks.push(e.event);
+        },
+      }));
+      window.a = await A.load({
+        loading: { timeoutMs: 300, maxRetries: 1 },
+        retry: { baseDelayMs: 20 },
+        destinations: [{ type: 'late', requiredConsent: [] }],
+      });
+      window.errors = [];
+      a.on('error', (e) => errors.push(e.error));
+      a.track('e1');
+    });
+    await waitFor(async () => (await status(page, 'late')).state === 'loaded', { message: 'loaded on the retry' });
+    await sleep(900);
+    const r = await ev(page, () => ({ late, errors, status: a.status()[0] }));
+    assert.equal(r.late.scripts, 2);
+    assert.equal(r.late.init, 1, 'the late answer did not initialise it again');
+    assert.deepEqual(r.late.tracks, ['e1']);
+    assert.equal(r.status.state, 'loaded');
+    assert.equal(r.errors.length, 1);
+    assert.equal(r.errors[0].kind, 'timeout');
+    assert.match(r.errors[0].message, /scripts timed out after 300 ms/);
+    assert.deepEqual(p.runtimeErrors(), []);
+    await p.close();
+  });
 });
 
 describe('remote scripts', () => {
