@@ -45,6 +45,16 @@ pub struct ManagerConfig {
     pub purge_on_revoke: bool,
 }
 
+/// How recently a destination's last delivery on this page must have been acknowledged (2xx),
+/// with none failed since, for page hide to trust a beacon: its events are then forgotten at
+/// once. Without such an answer (none yet on this page, or older than this), page hide hands
+/// the events over and keeps them (in the queue and the relay's outbox), so a later delivery
+/// (this page's, or the next page's from the outbox) sends them again with the same messageId:
+/// at least once, and a backend that dedupes on messageId sees each event once. After a failed
+/// delivery nothing is handed over. 30 s: long enough to cover a page in active use, short
+/// enough that an outage that began since is unlikely to go unnoticed.
+pub const BEACON_TRUST_MS: u64 = 30_000;
+
 impl Default for ManagerConfig {
     fn default() -> Self {
         ManagerConfig {
@@ -245,6 +255,8 @@ struct Item<P> {
     attempts: u32,
     first_failed_at: u64,
     replay: Option<u32>,
+    /// Handed to a beacon at page hide and kept (see [`BEACON_TRUST_MS`]): not handed again.
+    handed: bool,
 }
 
 struct Dest<P> {
@@ -263,6 +275,10 @@ struct Dest<P> {
     failed: u64,
     dead_lettered: u64,
     last_error: Option<DeliveryError>,
+    /// When this page's last delivery was acknowledged, if none failed since.
+    ok_at: Option<u64>,
+    /// Whether this page's last delivery failed.
+    failing: bool,
     overflow_warned: bool,
     /// Events with a seq up to this were captured before a revocation: never sent.
     purge_upto: u64,
@@ -294,6 +310,8 @@ pub struct Manager<P> {
     dests: Vec<Dest<P>>,
     consent: Consent,
     online: bool,
+    /// Whether the last [`Manager::take_unsent`] kept the events it returned queued.
+    hide_keeps: bool,
     rng: Box<dyn Rng>,
     out: Vec<Command<P>>,
     replays: Vec<Replay>,
@@ -329,6 +347,8 @@ impl<P> Manager<P> {
                 failed: 0,
                 dead_lettered: 0,
                 last_error: None,
+                ok_at: None,
+                failing: false,
                 overflow_warned: false,
                 purge_upto: 0,
             });
@@ -338,6 +358,7 @@ impl<P> Manager<P> {
             cfg,
             consent,
             online: true,
+            hide_keeps: false,
             rng,
             out: Vec::new(),
             replays: Vec::new(),
@@ -513,6 +534,7 @@ impl<P> Manager<P> {
             attempts: 0,
             first_failed_at: 0,
             replay,
+            handed: false,
         });
     }
 
@@ -590,6 +612,8 @@ impl<P> Manager<P> {
                 let d = &mut self.dests[dest];
                 d.breaker.on_success(now);
                 d.retry_at = None;
+                d.ok_at = Some(now);
+                d.failing = false;
                 let done = take_front(&mut d.queue, n);
                 d.delivered += done.len() as u64;
                 let mut events = Vec::with_capacity(done.len());
@@ -605,6 +629,8 @@ impl<P> Manager<P> {
                 let d = &mut self.dests[dest];
                 d.breaker.on_failure(now);
                 d.flush_requested = false;
+                d.ok_at = None;
+                d.failing = true;
                 self.record_failure(dest, &error);
                 // Every item of the failed delivery counts an attempt; the exhausted ones (and
                 // replays, which get one attempt) are dead-lettered, the rest wait for a retry.
@@ -855,7 +881,10 @@ impl<P> Manager<P> {
         }
     }
 
-    /// Whether a requested flush is still under way (the `flush()` promise waits for `false`).
+    /// Whether a requested flush is still under way (the `flush()` promise waits for `false`):
+    /// a destination's flush ends when what it held is delivered or failed, or when nothing
+    /// can be attempted now (offline, a retry backoff, an open circuit breaker; see
+    /// [`Manager::poll`]), the events then waiting for their retry.
     pub fn flushing(&self) -> bool {
         self.dests
             .iter()
@@ -867,18 +896,31 @@ impl<P> Manager<P> {
         self.online = online;
     }
 
-    /// Takes the events a batching destination holds but has not sent, for an unload-time
-    /// beacon; they count as delivered once the browser accepted the beacon.
-    pub fn take_unsent(&mut self, dest: usize) -> Vec<Rc<Envelope<P>>> {
+    /// Takes the events a batching destination holds but has not sent, for a beacon at page
+    /// hide; report what the browser took with [`Manager::handed_over`]. Nothing while offline,
+    /// before it is loaded, or when its last delivery failed (they wait in the outbox for a
+    /// later page). When its last delivery was acknowledged within [`BEACON_TRUST_MS`], the
+    /// events leave the queue; otherwise they stay queued (and persisted), and those already
+    /// handed to a beacon are not taken again.
+    pub fn take_unsent(&mut self, dest: usize, now: u64) -> Vec<Rc<Envelope<P>>> {
         let d = &mut self.dests[dest];
-        if d.state != LoadState::Loaded {
-            return Vec::new();
+        let mut events = Vec::new();
+        if d.state != LoadState::Loaded || !self.online || d.failing {
+            return events;
         }
         let n = d.in_flight;
+        self.hide_keeps = d.ok_at.is_none_or(|at| now > at + BEACON_TRUST_MS);
+        if self.hide_keeps {
+            for it in &d.queue[n..] {
+                if !it.handed {
+                    events.push(it.env.clone());
+                }
+            }
+            return events;
+        }
         let rest = d.queue.split_off(n);
         d.flush_due = None;
         d.flush_requested = false;
-        let mut events = Vec::with_capacity(rest.len());
         for it in rest {
             d.queued_bytes -= it.env.json.len();
             events.push(it.env);
@@ -886,33 +928,59 @@ impl<P> Manager<P> {
         events
     }
 
-    /// Records events handed to the browser by a beacon as delivered.
-    pub fn beacon_sent(&mut self, dest: usize, events: Vec<Rc<Envelope<P>>>) {
+    /// Reports that the browser took the first `taken` of the `events` from
+    /// [`Manager::take_unsent`]. Events that left the queue count as delivered and are
+    /// forgotten (the rest go back to the front of the queue, in order); events kept queued
+    /// are only marked as handed over: still pending, not counted as delivered, and delivered
+    /// (and counted) by this page's next delivery or a later page's.
+    pub fn handed_over(
+        &mut self,
+        dest: usize,
+        mut events: Vec<Rc<Envelope<P>>>,
+        taken: usize,
+        now: u64,
+    ) {
+        let taken = taken.min(events.len());
         let d = &mut self.dests[dest];
-        d.delivered += events.len() as u64;
-        for e in &events {
-            self.forget(dest, e);
+        if self.hide_keeps {
+            let mut left = taken;
+            for it in &mut d.queue[d.in_flight..] {
+                if left == 0 {
+                    break;
+                }
+                if !it.handed {
+                    it.handed = true;
+                    left -= 1;
+                }
+            }
+            return;
         }
-        self.out.push(Command::Delivered { dest, events });
-    }
-
-    /// Puts events back at the front of a batching destination's queue (a beacon the browser
-    /// refused), in their original order.
-    pub fn untake(&mut self, dest: usize, events: Vec<Rc<Envelope<P>>>, now: u64) {
+        let rest = events.split_off(taken);
+        if !events.is_empty() {
+            d.delivered += events.len() as u64;
+            for e in &events {
+                self.forget(dest, e);
+            }
+            self.out.push(Command::Delivered { dest, events });
+        }
+        if rest.is_empty() {
+            return;
+        }
         let d = &mut self.dests[dest];
         // After the in-flight items and before the rest (`split_off` and `append`: no
         // `insert` code in the wasm).
-        let mut rest = d.queue.split_off(d.in_flight);
-        for env in events {
+        let mut after = d.queue.split_off(d.in_flight);
+        for env in rest {
             d.queued_bytes += env.json.len();
             d.queue.push(Item {
                 env,
                 attempts: 0,
                 first_failed_at: 0,
                 replay: None,
+                handed: false,
             });
         }
-        d.queue.append(&mut rest);
+        d.queue.append(&mut after);
         if let Some(b) = d.spec.batch {
             d.flush_due.get_or_insert(now + b.interval_ms);
         }
@@ -965,10 +1033,12 @@ impl<P> Manager<P> {
             }
             return;
         }
-        if d.state != LoadState::Loaded || d.in_flight > 0 || d.queue.is_empty() || !self.online {
+        if d.state != LoadState::Loaded || d.in_flight > 0 || d.queue.is_empty() {
             return;
         }
-        if d.retry_at.is_some_and(|at| at > now) {
+        if !self.online || d.retry_at.is_some_and(|at| at > now) {
+            // Nothing can be attempted now: a requested flush ends, its events wait.
+            d.flush_requested = false;
             return;
         }
         let take = match d.spec.batch {
@@ -998,6 +1068,8 @@ impl<P> Manager<P> {
             }
         };
         if !d.breaker.try_acquire(now) {
+            // The circuit is open: a requested flush ends, its events wait for the trial.
+            d.flush_requested = false;
             return;
         }
         d.retry_at = None;
@@ -1529,54 +1601,232 @@ mod tests {
         assert_eq!(delivers(&m.load_done(0, Ok(()), 0)), vec![(0, vec![1, 2])]);
     }
 
-    #[test]
-    fn beacon_takes_unsent_events_and_counts_them_delivered() {
-        let c = consent(&[]);
-        let mut m = manager(ManagerConfig::default(), vec![relay(10, 1_000_000)], c);
-        m.capture(env(1, c), 0);
+    fn stores(cmds: &Cmds, keep: bool) -> usize {
+        let mut n = 0;
+        for c in cmds {
+            if matches!(c, Command::Store { keep: k, .. } if *k == keep) {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    fn delivered_cmds(cmds: &Cmds) -> usize {
+        let mut n = 0;
+        for c in cmds {
+            if let Command::Delivered { events, .. } = c {
+                n += events.len();
+            }
+        }
+        n
+    }
+
+    /// A loaded relay (batches of `max_events`) whose first event was delivered (2xx) at `t`.
+    fn acknowledged_relay(max_events: usize, c: Consent, t: u64) -> Manager<u32> {
+        let cfg = ManagerConfig {
+            retry: RetryPolicy {
+                jitter: false,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut m = manager(cfg, vec![relay(max_events, 1_000_000)], c);
+        m.capture(env(100, c), 0);
         m.poll(0);
         m.load_done(0, Ok(()), 0);
-        m.capture(env(2, c), 1);
-        let taken = m.take_unsent(0);
+        m.request_flush();
+        assert_eq!(delivers(&m.poll(t)), vec![(0, vec![100])]);
+        m.delivery_done(0, Outcome::Ok, t);
+        m
+    }
+
+    #[test]
+    fn after_a_recent_acknowledgement_a_beacon_forgets_its_events_and_counts_them_delivered() {
+        let c = consent(&[]);
+        let mut m = acknowledged_relay(10, c, 10);
+        m.capture(env(1, c), 20);
+        m.capture(env(2, c), 20);
+        let t = 10 + BEACON_TRUST_MS;
+        let taken = m.take_unsent(0, t);
         assert_eq!(taken.len(), 2);
-        m.beacon_sent(0, taken);
-        let cmds = m.poll(2);
-        assert_eq!(
-            cmds.iter()
-                .filter(|c| matches!(c, Command::Store { keep: false, .. }))
-                .count(),
-            2
-        );
-        assert_eq!(m.status(2)[0].delivered, 2);
+        assert_eq!(m.status(t)[0].pending, 0);
+        m.handed_over(0, taken, 2, t);
+        let cmds = m.poll(t);
+        assert_eq!(stores(&cmds, false), 2);
+        assert_eq!(delivered_cmds(&cmds), 2);
+        assert_eq!(m.status(t)[0].delivered, 3);
         assert_eq!(m.next_wake(), None);
     }
 
     #[test]
     fn a_refused_beacon_puts_its_events_back_after_the_in_flight_ones_in_order() {
         let c = consent(&[]);
-        let mut m = manager(ManagerConfig::default(), vec![relay(2, 1_000_000)], c);
-        m.capture(env(1, c), 0);
-        m.capture(env(2, c), 0);
-        m.poll(0);
-        assert_eq!(delivers(&m.load_done(0, Ok(()), 0)), vec![(0, vec![1, 2])]);
-        m.capture(env(3, c), 1);
-        m.capture(env(4, c), 1);
-        let taken = m.take_unsent(0);
+        let mut m = acknowledged_relay(2, c, 1);
+        m.capture(env(1, c), 2);
+        m.capture(env(2, c), 2);
+        assert_eq!(delivers(&m.poll(2)), vec![(0, vec![1, 2])]);
+        m.capture(env(3, c), 3);
+        m.capture(env(4, c), 3);
+        let taken = m.take_unsent(0, 3);
         assert_eq!(taken.len(), 2);
         assert_eq!(
-            m.status(1)[0].pending,
+            m.status(3)[0].pending,
             2,
             "only the in-flight batch is left"
         );
-        m.capture(env(5, c), 2);
-        m.untake(0, taken, 2);
-        assert_eq!(m.status(2)[0].pending, 5);
+        m.capture(env(5, c), 4);
+        // The browser took 3 only.
+        m.handed_over(0, taken, 1, 4);
+        assert_eq!(m.status(4)[0].pending, 4);
+        assert_eq!(m.status(4)[0].delivered, 2);
         assert_eq!(
-            delivers(&m.delivery_done(0, Outcome::Ok, 3)),
-            vec![(0, vec![3, 4])]
+            delivers(&m.delivery_done(0, Outcome::Ok, 5)),
+            vec![(0, vec![4, 5])]
         );
-        m.delivery_done(0, Outcome::Ok, 4);
-        assert_eq!(delivers(&m.poll(5000)), vec![(0, vec![5])]);
+    }
+
+    #[test]
+    fn without_an_answer_yet_a_beacon_keeps_its_events_pending_for_a_later_delivery() {
+        let c = consent(&[]);
+        let mut m = manager(ManagerConfig::default(), vec![relay(10, 1_000_000)], c);
+        m.capture(env(1, c), 0);
+        m.capture(env(2, c), 0);
+        m.poll(0);
+        m.load_done(0, Ok(()), 0);
+        let taken = m.take_unsent(0, 5);
+        assert_eq!(taken.len(), 2);
+        m.handed_over(0, taken, 2, 5);
+        let cmds = m.poll(5);
+        assert_eq!(stores(&cmds, false), 0, "kept in the outbox");
+        assert_eq!(delivered_cmds(&cmds), 0);
+        let st = &m.status(5)[0];
+        assert_eq!(
+            (st.delivered, st.pending),
+            (0, 2),
+            "still pending, not delivered"
+        );
+        // A second hide (visibilitychange, then pagehide) does not hand them over again.
+        assert!(m.take_unsent(0, 6).is_empty());
+        // A new event is; a refused one stays to be handed over next time.
+        m.capture(env(3, c), 7);
+        let taken = m.take_unsent(0, 7);
+        assert_eq!(taken.len(), 1);
+        m.handed_over(0, taken, 0, 7);
+        assert_eq!(m.take_unsent(0, 8).len(), 1);
+        // The page lives on: its next delivery sends them all, in order, and then counts and
+        // forgets them.
+        m.request_flush();
+        assert_eq!(delivers(&m.poll(9)), vec![(0, vec![1, 2, 3])]);
+        let cmds = m.delivery_done(0, Outcome::Ok, 10);
+        assert_eq!(stores(&cmds, false), 3);
+        assert_eq!(m.status(10)[0].delivered, 3);
+        // Once acknowledged, the next hide takes them out of the queue.
+        m.capture(env(4, c), 11);
+        m.capture(env(5, c), 11);
+        let t = 10 + BEACON_TRUST_MS;
+        let taken = m.take_unsent(0, t);
+        assert_eq!(taken.len(), 2, "trusted now: taken out of the queue");
+        m.handed_over(0, taken, 2, t);
+        assert_eq!(m.status(t)[0].pending, 0);
+    }
+
+    #[test]
+    fn an_old_acknowledgement_is_not_trusted_and_a_failure_or_offline_hands_nothing_over() {
+        let c = consent(&[]);
+        let mut m = acknowledged_relay(10, c, 10);
+        m.capture(env(1, c), 20);
+        let late = 11 + BEACON_TRUST_MS;
+        let taken = m.take_unsent(0, late);
+        assert_eq!(taken.len(), 1);
+        m.handed_over(0, taken, 1, late);
+        let cmds = m.poll(late);
+        assert_eq!(stores(&cmds, false), 0, "too old an answer: kept");
+        assert_eq!(m.status(late)[0].pending, 1);
+        assert_eq!(m.status(late)[0].delivered, 1);
+
+        // A failed delivery: nothing is handed over, whatever came before.
+        let mut m = acknowledged_relay(10, c, 10);
+        m.capture(env(1, c), 20);
+        m.request_flush();
+        assert_eq!(delivers(&m.poll(20)), vec![(0, vec![1])]);
+        m.delivery_done(0, Outcome::Err(DeliveryError::http(503, None)), 21);
+        m.capture(env(2, c), 22);
+        assert!(m.take_unsent(0, 22).is_empty());
+        assert_eq!(m.status(22)[0].pending, 2);
+        // A success again restores the trust.
+        assert_eq!(delivers(&m.poll(100_000)), vec![(0, vec![1, 2])]);
+        m.delivery_done(0, Outcome::Ok, 100_001);
+        m.capture(env(3, c), 100_002);
+        assert_eq!(m.take_unsent(0, 100_002).len(), 1);
+
+        // Offline: nothing, even right after a success.
+        let mut m = acknowledged_relay(10, c, 10);
+        m.capture(env(1, c), 20);
+        m.set_online(false);
+        assert!(m.take_unsent(0, 20).is_empty());
+        assert_eq!(m.status(20)[0].pending, 1);
+        m.set_online(true);
+        assert_eq!(m.take_unsent(0, 20).len(), 1);
+    }
+
+    #[test]
+    fn flush_ends_when_its_events_wait_for_a_retry_an_open_circuit_or_the_network() {
+        let cfg = ManagerConfig {
+            retry: RetryPolicy {
+                max_retries: 10,
+                base_delay_ms: 5000,
+                max_delay_ms: 5000,
+                jitter: false,
+                ..Default::default()
+            },
+            breaker: BreakerConfig {
+                failure_threshold: 2,
+                recovery_timeout_ms: 60_000,
+                half_open_successes: 1,
+            },
+            ..Default::default()
+        };
+        let c = consent(&[]);
+        let fail = || Outcome::Err(DeliveryError::http(503, None));
+        let mut m = manager(cfg, vec![relay(10, 1_000_000)], c);
+        m.capture(env(1, c), 0);
+        m.poll(0);
+        m.load_done(0, Ok(()), 0);
+        // A flush sends at once and waits for the answer.
+        m.request_flush();
+        assert_eq!(delivers(&m.poll(0)), vec![(0, vec![1])]);
+        assert!(m.flushing());
+        m.delivery_done(0, fail(), 1);
+        assert!(!m.flushing(), "failed: queued for retry");
+        // During the backoff: a flush sends nothing and is over at once.
+        m.capture(env(2, c), 2);
+        m.request_flush();
+        assert!(m.flushing());
+        assert!(delivers(&m.poll(2)).is_empty());
+        assert!(!m.flushing());
+        // The retry goes when due, with the later event.
+        assert_eq!(m.next_wake(), Some(5001));
+        assert_eq!(delivers(&m.poll(5001)), vec![(0, vec![1, 2])]);
+        m.delivery_done(0, fail(), 5002);
+        // Two failures: the circuit is open until 65002, past the retry backoff.
+        m.request_flush();
+        assert!(delivers(&m.poll(20_000)).is_empty());
+        assert!(!m.flushing(), "open circuit: queued for the trial");
+        assert_eq!(delivers(&m.poll(65_002)), vec![(0, vec![1, 2])]);
+        m.delivery_done(0, Outcome::Ok, 65_003);
+        // Offline: nothing can be attempted, a flush is over at once; online, they go.
+        m.set_online(false);
+        m.capture(env(3, c), 65_004);
+        m.request_flush();
+        assert!(delivers(&m.poll(65_004)).is_empty());
+        assert!(!m.flushing());
+        assert_eq!(m.status(65_004)[0].pending, 1);
+        m.set_online(true);
+        m.request_flush();
+        assert_eq!(delivers(&m.poll(65_005)), vec![(0, vec![3])]);
+        assert!(m.flushing());
+        m.delivery_done(0, Outcome::Ok, 65_006);
+        assert!(!m.flushing());
     }
 
     #[test]

@@ -662,24 +662,22 @@ impl Engine {
     }
 
     /// The page is being hidden or unloaded: hand batching destinations' unsent events to the
-    /// browser (`sendBeacon`), synchronously.
+    /// browser (`sendBeacon`), synchronously, as the manager decides (nothing while offline or
+    /// after a failed delivery; see [`crate::manager::BEACON_TRUST_MS`]).
     pub fn page_hidden(self: &Rc<Self>) {
+        // As the browser says now: an `offline` event may still be on its way.
+        self.mgr.borrow_mut().set_online(is_online());
+        let t = now();
         for (i, d) in self.dests.iter().enumerate() {
             if d.batch().is_none() {
                 continue;
             }
-            let mut events = self.mgr.borrow_mut().take_unsent(i);
+            let events = self.mgr.borrow_mut().take_unsent(i, t);
             if events.is_empty() {
                 continue;
             }
-            let taken = d.beacon(&events).min(events.len());
-            let rest = events.split_off(taken);
-            if !events.is_empty() {
-                self.mgr.borrow_mut().beacon_sent(i, events);
-            }
-            if !rest.is_empty() {
-                self.mgr.borrow_mut().untake(i, rest, now());
-            }
+            let taken = d.beacon(&events);
+            self.mgr.borrow_mut().handed_over(i, events, taken, t);
         }
         self.poll();
     }

@@ -1,7 +1,8 @@
 // End-to-end tests of the relay destination against the dev server's sink, in Chromium:
 // settings validation, batching, an outage with retries (Retry-After as seconds or as a date),
-// a reload during an outage, two tabs sharing one outbox, delivery at unload by beacon, and the
-// writeKey header.
+// a reload during an outage, two tabs sharing one outbox, delivery at unload by beacon (trusted
+// after a recent acknowledgement, else kept for the next page; nothing offline), flush() while
+// events wait for a retry, and the writeKey header.
 //
 //   npm run build && node --test tests/e2e/relay.test.mjs
 
@@ -360,21 +361,154 @@ describe('relay destination', () => {
       const config = relayConfig({ batchSize: 100, flushIntervalMs: 60000 });
       const p = await openPage(browser, null);
       await boot(p.page, url, config);
+      // A beacon is trusted (its events forgotten at once) when this page's last delivery was
+      // acknowledged recently: one delivery first.
+      const warm = await track(p.page, 1, 'Warm');
+      await p.page.evaluate(() => window.a.flush());
       const ids = await track(p.page, 5);
       await waitFor(async () => (await outboxKeys(p.page)).length === 5, { message: 'persisted' });
-      assert.equal((await sinkEvents(url)).requests, 0);
+      assert.equal((await sinkEvents(url)).requests, 1);
       await p.page.goto(`${url}/blank.html`);
-      let s = await sinkHasExactly(url, ids);
-      assert.equal(s.requests, 1);
+      let s = await sinkHasExactly(url, [...warm, ...ids]);
+      assert.equal(s.requests, 2);
       assert.match(s.lastContentType, /^text\/plain/, 'sent with navigator.sendBeacon');
       // The next page finds nothing left to send.
       assert.deepEqual(await outboxKeys(p.page), []);
       await boot(p.page, url, config, { navigate: false });
+      const warm2 = await track(p.page, 1, 'Warm');
+      await p.page.evaluate(() => window.a.flush());
       const more = await track(p.page, 2, 'Closing');
       await pause(100);
       await p.page.close({ runBeforeUnload: true });
-      s = await sinkHasExactly(url, [...ids, ...more]);
-      assert.equal(s.requests, 2);
+      s = await sinkHasExactly(url, [...warm, ...ids, ...warm2, ...more]);
+      assert.equal(s.requests, 4);
+      await p.close();
+    });
+  });
+
+  test('an outage this page has not seen yet loses nothing at unload: the next page delivers every event', async () => {
+    await withServer(async ({ url }) => {
+      // No request before the unload: the page has had no answer from the backend.
+      const config = relayConfig({ batchSize: 100, flushIntervalMs: 60000 });
+      await setSinkMode(url, { mode: 'fail', status: 503 });
+      const p = await openPage(browser, null);
+      await boot(p.page, url, config);
+      const ids = await track(p.page, 3);
+      await waitFor(async () => (await outboxKeys(p.page)).length === 3, { message: 'persisted' });
+      assert.equal((await sinkEvents(url)).requests, 0);
+      await p.page.goto(`${url}/blank.html`);
+      await waitFor(async () => (await sinkEvents(url)).rejected >= 1, { message: 'the beacon, rejected' });
+      assert.equal((await sinkEvents(url)).count, 0);
+      assert.equal((await outboxKeys(p.page)).length, 3, 'handed to the beacon and kept in the outbox');
+      await setSinkMode(url, { mode: 'ok' });
+      await boot(p.page, url, relayConfig({ batchSize: 100, flushIntervalMs: 50 }), { navigate: false });
+      const s = await sinkHasExactly(url, ids);
+      assert.equal(s.requests, 2, 'the rejected beacon, then the next page');
+      await waitFor(async () => (await outboxKeys(p.page)).length === 0, { message: 'empty outbox' });
+      const [st] = await p.page.evaluate(() => window.a.status());
+      assert.equal(st.delivered, 3);
+      assert.deepEqual(p.runtimeErrors(), []);
+      await p.close();
+    });
+  });
+
+  test('a beacon sent before any answer is delivered again by the next page with the same messageId', async () => {
+    await withServer(async ({ url }) => {
+      const p = await openPage(browser, null);
+      await boot(p.page, url, relayConfig({ batchSize: 100, flushIntervalMs: 60000 }));
+      const ids = await track(p.page, 2);
+      await waitFor(async () => (await outboxKeys(p.page)).length === 2, { message: 'persisted' });
+      await p.page.goto(`${url}/blank.html`);
+      await sinkHasExactly(url, ids);
+      assert.equal((await outboxKeys(p.page)).length, 2, 'not forgotten: no answer was seen');
+      await boot(p.page, url, relayConfig({ batchSize: 100, flushIntervalMs: 50 }), { navigate: false });
+      // At least once: the copy carries the same messageId, for the backend to drop.
+      const s = await waitFor(async () => ((s) => (s.count >= 4 ? s : null))(await sinkEvents(url)), {
+        message: 'the copies',
+      });
+      assert.deepEqual([...s.duplicates].sort(), [...ids].sort());
+      assert.deepEqual([...new Set(s.events.map((e) => e.messageId))].sort(), [...ids].sort());
+      await waitFor(async () => (await outboxKeys(p.page)).length === 0, { message: 'empty outbox' });
+      await p.close();
+    });
+  });
+
+  test('offline, a page hide hands nothing over: the events stay in the outbox and go once online', async () => {
+    await withServer(async ({ url }) => {
+      const config = relayConfig({ batchSize: 100, flushIntervalMs: 60000 });
+      const p = await openPage(browser, null);
+      await p.context.addInitScript(() => {
+        const send = navigator.sendBeacon.bind(navigator);
+        window.__beacons = 0;
+        navigator.sendBeacon = (u, b) => (window.__beacons++, send(u, b));
+      });
+      await boot(p.page, url, config);
+      // A delivery first: without the network, even a trusted beacon is not attempted.
+      const warm = await track(p.page, 1, 'Warm');
+      await p.page.evaluate(() => window.a.flush());
+      await p.context.setOffline(true);
+      assert.equal(await p.page.evaluate(() => navigator.onLine), false);
+      const ids = await track(p.page, 3);
+      await waitFor(async () => (await outboxKeys(p.page)).length === 3, { message: 'persisted' });
+      await p.page.evaluate(() => window.dispatchEvent(new Event('pagehide')));
+      await pause(200);
+      const r = await p.page.evaluate(() => ({ beacons: window.__beacons, st: window.a.status()[0] }));
+      assert.equal(r.beacons, 0, 'no sendBeacon offline');
+      assert.equal(r.st.delivered, 1);
+      assert.equal(r.st.pending, 3);
+      assert.equal((await outboxKeys(p.page)).length, 3);
+      await p.context.setOffline(false);
+      await p.page.evaluate(() => window.a.flush());
+      await sinkHasExactly(url, [...warm, ...ids]);
+      await waitFor(async () => (await outboxKeys(p.page)).length === 0, { message: 'empty outbox' });
+      assert.deepEqual(p.runtimeErrors(), []);
+      await p.close();
+    });
+  });
+
+  test('flush() settles at once when the events wait for a retry, an open circuit or the network', async () => {
+    await withServer(async ({ url }) => {
+      /** Whether `flush()` settles within 2 s. */
+      const flushSettles = (page) =>
+        page.evaluate(() =>
+          Promise.race([
+            window.a.flush().then(() => true),
+            new Promise((r) => setTimeout(() => r(false), 2000)),
+          ]),
+        );
+      await setSinkMode(url, { mode: 'fail', status: 503 });
+      for (const [label, extra] of [
+        ['retry backoff', { retry: { baseDelayMs: 60000, maxDelayMs: 60000, jitter: false } }],
+        [
+          'open circuit',
+          {
+            retry: { maxRetries: 10, baseDelayMs: 10, maxDelayMs: 10, jitter: false },
+            circuitBreaker: { failureThreshold: 1, recoveryTimeoutMs: 60000 },
+          },
+        ],
+      ]) {
+        const p = await openPage(browser, null);
+        await boot(p.page, url, relayConfig({ batchSize: 100, flushIntervalMs: 60000 }, extra));
+        const before = (await sinkEvents(url)).requests;
+        await track(p.page, 1);
+        assert.ok(await flushSettles(p.page), `${label}: the first flush settles on the failure`);
+        assert.equal((await sinkEvents(url)).requests, before + 1);
+        await pause(50);
+        assert.ok(await flushSettles(p.page), `${label}: a flush while the events wait settles`);
+        assert.equal((await sinkEvents(url)).requests, before + 1, `${label}: nothing sent`);
+        assert.equal((await p.page.evaluate(() => window.a.status()))[0].pending, 1);
+        await p.close();
+      }
+      await setSinkMode(url, { mode: 'ok' });
+      const p = await openPage(browser, null);
+      await boot(p.page, url, relayConfig({ batchSize: 100, flushIntervalMs: 60000 }));
+      await p.context.setOffline(true);
+      const ids = await track(p.page, 1);
+      assert.ok(await flushSettles(p.page), 'offline: flush settles');
+      assert.equal((await p.page.evaluate(() => window.a.status()))[0].pending, 1);
+      await p.context.setOffline(false);
+      await p.page.evaluate(() => window.a.flush());
+      await sinkHasExactly(url, ids);
       await p.close();
     });
   });

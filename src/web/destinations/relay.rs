@@ -12,8 +12,12 @@
 //! - At page hide, `beacon` hands unsent events to `navigator.sendBeacon` in chunks of at most
 //!   64 KB (each a complete batch, sent as `text/plain`), falling back to
 //!   `fetch(..., {keepalive: true})` when `sendBeacon` is missing, refuses a chunk, is turned
-//!   off (`beacon: false`) or cannot carry the configured headers. While the backend is
-//!   failing, nothing is beaconed: the events stay in the outbox for the next page.
+//!   off (`beacon: false`) or cannot carry the configured headers. Which events are handed
+//!   over, and whether they are then forgotten or kept in the outbox for a later page, is the
+//!   manager's decision ([`crate::manager::BEACON_TRUST_MS`]): nothing while offline or after
+//!   a failed delivery; forgotten when the last delivery was acknowledged recently; otherwise
+//!   handed over and kept (a later page sends them again with the same messageId). Events
+//!   sent by a keepalive fetch are forgotten only once it answers 2xx.
 //! - Ownership between tabs: each instance owns its entries and holds the Web Lock
 //!   `<prefix>:outbox:<owner>` for the page's life; on load it adopts the entries of owners
 //!   whose lock it can take at once (their page is gone), and keeps that lock too: a tab
@@ -30,7 +34,7 @@
 use crate::prelude::*;
 
 use alloc::rc::Rc;
-use core::cell::{Cell, RefCell};
+use core::cell::RefCell;
 
 use js_sys::{Array, Promise};
 use wasm_bindgen::prelude::*;
@@ -72,8 +76,6 @@ pub struct Relay {
     outbox: Rc<RefCell<Outbox>>,
     /// Events handed to a keepalive fetch at page hide: forgotten when it answers 2xx.
     deferred: Rc<RefCell<Vec<Rc<str>>>>,
-    /// Whether the last delivery succeeded (no beacon while the backend is failing).
-    healthy: Cell<bool>,
 }
 
 /// Creates the destination for `entry`, validating its settings; errors name the field
@@ -139,7 +141,6 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
         lock_base: [prefix, ":outbox:"].concat(),
         outbox,
         deferred: Default::default(),
-        healthy: Cell::new(true),
     }))
 }
 
@@ -252,16 +253,7 @@ impl Destination for Relay {
     }
 
     fn deliver(self: Rc<Self>, events: Vec<Event>, done: Done) {
-        let me = self.clone();
-        // The outcome is recorded in `healthy` (no beacon while the backend is failing).
-        self.request(
-            &self.body(&jsons(&events)),
-            false,
-            Box::new(move |r| {
-                me.healthy.set(r.is_ok());
-                done(r)
-            }),
-        )
+        self.request(&self.body(&jsons(&events)), false, done)
     }
 
     fn test(self: Rc<Self>, done: Done) {
@@ -340,10 +332,6 @@ impl Destination for Relay {
     }
 
     fn beacon(&self, events: &[Event]) -> usize {
-        if !self.healthy.get() {
-            // The backend is failing: keep them in the outbox for a later page.
-            return 0;
-        }
         self.hand_over(events)
     }
 }
