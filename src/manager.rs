@@ -456,6 +456,8 @@ impl<P> Manager<P> {
     pub fn restore(&mut self, dest: usize, env: Envelope<P>, now: u64) {
         let env = self.sequenced(env);
         self.push_item(dest, env, None, now, false);
+        // An earlier page's backlog goes first and at once, not after a flush interval.
+        self.dests[dest].flush_due = Some(now);
         self.begin_load(dest);
     }
 
@@ -1534,6 +1536,20 @@ mod tests {
         assert_eq!(m.status(2)[0].failed, 0);
         m.set_online(true);
         assert_eq!(delivers(&m.poll(3)), vec![(0, vec![1])]);
+    }
+
+    /// `Analytics.load` alone delivers an earlier page's outbox, at once, before new events.
+    #[test]
+    fn a_restored_backlog_goes_at_once_before_new_events() {
+        let c = consent(&[]);
+        let mut m = manager(ManagerConfig::default(), vec![relay(10, 1_000_000)], c);
+        m.restore(0, env(1, c), 0);
+        m.restore(0, env(2, c), 0);
+        assert_eq!(loads(&m.start(0)), vec![0]);
+        m.capture(env(3, c), 1);
+        // Well before the flush interval (1000 ms).
+        let cmds = m.load_done(0, Ok(()), 2);
+        assert_eq!(delivers(&cmds), vec![(0, vec![1, 2, 3])]);
     }
 
     fn relay(max_events: usize, max_bytes: usize) -> DestSpec {
