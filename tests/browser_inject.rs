@@ -263,4 +263,19 @@ fn descriptors_with_unknown_keys_or_not_exactly_one_source_are_refused() {
     assert!(bad(r#"{"src":"/a.js"}"#).contains("p.id is required"));
     assert!(bad(r#"{"id":"a","src":"/a.js","target":"footer"}"#).contains("p.target"));
     assert!(bad(r#"{"id":"a","src":"/a.js","attributes":{"x":1}}"#).contains("p.attributes"));
+    // What the descriptor's own fields set cannot come in through `attributes`: an inline
+    // script with `attributes.src` would load code the URL policy never saw.
+    assert_eq!(
+        bad(r#"{"id":"a","textContent":"","attributes":{"SRC":"data:text/javascript,1"}}"#),
+        "p.attributes.SRC is not allowed: use the descriptor's own field"
+    );
+    for k in ["id", "nonce", "integrity", "crossOrigin", "async", "defer"] {
+        let json = [
+            r#"{"id":"a","src":"/a.js","attributes":{""#,
+            k,
+            r#"":"x"}}"#,
+        ]
+        .concat();
+        assert!(bad(&json).contains("is not allowed"), "{k}");
+    }
 }

@@ -35,6 +35,18 @@ const KEYS: &[&str] = &[
     "requiredConsent",
 ];
 
+/// Attributes set from the descriptor's own fields (`src` under the URL policy), refused in
+/// `attributes`.
+const OWN: &[&str] = &[
+    "src",
+    "id",
+    "nonce",
+    "integrity",
+    "crossorigin",
+    "async",
+    "defer",
+];
+
 /// Reads a script descriptor from JavaScript; errors name the field under `path`.
 pub fn parse_descriptor(v: &JsValue, path: &str) -> Result<ScriptDescriptor, String> {
     let Some(obj) = v.dyn_ref::<Object>() else {
@@ -81,6 +93,16 @@ fn fields(obj: &Object) -> Result<ScriptDescriptor, String> {
         for i in 0..pairs.length() {
             let pair: Array = pairs.get(i).unchecked_into();
             let k = crate::web::js::key(&pair, 0);
+            // What the descriptor's own fields set (and the URL policy checks) cannot come in
+            // through `attributes`.
+            if OWN.contains(&k.to_ascii_lowercase().as_str()) {
+                return Err([
+                    ".attributes.",
+                    &k,
+                    " is not allowed: use the descriptor's own field",
+                ]
+                .concat());
+            }
             match pair.get(1).as_string() {
                 Some(v) => d.attributes.push((k, v)),
                 _ => return Err(".attributes values must be strings".into()),
