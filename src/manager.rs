@@ -911,21 +911,21 @@ impl<P> Manager<P> {
             return events;
         }
         let n = d.in_flight;
-        self.hide_keeps = d.ok_at.is_none_or(|at| now > at + BEACON_TRUST_MS);
-        if self.hide_keeps {
-            for it in &d.queue[n..] {
-                if !it.handed {
-                    events.push(it.env.clone());
-                }
+        let keep = d.ok_at.is_none_or(|at| now > at + BEACON_TRUST_MS);
+        self.hide_keeps = keep;
+        // One loop for both: kept events stay queued, taken ones leave it below.
+        for it in &d.queue[n..] {
+            if !keep {
+                d.queued_bytes -= it.env.json.len();
+            } else if it.handed {
+                continue;
             }
-            return events;
+            events.push(it.env.clone());
         }
-        let rest = d.queue.split_off(n);
-        d.flush_due = None;
-        d.flush_requested = false;
-        for it in rest {
-            d.queued_bytes -= it.env.json.len();
-            events.push(it.env);
+        if !keep {
+            d.queue.truncate(n);
+            d.flush_due = None;
+            d.flush_requested = false;
         }
         events
     }

@@ -270,12 +270,11 @@ impl Engine {
     fn after_middleware(&self, r: JsValue, kind: EventKind, consent: Purposes) {
         let r: &Array = r.unchecked_ref();
         let payload = r.get(0);
-        let checked = if r.length() > 1 {
-            Err([
+        let (why, m) = if r.length() > 1 {
+            (
                 "source middleware threw; event dropped: ",
-                &error_message(&r.get(1)),
-            ]
-            .concat())
+                error_message(&r.get(1)),
+            )
         } else if payload.is_null() {
             self.log.debug("event dropped by source middleware");
             return;
@@ -298,15 +297,15 @@ impl Engine {
                 }
             };
             match checked {
-                Ok(s) => Ok(s),
-                Err(m) => Err(["event from source middleware rejected: ", &m].concat()),
+                // The messageId is the event's own (a middleware may have set it).
+                Ok((id, json)) => {
+                    return self.capture(payload, kind, consent, id.into(), json.into())
+                }
+                Err(m) => ("event from source middleware rejected: ", m),
             }
         };
-        match checked {
-            // The messageId is the event's own (a middleware may have set it).
-            Ok((id, json)) => self.capture(payload, kind, consent, id.into(), json.into()),
-            Err(msg) => self.emit_error(None, &DeliveryError::new(ErrorKind::Unknown, msg)),
-        }
+        let msg = [why, &m].concat();
+        self.emit_error(None, &DeliveryError::new(ErrorKind::Unknown, msg));
     }
 
     /// Hands an event that passed the source middleware to the manager.

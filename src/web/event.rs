@@ -34,10 +34,10 @@ const OPTION_KEYS: &[&str] = &[
 extern "C" {
     #[wasm_bindgen(js_name = jsonProblem)]
     fn json_problem(v: &JsValue, path: &str) -> Option<String>;
-    /// A Date or a date string as an ISO-8601 UTC string with milliseconds; `None` when it is
-    /// neither (or not a valid date).
+    /// A Date or a date string as an ISO-8601 UTC string with milliseconds; undefined when it
+    /// is neither (or not a valid date).
     #[wasm_bindgen(js_name = isoDate)]
-    pub fn iso_date(v: &JsValue) -> Option<String>;
+    pub fn iso_date(v: &JsValue) -> JsValue;
 }
 
 /// Fails with a message naming the path (from `path`) where `v` holds something JSON cannot
@@ -84,7 +84,7 @@ pub fn options_arg(v: &JsValue) -> Result<JsValue, String> {
         }
     }
     let t = get(v, "timestamp");
-    if !t.is_undefined() && !t.is_null() && iso_date(&t).is_none() {
+    if !t.is_undefined() && !t.is_null() && iso_date(&t).is_undefined() {
         return Err(TIMESTAMP.into());
     }
     for k in ["integrations", "context"] {
@@ -141,10 +141,11 @@ pub fn check_event(e: &JsValue, kind: EventKind) -> Result<String, String> {
     if !absent("userId") && text("userId").is_none() {
         return Err("userId must be a non-empty string or null".into());
     }
-    match iso_date(&get(e, "timestamp")) {
-        Some(t) => super::js::set(e, "timestamp", &JsValue::from_str(&t)),
-        None => return Err(TIMESTAMP["options.".len()..].into()),
+    let t = iso_date(&get(e, "timestamp"));
+    if t.is_undefined() {
+        return Err(TIMESTAMP["options.".len()..].into());
     }
+    super::js::set(e, "timestamp", &t);
     Ok(text("messageId").unwrap_or_default())
 }
 
