@@ -16,13 +16,27 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-/// Injects `d` as the library's `inject` does (its promise, then `outcome`) and awaits it.
+/// Injects `d` for owner `OWNER` as the library's `inject` does (its promise, then
+/// `outcome`) and awaits it.
 async fn inject(
     d: &ScriptDescriptor,
     default_nonce: Option<&str>,
     timeout_ms: u64,
 ) -> Result<(), DeliveryError> {
-    outcome(JsFuture::from(start(d, default_nonce, timeout_ms)).await)
+    inject_for(OWNER, d, default_nonce, timeout_ms).await
+}
+
+/// The destination id the tests inject for.
+const OWNER: &str = "test";
+
+/// [`inject`] for another owner.
+async fn inject_for(
+    owner: &str,
+    d: &ScriptDescriptor,
+    default_nonce: Option<&str>,
+    timeout_ms: u64,
+) -> Result<(), DeliveryError> {
+    outcome(JsFuture::from(start(d, owner, default_nonce, timeout_ms)).await)
 }
 
 #[wasm_bindgen(inline_js = r#"
@@ -123,8 +137,8 @@ async fn an_element_the_page_owns_is_neither_duplicated_nor_removed() {
     inject(&d, None, 1000).await.unwrap();
     assert_eq!(count("bi-owned"), 1);
     assert!(win_get("__biOwned").is_undefined(), "ours was not injected");
-    remove_revoked(std::slice::from_ref(&d));
-    remove_all(std::slice::from_ref(&d));
+    remove_revoked(OWNER, std::slice::from_ref(&d));
+    remove_all(OWNER, std::slice::from_ref(&d));
     assert_eq!(count("bi-owned"), 1, "the page's element stays");
 }
 
@@ -236,7 +250,7 @@ async fn revocation_keeps_persistent_scripts_and_unload_allows_a_new_injection()
     for d in &both {
         inject(d, None, 1000).await.unwrap();
     }
-    remove_revoked(&both);
+    remove_revoked(OWNER, &both);
     assert_eq!(count("bi-keep"), 1);
     assert_eq!(count("bi-drop"), 0);
     // Re-granted: the code already ran, so nothing is injected again.
@@ -244,7 +258,7 @@ async fn revocation_keeps_persistent_scripts_and_unload_allows_a_new_injection()
     assert_eq!(count("bi-drop"), 0);
     assert_eq!(win_get("__biDrop").as_f64(), Some(1.0));
     // Unloaded: everything goes, and a later load injects afresh.
-    remove_all(&both);
+    remove_all(OWNER, &both);
     assert_eq!(count("bi-keep"), 0);
     inject(&drop, None, 1000).await.unwrap();
     assert_eq!(count("bi-drop"), 1);
@@ -278,4 +292,21 @@ fn descriptors_with_unknown_keys_or_not_exactly_one_source_are_refused() {
         .concat();
         assert!(bad(&json).contains("is not allowed"), "{k}");
     }
+}
+
+#[wasm_bindgen_test]
+async fn a_script_two_owners_share_stays_until_neither_uses_it() {
+    let d =
+        desc(r#"{"id":"bi-shared","textContent":"window.__biShared=(window.__biShared||0)+1"}"#);
+    inject_for("a", &d, None, 1000).await.unwrap();
+    inject_for("b", &d, None, 1000).await.unwrap();
+    assert_eq!(win_get("__biShared").as_f64(), Some(1.0), "injected once");
+    // One owner's revocation or unload leaves what the other still uses.
+    remove_revoked("a", std::slice::from_ref(&d));
+    assert_eq!(count("bi-shared"), 1);
+    remove_all("a", std::slice::from_ref(&d));
+    assert_eq!(count("bi-shared"), 1);
+    // The last one's revocation removes it.
+    remove_revoked("b", std::slice::from_ref(&d));
+    assert_eq!(count("bi-shared"), 0);
 }

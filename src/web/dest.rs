@@ -256,6 +256,7 @@ impl Destination for JsDestination {
                 Injecting {
                     list,
                     next: 0,
+                    owner: self.id.as_str().into(),
                     nonce: env.nonce,
                     timeout_ms: env.timeout_ms,
                     generation: self.generation.clone(),
@@ -311,12 +312,12 @@ impl Destination for JsDestination {
 
     fn revoke(&self) {
         self.generation.set(self.generation.get().wrapping_add(1));
-        remove_revoked(&self.scripts.borrow());
+        remove_revoked(&self.id, &self.scripts.borrow());
     }
 
     fn destroy(&self) {
         self.generation.set(self.generation.get().wrapping_add(1));
-        remove_all(&self.scripts.borrow());
+        remove_all(&self.id, &self.scripts.borrow());
         destroy_hook(&self.obj);
     }
 

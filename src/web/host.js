@@ -88,6 +88,10 @@ export function resolveUrl(url) {
 // once loaded, or of why it failed ('timed out', 'failed to load', 'failed: <message>').
 const loads = new Map();
 
+// The owners using each script id (destination ids; '' for remote scripts): an element goes
+// only when the last of them drops it.
+const users = new Map();
+
 // The element with this id, or null (also when the document throws).
 const byId = (id) => {
   try {
@@ -105,7 +109,10 @@ const byId = (id) => {
 // undefined once loaded (at once for inline code), else the failure message naming the script
 // by id and `src`; a failed element is removed and forgotten, so a later call injects it again.
 // Never rejects.
-export function injectScript(id, src, source, refused, flags, attrs, timeoutMs) {
+export function injectScript(owner, id, src, source, refused, flags, attrs, timeoutMs) {
+  let u = users.get(id);
+  if (!u) users.set(id, (u = new Set()));
+  u.add(owner);
   let p = loads.get(id);
   if (!p) {
     if (byId(id)) return Promise.resolve();
@@ -148,11 +155,14 @@ export function injectScript(id, src, source, refused, flags, attrs, timeoutMs) 
   return p.then((why) => why && `script ${id} ${why}: ${src ?? 'inline'}`);
 }
 
-// Removes the element of the script this library injected with this id (none when the page
-// owns it); `forget`: also forgets it, so a later injectScript injects it again.
-export function dropScript(id, forget) {
+// `owner` no longer uses the script with this id: once no owner does, removes the element this
+// library injected (none when the page owns it); `forget`: also forgets it, so a later
+// injectScript injects it again.
+export function dropScript(owner, id, forget) {
   try {
-    if (forget ? loads.delete(id) : loads.has(id)) byId(id)?.remove();
+    const u = users.get(id);
+    u?.delete(owner);
+    if (!u?.size && (forget ? loads.delete(id) : loads.has(id))) byId(id)?.remove();
   } catch (_) {}
 }
 

@@ -121,6 +121,7 @@ fn fields(obj: &Object) -> Result<ScriptDescriptor, String> {
 extern "C" {
     #[wasm_bindgen(js_name = injectScript)]
     fn inject_script(
+        owner: &str,
         id: &str,
         src: Option<&str>,
         source: &str,
@@ -130,7 +131,7 @@ extern "C" {
         timeout_ms: f64,
     ) -> Promise;
     #[wasm_bindgen(js_name = dropScript)]
-    fn drop_script(id: &str, forget: bool);
+    fn drop_script(owner: &str, id: &str, forget: bool);
 }
 
 /// Resolves `src` against the document and applies the URL policy.
@@ -146,8 +147,14 @@ pub fn resolve_and_check(src: &str) -> Result<String, String> {
 /// library injected, is not injected again), waits for it to load and calls `done` with the
 /// outcome. `default_nonce` is `config.nonce`. A `src` the URL policy refuses fails without
 /// injecting anything.
-pub fn inject(d: &ScriptDescriptor, default_nonce: Option<&str>, timeout_ms: u64, done: Done) {
-    then(&start(d, default_nonce, timeout_ms), move |r| {
+pub fn inject(
+    d: &ScriptDescriptor,
+    owner: &str,
+    default_nonce: Option<&str>,
+    timeout_ms: u64,
+    done: Done,
+) {
+    then(&start(d, owner, default_nonce, timeout_ms), move |r| {
         done(outcome(r))
     });
 }
@@ -172,6 +179,8 @@ pub struct Injecting {
     pub list: Rc<Vec<ScriptDescriptor>>,
     /// The next one to inject.
     pub next: usize,
+    /// Who injects them (the destination's id; see [`start`]).
+    pub owner: Rc<str>,
     /// `config.nonce`.
     pub nonce: Option<Rc<str>>,
     /// `loading.timeoutMs`.
@@ -195,7 +204,7 @@ impl Injecting {
         if self.generation.get() != self.started {
             return (self.done)(Err(revoked()));
         }
-        let p = start(d, self.nonce.as_deref(), self.timeout_ms);
+        let p = start(d, &self.owner, self.nonce.as_deref(), self.timeout_ms);
         self.next += 1;
         then(&p, move |r| match outcome(r) {
             Ok(()) => self.run(),
@@ -206,7 +215,14 @@ impl Injecting {
 
 /// Starts [`inject`]: a promise of `undefined` once `d` has loaded, else of the failure message
 /// (it never rejects).
-pub fn start(d: &ScriptDescriptor, default_nonce: Option<&str>, timeout_ms: u64) -> Promise {
+/// `owner` (a destination's id, `""` for remote scripts) is recorded as a user of the script:
+/// its element goes only when no owner uses it any more ([`remove_revoked`], [`remove_all`]).
+pub fn start(
+    d: &ScriptDescriptor,
+    owner: &str,
+    default_nonce: Option<&str>,
+    timeout_ms: u64,
+) -> Promise {
     // For a `src`: the URL as resolved, or why the policy refuses it.
     let checked = match &d.source {
         Source::Src(s) => resolve_and_check(s),
@@ -236,6 +252,7 @@ pub fn start(d: &ScriptDescriptor, default_nonce: Option<&str>, timeout_ms: u64)
         push(k, v);
     }
     inject_script(
+        owner,
         &d.id,
         src,
         source,
@@ -248,19 +265,20 @@ pub fn start(d: &ScriptDescriptor, default_nonce: Option<&str>, timeout_ms: u64)
 
 /// Removes the elements of these descriptors that do not persist after revocation. Their load
 /// records stay: the code they ran is still in the page, so they are never injected twice.
-/// Elements this library did not inject (the page's own, with the same id) are left alone.
-pub fn remove_revoked(scripts: &[ScriptDescriptor]) {
+/// Elements this library did not inject (the page's own, with the same id) are left alone, and
+/// so are those another owner still uses (two destinations may share a script).
+pub fn remove_revoked(owner: &str, scripts: &[ScriptDescriptor]) {
     for d in scripts {
         if !d.persist_after_revoke {
-            drop_script(&d.id, false);
+            drop_script(owner, &d.id, false);
         }
     }
 }
 
 /// Removes these descriptors' elements and forgets them, so a later load injects them again
-/// (`unloadDestination`).
-pub fn remove_all(scripts: &[ScriptDescriptor]) {
+/// (`unloadDestination`); those another owner still uses stay.
+pub fn remove_all(owner: &str, scripts: &[ScriptDescriptor]) {
     for d in scripts {
-        drop_script(&d.id, true);
+        drop_script(owner, &d.id, true);
     }
 }

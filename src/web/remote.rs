@@ -16,6 +16,10 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::config::required_consent;
+
+/// The owner of remote scripts for the injector (no destination id is empty).
+const REMOTE: &str = "";
+
 use super::inject::{parse_descriptor, remove_revoked, start};
 use super::js::{get, index, is_plain_object, list};
 use super::platform::{log_error, WebClock, WebStorage};
@@ -79,7 +83,7 @@ impl Remote {
             }
         }
         drop(injected);
-        remove_revoked(&revoked);
+        remove_revoked(REMOTE, &revoked);
         let cached = match self.cache.lookup(consent) {
             Lookup::Fresh(body) => parse_body(&body).ok(),
             Lookup::Stale(_) | Lookup::Missing => None,
@@ -112,7 +116,7 @@ impl Remote {
                 if !consent.covers(req) {
                     continue;
                 }
-                let p = start(&d, me.nonce.as_deref(), me.timeout_ms);
+                let p = start(&d, REMOTE, me.nonce.as_deref(), me.timeout_ms);
                 let mut injected = me.injected.borrow_mut();
                 if !injected.iter().any(|(x, _)| x.id == d.id) {
                     injected.push((d, req));

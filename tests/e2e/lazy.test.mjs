@@ -388,6 +388,29 @@ describe('lazy loading', () => {
     await p.close();
   });
 
+  test("revoking one destination leaves a script another allowed destination shares", async () => {
+    const p = await open();
+    const { page } = p;
+    const shared = { id: 'tag-shared', textContent: 'window.__shared=(window.__shared||0)+1' };
+    await load(page, {
+      consent: { marketing: true },
+      destinations: [
+        { type: 'script', id: 'ads', requiredConsent: ['marketing'], settings: { scripts: [shared] } },
+        { type: 'script', id: 'site', requiredConsent: [], settings: { scripts: [shared] } },
+      ],
+    });
+    await ev(page, () => a.track('first'));
+    await waitFor(async () => (await status(page, 'site')).state === 'loaded', { message: 'site loaded' });
+    await waitFor(async () => (await status(page, 'ads')).state === 'loaded', { message: 'ads loaded' });
+    await ev(page, () => a.setConsent({ marketing: false }));
+    assert.equal((await status(page, 'ads')).state, 'blocked');
+    assert.equal(await elements(page, '#tag-shared'), 1, "still used by 'site'");
+    await ev(page, () => a.unloadDestination('site'));
+    assert.equal(await elements(page, '#tag-shared'), 0, 'gone once no destination uses it');
+    assert.equal(await ev(page, () => window.__shared), 1, 'injected once');
+    await p.close();
+  });
+
   test('revocation during a slow load removes the element and never initialises; a re-grant loads once', async () => {
     const p = await open();
     const { page } = p;

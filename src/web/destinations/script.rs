@@ -16,6 +16,8 @@ use crate::web::js::{check_keys, get, index, list};
 
 /// A destination that only injects scripts.
 pub struct ScriptDestination {
+    /// Its id in the config: the owner of its scripts.
+    id: Rc<str>,
     scripts: Rc<Vec<ScriptDescriptor>>,
     /// Bumped by `revoke` and `destroy`: a load started before stops injecting.
     generation: Rc<Cell<u32>>,
@@ -53,6 +55,7 @@ pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
         scripts.push(d);
     }
     Ok(Rc::new(ScriptDestination {
+        id: entry.id.as_str().into(),
         scripts: Rc::new(scripts),
         generation: Rc::default(),
     }))
@@ -63,6 +66,7 @@ impl Destination for ScriptDestination {
         Injecting {
             list: self.scripts.clone(),
             next: 0,
+            owner: self.id.clone(),
             nonce: env.nonce,
             timeout_ms: env.timeout_ms,
             generation: self.generation.clone(),
@@ -78,11 +82,11 @@ impl Destination for ScriptDestination {
 
     fn revoke(&self) {
         self.generation.set(self.generation.get().wrapping_add(1));
-        remove_revoked(&self.scripts);
+        remove_revoked(&self.id, &self.scripts);
     }
 
     fn destroy(&self) {
         self.generation.set(self.generation.get().wrapping_add(1));
-        remove_all(&self.scripts);
+        remove_all(&self.id, &self.scripts);
     }
 }

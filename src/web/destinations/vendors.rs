@@ -67,6 +67,8 @@ pub struct VendorDestination {
     /// PostHog's `apiHost`.
     api_host: String,
     script: ScriptDescriptor,
+    /// Its id in the config: the owner of its script.
+    owner: String,
     /// The consent last told to the vendor; `None` until the init calls are queued.
     told: Cell<Option<Purposes>>,
     /// The consent in force as last reported by `consent_changed` (`None` before a change).
@@ -112,6 +114,7 @@ pub fn create(entry: &DestConfig, vendor: Vendor) -> Result<Rc<dyn Destination>,
         account,
         api_host,
         script,
+        owner: entry.id.clone(),
         told: Cell::new(None),
         current: Cell::new(None),
     }))
@@ -219,7 +222,13 @@ impl VendorDestination {
 impl Destination for VendorDestination {
     fn load(self: Rc<Self>, env: LoadEnv, done: Done) {
         match self.init(env.consent) {
-            Ok(()) => inject(&self.script, env.nonce.as_deref(), env.timeout_ms, done),
+            Ok(()) => inject(
+                &self.script,
+                &self.owner,
+                env.nonce.as_deref(),
+                env.timeout_ms,
+                done,
+            ),
             Err(e) => done(Err(e)),
         }
     }
@@ -229,7 +238,7 @@ impl Destination for VendorDestination {
     }
 
     fn revoke(&self) {
-        remove_revoked(core::slice::from_ref(&self.script));
+        remove_revoked(&self.owner, core::slice::from_ref(&self.script));
     }
 
     fn consent_changed(&self, granted: Purposes) {
@@ -239,7 +248,7 @@ impl Destination for VendorDestination {
     }
 
     fn destroy(&self) {
-        remove_all(core::slice::from_ref(&self.script));
+        remove_all(&self.owner, core::slice::from_ref(&self.script));
         // A new load starts over with the init calls.
         self.told.set(None);
     }
