@@ -886,11 +886,16 @@ impl<P> Manager<P> {
     /// Whether a requested flush is still under way (the `flush()` promise waits for `false`):
     /// a destination's flush ends when what it held is delivered or failed, or when nothing
     /// can be attempted now (offline, a retry backoff, an open circuit breaker; see
-    /// [`Manager::poll`]), the events then waiting for their retry.
+    /// [`Manager::poll`]), the events then waiting for their retry, or when it is not loading
+    /// or loaded (unloaded, blocked by consent, failed): its events wait for a later load.
     pub fn flushing(&self) -> bool {
-        self.dests
-            .iter()
-            .any(|d| d.spec.batch.is_some() && (d.flush_requested || d.in_flight > 0))
+        for d in &self.dests {
+            let live = matches!(d.state, LoadState::Loading | LoadState::Loaded);
+            if d.spec.batch.is_some() && (d.in_flight > 0 || (d.flush_requested && live)) {
+                return true;
+            }
+        }
+        false
     }
 
     /// Tells the manager whether the browser is online; offline, nothing is attempted.
@@ -1536,6 +1541,23 @@ mod tests {
         assert_eq!(m.status(2)[0].failed, 0);
         m.set_online(true);
         assert_eq!(delivers(&m.poll(3)), vec![(0, vec![1])]);
+    }
+
+    /// A flush does not wait for a destination that cannot send: unloaded, or blocked.
+    #[test]
+    fn a_flush_does_not_wait_for_an_unloaded_or_blocked_destination() {
+        let c = consent(&[]);
+        let mut m = manager(ManagerConfig::default(), vec![relay(10, 1_000_000)], c);
+        m.start(0);
+        m.load_done(0, Ok(()), 0);
+        // Queued (the flush interval has not passed), then unloaded: the event stays queued.
+        m.capture(env(1, c), 1);
+        m.poll(1);
+        m.unload_destination(0);
+        m.request_flush();
+        m.poll(2);
+        assert!(!m.flushing(), "nothing can be sent until it loads again");
+        assert_eq!(m.status(2)[0].pending, 1);
     }
 
     /// `Analytics.load` alone delivers an earlier page's outbox, at once, before new events.
