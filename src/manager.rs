@@ -132,6 +132,9 @@ pub enum Command<P> {
     Load {
         /// Destination index.
         dest: usize,
+        /// This attempt, for [`Manager::load_ended`]: the result of an older one (abandoned on
+        /// revocation or unload, or superseded) is ignored.
+        attempt: u32,
     },
     /// Deliver these events (one, or a batch) to `dest`; answer with [`Manager::delivery_done`].
     Deliver {
@@ -263,6 +266,8 @@ struct Dest<P> {
     spec: DestSpec,
     state: LoadState,
     load_attempts: u32,
+    /// How many load attempts were started (the `attempt` of the last `Command::Load`).
+    load_started: u32,
     load_retry_at: Option<u64>,
     queue: Vec<Item<P>>,
     queued_bytes: usize,
@@ -335,6 +340,7 @@ impl<P> Manager<P> {
                 spec,
                 state: LoadState::Registered,
                 load_attempts: 0,
+                load_started: 0,
                 load_retry_at: None,
                 queue: Vec::new(),
                 queued_bytes: 0,
@@ -550,11 +556,42 @@ impl<P> Manager<P> {
             d.state = LoadState::Loading;
             d.load_attempts = 0;
             d.load_retry_at = None;
-            self.out.push(Command::Load { dest: i });
+            self.load_command(i);
         }
     }
 
-    /// Reports the end of a load started by [`Command::Load`].
+    /// Issues a new load attempt of destination `i`.
+    fn load_command(&mut self, i: usize) {
+        let d = &mut self.dests[i];
+        d.load_started = d.load_started.wrapping_add(1);
+        let attempt = d.load_started;
+        self.out.push(Command::Load { dest: i, attempt });
+    }
+
+    /// Whether load attempt `attempt` of `dest` is still wanted (the current one, and the
+    /// destination still loading): one that is not is not started at all.
+    pub fn load_wanted(&self, dest: usize, attempt: u32) -> bool {
+        let d = &self.dests[dest];
+        d.state == LoadState::Loading && attempt == d.load_started
+    }
+
+    /// Reports the end of load attempt `attempt` (from [`Command::Load`]) of `dest`. The result
+    /// of an attempt that is no longer the current one is ignored: consent was revoked or the
+    /// destination unloaded while it ran, and a newer attempt may be under way.
+    pub fn load_ended(
+        &mut self,
+        dest: usize,
+        attempt: u32,
+        result: Result<(), DeliveryError>,
+        now: u64,
+    ) -> Vec<Command<P>> {
+        if !self.load_wanted(dest, attempt) {
+            return self.poll(now);
+        }
+        self.load_done(dest, result, now)
+    }
+
+    /// Reports the end of the current load attempt of `dest` (see [`Manager::load_ended`]).
     pub fn load_done(
         &mut self,
         dest: usize,
@@ -1035,7 +1072,7 @@ impl<P> Manager<P> {
             if let Some(at) = d.load_retry_at {
                 if at <= now {
                     d.load_retry_at = None;
-                    self.out.push(Command::Load { dest: i });
+                    self.load_command(i);
                 }
             }
             return;
@@ -1171,7 +1208,7 @@ mod tests {
     fn loads(cmds: &Cmds) -> Vec<usize> {
         cmds.iter()
             .filter_map(|c| match c {
-                Command::Load { dest } => Some(*dest),
+                Command::Load { dest, .. } => Some(*dest),
                 _ => None,
             })
             .collect()
@@ -1541,6 +1578,53 @@ mod tests {
         assert_eq!(m.status(2)[0].failed, 0);
         m.set_online(true);
         assert_eq!(delivers(&m.poll(3)), vec![(0, vec![1])]);
+    }
+
+    /// The attempts of the `Load` commands in `cmds`.
+    fn attempts(cmds: &Cmds) -> Vec<u32> {
+        let mut out = Vec::new();
+        for c in cmds {
+            if let Command::Load { attempt, .. } = c {
+                out.push(*attempt);
+            }
+        }
+        out
+    }
+
+    /// Consent flipping during loads: the abandoned loads' late results count for nothing, so
+    /// the current load is neither failed nor doubled by them.
+    #[test]
+    fn late_results_of_abandoned_loads_are_ignored() {
+        let granted = consent(&[Purpose::Marketing]);
+        let cfg = ManagerConfig {
+            load_max_retries: 1,
+            ..Default::default()
+        };
+        let mut m = manager(cfg, vec![spec("m", &[Purpose::Marketing])], granted);
+        let mut started = Vec::new();
+        for t in 0..4 {
+            m.set_consent(granted, t);
+            m.capture(env(t + 1, granted), t);
+            started.extend(attempts(&m.poll(t)));
+            m.set_consent(consent(&[]), t);
+        }
+        m.set_consent(granted, 10);
+        m.capture(env(9, granted), 10);
+        started.extend(attempts(&m.poll(10)));
+        assert_eq!(started, vec![1, 2, 3, 4, 5]);
+        let revoked = || DeliveryError::new(ErrorKind::ScriptLoad, "consent revoked while loading");
+        for a in 1..5 {
+            let cmds = m.load_ended(0, a, Err(revoked()), 11);
+            assert!(attempts(&cmds).is_empty() && dead(&cmds).is_empty());
+        }
+        assert_eq!(m.next_wake(), None, "no retry scheduled by a stale failure");
+        let st = &m.status(11)[0];
+        assert_eq!((st.state, st.failed), (LoadState::Loading, 0));
+        assert!(!m.load_wanted(0, 4) && m.load_wanted(0, 5));
+        assert_eq!(
+            delivers(&m.load_ended(0, 5, Ok(()), 12)),
+            vec![(0, vec![9])]
+        );
     }
 
     /// A flush does not wait for a destination that cannot send: unloaded, or blocked.

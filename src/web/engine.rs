@@ -419,10 +419,12 @@ impl Engine {
         soon(move |_| {
             let d = me.dests[dest].clone();
             match job {
-                Job::Load(env) => d.load(
+                // Consent may have been revoked (and granted again) since it was asked for.
+                Job::Load(_, attempt) if !me.mgr.borrow().load_wanted(dest, attempt) => {}
+                Job::Load(env, attempt) => d.load(
                     env,
                     Box::new(move |r| {
-                        let cmds = me.mgr.borrow_mut().load_done(dest, r, now());
+                        let cmds = me.mgr.borrow_mut().load_ended(dest, attempt, r, now());
                         me.run(cmds);
                     }),
                 ),
@@ -459,14 +461,14 @@ impl Engine {
 
     fn exec(self: &Rc<Self>, c: Command<JsValue>) {
         match c {
-            Command::Load { dest } => {
+            Command::Load { dest, attempt } => {
                 self.debug_dest("loading ", dest);
                 let env = LoadEnv {
                     consent: self.mgr.borrow().consent().granted(),
                     nonce: self.nonce.clone(),
                     timeout_ms: self.timeout_ms,
                 };
-                self.start(dest, Job::Load(env));
+                self.start(dest, Job::Load(env, attempt));
             }
             Command::Deliver { dest, events } => self.start(dest, Job::Deliver(events)),
             Command::RemoveScripts { dest } => {
@@ -725,7 +727,8 @@ pub fn deferred() -> (Promise, Function, Function) {
 
 /// What a started job does.
 enum Job {
-    Load(LoadEnv),
+    /// A load, and which attempt it is (see `Command::Load`).
+    Load(LoadEnv, u32),
     Deliver(Vec<super::dest::Event>),
 }
 

@@ -388,6 +388,32 @@ describe('lazy loading', () => {
     await p.close();
   });
 
+  test('consent flipping during loads: the last grant loads once and delivers; nothing fails', async () => {
+    const p = await open();
+    const { page } = p;
+    await load(page, { loading: { maxRetries: 1 }, destinations: [vendor('v', '/fake/slow.js?ms=300')] });
+    // Each grant starts a load that the revocation after it abandons; their late ends must not
+    // count against the load of the last grant.
+    await ev(page, () => {
+      for (let i = 0; i < 4; i++) {
+        a.setConsent({ marketing: true });
+        a.track(`t${i}`);
+        a.setConsent({ marketing: false });
+      }
+      a.setConsent({ marketing: true });
+      a.track('final');
+    });
+    await waitFor(async () => (await rec(page, 'v'))?.tracks.includes('final'), { message: 'final delivered' });
+    await sleep(700);
+    const st = await status(page, 'v');
+    assert.deepEqual([st.state, st.failed, st.deadLettered], ['loaded', 0, 0]);
+    const v = await rec(page, 'v');
+    assert.deepEqual(v.tracks, ['final'], 'events captured before a revocation are never sent');
+    assert.equal(v.init, 1);
+    assert.deepEqual(await ev(page, () => a.deadLetters()), []);
+    await p.close();
+  });
+
   test("revoking one destination leaves a script another allowed destination shares", async () => {
     const p = await open();
     const { page } = p;
