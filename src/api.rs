@@ -31,6 +31,12 @@ type PageListener = Closure<dyn FnMut(JsValue)>;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// A new number for each client created in this page (see `CreateEnv::instance`).
+fn next_instance() -> u64 {
+    static COUNT: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+    u64::from(COUNT.fetch_add(1, core::sync::atomic::Ordering::Relaxed))
+}
+
 /// A loaded analytics client. Create it with `await Analytics.load(config)`.
 #[wasm_bindgen]
 pub struct Analytics {
@@ -81,6 +87,7 @@ impl Analytics {
             prefix: cfg.storage_prefix.clone(),
             storage: storage.clone(),
             log: log.clone(),
+            instance: [&crate::json::dec(next_instance()), ":"].concat(),
         };
         let mut dests = Vec::new();
         let mut specs = Vec::new();
@@ -116,6 +123,7 @@ impl Analytics {
         let nonce: Option<Rc<str>> = cfg.nonce.map(Into::into);
         let remote = match cfg.scripts_url {
             Some(url) => Some(Remote::new(
+                env.instance.clone(),
                 url,
                 cfg.scripts_cache_ttl_ms,
                 &cfg.storage_prefix,
@@ -720,6 +728,8 @@ impl Analytics {
             match get(&ev, "type").as_string().as_deref() {
                 // Another tab changed localStorage.
                 Some("storage") => identity.borrow_mut().follow(get(&ev, "key").as_string()),
+                // Another client of this page changed it (see `identityChanged` in host.js).
+                Some("consent-analytics:identity") => identity.borrow_mut().follow(None),
                 Some("online") => e.set_online(true),
                 Some("offline") => e.set_online(false),
                 Some("pagehide") => e.page_hidden(),
@@ -740,6 +750,7 @@ impl Analytics {
         platform::listen(false, "online", g);
         platform::listen(false, "offline", g);
         platform::listen(false, "storage", g);
+        platform::listen(false, "consent-analytics:identity", g);
         self.engine.set_online(platform::is_online());
         *self.listener.borrow_mut() = Some(f);
     }

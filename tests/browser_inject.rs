@@ -310,3 +310,21 @@ async fn a_script_two_owners_share_stays_until_neither_uses_it() {
     remove_revoked("b", std::slice::from_ref(&d));
     assert_eq!(count("bi-shared"), 0);
 }
+
+#[wasm_bindgen_test]
+async fn an_unload_while_another_owner_uses_a_script_forgets_it_once_the_last_one_drops_it() {
+    let d =
+        desc(r#"{"id":"bi-forget","textContent":"window.__biForget=(window.__biForget||0)+1"}"#);
+    inject_for("a", &d, None, 1000).await.unwrap();
+    inject_for("b", &d, None, 1000).await.unwrap();
+    // `a` is unloaded: `b` still uses the element.
+    remove_all("a", std::slice::from_ref(&d));
+    assert_eq!(count("bi-forget"), 1);
+    // `b` loses consent: the element goes, and so does the record `a`'s unload asked to drop,
+    // so `a`'s next load injects it afresh.
+    remove_revoked("b", std::slice::from_ref(&d));
+    assert_eq!(count("bi-forget"), 0);
+    inject_for("a", &d, None, 1000).await.unwrap();
+    assert_eq!(count("bi-forget"), 1);
+    assert_eq!(win_get("__biForget").as_f64(), Some(2.0));
+}

@@ -33,6 +33,17 @@ pub struct CreateEnv {
     pub storage: Rc<dyn crate::ports::Storage>,
     /// The console, honouring `debug`.
     pub log: Rc<super::platform::ConsoleLog>,
+    /// `<n>:` for the n-th client of the page: the start of every owner of a script this
+    /// client injects (see [`CreateEnv::owner`]); alone, the owner of its remote scripts.
+    pub instance: String,
+}
+
+impl CreateEnv {
+    /// Who injects the scripts of destination `id` of this client, for the injector's count of
+    /// each script's users (two clients of a page may have destinations with the same id).
+    pub fn owner(&self, id: &str) -> Rc<str> {
+        [&self.instance, id].concat().into()
+    }
 }
 
 /// What a load needs to know.
@@ -103,6 +114,8 @@ pub trait Destination {
 /// A destination whose behaviour comes from a JavaScript object made by a registered factory.
 pub struct JsDestination {
     id: String,
+    /// The owner of its scripts ([`CreateEnv::owner`]).
+    owner: Rc<str>,
     obj: JsValue,
     settings: JsValue,
     scripts: core::cell::RefCell<Rc<Vec<ScriptDescriptor>>>,
@@ -121,6 +134,7 @@ impl JsDestination {
         id: &str,
         settings: &Object,
         path: &str,
+        owner: Rc<str>,
     ) -> Result<Self, String> {
         let obj = match factory.call1(&JsValue::NULL, settings) {
             Ok(o) => o,
@@ -133,6 +147,7 @@ impl JsDestination {
         }
         Ok(JsDestination {
             id: id.into(),
+            owner,
             obj,
             settings: settings.into(),
             scripts: Default::default(),
@@ -256,7 +271,7 @@ impl Destination for JsDestination {
                 Injecting {
                     list,
                     next: 0,
-                    owner: self.id.as_str().into(),
+                    owner: self.owner.clone(),
                     nonce: env.nonce,
                     timeout_ms: env.timeout_ms,
                     generation: self.generation.clone(),
@@ -312,12 +327,12 @@ impl Destination for JsDestination {
 
     fn revoke(&self) {
         self.generation.set(self.generation.get().wrapping_add(1));
-        remove_revoked(&self.id, &self.scripts.borrow());
+        remove_revoked(&self.owner, &self.scripts.borrow());
     }
 
     fn destroy(&self) {
         self.generation.set(self.generation.get().wrapping_add(1));
-        remove_all(&self.id, &self.scripts.borrow());
+        remove_all(&self.owner, &self.scripts.borrow());
         destroy_hook(&self.obj);
     }
 

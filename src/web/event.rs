@@ -34,6 +34,8 @@ const OPTION_KEYS: &[&str] = &[
 extern "C" {
     #[wasm_bindgen(js_name = jsonProblem)]
     fn json_problem(v: &JsValue, path: &str) -> Option<String>;
+    #[wasm_bindgen(js_name = identityChanged)]
+    fn identity_changed();
     /// A Date or a date string as an ISO-8601 UTC string with milliseconds; undefined when it
     /// is neither (or not a valid date).
     #[wasm_bindgen(js_name = isoDate)]
@@ -182,7 +184,7 @@ impl Identity {
     }
 
     /// Follows a change another tab made to localStorage (a `storage` event for `key`, `None`
-    /// for a `clear()`), as Segment's analytics.js reads the identity from storage for every
+    /// for a `clear()`) or another client of this page made (`None`), as Segment's analytics.js reads the identity from storage for every
     /// call: an `identify` there sets the user here; a `reset` there (a new anonymous id)
     /// forgets the user and group here. Changes to other keys (the outbox's, for instance)
     /// are ignored.
@@ -230,12 +232,14 @@ impl Identity {
         let a = super::platform::uuid();
         self.store.set(&self.key("anonymousId"), &a);
         self.anonymous_id = a.into();
+        identity_changed();
     }
 
     /// Sets and persists the user id.
     pub fn set_user(&mut self, id: &str) {
         self.store.set(&self.key("userId"), id);
         self.user_id = Some(id.into());
+        identity_changed();
     }
 
     /// `traits` merged over the persisted traits, as a new object (nothing changes yet).
@@ -256,6 +260,7 @@ impl Identity {
             self.store.set(&self.key("traits"), &s);
         }
         self.traits = traits.into();
+        identity_changed();
     }
 
     /// Forgets the user (userId, traits, group) and starts a new anonymous id.

@@ -92,6 +92,9 @@ const loads = new Map();
 // only when the last of them drops it.
 const users = new Map();
 
+// Script ids to forget once their last owner drops them (see dropScript).
+const forgets = new Set();
+
 // The element with this id, or null (also when the document throws).
 const byId = (id) => {
   try {
@@ -113,6 +116,8 @@ export function injectScript(owner, id, src, source, refused, flags, attrs, time
   let u = users.get(id);
   if (!u) users.set(id, (u = new Set()));
   u.add(owner);
+  // Used again: an unload's request to forget it (dropScript) no longer applies.
+  forgets.delete(id);
   let p = loads.get(id);
   if (!p) {
     if (byId(id)) return Promise.resolve();
@@ -156,13 +161,15 @@ export function injectScript(owner, id, src, source, refused, flags, attrs, time
 }
 
 // `owner` no longer uses the script with this id: once no owner does, removes the element this
-// library injected (none when the page owns it); `forget`: also forgets it, so a later
-// injectScript injects it again.
+// library injected (none when the page owns it). `forget` (an unload): also forgets it, so a
+// later injectScript injects it again, when the last owner drops it if others still use it.
 export function dropScript(owner, id, forget) {
   try {
     const u = users.get(id);
     u?.delete(owner);
-    if (!u?.size && (forget ? loads.delete(id) : loads.has(id))) byId(id)?.remove();
+    if (forget) forgets.add(id);
+    if (u?.size) return;
+    if (forgets.delete(id) ? loads.delete(id) : loads.has(id)) byId(id)?.remove();
   } catch (_) {}
 }
 
@@ -290,6 +297,14 @@ export function runMiddleware(fns, e) {
     }
   };
   return step();
+}
+
+// Tells every client of this page that the stored identity changed (a `consent-analytics:identity`
+// event on the window, from a microtask): each re-reads it, as other tabs do on `storage`.
+export function identityChanged() {
+  try {
+    queueMicrotask(() => dispatchEvent(new Event('consent-analytics:identity')));
+  } catch (_) {}
 }
 
 // `context.page`: the document's path, referrer, search, title and URL (without fragment).

@@ -75,6 +75,7 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
             &entry.id,
             &entry.settings,
             &entry.path,
+            env.owner(&entry.id),
         )?)),
         None => Err([
             &entry.path,

@@ -17,9 +17,6 @@ use wasm_bindgen::JsCast;
 
 use super::config::required_consent;
 
-/// The owner of remote scripts for the injector (no destination id is empty).
-const REMOTE: &str = "";
-
 use super::inject::{parse_descriptor, remove_revoked, start};
 use super::js::{get, index, is_plain_object, list};
 use super::platform::{log_error, WebClock, WebStorage};
@@ -40,12 +37,15 @@ pub struct Remote {
     injected: RefCell<Vec<RemoteScript>>,
     /// Bumped by each refresh: an older refresh stops before applying its list.
     generation: Cell<u32>,
+    /// The owner of its scripts for the injector (`CreateEnv::instance`).
+    owner: String,
 }
 
 impl Remote {
     /// Remote scripts from `url`, cached for `ttl_ms` under `<prefix>:scripts:` in
-    /// sessionStorage; injected with `nonce` (`config.nonce`) and `timeout_ms`.
+    /// sessionStorage; injected with `nonce` (`config.nonce`) and `timeout_ms`, as `owner`.
     pub fn new(
+        owner: String,
         url: String,
         ttl_ms: u64,
         prefix: &str,
@@ -65,6 +65,7 @@ impl Remote {
             timeout_ms,
             injected: RefCell::new(Vec::new()),
             generation: Cell::new(0),
+            owner,
         })
     }
 
@@ -83,7 +84,7 @@ impl Remote {
             }
         }
         drop(injected);
-        remove_revoked(REMOTE, &revoked);
+        remove_revoked(&self.owner, &revoked);
         let cached = match self.cache.lookup(consent) {
             Lookup::Fresh(body) => parse_body(&body).ok(),
             Lookup::Stale(_) | Lookup::Missing => None,
@@ -116,7 +117,7 @@ impl Remote {
                 if !consent.covers(req) {
                     continue;
                 }
-                let p = start(&d, REMOTE, me.nonce.as_deref(), me.timeout_ms);
+                let p = start(&d, &me.owner, me.nonce.as_deref(), me.timeout_ms);
                 let mut injected = me.injected.borrow_mut();
                 if !injected.iter().any(|(x, _)| x.id == d.id) {
                     injected.push((d, req));

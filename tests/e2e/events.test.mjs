@@ -182,3 +182,32 @@ test('userId is null before identify, in the event and in its JSON', () =>
     const [e] = await received(p, 1);
     assert.equal(e.userId, null);
   }));
+
+test('two clients of one page: an identify or reset in one reaches the other', () =>
+  run(async (p) => {
+    await boot(p);
+    await p.page.evaluate(async () => {
+      const m = await import('/pkg/consent_analytics.js');
+      window.got2 = [];
+      m.Analytics.registerDestination('cap2', () => ({ track: (e) => window.got2.push(e) }));
+      window.b = await m.Analytics.load({ destinations: [{ type: 'cap2', requiredConsent: [] }] });
+    });
+    // Tracks in `b` after letting microtasks run; the identity its event carried.
+    const seen = async () => {
+      const n = await p.page.evaluate(async () => {
+        await Promise.resolve();
+        b.track('Look');
+        return window.got2.length;
+      });
+      await waitFor(() => p.page.evaluate((n) => window.got2.length === n + 1, n), { message: 'b delivered' });
+      return p.page.evaluate(() => ({ userId: window.got2.at(-1).userId, anonymousId: window.got2.at(-1).anonymousId }));
+    };
+    const anon = (await seen()).anonymousId;
+    await p.page.evaluate(() => a.identify('user-1'));
+    assert.deepEqual(await seen(), { userId: 'user-1', anonymousId: anon });
+    await p.page.evaluate(() => a.reset());
+    const after = await seen();
+    assert.equal(after.userId, null);
+    assert.notEqual(after.anonymousId, anon);
+    assert.equal(after.anonymousId, await p.page.evaluate(() => localStorage.getItem('consent-analytics:anonymousId')));
+  }));

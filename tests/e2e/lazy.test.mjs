@@ -388,6 +388,36 @@ describe('lazy loading', () => {
     await p.close();
   });
 
+  test("two clients of one page: one's revocation leaves a script the other's destination of the same id uses", async () => {
+    const p = await open();
+    const { page } = p;
+    const config = {
+      consent: { measurement: true },
+      destinations: [
+        {
+          type: 'script',
+          id: 'tag',
+          requiredConsent: ['measurement'],
+          settings: { scripts: [{ id: 'tag-two', textContent: 'window.__two=(window.__two||0)+1' }] },
+        },
+      ],
+    };
+    await load(page, config);
+    await ev(page, async (c) => {
+      window.b = await A.load(c);
+    }, config);
+    await ev(page, () => (a.track('x'), b.track('x')));
+    await waitFor(async () => (await ev(page, () => [a, b].every((c) => c.status()[0].state === 'loaded'))), {
+      message: 'both loaded',
+    });
+    await ev(page, () => a.setConsent({ measurement: false }));
+    assert.equal(await elements(page, '#tag-two'), 1, "still used by the other client's destination");
+    await ev(page, () => b.setConsent({ measurement: false }));
+    assert.equal(await elements(page, '#tag-two'), 0);
+    assert.equal(await ev(page, () => window.__two), 1);
+    await p.close();
+  });
+
   test('consent flipping during loads: the last grant loads once and delivers; nothing fails', async () => {
     const p = await open();
     const { page } = p;

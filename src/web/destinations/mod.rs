@@ -17,9 +17,9 @@ pub mod vendors;
 pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Option<Rc<dyn Destination>>, String> {
     Ok(Some(match entry.kind.as_str() {
         "relay" => relay::create(entry, env)?,
-        "script" => script::create(entry)?,
+        "script" => script::create(entry, env.owner(&entry.id))?,
         k => match crate::vendor_map::Vendor::from_kind(k) {
-            Some(v) => vendors::create(entry, v)?,
+            Some(v) => vendors::create(entry, v, env.owner(&entry.id))?,
             None => return Ok(None),
         },
     }))

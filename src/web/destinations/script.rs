@@ -16,7 +16,7 @@ use crate::web::js::{check_keys, get, index, list};
 
 /// A destination that only injects scripts.
 pub struct ScriptDestination {
-    /// Its id in the config: the owner of its scripts.
+    /// The owner of its scripts ([`crate::web::dest::CreateEnv::owner`]).
     id: Rc<str>,
     scripts: Rc<Vec<ScriptDescriptor>>,
     /// Bumped by `revoke` and `destroy`: a load started before stops injecting.
@@ -25,7 +25,7 @@ pub struct ScriptDestination {
 
 /// Creates the destination for `entry`, validating `settings.scripts`; errors name the field
 /// (`config.destinations[0].settings.scripts[1].src`).
-pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
+pub fn create(entry: &DestConfig, owner: Rc<str>) -> Result<Rc<dyn Destination>, String> {
     let path = entry.settings_path();
     check_keys(&entry.settings, &["scripts"], &path)?;
     let at = [&path, ".scripts"].concat();
@@ -55,7 +55,7 @@ pub fn create(entry: &DestConfig) -> Result<Rc<dyn Destination>, String> {
         scripts.push(d);
     }
     Ok(Rc::new(ScriptDestination {
-        id: entry.id.as_str().into(),
+        id: owner,
         scripts: Rc::new(scripts),
         generation: Rc::default(),
     }))

@@ -67,8 +67,8 @@ pub struct VendorDestination {
     /// PostHog's `apiHost`.
     api_host: String,
     script: ScriptDescriptor,
-    /// Its id in the config: the owner of its script.
-    owner: String,
+    /// The owner of its script ([`crate::web::dest::CreateEnv::owner`]).
+    owner: Rc<str>,
     /// The consent last told to the vendor; `None` until the init calls are queued.
     told: Cell<Option<Purposes>>,
     /// The consent in force as last reported by `consent_changed` (`None` before a change).
@@ -77,7 +77,11 @@ pub struct VendorDestination {
 
 /// Creates the destination of `vendor` for `entry`, validating its settings; errors name the
 /// field (`config.destinations[0].settings.pixelId`).
-pub fn create(entry: &DestConfig, vendor: Vendor) -> Result<Rc<dyn Destination>, String> {
+pub fn create(
+    entry: &DestConfig,
+    vendor: Vendor,
+    owner: Rc<str>,
+) -> Result<Rc<dyn Destination>, String> {
     let path = entry.settings_path();
     let st = &entry.settings;
     check_keys(st, vendor.settings_keys(), &path)?;
@@ -114,7 +118,7 @@ pub fn create(entry: &DestConfig, vendor: Vendor) -> Result<Rc<dyn Destination>,
         account,
         api_host,
         script,
-        owner: entry.id.clone(),
+        owner,
         told: Cell::new(None),
         current: Cell::new(None),
     }))
