@@ -586,11 +586,12 @@ impl Analytics {
         // Segment's argument shifting: `page(properties, options)` and
         // `identify(traits, options)` leave out the optional first argument when the first one
         // given is an object.
+        let none = JsValue::UNDEFINED;
         let (a, b, c) =
             if matches!(kind, EventKind::Page | EventKind::Identify) && is_plain_object(&a) {
-                (JsValue::UNDEFINED, a, b)
+                (&none, &a, &b)
             } else {
-                (a, b, c)
+                (&a, &b, &c)
             };
         let e = Object::new();
         let mut id = None;
@@ -599,35 +600,35 @@ impl Analytics {
                 if a.as_string().is_none_or(|s| s.trim().is_empty()) {
                     return Err("event must be a non-empty string".into());
                 }
-                let props = object_arg(&b, "properties")?;
-                set(&e, "event", &a);
+                let props = object_arg(b, "properties")?;
+                set(&e, "event", a);
                 set(&e, "properties", &props);
             }
             EventKind::Page => {
                 if !a.is_undefined() && !a.is_null() && !a.is_string() {
                     return Err("name must be a string".into());
                 }
-                let props = object_arg(&b, "properties")?;
+                let props = object_arg(b, "properties")?;
                 let merged = match crate::web::js::assign(&page_context(), &props) {
                     Ok(m) => m,
                     Err(m) => return Err(["properties ", &m].concat()),
                 };
                 if a.is_string() {
-                    set(&e, "name", &a);
+                    set(&e, "name", a);
                 }
                 set(&e, "properties", &merged);
             }
             EventKind::Identify | EventKind::Group => {
                 let group = kind == EventKind::Group;
-                id = id_arg(&a, if group { "groupId" } else { "userId" }, group)?;
+                id = id_arg(a, if group { "groupId" } else { "userId" }, group)?;
                 if let (true, Some(g)) = (group, &id) {
                     set(&e, "groupId", &JsValue::from_str(g));
                 }
-                set(&e, "traits", &object_arg(&b, "traits")?);
+                set(&e, "traits", &object_arg(b, "traits")?);
             }
             _ => {
-                let uid = id_arg(&a, "userId", true)?;
-                let prev = match id_arg(&b, "previousId", false)? {
+                let uid = id_arg(a, "userId", true)?;
+                let prev = match id_arg(b, "previousId", false)? {
                     Some(p) => p,
                     None => {
                         let id = self.identity.borrow();
@@ -641,7 +642,7 @@ impl Analytics {
                 set(&e, "previousId", &JsValue::from_str(&prev));
             }
         }
-        let options = options_arg(&c)?;
+        let options = options_arg(c)?;
         // What an identify sets is stamped on its event, and kept only once the event was
         // accepted (a rejected call changes nothing).
         let identify = kind == EventKind::Identify;
