@@ -628,18 +628,14 @@ impl Analytics {
             }
             _ => {
                 let uid = id_arg(a, "userId", true)?;
-                let prev = match id_arg(b, "previousId", false)? {
-                    Some(p) => p,
-                    None => {
-                        let id = self.identity.borrow();
-                        id.user_id
-                            .as_deref()
-                            .unwrap_or(&id.anonymous_id)
-                            .to_string()
-                    }
-                };
                 set(&e, "userId", &JsValue::from_str(&uid.unwrap_or_default()));
-                set(&e, "previousId", &JsValue::from_str(&prev));
+                let prev = id_arg(b, "previousId", false)?;
+                let id = self.identity.borrow();
+                let prev = match &prev {
+                    Some(p) => p,
+                    None => id.user_id.as_deref().unwrap_or(&id.anonymous_id),
+                };
+                set(&e, "previousId", &JsValue::from_str(prev));
             }
         }
         let options = options_arg(c)?;
