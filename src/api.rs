@@ -329,14 +329,11 @@ impl Analytics {
     #[wasm_bindgen(unchecked_return_type = "DestinationStatus[]")]
     pub fn status(&self) -> Array {
         let out = Array::new();
-        let mut i = 0;
-        // Counted by hand: smaller in wasm than `enumerate`.
-        #[allow(clippy::explicit_counter_loop)]
-        for s in self.engine.mgr.borrow().status(now()) {
+        let status = self.engine.mgr.borrow().status(now());
+        for (s, kind) in status.iter().zip(self.engine.kinds.iter()) {
             let o = Object::new();
             set(&o, "id", &JsValue::from_str(&s.id));
-            set(&o, "type", &JsValue::from_str(&self.engine.kinds[i]));
-            i += 1;
+            set(&o, "type", &JsValue::from_str(kind));
             set(&o, "state", &JsValue::from_str(s.state.name()));
             set(&o, "circuit", &JsValue::from_str(s.circuit.name()));
             set(&o, "delivered", &JsValue::from(s.delivered as f64));
