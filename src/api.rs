@@ -337,14 +337,11 @@ impl Analytics {
     #[wasm_bindgen(unchecked_return_type = "DestinationStatus[]")]
     pub fn status(&self) -> Array {
         let out = Array::new();
-        let mut i = 0;
-        // Counted by hand: smaller in wasm than `enumerate`.
-        #[allow(clippy::explicit_counter_loop)]
-        for s in self.engine.mgr.borrow().status(now()) {
+        let status = self.engine.mgr.borrow().status(now());
+        for (s, kind) in status.iter().zip(self.engine.kinds.iter()) {
             let o = Object::new();
             set(&o, "id", &JsValue::from_str(&s.id));
-            set(&o, "type", &JsValue::from_str(&self.engine.kinds[i]));
-            i += 1;
+            set(&o, "type", &JsValue::from_str(kind));
             set(&o, "state", &JsValue::from_str(s.state.name()));
             set(&o, "circuit", &JsValue::from_str(s.circuit.name()));
             set(&o, "delivered", &JsValue::from(s.delivered as f64));
@@ -443,47 +440,45 @@ impl Analytics {
             .borrow_mut()
             .take(destination.as_deref(), now());
         let engine = &self.engine;
-        let mut by_dest: Vec<Vec<Envelope<JsValue>>> = Vec::new();
-        by_dest.resize_with(engine.dests.len(), Vec::new);
-        let mut kept = 0u32;
         let consent = self.consent.get().granted();
-        for e in entries {
-            let envs = match self.index(&e.destination) {
-                Some(i) if engine.mgr.borrow().allowed(i) => by_dest.get_mut(i),
-                _ => None,
-            };
-            let Some(envs) = envs else {
-                // Its destination is no longer configured, or its consent is missing now:
-                // keep it for later (nothing is loaded or sent without consent).
-                engine.dlq.borrow_mut().push(e, now());
-                kept += 1;
-                continue;
-            };
-            let payload = js_sys::JSON::parse(&e.event_json).unwrap_or(JsValue::NULL);
-            let kind = EventKind::from_name(&get(&payload, "type").as_string().unwrap_or_default())
-                .unwrap_or(EventKind::Track);
-            let message_id: Rc<str> = get(&payload, "messageId")
-                .as_string()
-                .unwrap_or_default()
-                .into();
-            envs.push(Envelope {
-                seq: 0,
-                kind,
-                consent,
-                message_id,
-                json: e.event_json.into(),
-                payload,
-            });
-        }
         let mut tickets = Vec::new();
-        let mut i = 0;
-        // Counted by hand: smaller in wasm than `enumerate`.
-        #[allow(clippy::explicit_counter_loop)]
-        for envs in by_dest {
+        let mut rest = entries;
+        for i in 0..engine.dests.len() {
+            let allowed = engine.mgr.borrow().allowed(i);
+            let mut envs = Vec::new();
+            let mut left = Vec::new();
+            for e in rest {
+                if !allowed || self.index(&e.destination) != Some(i) {
+                    left.push(e);
+                    continue;
+                }
+                let payload = js_sys::JSON::parse(&e.event_json).unwrap_or(JsValue::NULL);
+                let kind =
+                    EventKind::from_name(&get(&payload, "type").as_string().unwrap_or_default())
+                        .unwrap_or(EventKind::Track);
+                let message_id: Rc<str> = get(&payload, "messageId")
+                    .as_string()
+                    .unwrap_or_default()
+                    .into();
+                envs.push(Envelope {
+                    seq: 0,
+                    kind,
+                    consent,
+                    message_id,
+                    json: e.event_json.into(),
+                    payload,
+                });
+            }
+            rest = left;
             if !envs.is_empty() {
                 tickets.push(engine.mgr.borrow_mut().replay(i, envs, now()));
             }
-            i += 1;
+        }
+        // Their destination is no longer configured, or its consent is missing now: kept for
+        // later (nothing is loaded or sent without consent).
+        let kept = rest.len() as u32;
+        for e in rest {
+            engine.dlq.borrow_mut().push(e, now());
         }
         let (p, res, _) = crate::web::engine::deferred();
         // Those kept count as retried and failed.
@@ -596,11 +591,12 @@ impl Analytics {
         // Segment's argument shifting: `page(properties, options)` and
         // `identify(traits, options)` leave out the optional first argument when the first one
         // given is an object.
+        let none = JsValue::UNDEFINED;
         let (a, b, c) =
             if matches!(kind, EventKind::Page | EventKind::Identify) && is_plain_object(&a) {
-                (JsValue::UNDEFINED, a, b)
+                (&none, &a, &b)
             } else {
-                (a, b, c)
+                (&a, &b, &c)
             };
         let e = Object::new();
         let mut id = None;
@@ -609,49 +605,45 @@ impl Analytics {
                 if a.as_string().is_none_or(|s| s.trim().is_empty()) {
                     return Err("event must be a non-empty string".into());
                 }
-                let props = object_arg(&b, "properties")?;
-                set(&e, "event", &a);
+                let props = object_arg(b, "properties")?;
+                set(&e, "event", a);
                 set(&e, "properties", &props);
             }
             EventKind::Page => {
                 if !a.is_undefined() && !a.is_null() && !a.is_string() {
                     return Err("name must be a string".into());
                 }
-                let props = object_arg(&b, "properties")?;
+                let props = object_arg(b, "properties")?;
                 let merged = match crate::web::js::assign(&page_context(), &props) {
                     Ok(m) => m,
                     Err(m) => return Err(["properties ", &m].concat()),
                 };
                 if a.is_string() {
-                    set(&e, "name", &a);
+                    set(&e, "name", a);
                 }
                 set(&e, "properties", &merged);
             }
             EventKind::Identify | EventKind::Group => {
                 let group = kind == EventKind::Group;
-                id = id_arg(&a, if group { "groupId" } else { "userId" }, group)?;
+                id = id_arg(a, if group { "groupId" } else { "userId" }, group)?;
                 if let (true, Some(g)) = (group, &id) {
                     set(&e, "groupId", &JsValue::from_str(g));
                 }
-                set(&e, "traits", &object_arg(&b, "traits")?);
+                set(&e, "traits", &object_arg(b, "traits")?);
             }
             _ => {
-                let uid = id_arg(&a, "userId", true)?;
-                let prev = match id_arg(&b, "previousId", false)? {
-                    Some(p) => p,
-                    None => {
-                        let id = self.identity.borrow();
-                        id.user_id
-                            .as_deref()
-                            .unwrap_or(&id.anonymous_id)
-                            .to_string()
-                    }
-                };
+                let uid = id_arg(a, "userId", true)?;
                 set(&e, "userId", &JsValue::from_str(&uid.unwrap_or_default()));
-                set(&e, "previousId", &JsValue::from_str(&prev));
+                let prev = id_arg(b, "previousId", false)?;
+                let id = self.identity.borrow();
+                let prev = match &prev {
+                    Some(p) => p,
+                    None => id.user_id.as_deref().unwrap_or(&id.anonymous_id),
+                };
+                set(&e, "previousId", &JsValue::from_str(prev));
             }
         }
-        let options = options_arg(&c)?;
+        let options = options_arg(c)?;
         // What an identify sets is stamped on its event, and kept only once the event was
         // accepted (a rejected call changes nothing).
         let identify = kind == EventKind::Identify;
