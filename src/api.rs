@@ -440,45 +440,49 @@ impl Analytics {
             .borrow_mut()
             .take(destination.as_deref(), now());
         let engine = &self.engine;
+        let mut by_dest: Vec<Vec<Envelope<JsValue>>> = Vec::new();
+        for _ in 0..engine.dests.len() {
+            by_dest.push(Vec::new());
+        }
+        let mut kept = 0u32;
         let consent = self.consent.get().granted();
+        for e in entries {
+            let envs = match self.index(&e.destination) {
+                Some(i) if engine.mgr.borrow().allowed(i) => by_dest.get_mut(i),
+                _ => None,
+            };
+            let Some(envs) = envs else {
+                // Its destination is no longer configured, or its consent is missing now:
+                // keep it for later (nothing is loaded or sent without consent).
+                engine.dlq.borrow_mut().push(e, now());
+                kept += 1;
+                continue;
+            };
+            let payload = js_sys::JSON::parse(&e.event_json).unwrap_or(JsValue::NULL);
+            let kind = EventKind::from_name(&get(&payload, "type").as_string().unwrap_or_default())
+                .unwrap_or(EventKind::Track);
+            let message_id: Rc<str> = get(&payload, "messageId")
+                .as_string()
+                .unwrap_or_default()
+                .into();
+            envs.push(Envelope {
+                seq: 0,
+                kind,
+                consent,
+                message_id,
+                json: e.event_json.into(),
+                payload,
+            });
+        }
         let mut tickets = Vec::new();
-        let mut rest = entries;
-        for i in 0..engine.dests.len() {
-            let allowed = engine.mgr.borrow().allowed(i);
-            let mut envs = Vec::new();
-            let mut left = Vec::new();
-            for e in rest {
-                if !allowed || self.index(&e.destination) != Some(i) {
-                    left.push(e);
-                    continue;
-                }
-                let payload = js_sys::JSON::parse(&e.event_json).unwrap_or(JsValue::NULL);
-                let kind =
-                    EventKind::from_name(&get(&payload, "type").as_string().unwrap_or_default())
-                        .unwrap_or(EventKind::Track);
-                let message_id: Rc<str> = get(&payload, "messageId")
-                    .as_string()
-                    .unwrap_or_default()
-                    .into();
-                envs.push(Envelope {
-                    seq: 0,
-                    kind,
-                    consent,
-                    message_id,
-                    json: e.event_json.into(),
-                    payload,
-                });
-            }
-            rest = left;
+        let mut i = 0;
+        // Counted by hand: smaller in wasm than `enumerate`.
+        #[allow(clippy::explicit_counter_loop)]
+        for envs in by_dest {
             if !envs.is_empty() {
                 tickets.push(engine.mgr.borrow_mut().replay(i, envs, now()));
             }
-        }
-        // Their destination is no longer configured, or its consent is missing now: kept for
-        // later (nothing is loaded or sent without consent).
-        let kept = rest.len() as u32;
-        for e in rest {
-            engine.dlq.borrow_mut().push(e, now());
+            i += 1;
         }
         let (p, res, _) = crate::web::engine::deferred();
         // Those kept count as retried and failed.
