@@ -441,9 +441,7 @@ impl Analytics {
             .take(destination.as_deref(), now());
         let engine = &self.engine;
         let mut by_dest: Vec<Vec<Envelope<JsValue>>> = Vec::new();
-        for _ in 0..engine.dests.len() {
-            by_dest.push(Vec::new());
-        }
+        by_dest.resize_with(engine.dests.len(), Vec::new);
         let mut kept = 0u32;
         let consent = self.consent.get().granted();
         for e in entries {
