@@ -551,25 +551,25 @@ impl Engine {
                 succeeded,
                 failed,
             } => {
-                let done = {
+                let mut done = None;
+                {
                     let mut ws = self.replay_waiters.borrow_mut();
                     // Tickets are never reused: at most one waiter holds this one, once.
-                    match ws.iter().position(|w| w.tickets.contains(&ticket)) {
-                        Some(p) => {
-                            let w = &mut ws[p];
-                            w.tickets.retain(|t| *t != ticket);
-                            w.counts[0] += retried;
-                            w.counts[1] += succeeded;
-                            w.counts[2] += failed;
-                            if w.tickets.is_empty() {
-                                Some(ws.remove(p))
-                            } else {
-                                None
-                            }
+                    for p in 0..ws.len() {
+                        let w = &mut ws[p];
+                        let Some(k) = w.tickets.iter().position(|t| *t == ticket) else {
+                            continue;
+                        };
+                        w.tickets.swap_remove(k);
+                        w.counts[0] += retried;
+                        w.counts[1] += succeeded;
+                        w.counts[2] += failed;
+                        if w.tickets.is_empty() {
+                            done = Some(ws.remove(p));
                         }
-                        None => None,
+                        break;
                     }
-                };
+                }
                 if let Some(w) = done {
                     w.resolve();
                 }
