@@ -940,6 +940,12 @@ impl<P> Manager<P> {
         self.online = online;
     }
 
+    /// Whether the events the last [`Manager::take_unsent`] returned stay queued and persisted
+    /// (the backend is not known to be healthy), rather than being forgotten once handed over.
+    pub fn keeps_handed(&self) -> bool {
+        self.hide_keeps
+    }
+
     /// Takes the events a batching destination holds but has not sent, for a beacon at page
     /// hide; report what the browser took with [`Manager::handed_over`]. Nothing while offline,
     /// before it is loaded, or when its last delivery failed (they wait in the outbox for a

@@ -106,7 +106,9 @@ pub trait Destination {
     }
     /// Hands events to the browser at page hide (`navigator.sendBeacon` or a keepalive fetch);
     /// returns how many of them, from the front, the browser took (the rest stay queued).
-    fn beacon(&self, _events: &[Event]) -> usize {
+    /// `kept`: whether the manager keeps them (queued and persisted) because the backend is not
+    /// known to be healthy; otherwise they are forgotten once handed over, whichever way.
+    fn beacon(&self, _events: &[Event], _kept: bool) -> usize {
         0
     }
 }

@@ -677,7 +677,8 @@ impl Engine {
             if events.is_empty() {
                 continue;
             }
-            let taken = d.beacon(&events);
+            let kept = self.mgr.borrow().keeps_handed();
+            let taken = d.beacon(&events, kept);
             self.mgr.borrow_mut().handed_over(i, events, taken, t);
         }
         self.poll();

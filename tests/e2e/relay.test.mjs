@@ -386,6 +386,31 @@ describe('relay destination', () => {
     });
   });
 
+  for (const [what, settings] of [
+    ['beacon: false', { beacon: false }],
+    ['custom headers', { headers: { 'X-Site': 'shop' } }],
+  ]) {
+    test(`with ${what}, a trusted page hide sends by keepalive fetch once: no copy from the next page`, async () => {
+      await withServer(async ({ url }) => {
+        const config = relayConfig({ batchSize: 100, flushIntervalMs: 60000, ...settings });
+        const p = await openPage(browser, null);
+        await boot(p.page, url, config);
+        const warm = await track(p.page, 1, 'Warm');
+        await p.page.evaluate(() => window.a.flush());
+        const ids = await track(p.page, 2);
+        await p.page.goto(`${url}/blank.html`);
+        let s = await sinkHasExactly(url, [...warm, ...ids]);
+        assert.match(s.lastContentType, /^application\/json/, 'sent with fetch, not sendBeacon');
+        assert.deepEqual(await outboxKeys(p.page), [], 'forgotten as a trusted beacon is');
+        await boot(p.page, url, config, { navigate: false });
+        await pause(300);
+        s = await sinkHasExactly(url, [...warm, ...ids]);
+        assert.equal(s.requests, 2);
+        await p.close();
+      });
+    });
+  }
+
   test('an outage this page has not seen yet loses nothing at unload: the next page delivers every event', async () => {
     await withServer(async ({ url }) => {
       // No request before the unload: the page has had no answer from the backend.

@@ -179,7 +179,7 @@ impl Relay {
 
     /// Hands chunks to `sendBeacon`, else a keepalive fetch; returns how many events (a
     /// prefix) the browser took.
-    fn hand_over(&self, events: &[Event]) -> usize {
+    fn hand_over(&self, events: &[Event], kept: bool) -> usize {
         let chunks = beacon_chunks(
             &jsons(events),
             &iso_now(),
@@ -196,6 +196,13 @@ impl Relay {
                     break;
                 }
                 budget -= body.len();
+                if !kept {
+                    // Trusted like a beacon: the manager forgets them now.
+                    // (`post` never rejects.)
+                    let _ = post(&self.endpoint, &body, &self.headers, true);
+                    sent += n;
+                    continue;
+                }
                 let mut ids = Vec::new();
                 for e in &events[sent..sent + n] {
                     ids.push(e.message_id.clone());
@@ -331,8 +338,8 @@ impl Destination for Relay {
         });
     }
 
-    fn beacon(&self, events: &[Event]) -> usize {
-        self.hand_over(events)
+    fn beacon(&self, events: &[Event], kept: bool) -> usize {
+        self.hand_over(events, kept)
     }
 }
 
