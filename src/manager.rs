@@ -1073,6 +1073,7 @@ impl<P> Manager<P> {
     }
 
     fn poll_dest(&mut self, i: usize, now: u64) {
+        let allowed = self.allowed(i);
         let d = &mut self.dests[i];
         if d.state == LoadState::Loading {
             if let Some(at) = d.load_retry_at {
@@ -1091,6 +1092,23 @@ impl<P> Manager<P> {
             d.flush_requested = false;
             return;
         }
+        // While its consent is missing, only consent changes go to it: events kept through a
+        // revocation (without purging) wait for consent to come back.
+        let mut cap = usize::MAX;
+        if !allowed {
+            cap = 0;
+            while d
+                .queue
+                .get(cap)
+                .is_some_and(|it| it.env.kind == EventKind::Consent)
+            {
+                cap += 1;
+            }
+            if cap == 0 {
+                d.flush_requested = false;
+                return;
+            }
+        }
         let take = match d.spec.batch {
             None => 1,
             Some(b) => {
@@ -1106,7 +1124,7 @@ impl<P> Manager<P> {
                 }
                 let mut n = 0;
                 let mut bytes = 0;
-                for it in d.queue.iter().take(b.max_events) {
+                for it in d.queue.iter().take(b.max_events.min(cap)) {
                     // An event larger than max_bytes still goes, alone.
                     if n > 0 && bytes + it.env.json.len() > b.max_bytes {
                         break;
@@ -1584,6 +1602,35 @@ mod tests {
         assert_eq!(m.status(2)[0].failed, 0);
         m.set_online(true);
         assert_eq!(delivers(&m.poll(3)), vec![(0, vec![1])]);
+    }
+
+    /// Without purging, events kept through a revocation wait for consent to come back: none
+    /// is sent while it is missing, not even by its retry.
+    #[test]
+    fn kept_events_wait_while_consent_is_missing() {
+        let granted = consent(&[Purpose::Marketing]);
+        let cfg = ManagerConfig {
+            purge_on_revoke: false,
+            retry: RetryPolicy {
+                jitter: false,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut m = manager(cfg, vec![spec("m", &[Purpose::Marketing])], granted);
+        m.capture(env(1, granted), 0);
+        m.poll(0);
+        assert_eq!(delivers(&m.load_done(0, Ok(()), 1)), vec![(0, vec![1])]);
+        let failed = DeliveryError::new(ErrorKind::Server, "503");
+        m.delivery_done(0, Outcome::Err(failed), 2);
+        m.set_consent(consent(&[]), 3);
+        assert!(
+            delivers(&m.poll(100_000)).is_empty(),
+            "not sent while revoked"
+        );
+        assert_eq!(m.status(100_000)[0].pending, 1);
+        m.set_consent(granted, 100_001);
+        assert_eq!(delivers(&m.poll(100_001)), vec![(0, vec![1])]);
     }
 
     /// The attempts of the `Load` commands in `cmds`.
