@@ -806,10 +806,14 @@ impl<P> Manager<P> {
                 }
             } else if !was
                 && is
-                && (self.cfg.strategy == Strategy::Eager || self.dests[i].waiting())
+                && (self.cfg.strategy == Strategy::Eager
+                    || self.dests[i].spec.durable
+                    || self.dests[i].waiting())
             {
-                // Eager loading, or events already routed to it wait (restored from the
-                // outbox, or kept through a revocation without purging).
+                // Eager loading; a durable destination (the relay), which loads at once as at
+                // start, so the `consent` event of this grant reaches it too; or events already
+                // routed to it wait (restored from the outbox, or kept through a revocation
+                // without purging).
                 self.begin_load(i);
             }
         }
@@ -1602,6 +1606,25 @@ mod tests {
         assert_eq!(m.status(2)[0].failed, 0);
         m.set_online(true);
         assert_eq!(delivers(&m.poll(3)), vec![(0, vec![1])]);
+    }
+
+    /// A relay needing consent loads when it is granted, so the grant's own `consent` event
+    /// reaches it (as at start, a durable destination does not wait for a first event).
+    #[test]
+    fn a_relay_loads_on_the_grant_and_gets_its_consent_event() {
+        let none = consent(&[]);
+        let mut spec = relay(10, 1_000_000);
+        spec.required = Purposes::of(&[Purpose::Measurement]);
+        let mut m = manager(ManagerConfig::default(), vec![spec], none);
+        assert!(loads(&m.start(0)).is_empty(), "blocked at start");
+        let granted = consent(&[Purpose::Measurement]);
+        m.set_consent(granted, 1);
+        let mut e = env(1, granted);
+        e.kind = EventKind::Consent;
+        m.capture(e, 1);
+        assert_eq!(loads(&m.poll(1)), vec![0]);
+        m.request_flush();
+        assert_eq!(delivers(&m.load_done(0, Ok(()), 2)), vec![(0, vec![1])]);
     }
 
     /// Without purging, events kept through a revocation wait for consent to come back: none

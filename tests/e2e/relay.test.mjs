@@ -411,6 +411,31 @@ describe('relay destination', () => {
     });
   }
 
+  test('a relay that needs consent gets the consent event of the grant, then the events', async () => {
+    await withServer(async ({ url }) => {
+      const config = {
+        destinations: [
+          { type: 'relay', requiredConsent: ['measurement'], settings: { endpoint: '/v1/batch', flushIntervalMs: 50 } },
+        ],
+      };
+      const p = await openPage(browser, null);
+      await boot(p.page, url, config);
+      await track(p.page, 1, 'Before');
+      await p.page.evaluate(() => window.a.setConsent({ measurement: true }));
+      const ids = await track(p.page, 1, 'After');
+      await waitFor(async () => (await sinkEvents(url)).count >= 2, { message: 'two events' });
+      await pause(300);
+      const s = await sinkEvents(url);
+      assert.deepEqual(
+        s.events.map((e) => [e.event.type, e.event.event ?? null]),
+        [['consent', null], ['track', 'After 0']],
+      );
+      assert.equal(s.events[1].messageId, ids[0]);
+      assert.equal(s.events[0].event.context.consent.categoryPreferences.measurement, true);
+      await p.close();
+    });
+  });
+
   test('an outage this page has not seen yet loses nothing at unload: the next page delivers every event', async () => {
     await withServer(async ({ url }) => {
       // No request before the unload: the page has had no answer from the backend.
