@@ -148,9 +148,10 @@ impl DeadLetterQueue {
     }
 
     /// Starts an operation from the stored value, which other tabs may have changed since
-    /// (nothing to do in memory only, or while held: then memory is ahead of storage).
+    /// (nothing to do in memory only, or once a held change is waiting to be written: then
+    /// memory is ahead of storage).
     fn sync(&mut self) {
-        if !self.memory_only && !self.held && self.reload() {
+        if !self.memory_only && !self.dirty && self.reload() {
             self.persist();
         }
     }
@@ -287,9 +288,9 @@ impl DeadLetterQueue {
     }
 
     /// Defers writes until [`DeadLetterQueue::release`], so a burst of dead letters in one
-    /// task costs one storage write instead of one per entry.
+    /// task costs one storage read and one write instead of one each per entry. Holding
+    /// costs nothing until an operation (the engine holds around every batch of commands).
     pub fn hold(&mut self) {
-        self.sync();
         self.held = true;
     }
 
