@@ -289,6 +289,15 @@ struct Dest<P> {
     purge_upto: u64,
 }
 
+/// What [`Manager::take_unsent`] took for a beacon at page hide.
+pub struct Unsent<P> {
+    /// The events, oldest first.
+    pub events: Vec<Rc<Envelope<P>>>,
+    /// Whether they stay queued and persisted (the backend is not known to be healthy) rather
+    /// than being forgotten once handed over.
+    pub kept: bool,
+}
+
 impl<P> Dest<P> {
     /// Whether events other than consent changes wait in its queue.
     fn waiting(&self) -> bool {
@@ -315,8 +324,6 @@ pub struct Manager<P> {
     dests: Vec<Dest<P>>,
     consent: Consent,
     online: bool,
-    /// Whether the last [`Manager::take_unsent`] kept the events it returned queued.
-    hide_keeps: bool,
     rng: Box<dyn Rng>,
     out: Vec<Command<P>>,
     replays: Vec<Replay>,
@@ -364,7 +371,6 @@ impl<P> Manager<P> {
             cfg,
             consent,
             online: true,
-            hide_keeps: false,
             rng,
             out: Vec::new(),
             replays: Vec::new(),
@@ -944,27 +950,20 @@ impl<P> Manager<P> {
         self.online = online;
     }
 
-    /// Whether the events the last [`Manager::take_unsent`] returned stay queued and persisted
-    /// (the backend is not known to be healthy), rather than being forgotten once handed over.
-    pub fn keeps_handed(&self) -> bool {
-        self.hide_keeps
-    }
-
     /// Takes the events a batching destination holds but has not sent, for a beacon at page
     /// hide; report what the browser took with [`Manager::handed_over`]. Nothing while offline,
     /// before it is loaded, or when its last delivery failed (they wait in the outbox for a
     /// later page). When its last delivery was acknowledged within [`BEACON_TRUST_MS`], the
     /// events leave the queue; otherwise they stay queued (and persisted), and those already
     /// handed to a beacon are not taken again.
-    pub fn take_unsent(&mut self, dest: usize, now: u64) -> Vec<Rc<Envelope<P>>> {
+    pub fn take_unsent(&mut self, dest: usize, now: u64) -> Unsent<P> {
         let d = &mut self.dests[dest];
         let mut events = Vec::new();
+        let keep = d.ok_at.is_none_or(|at| now > at + BEACON_TRUST_MS);
         if d.state != LoadState::Loaded || !self.online || d.failing {
-            return events;
+            return Unsent { events, kept: keep };
         }
         let n = d.in_flight;
-        let keep = d.ok_at.is_none_or(|at| now > at + BEACON_TRUST_MS);
-        self.hide_keeps = keep;
         // One loop for both: kept events stay queued, taken ones leave it below.
         for it in &d.queue[n..] {
             if !keep {
@@ -979,7 +978,7 @@ impl<P> Manager<P> {
             d.flush_due = None;
             d.flush_requested = false;
         }
-        events
+        Unsent { events, kept: keep }
     }
 
     /// Reports that the browser took the first `taken` of the `events` from
@@ -987,16 +986,11 @@ impl<P> Manager<P> {
     /// forgotten (the rest go back to the front of the queue, in order); events kept queued
     /// are only marked as handed over: still pending, not counted as delivered, and delivered
     /// (and counted) by this page's next delivery or a later page's.
-    pub fn handed_over(
-        &mut self,
-        dest: usize,
-        mut events: Vec<Rc<Envelope<P>>>,
-        taken: usize,
-        now: u64,
-    ) {
+    pub fn handed_over(&mut self, dest: usize, unsent: Unsent<P>, taken: usize, now: u64) {
+        let mut events = unsent.events;
         let taken = taken.min(events.len());
         let d = &mut self.dests[dest];
-        if self.hide_keeps {
+        if unsent.kept {
             let mut left = taken;
             for it in &mut d.queue[d.in_flight..] {
                 if left == 0 {
@@ -1846,7 +1840,7 @@ mod tests {
         m.capture(env(2, c), 20);
         let t = 10 + BEACON_TRUST_MS;
         let taken = m.take_unsent(0, t);
-        assert_eq!(taken.len(), 2);
+        assert_eq!(taken.events.len(), 2);
         assert_eq!(m.status(t)[0].pending, 0);
         m.handed_over(0, taken, 2, t);
         let cmds = m.poll(t);
@@ -1866,7 +1860,7 @@ mod tests {
         m.capture(env(3, c), 3);
         m.capture(env(4, c), 3);
         let taken = m.take_unsent(0, 3);
-        assert_eq!(taken.len(), 2);
+        assert_eq!(taken.events.len(), 2);
         assert_eq!(
             m.status(3)[0].pending,
             2,
@@ -1892,7 +1886,7 @@ mod tests {
         m.poll(0);
         m.load_done(0, Ok(()), 0);
         let taken = m.take_unsent(0, 5);
-        assert_eq!(taken.len(), 2);
+        assert_eq!(taken.events.len(), 2);
         m.handed_over(0, taken, 2, 5);
         let cmds = m.poll(5);
         assert_eq!(stores(&cmds, false), 0, "kept in the outbox");
@@ -1904,13 +1898,13 @@ mod tests {
             "still pending, not delivered"
         );
         // A second hide (visibilitychange, then pagehide) does not hand them over again.
-        assert!(m.take_unsent(0, 6).is_empty());
+        assert!(m.take_unsent(0, 6).events.is_empty());
         // A new event is; a refused one stays to be handed over next time.
         m.capture(env(3, c), 7);
         let taken = m.take_unsent(0, 7);
-        assert_eq!(taken.len(), 1);
+        assert_eq!(taken.events.len(), 1);
         m.handed_over(0, taken, 0, 7);
-        assert_eq!(m.take_unsent(0, 8).len(), 1);
+        assert_eq!(m.take_unsent(0, 8).events.len(), 1);
         // The page lives on: its next delivery sends them all, in order, and then counts and
         // forgets them.
         m.request_flush();
@@ -1923,7 +1917,7 @@ mod tests {
         m.capture(env(5, c), 11);
         let t = 10 + BEACON_TRUST_MS;
         let taken = m.take_unsent(0, t);
-        assert_eq!(taken.len(), 2, "trusted now: taken out of the queue");
+        assert_eq!(taken.events.len(), 2, "trusted now: taken out of the queue");
         m.handed_over(0, taken, 2, t);
         assert_eq!(m.status(t)[0].pending, 0);
     }
@@ -1935,7 +1929,7 @@ mod tests {
         m.capture(env(1, c), 20);
         let late = 11 + BEACON_TRUST_MS;
         let taken = m.take_unsent(0, late);
-        assert_eq!(taken.len(), 1);
+        assert_eq!(taken.events.len(), 1);
         m.handed_over(0, taken, 1, late);
         let cmds = m.poll(late);
         assert_eq!(stores(&cmds, false), 0, "too old an answer: kept");
@@ -1949,22 +1943,22 @@ mod tests {
         assert_eq!(delivers(&m.poll(20)), vec![(0, vec![1])]);
         m.delivery_done(0, Outcome::Err(DeliveryError::http(503, None)), 21);
         m.capture(env(2, c), 22);
-        assert!(m.take_unsent(0, 22).is_empty());
+        assert!(m.take_unsent(0, 22).events.is_empty());
         assert_eq!(m.status(22)[0].pending, 2);
         // A success again restores the trust.
         assert_eq!(delivers(&m.poll(100_000)), vec![(0, vec![1, 2])]);
         m.delivery_done(0, Outcome::Ok, 100_001);
         m.capture(env(3, c), 100_002);
-        assert_eq!(m.take_unsent(0, 100_002).len(), 1);
+        assert_eq!(m.take_unsent(0, 100_002).events.len(), 1);
 
         // Offline: nothing, even right after a success.
         let mut m = acknowledged_relay(10, c, 10);
         m.capture(env(1, c), 20);
         m.set_online(false);
-        assert!(m.take_unsent(0, 20).is_empty());
+        assert!(m.take_unsent(0, 20).events.is_empty());
         assert_eq!(m.status(20)[0].pending, 1);
         m.set_online(true);
-        assert_eq!(m.take_unsent(0, 20).len(), 1);
+        assert_eq!(m.take_unsent(0, 20).events.len(), 1);
     }
 
     #[test]

@@ -673,13 +673,12 @@ impl Engine {
             if d.batch().is_none() {
                 continue;
             }
-            let events = self.mgr.borrow_mut().take_unsent(i, t);
-            if events.is_empty() {
+            let unsent = self.mgr.borrow_mut().take_unsent(i, t);
+            if unsent.events.is_empty() {
                 continue;
             }
-            let kept = self.mgr.borrow().keeps_handed();
-            let taken = d.beacon(&events, kept);
-            self.mgr.borrow_mut().handed_over(i, events, taken, t);
+            let taken = d.beacon(&unsent.events, unsent.kept);
+            self.mgr.borrow_mut().handed_over(i, unsent, taken, t);
         }
         self.poll();
     }
