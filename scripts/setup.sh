@@ -116,7 +116,7 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   run "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver
 fi
 
-# --- npm packages (binaryen's wasm-opt, playwright-core) ----------------------------------
+# --- npm packages (binaryen's wasm-opt, playwright-core, typescript, terser, webpack) --------
 # A node_modules that is a symlink (a second work tree sharing one install) is left alone:
 # npm ci through it would empty the folder it points to.
 stamp=node_modules/.package-lock.json

@@ -11,6 +11,7 @@
 //   /scripts               remote scripts list (?mode=bad: invalid body, ?mode=down: 500)
 //   /v1/batch, /v1/b       relay sink (Segment batch format), see /sink/* to inspect it
 //   /__log                 request log (GET), /__log/clear (POST)
+//   /bundle/*              files from the `bundleDir` option (a page a bundler built; tests)
 //
 // Import it to embed it in tests: `startServer({ port: 0, dataDir, quiet: true })`.
 
@@ -215,6 +216,7 @@ function parseJson(buffer) {
  * @param {string} [options.root]     repository root (www/ and pkg/ are served from it)
  * @param {string} [options.dataDir]  where sink-events.jsonl goes (default <root>/www/data)
  * @param {boolean} [options.quiet]   no per-request lines on stdout
+ * @param {string} [options.bundleDir] served at /bundle/ (a page a bundler built, for tests)
  * @returns {Promise<{url: string, port: number, close: () => Promise<void>,
  *   log: Array<{time: string, method: string, path: string, query: string, url: string}>,
  *   sink: Sink}>}
@@ -225,6 +227,7 @@ export async function startServer({
   root = REPO_ROOT,
   dataDir,
   quiet = false,
+  bundleDir,
 } = {}) {
   const wwwDir = path.join(root, 'www');
   const pkgDir = path.join(root, 'pkg');
@@ -380,6 +383,9 @@ export async function startServer({
     if (pathname === '/fake/broken.js') return send(res, 404, 'not found: /fake/broken.js');
     if (pathname.startsWith('/fake/')) return sendFile(res, fakeDir, pathname.slice('/fake/'.length));
     if (pathname.startsWith('/pkg/')) return sendFile(res, pkgDir, pathname.slice('/pkg/'.length));
+    if (bundleDir && pathname.startsWith('/bundle/')) {
+      return sendFile(res, bundleDir, pathname.slice('/bundle/'.length));
+    }
     return sendFile(res, wwwDir, pathname);
   }
 
