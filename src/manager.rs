@@ -1091,9 +1091,19 @@ impl<P> Manager<P> {
             return;
         }
         // While its consent is missing, only consent changes go to it: events kept through a
-        // revocation (without purging) wait for consent to come back.
+        // revocation (without purging) wait for consent to come back, and the changes go ahead
+        // of them (in their own order) so the destination learns of a revocation at once.
         let mut cap = usize::MAX;
         if !allowed {
+            let is_change = |it: &Item<P>| it.env.kind == EventKind::Consent;
+            if let Some(kept) = d.queue.iter().position(|it| !is_change(it)) {
+                if d.queue[kept..].iter().any(is_change) {
+                    let (mut changes, mut rest): (Vec<_>, Vec<_>) =
+                        d.queue.drain(kept..).partition(is_change);
+                    d.queue.append(&mut changes);
+                    d.queue.append(&mut rest);
+                }
+            }
             cap = 0;
             while d
                 .queue
@@ -1648,6 +1658,48 @@ mod tests {
         assert_eq!(m.status(100_000)[0].pending, 1);
         m.set_consent(granted, 100_001);
         assert_eq!(delivers(&m.poll(100_001)), vec![(0, vec![1])]);
+    }
+
+    /// Without purging, a revocation still reaches the destination at once: its notice goes
+    /// ahead of the kept events, which wait for consent to come back, then go in order.
+    #[test]
+    fn revocation_notice_passes_kept_events() {
+        let granted = consent(&[Purpose::Marketing]);
+        let none = consent(&[]);
+        let cfg = ManagerConfig {
+            purge_on_revoke: false,
+            ..Default::default()
+        };
+        let mut m = manager(cfg, vec![spec("m", &[Purpose::Marketing])], granted);
+        m.capture(env(1, granted), 0);
+        m.capture(env(2, granted), 0);
+        m.poll(0);
+        assert_eq!(delivers(&m.load_done(0, Ok(()), 1)), vec![(0, vec![1])]);
+        m.set_consent(none, 2);
+        let notice = |id, c| {
+            let mut e = env(id, c);
+            e.kind = EventKind::Consent;
+            e
+        };
+        m.capture(notice(3, none), 2);
+        assert_eq!(
+            delivers(&m.delivery_done(0, Outcome::Ok, 3)),
+            vec![(0, vec![3])],
+            "the notice, not event 2"
+        );
+        assert!(
+            delivers(&m.delivery_done(0, Outcome::Ok, 4)).is_empty(),
+            "event 2 waits"
+        );
+        assert!(delivers(&m.poll(5)).is_empty());
+        assert_eq!(m.status(5)[0].pending, 1);
+        m.set_consent(granted, 6);
+        m.capture(notice(4, granted), 6);
+        assert_eq!(delivers(&m.poll(6)), vec![(0, vec![2])]);
+        assert_eq!(
+            delivers(&m.delivery_done(0, Outcome::Ok, 7)),
+            vec![(0, vec![4])]
+        );
     }
 
     /// The attempts of the `Load` commands in `cmds`.

@@ -1,5 +1,6 @@
 // Event building in Chromium: what a rejected call leaves behind (nothing), events changed by
-// source middleware validated like new ones, options.timestamp, and userId before identify.
+// source middleware validated like new ones, options.timestamp, userId before identify, and a
+// revocation reaching a JS destination ahead of the events kept for it (purgeOnRevoke: false).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -210,4 +211,46 @@ test('two clients of one page: an identify or reset in one reaches the other', (
     assert.equal(after.userId, null);
     assert.notEqual(after.anonymousId, anon);
     assert.equal(after.anonymousId, await p.page.evaluate(() => localStorage.getItem('consent-analytics:anonymousId')));
+  }));
+
+test('purgeOnRevoke: false keeps events through a revocation, yet the revocation reaches the destination at once', () =>
+  run(async (p) => {
+    await p.page.evaluate(async () => {
+      const m = await import('/pkg/consent_analytics.js');
+      await m.default();
+      window.log = [];
+      window.threw = false;
+      m.Analytics.registerDestination('mk', () => ({
+        track(e) {
+          if (!window.threw) {
+            window.threw = true;
+            throw new Error('backend down');
+          }
+          window.log.push(e.event);
+        },
+        consent(e) {
+          window.log.push(`marketing ${e.consent.categoryPreferences.marketing}`);
+        },
+      }));
+      window.a = await m.Analytics.load({
+        consent: { marketing: true },
+        purgeOnRevoke: false,
+        retry: { baseDelayMs: 200, jitter: false },
+        destinations: [{ type: 'mk', requiredConsent: ['marketing'] }],
+      });
+      a.track('Kept');
+    });
+    // The first delivery failed and waits for its retry; the visitor revokes before it.
+    await waitFor(() => p.page.evaluate(() => window.threw), { message: 'first delivery failed' });
+    await p.page.evaluate(() => a.setConsent({ marketing: false }));
+    await waitFor(() => p.page.evaluate(() => window.log.includes('marketing false')), {
+      message: 'the revocation delivered while the kept event waits',
+    });
+    await new Promise((r) => setTimeout(r, 600)); // three retry delays
+    assert.deepEqual(await p.page.evaluate(() => window.log), ['marketing false'], 'Kept is not sent while revoked');
+    assert.equal(await p.page.evaluate(() => a.status()[0].pending), 1);
+
+    await p.page.evaluate(() => a.setConsent({ marketing: true }));
+    await waitFor(() => p.page.evaluate(() => window.log.length >= 3), { message: 'kept event after the grant' });
+    assert.deepEqual(await p.page.evaluate(() => window.log), ['marketing false', 'Kept', 'marketing true']);
   }));
