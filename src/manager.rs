@@ -262,6 +262,17 @@ struct Item<P> {
     handed: bool,
 }
 
+/// The end of the run of consent changes in `queue` that starts at `from`.
+fn changes_from<P>(queue: &[Item<P>], mut from: usize) -> usize {
+    while queue
+        .get(from)
+        .is_some_and(|it| it.env.kind == EventKind::Consent)
+    {
+        from += 1;
+    }
+    from
+}
+
 struct Dest<P> {
     spec: DestSpec,
     state: LoadState,
@@ -505,6 +516,7 @@ impl<P> Manager<P> {
         now: u64,
         persist: bool,
     ) {
+        let allowed = self.allowed(i);
         let d = &mut self.dests[i];
         // `loading.bufferLimit` bounds what waits for a load; a loaded destination drains its
         // queue as fast as it delivers, so a burst may hold more (a safety cap still applies).
@@ -543,13 +555,23 @@ impl<P> Manager<P> {
             }
         }
         d.queued_bytes += env.json.len();
-        d.queue.push(Item {
-            env,
-            attempts: 0,
-            first_failed_at: 0,
-            replay,
-            handed: false,
-        });
+        // While its consent is missing, a consent change goes ahead of the events kept for it
+        // (behind those in flight and the changes already waiting): the destination hears of
+        // a revocation at its next delivery, not only once consent returns.
+        let mut at = d.queue.len();
+        if !allowed && env.kind == EventKind::Consent {
+            at = changes_from(&d.queue, d.in_flight);
+        }
+        d.queue.insert(
+            at,
+            Item {
+                env,
+                attempts: 0,
+                first_failed_at: 0,
+                replay,
+                handed: false,
+            },
+        );
     }
 
     /// Starts loading destination `i` unless it is loading or loaded, or the consent in force
@@ -1091,27 +1113,10 @@ impl<P> Manager<P> {
             return;
         }
         // While its consent is missing, only consent changes go to it: events kept through a
-        // revocation (without purging) wait for consent to come back, and the changes go ahead
-        // of them (in their own order) so the destination learns of a revocation at once.
+        // revocation (without purging) wait for consent to come back.
         let mut cap = usize::MAX;
         if !allowed {
-            let is_change = |it: &Item<P>| it.env.kind == EventKind::Consent;
-            if let Some(kept) = d.queue.iter().position(|it| !is_change(it)) {
-                if d.queue[kept..].iter().any(is_change) {
-                    let (mut changes, mut rest): (Vec<_>, Vec<_>) =
-                        d.queue.drain(kept..).partition(is_change);
-                    d.queue.append(&mut changes);
-                    d.queue.append(&mut rest);
-                }
-            }
-            cap = 0;
-            while d
-                .queue
-                .get(cap)
-                .is_some_and(|it| it.env.kind == EventKind::Consent)
-            {
-                cap += 1;
-            }
+            cap = changes_from(&d.queue, 0);
             if cap == 0 {
                 d.flush_requested = false;
                 return;
