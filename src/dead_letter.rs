@@ -1,12 +1,12 @@
 //! The dead-letter queue kept in localStorage: deliveries that exhausted their retries, kept
 //! for inspection and replay.
 //!
-//! Bounded (oldest dropped first, counted), expiring (`ttl_ms` after an entry's last failure),
+//! Bounded (oldest dropped first, counted; the first drop warns, naming why), expiring (`ttl_ms` after an entry's last failure),
 //! shared by the tabs of a site (every operation starts from the stored value, so a tab never
 //! drops another tab's dead letters nor brings back the ones another tab replayed or cleared;
 //! only two writes in the same moment can still race, as localStorage has no transactions),
 //! and crash-proof: a corrupt or foreign stored value is discarded with one warning, a full
-//! quota evicts the oldest entries, and a storage that cannot be written at all leaves the
+//! quota evicts the oldest entries (a drop like any other), and a storage that cannot be written at all leaves the
 //! queue in memory for the rest of the page, with one warning. No call returns an error.
 //!
 //! Stored format (no JSON parser needed), version `cadlq1`:
@@ -275,13 +275,19 @@ impl DeadLetterQueue {
 
     fn enforce_bound(&mut self) -> usize {
         let over = self.entries.len().saturating_sub(self.config.max_size);
-        self.evict(over);
+        self.evict(over, "the queue is full (deadLetter.maxSize)");
         over
     }
 
-    /// Drops the `n` oldest entries (`split_off`: no `Drain` code in the wasm), counted.
-    fn evict(&mut self, n: usize) {
+    /// Drops the `n` oldest entries (`split_off`: no `Drain` code in the wasm), counted; the
+    /// first drop of this queue warns, naming `why` (later ones are only counted).
+    fn evict(&mut self, n: usize, why: &str) {
         if n > 0 {
+            if self.dropped == 0 {
+                let mut msg = String::from("dropping the oldest dead letters: ");
+                msg.push_str(why);
+                self.log.warn(&msg);
+            }
             self.entries = self.entries.split_off(n);
             self.dropped += n as u64;
         }
@@ -330,11 +336,7 @@ impl DeadLetterQueue {
             value.push_str(rest);
             match self.storage.set(&self.config.storage_key, &value) {
                 Ok(()) => {
-                    if evict > 0 {
-                        self.evict(evict);
-                        self.log
-                            .debug("evicted the oldest dead letters to fit the storage quota");
-                    }
+                    self.evict(evict, "the storage quota is full");
                     return;
                 }
                 // Never evict the newest entry: if even it alone does not fit, the quota is held by
@@ -602,7 +604,7 @@ mod tests {
     }
 
     #[test]
-    fn max_size_drops_the_oldest_and_counts_them() {
+    fn max_size_drops_the_oldest_counts_them_and_warns_once() {
         let (s, log) = setup();
         let config = DeadLetterConfig {
             max_size: 3,
@@ -614,6 +616,9 @@ mod tests {
             assert!(q.len() <= 3);
         }
         assert_eq!(q.dropped(), 7);
+        let w = log.warnings.borrow().clone();
+        assert_eq!(w.len(), 1, "one warning for the drops: {w:?}");
+        assert!(w[0].contains("deadLetter.maxSize"), "{w:?}");
         assert_eq!(ids(&q.list(None, T0 + 10)), ["7", "8", "9"]);
         assert_eq!(
             ids(&open_with(config, &s, &log, T0 + 10).list(None, T0 + 10)),
@@ -872,7 +877,7 @@ mod tests {
     }
 
     #[test]
-    fn a_full_quota_evicts_the_oldest_and_keeps_the_newest_that_fit() {
+    fn a_full_quota_evicts_the_oldest_keeps_the_newest_that_fit_and_warns_once() {
         let (s, log) = setup();
         let mut q = open(&s, &log, T0);
         q.push(letter("0", "ga4", T0), T0);
@@ -887,7 +892,9 @@ mod tests {
         assert_eq!(ids(&q.list(None, T0)), ["5", "6", "7"]);
         assert_eq!(q.dropped(), 5);
         assert!(!q.is_memory_only());
-        assert_eq!(warnings(&log), 0);
+        let w = log.warnings.borrow().clone();
+        assert_eq!(w.len(), 1, "one warning for the drops: {w:?}");
+        assert!(w[0].contains("storage quota"), "{w:?}");
         assert_eq!(ids(&open(&s, &log, T0).list(None, T0)), ["5", "6", "7"]);
     }
 
@@ -1020,6 +1027,8 @@ mod tests {
             let mut q = open_with(config.clone(), &s, &log, now);
             let (mut pushed, mut taken, mut cleared) = (0u64, 0u64, 0u64);
             let (mut past_dropped, mut past_expired) = (0u64, 0u64);
+            // Queues (this one and those reopened before) that dropped entries: each warned once.
+            let mut past_dropping = 0usize;
             for _ in 0..40 {
                 let dest = [None, Some("ga4"), Some("relay")][rng.next_u32() as usize % 3];
                 match rng.next_u32() % 10 {
@@ -1034,6 +1043,7 @@ mod tests {
                         let before: Vec<DeadLetter> =
                             q.list(None, now).into_iter().cloned().collect();
                         past_dropped += q.dropped();
+                        past_dropping += usize::from(q.dropped() > 0);
                         past_expired += q.expired();
                         config.max_size = (rng.next_u32() % 8) as usize;
                         q = open_with(config.clone(), &s, &log, now);
@@ -1052,10 +1062,12 @@ mod tests {
                     q.len() as u64 + dropped + expired + taken + cleared,
                     "seq {seq}"
                 );
+                let dropping = past_dropping + usize::from(q.dropped() > 0);
                 if !quota_run {
-                    assert_eq!(warnings(&log), 0, "seq {seq}");
+                    assert_eq!(warnings(&log), dropping, "seq {seq}");
                 }
-                assert!(warnings(&log) <= 1, "seq {seq}");
+                // A quota run may also fall back to memory, with one more warning.
+                assert!(warnings(&log) <= dropping + 1, "seq {seq}");
             }
         }
     }
