@@ -411,6 +411,32 @@ describe('relay destination', () => {
     });
   }
 
+  for (const [what, settings] of [
+    ['sendBeacon', {}],
+    ['keepalive fetch', { headers: { 'X-Site': 'shop' } }],
+  ]) {
+    test(`a trusted page hide with more than the 64 KB keepalive allowance pending (${what}) loses nothing`, async () => {
+      await withServer(async ({ url }) => {
+        const config = relayConfig({ batchSize: 1000, maxBatchBytes: 10_000_000, flushIntervalMs: 60000, ...settings });
+        const p = await openPage(browser, null);
+        await boot(p.page, url, config);
+        const warm = await track(p.page, 1, 'Warm');
+        await p.page.evaluate(() => window.a.flush());
+        // About 200 KB: more than the browser lets beacons and keepalive fetches carry at once.
+        const ids = await p.page.evaluate(() =>
+          Array.from({ length: 200 }, (_, i) => window.a.track(`Big ${i}`, { i, pad: 'x'.repeat(1000) })),
+        );
+        await waitFor(async () => (await outboxKeys(p.page)).length === 200, { message: 'persisted' });
+        await p.page.goto(`${url}/blank.html`);
+        await pause(500);
+        // What the browser refused stays in the outbox; the next page delivers it.
+        await boot(p.page, url, config, { navigate: false });
+        await sinkHasExactly(url, [...warm, ...ids], { timeout: 15000 });
+        await p.close();
+      });
+    });
+  }
+
   test('a relay that needs consent gets the consent event of the grant, then the events', async () => {
     await withServer(async ({ url }) => {
       const config = {

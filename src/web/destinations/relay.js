@@ -53,10 +53,11 @@ export async function claimOutbox(base, own, ms, f) {
   }
 }
 
-// navigator.sendBeacon(url, body): whether the browser took it; false when it is missing.
+// navigator.sendBeacon(url, body): whether the browser took it; undefined when the browser
+// has none.
 export function sendBeacon(url, body) {
   try {
-    return navigator.sendBeacon(url, body) === true;
+    return navigator.sendBeacon ? navigator.sendBeacon(url, body) === true : undefined;
   } catch (_) {
     return false;
   }

@@ -10,14 +10,17 @@
 //!   base64(writeKey + ':')` when a writeKey is set, and the configured headers.
 //! - `test` (`testDestination`) POSTs an empty batch and reports whether the answer was 2xx.
 //! - At page hide, `beacon` hands unsent events to `navigator.sendBeacon` in chunks of at most
-//!   64 KB (each a complete batch, sent as `text/plain`), falling back to
-//!   `fetch(..., {keepalive: true})` when `sendBeacon` is missing, refuses a chunk, is turned
-//!   off (`beacon: false`) or cannot carry the configured headers. Which events are handed
+//!   64 KB (each a complete batch, sent as `text/plain`), or to `fetch(..., {keepalive: true})`
+//!   when `sendBeacon` is missing, turned off (`beacon: false`) or cannot carry the configured
+//!   headers. Both share the page's 64 KB of keepalive bodies in flight: a refused beacon ends
+//!   the hand-over, keepalive fetches are sized to what is left, and what does not fit stays
+//!   in the outbox for a later page. Which events are handed
 //!   over, and whether they are then forgotten or kept in the outbox for a later page, is the
 //!   manager's decision ([`crate::manager::BEACON_TRUST_MS`]): nothing while offline or after
 //!   a failed delivery; forgotten when the last delivery was acknowledged recently; otherwise
-//!   handed over and kept (a later page sends them again with the same messageId). Events
-//!   sent by a keepalive fetch are forgotten only once it answers 2xx.
+//!   handed over and kept (a later page sends them again with the same messageId). Kept events
+//!   sent by a keepalive fetch are forgotten only once it answers 2xx; forgotten ones go back
+//!   into the outbox if the fetch is refused or fails while the page still runs.
 //! - Ownership between tabs: each instance owns its entries and holds the Web Lock
 //!   `<prefix>:outbox:<owner>` for the page's life; on load it adopts the entries of owners
 //!   whose lock it can take at once (their page is gone), and keeps that lock too: a tab
@@ -48,7 +51,7 @@ use crate::web::dest::{CreateEnv, Destination, Done, Event, LoadEnv, Restored};
 use crate::web::js::{
     check_keys, get, key, keys_at, opt_bool, opt_obj, opt_str, opt_uint, set, wrong,
 };
-use crate::web::platform::{iso_now, now, uuid};
+use crate::web::platform::{iso_now, now, uuid, Local};
 use crate::web::settle::then;
 
 const SETTINGS: &[&str] = &[
@@ -164,8 +167,11 @@ impl Relay {
     /// answered.
     fn request(&self, body: &str, keepalive: bool, k: Done) {
         let p = post(&self.endpoint, body, &self.headers, keepalive);
+        let len = if keepalive { body.len() } else { 0 };
+        KEEPALIVE.with(|n| *n.borrow_mut() += len);
         // `post` never rejects.
         then(&p, move |r| {
+            KEEPALIVE.with(|n| *n.borrow_mut() -= len);
             k(outcome(
                 &r.map_or_else(|_| Array::new(), JsCast::unchecked_into),
             ))
@@ -178,7 +184,10 @@ impl Relay {
     }
 
     /// Hands chunks to `sendBeacon`, else a keepalive fetch; returns how many events (a
-    /// prefix) the browser took.
+    /// prefix) the browser took. Beacons and keepalive fetches share the page's 64 KB of
+    /// keepalive bodies in flight: a refused beacon ends the hand-over (a keepalive fetch would
+    /// be refused too), and keepalive fetches fit in what this page's own leave free. The rest
+    /// stays in the outbox.
     fn hand_over(&self, events: &[Event], kept: bool) -> usize {
         let chunks = beacon_chunks(
             &jsons(events),
@@ -187,49 +196,65 @@ impl Relay {
             BEACON_MAX_BYTES,
         );
         let use_beacon = self.use_beacon && !self.custom_headers;
-        // Browsers allow 64 KB of keepalive bodies in flight per page.
-        let mut budget = BEACON_MAX_BYTES;
         let mut sent = 0;
         for (n, body) in chunks {
-            if !(use_beacon && send_beacon(&self.endpoint, &body)) {
-                if body.len() > budget {
-                    break;
+            if use_beacon {
+                match send_beacon(&self.endpoint, &body) {
+                    Some(true) => {
+                        sent += n;
+                        continue;
+                    }
+                    Some(false) => break,
+                    // No sendBeacon in this browser: a keepalive fetch.
+                    None => {}
                 }
-                budget -= body.len();
-                if !kept {
-                    // Trusted like a beacon: the manager forgets them now.
-                    // (`post` never rejects.)
-                    let _ = post(&self.endpoint, &body, &self.headers, true);
-                    sent += n;
-                    continue;
-                }
-                let mut ids = Vec::new();
-                for e in &events[sent..sent + n] {
-                    ids.push(e.message_id.clone());
+            }
+            if body.len() + KEEPALIVE.with(|k| *k.borrow()) > BEACON_MAX_BYTES {
+                break;
+            }
+            let mut ids = Vec::new();
+            let mut back = Vec::new();
+            for e in &events[sent..sent + n] {
+                ids.push(e.message_id.clone());
+                if kept {
                     self.deferred.borrow_mut().push(e.message_id.clone());
+                } else {
+                    back.push(e.json.clone());
                 }
-                // Forgets the chunk's events only once the backend said 2xx; if the page is
-                // gone by then, they stay in the outbox and a later page delivers them
-                // (messageId dedupes).
-                let (o, d) = (self.outbox.clone(), self.deferred.clone());
-                self.request(
-                    &body,
-                    true,
-                    Box::new(move |ok| {
+            }
+            // Kept: forgotten only once the backend said 2xx; if the page is gone by then,
+            // they stay in the outbox and a later page delivers them (messageId dedupes).
+            // Trusted like a beacon: the manager forgets them now, and a refusal or failure
+            // this page still sees puts them back in the outbox for a later page.
+            let (o, d) = (self.outbox.clone(), self.deferred.clone());
+            self.request(
+                &body,
+                true,
+                Box::new(move |r| {
+                    let mut o = o.borrow_mut();
+                    if kept {
                         d.borrow_mut().retain(|id| !ids.contains(id));
-                        if ok.is_ok() {
+                        if r.is_ok() {
                             for id in &ids {
-                                o.borrow_mut().forget(id);
+                                o.forget(id);
                             }
                         }
-                    }),
-                );
-            }
+                    } else if r.is_err() {
+                        for (id, json) in ids.into_iter().zip(&back) {
+                            o.put(id, json);
+                        }
+                    }
+                }),
+            );
             sent += n;
         }
         sent
     }
 }
+
+/// Bytes of this page's keepalive fetches in flight (all relays of all clients): browsers
+/// allow 64 KB of keepalive bodies in flight per page.
+static KEEPALIVE: Local<usize> = Local::new(0);
 
 #[wasm_bindgen(module = "/src/web/host.js")]
 extern "C" {
@@ -349,9 +374,10 @@ extern "C" {
     /// and calls `f` for the owners whose page is gone; settles when done (see relay.js).
     #[wasm_bindgen(js_name = claimOutbox)]
     fn claim_outbox(base: &str, own: &str, ms: u32, f: &JsValue) -> Promise;
-    /// `navigator.sendBeacon(url, body)`: whether the browser took it (false when missing).
+    /// `navigator.sendBeacon(url, body)`: whether the browser took it; `None` when the
+    /// browser has no sendBeacon.
     #[wasm_bindgen(js_name = sendBeacon)]
-    fn send_beacon(url: &str, body: &str) -> bool;
+    fn send_beacon(url: &str, body: &str) -> Option<bool>;
     /// A new headers object: `Content-Type: application/json`, and with a writeKey
     /// `Authorization` (`Basic` and base64 of `key:`).
     #[wasm_bindgen(js_name = baseHeaders)]
