@@ -88,6 +88,7 @@ impl Analytics {
             storage: storage.clone(),
             log: log.clone(),
             instance: [&crate::json::dec(next_instance()), ":"].concat(),
+            timeout_ms: cfg.timeout_ms,
         };
         let mut dests = Vec::new();
         let mut specs = Vec::new();

@@ -69,6 +69,9 @@ class Sink {
     this.events = [];
     this.seen = new Map(); // messageId -> times seen
     this.requests = 0;
+    this.aborted = 0; // requests the client gave up on before a delayed answer
+    this.inFlight = 0;
+    this.maxInFlight = 0; // most batch requests open at once
     this.accepted = 0;
     this.rejected = 0;
     this.bytes = 0;
@@ -104,6 +107,10 @@ class Sink {
         checkStatus(item.status);
         item.retryAfter ??= spec.retryAfter;
         checkRetryAfter(item.retryAfter);
+        const delay = item.delayMs ?? 0;
+        if (typeof delay !== 'number' || !(delay >= 0 && delay <= MAX_SLOW_MS)) {
+          throw new Error(`invalid delayMs ${JSON.stringify(item.delayMs)} (0..${MAX_SLOW_MS})`);
+        }
         return item;
       });
       this.mode = { mode: 'sequence', statuses: this.sequence.map((s) => s.status) };
@@ -159,6 +166,8 @@ class Sink {
       count: this.events.length,
       duplicates: this.duplicates(),
       requests: this.requests,
+      aborted: this.aborted,
+      maxInFlight: this.maxInFlight,
       accepted: this.accepted,
       rejected: this.rejected,
       bytes: this.bytes,
@@ -276,10 +285,44 @@ export async function startServer({
   }
 
   async function handleBatch(req, res) {
+    sink.inFlight += 1;
+    sink.maxInFlight = Math.max(sink.maxInFlight, sink.inFlight);
+    try {
+      return await answerBatch(req, res);
+    } finally {
+      sink.inFlight -= 1;
+    }
+  }
+
+  /** Waits `ms`; resolves true when the client closed the request first. */
+  function delay(res, ms) {
+    return new Promise((resolve) => {
+      const onClose = () => {
+        clearTimeout(timer);
+        timers.delete(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        res.off('close', onClose);
+        resolve(false);
+      }, ms);
+      timers.add(timer);
+      res.once('close', onClose);
+    });
+  }
+
+  async function answerBatch(req, res) {
     const body = await readBody(req);
     sink.requests += 1;
     sink.bytes += body.length;
-    const { status, retryAfter } = sink.nextResponse();
+    const { status, retryAfter, delayMs } = sink.nextResponse();
+    // A slow backend: it takes the batch only when it answers, and not at all if the client
+    // gave up on the request first.
+    if (delayMs && (await delay(res, delayMs))) {
+      sink.aborted += 1;
+      return;
+    }
     if (status < 200 || status > 299) {
       sink.rejected += 1;
       const headers = retryAfter !== undefined ? { 'Retry-After': String(retryAfter) } : {};

@@ -36,6 +36,8 @@ pub struct CreateEnv {
     /// `<n>:` for the n-th client of the page: the start of every owner of a script this
     /// client injects (see [`CreateEnv::owner`]); alone, the owner of its remote scripts.
     pub instance: String,
+    /// `loading.timeoutMs`: how long a delivery may take (a relay aborts its request then).
+    pub timeout_ms: u64,
 }
 
 impl CreateEnv {

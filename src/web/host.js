@@ -43,11 +43,15 @@ export function jsonProblem(v, path) {
   return walk(v, path);
 }
 
-// POSTs `body` to `url` with the `headers` object (as a keepalive request when `keepalive`).
+// POSTs `body` to `url` with the `headers` object (as a keepalive request when `keepalive`),
+// aborted after `ms` milliseconds unless 0 (where the browser has AbortSignal.timeout).
 // Resolves [status, the delay in ms a 429 or 503 asked for with Retry-After, or null], or
 // [0, message] when the request failed or fetch is missing; never rejects.
-export function post(url, body, headers, keepalive) {
-  return new Promise((resolve) => resolve(fetch(url, { method: 'POST', body, headers, keepalive })))
+export function post(url, body, headers, keepalive, ms) {
+  return new Promise((resolve) => {
+    const signal = ms && self.AbortSignal && AbortSignal.timeout ? AbortSignal.timeout(ms) : undefined;
+    resolve(fetch(url, { method: 'POST', body, headers, keepalive, signal }));
+  })
     .then((r) => [r.status, r.status == 429 || r.status == 503 ? retryAfterMs(r.headers.get('Retry-After')) : null])
     .catch((e) => [0, 'relay request failed: ' + text(e)]);
 }

@@ -98,10 +98,14 @@ async function call(base, route, { method = 'GET', body } = {}) {
   return JSON.parse(text);
 }
 
-/** GET /sink/events: {events, count, duplicates, requests, accepted, rejected, bytes, lastAuthorization, ...} */
+/** GET /sink/events: {events, count, duplicates, requests, aborted, maxInFlight, accepted, rejected, bytes, lastAuthorization, ...} */
 export const sinkEvents = (url) => call(url, '/sink/events');
 
-/** POST /sink/mode: {mode:'ok'} | {mode:'fail', status, retryAfter?} | {mode:'sequence', statuses} */
+/**
+ * POST /sink/mode: {mode:'ok'} | {mode:'fail', status, retryAfter?} | {mode:'sequence', statuses}
+ * where each of `statuses` is a status or {status, retryAfter?, delayMs?} (delayMs: answer, and
+ * take the batch, only after that long; a request the client closes first is counted aborted).
+ */
 export const setSinkMode = (url, mode) => call(url, '/sink/mode', { method: 'POST', body: mode });
 
 /** POST /sink/reset: clears recorded events, counters, the JSONL file and the mode. */

@@ -437,6 +437,32 @@ describe('relay destination', () => {
     });
   }
 
+  test('a request not answered within loading.timeoutMs is aborted before its retry: never two in flight', async () => {
+    await withServer(async ({ url }) => {
+      await setSinkMode(url, { mode: 'sequence', statuses: [{ status: 200, delayMs: 3000 }] });
+      const p = await openPage(browser, null);
+      await boot(
+        p.page,
+        url,
+        relayConfig(
+          { batchSize: 100, flushIntervalMs: 60000 },
+          { loading: { timeoutMs: 500 }, retry: { baseDelayMs: 50, maxDelayMs: 50, jitter: false } },
+        ),
+      );
+      await p.page.evaluate(() => {
+        window.kinds = [];
+        window.a.on('error', (e) => window.kinds.push(e.error.kind));
+      });
+      const ids = await track(p.page, 2);
+      await p.page.evaluate(() => window.a.flush());
+      const s = await sinkHasExactly(url, ids);
+      assert.equal(s.aborted, 1, 'the slow request was given up');
+      assert.equal(s.maxInFlight, 1, 'the retry did not run beside it');
+      assert.deepEqual(await p.page.evaluate(() => window.kinds), ['timeout']);
+      await p.close();
+    });
+  });
+
   test('a relay that needs consent gets the consent event of the grant, then the events', async () => {
     await withServer(async ({ url }) => {
       const config = {

@@ -79,6 +79,8 @@ pub struct Relay {
     outbox: Rc<RefCell<Outbox>>,
     /// Events handed to a keepalive fetch at page hide: forgotten when it answers 2xx.
     deferred: Rc<RefCell<Vec<Rc<str>>>>,
+    /// `loading.timeoutMs`: a request still unanswered then is aborted (it is retried).
+    timeout_ms: u64,
 }
 
 /// Creates the destination for `entry`, validating its settings; errors name the field
@@ -144,6 +146,7 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
         lock_base: [prefix, ":outbox:"].concat(),
         outbox,
         deferred: Default::default(),
+        timeout_ms: env.timeout_ms,
     }))
 }
 
@@ -164,9 +167,12 @@ fn jsons(events: &[Event]) -> Vec<&str> {
 
 impl Relay {
     /// POSTs `body` (with `keepalive` at page hide) and calls `k` with the outcome once it is
-    /// answered.
+    /// answered. A request not answered within `loading.timeoutMs` is aborted, so a retry never
+    /// runs beside it (the engine reports the timeout).
     fn request(&self, body: &str, keepalive: bool, k: Done) {
-        let p = post(&self.endpoint, body, &self.headers, keepalive);
+        // At page hide the page may be gone before any answer: no timeout then.
+        let ms = if keepalive { 0 } else { self.timeout_ms };
+        let p = post(&self.endpoint, body, &self.headers, keepalive, ms as f64);
         let len = if keepalive { body.len() } else { 0 };
         KEEPALIVE.with(|n| *n.borrow_mut() += len);
         // `post` never rejects.
@@ -258,9 +264,10 @@ static KEEPALIVE: Local<usize> = Local::new(0);
 
 #[wasm_bindgen(module = "/src/web/host.js")]
 extern "C" {
-    /// `fetch(url, {method: 'POST', body, headers, keepalive})`; resolves `[status, text]`, the
-    /// text being the `Retry-After` delay in ms for an HTTP error (see host.js).
-    fn post(url: &str, body: &str, headers: &JsValue, keepalive: bool) -> Promise;
+    /// `fetch(url, {method: 'POST', body, headers, keepalive})`, aborted after `ms` (0: never);
+    /// resolves `[status, text]`, the text being the `Retry-After` delay in ms for an HTTP
+    /// error (see host.js).
+    fn post(url: &str, body: &str, headers: &JsValue, keepalive: bool, ms: f64) -> Promise;
 }
 
 /// What `post` resolved to: 2xx is success; another status is an HTTP error (with
