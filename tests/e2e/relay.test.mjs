@@ -638,4 +638,28 @@ describe('relay destination', () => {
       await p.close();
     });
   });
+  test('a configured header replaces the default of the same name in any letter case', async () => {
+    await withServer(async ({ url }) => {
+      const p = await openPage(browser, null);
+      const sent = [];
+      p.page.on('request', (r) => {
+        if (r.url().endsWith('/v1/batch')) sent.push(r.headers());
+      });
+      await boot(
+        p.page,
+        url,
+        relayConfig({
+          writeKey: 'wk',
+          headers: { authorization: 'Bearer token-123', 'content-type': 'application/json; charset=utf-8' },
+        }),
+      );
+      const ids = await track(p.page, 1);
+      await p.page.evaluate(() => window.a.flush());
+      const s = await sinkHasExactly(url, ids);
+      assert.equal(s.lastAuthorization, 'Bearer token-123');
+      assert.equal(s.lastContentType, 'application/json; charset=utf-8');
+      assert.equal(sent[0].authorization, 'Bearer token-123');
+      await p.close();
+    });
+  });
 });

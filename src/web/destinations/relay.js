@@ -74,3 +74,10 @@ export function baseHeaders(key) {
   }
   return h;
 }
+
+// Sets header `name` to `value` on the plain object `h`, first removing any key that names the
+// same header in another letter case.
+export function setHeader(h, name, value) {
+  for (const k in h) if (k.toLowerCase() == name.toLowerCase()) delete h[k];
+  h[name] = value;
+}

@@ -48,9 +48,7 @@ use crate::manager::BatchLimits;
 use crate::outbox::{batch_body, beacon_chunks, owner_id, Outbox, BEACON_MAX_BYTES, HEARTBEAT_MS};
 use crate::web::config::DestConfig;
 use crate::web::dest::{CreateEnv, Destination, Done, Event, LoadEnv, Restored};
-use crate::web::js::{
-    check_keys, get, key, keys_at, opt_bool, opt_obj, opt_str, opt_uint, set, wrong,
-};
+use crate::web::js::{check_keys, get, key, keys_at, opt_bool, opt_obj, opt_str, opt_uint, wrong};
 use crate::web::platform::{iso_now, now, uuid, Local};
 use crate::web::settle::then;
 
@@ -112,7 +110,7 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
                 return Err(wrong(&at, &k, "a string"));
             };
             custom_headers = true;
-            set(&headers, &k, &JsValue::from_str(&v));
+            set_header(&headers, &k, &v);
         }
     }
     let positive = |key: &str, default: u64| -> Result<u64, String> {
@@ -389,4 +387,8 @@ extern "C" {
     /// `Authorization` (`Basic` and base64 of `key:`).
     #[wasm_bindgen(js_name = baseHeaders)]
     fn base_headers(write_key: Option<&str>) -> JsValue;
+    /// Sets header `name` on the headers object `h`, replacing any of the same name in another
+    /// letter case (header names are case-insensitive; fetch would join both values).
+    #[wasm_bindgen(js_name = setHeader)]
+    fn set_header(h: &JsValue, name: &str, value: &str);
 }
