@@ -73,7 +73,10 @@ impl Default for ManagerConfig {
 pub struct BatchLimits {
     /// Send when this many events are pending.
     pub max_events: usize,
-    /// Send when the pending events' JSON reaches this many bytes.
+    /// Send when the pending events' JSON reaches this many bytes; a batch holds at most this
+    /// many bytes of events, each counted with one byte for its separator (an event larger
+    /// than that still goes, alone). The relay sets it to `maxBatchBytes` less its body's
+    /// wrapper.
     pub max_bytes: usize,
     /// Send at most this long after an event became pending.
     pub interval_ms: u64,
@@ -1139,10 +1142,11 @@ impl<P> Manager<P> {
                 let mut bytes = 0;
                 for it in d.queue.iter().take(b.max_events.min(cap)) {
                     // An event larger than max_bytes still goes, alone.
-                    if n > 0 && bytes + it.env.json.len() > b.max_bytes {
+                    let len = it.env.json.len() + 1;
+                    if n > 0 && bytes + len > b.max_bytes {
                         break;
                     }
-                    bytes += it.env.json.len();
+                    bytes += len;
                     n += 1;
                 }
                 n
@@ -1841,13 +1845,15 @@ mod tests {
         assert_eq!(delivers(&m.poll(1050)), vec![(0, vec![5])], "flush()");
         m.delivery_done(0, Outcome::Ok, 1051);
         assert!(!m.flushing());
-        // maxBatchBytes: each event is 16 bytes, so 40 bytes fit two.
-        let mut m = manager(ManagerConfig::default(), vec![relay(100, 40)], c);
-        for i in 1..=3 {
-            m.capture(env(i, c), 0);
+        // maxBatchBytes: each event is 16 bytes and a separator, so 34 bytes fit two, 33 one.
+        for (max, first) in [(34, vec![1, 2]), (33, vec![1])] {
+            let mut m = manager(ManagerConfig::default(), vec![relay(100, max)], c);
+            for i in 1..=3 {
+                m.capture(env(i, c), 0);
+            }
+            m.poll(0);
+            assert_eq!(delivers(&m.load_done(0, Ok(()), 0)), vec![(0, first)]);
         }
-        m.poll(0);
-        assert_eq!(delivers(&m.load_done(0, Ok(()), 0)), vec![(0, vec![1, 2])]);
     }
 
     fn stores(cmds: &Cmds, keep: bool) -> usize {

@@ -662,4 +662,32 @@ describe('relay destination', () => {
       await p.close();
     });
   });
+  test('maxBatchBytes bounds the whole request body, wrapper and separators included', async () => {
+    await withServer(async ({ url }) => {
+      const track6 = (page) =>
+        page.evaluate(() => Array.from({ length: 6 }, () => window.a.track('E', { pad: 'x'.repeat(500) })));
+      // The size of one such event's JSON, from a first page.
+      const first = await openPage(browser, null);
+      const sent = [];
+      first.page.on('request', (r) => r.url().endsWith('/v1/batch') && sent.push(r.postData()));
+      await boot(first.page, url, relayConfig({ writeKey: 'wk', flushIntervalMs: 60000 }));
+      await first.page.evaluate(() => window.a.track('E', { pad: 'x'.repeat(500) }));
+      await first.page.evaluate(() => window.a.flush());
+      const one = Buffer.byteLength(JSON.stringify(JSON.parse(sent[0]).batch[0]));
+      await first.close();
+      // Room for two events' JSON, not for the body around them.
+      const max = 2 * one + 30;
+      const p = await openPage(browser, null);
+      const bodies = [];
+      p.page.on('request', (r) => r.url().endsWith('/v1/batch') && bodies.push(Buffer.byteLength(r.postData())));
+      await boot(p.page, url, relayConfig({ writeKey: 'wk', batchSize: 100, maxBatchBytes: max, flushIntervalMs: 60000 }));
+      const ids = await track6(p.page);
+      await p.page.evaluate(() => window.a.flush());
+      await waitFor(async () => (await sinkEvents(url)).count >= 7, { message: 'all events' });
+      assert.equal(bodies.length, 6, `${bodies}`);
+      for (const n of bodies) assert.ok(n <= max, `a body of ${n} bytes, maxBatchBytes ${max}`);
+      assert.ok((await sinkEvents(url)).events.some((e) => e.messageId === ids[5]));
+      await p.close();
+    });
+  });
 });

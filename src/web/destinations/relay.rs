@@ -120,9 +120,12 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
             None => Ok(default),
         }
     };
+    // A body is the events, a comma between two, and this wrapper (`sentAt` always has 24
+    // characters): `maxBatchBytes` bounds the whole body.
+    let wrapper = batch_body(&[], "0000-00-00T00:00:00.000Z", write_key.as_deref()).len();
     let limits = BatchLimits {
         max_events: positive("batchSize", 20)? as usize,
-        max_bytes: positive("maxBatchBytes", 512_000)? as usize,
+        max_bytes: (positive("maxBatchBytes", 512_000)? as usize).saturating_sub(wrapper),
         interval_ms: opt_uint(s, "flushIntervalMs", &path)?.unwrap_or(1000),
     };
     let use_beacon = opt_bool(s, "beacon", &path)?.unwrap_or(true);
