@@ -4,6 +4,8 @@
 
 import init, { Analytics } from '/pkg/consent_analytics.js';
 
+const CONSENT_KEY = 'consent-analytics-demo:consent'; // where the banner keeps the choice
+
 // ---------------------------------------------------------------------------------------------
 // Configuration: one entry per destination. Vendor scripts come from local fakes (www/fake/),
 // and the ids are made up, so nothing leaves this machine.
@@ -46,7 +48,6 @@ function registerPlugins() {
 // ---------------------------------------------------------------------------------------------
 
 const PURPOSES = ['necessary', 'functionality', 'experience', 'measurement', 'marketing'];
-const CONSENT_KEY = 'consent-analytics-demo:consent';
 const $ = (id) => document.getElementById(id);
 let analytics = null;
 

@@ -1,5 +1,6 @@
 // The demo page (www/index.html) in real Chromium: the consent banner drives
-// analytics.consent(), the status table and which vendor scripts are in the DOM; a relay outage
+// analytics.consent(), the status table and which vendor scripts are in the DOM, and its choice
+// is restored on the next visit; a relay outage
 // switched on from the page ends in the dead-letter queue viewer, and its Retry button delivers
 // the events to the backend once it is back, each exactly once.
 
@@ -112,6 +113,23 @@ test('the consent banner: per-purpose Save, Accept all and Reject all drive cons
     const logged = await page.$$eval('#event-log li[data-kind=consent]', (l) => l.length);
     assert.equal(logged, 3, 'one consent line per choice');
     assert.deepEqual(p.runtimeErrors(), []);
+    assert.deepEqual(p.errors, []);
+    await p.close();
+  });
+});
+
+test("the visitor's choice survives a reload: no banner, the same consent", async () => {
+  await withServer(async (server) => {
+    const p = await openDemo(server);
+    const { page } = p;
+    await page.check('#consent-form input[data-purpose=measurement]');
+    await page.click('#consent-save');
+    await page.reload();
+    await waitFor(() => page.evaluate(() => document.getElementById('app-state').dataset.state === 'ready'), {
+      message: 'the reloaded page to load the client',
+    });
+    assert.equal(await page.isVisible('#consent-banner'), false, 'a returning visitor sees no banner');
+    assert.deepEqual(await page.evaluate(() => analytics.consent()), prefs('measurement'));
     assert.deepEqual(p.errors, []);
     await p.close();
   });
