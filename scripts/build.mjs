@@ -223,6 +223,14 @@ function inlineSnippets(glueFile) {
   fs.writeFileSync(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`);
 }
 
+// wasm-bindgen declares `[Symbol.dispose]()` on the class: the declarations pull in the library
+// that types it, so they compile with TypeScript's default es2022 + dom libraries too.
+const dtsFile = path.join(outDir, `${NAME}.d.ts`);
+const dts = fs.readFileSync(dtsFile, 'utf8');
+if (dts.includes('[Symbol.dispose]') && !dts.startsWith('/// <reference lib')) {
+  fs.writeFileSync(dtsFile, `/// <reference lib="esnext.disposable" />\n${dts}`);
+}
+
 // Every .js file of the package: the glue and wasm-bindgen's snippets (inline JS helpers).
 const jsFiles = fs
   .readdirSync(outDir, { withFileTypes: true, recursive: true })

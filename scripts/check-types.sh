@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Compiles tests/types/usage.ts against the generated pkg/consent_analytics.d.ts with
-# `tsc --strict` (the typescript devDependency). Needs `npm run build` first.
+# Compiles tests/types/usage.ts and tests/types/minimal.ts against the generated
+# pkg/consent_analytics.d.ts with `tsc --strict` (the typescript devDependency). Needs
+# `npm run build` first.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -11,6 +12,9 @@ if [ ! -f pkg/consent_analytics.d.ts ]; then
 fi
 npx --no-install tsc --noEmit --strict \
   --target es2022 --module es2022 --moduleResolution bundler \
-  --lib es2022,dom,esnext.disposable \
+  --lib es2022,dom \
   tests/types/usage.ts
+# A consumer with TypeScript's default es2022 libraries and no @types (node's would bring
+# esnext.disposable in), without --skipLibCheck: the shipped declarations compile as they are.
+npx --no-install tsc -p tests/types/tsconfig.minimal.json
 echo "check-types: ok"

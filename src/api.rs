@@ -225,8 +225,8 @@ impl Analytics {
     pub fn track(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] event: JsValue,
-        #[wasm_bindgen(unchecked_optional_param_type = "Properties")] properties: JsValue,
-        #[wasm_bindgen(unchecked_optional_param_type = "EventOptions")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "Properties | null")] properties: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "EventOptions | null")] options: JsValue,
     ) -> Result<JsValue, JsValue> {
         self.call(EventKind::Track, event, properties, options)
     }
@@ -237,8 +237,8 @@ impl Analytics {
     pub fn page(
         &self,
         #[wasm_bindgen(unchecked_optional_param_type = "string | null")] name: JsValue,
-        #[wasm_bindgen(unchecked_optional_param_type = "Properties")] properties: JsValue,
-        #[wasm_bindgen(unchecked_optional_param_type = "EventOptions")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "Properties | null")] properties: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "EventOptions | null")] options: JsValue,
     ) -> Result<JsValue, JsValue> {
         self.call(EventKind::Page, name, properties, options)
     }
@@ -248,8 +248,8 @@ impl Analytics {
     pub fn identify(
         &self,
         #[wasm_bindgen(unchecked_optional_param_type = "string | number | null")] user_id: JsValue,
-        #[wasm_bindgen(unchecked_optional_param_type = "Properties")] traits: JsValue,
-        #[wasm_bindgen(unchecked_optional_param_type = "EventOptions")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "Properties | null")] traits: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "EventOptions | null")] options: JsValue,
     ) -> Result<JsValue, JsValue> {
         self.call(EventKind::Identify, user_id, traits, options)
     }
@@ -259,8 +259,8 @@ impl Analytics {
     pub fn group(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string | number")] group_id: JsValue,
-        #[wasm_bindgen(unchecked_optional_param_type = "Properties")] traits: JsValue,
-        #[wasm_bindgen(unchecked_optional_param_type = "EventOptions")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "Properties | null")] traits: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "EventOptions | null")] options: JsValue,
     ) -> Result<JsValue, JsValue> {
         self.call(EventKind::Group, group_id, traits, options)
     }
@@ -272,7 +272,7 @@ impl Analytics {
         #[wasm_bindgen(unchecked_param_type = "string | number")] user_id: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "string | number | null")]
         previous_id: JsValue,
-        #[wasm_bindgen(unchecked_optional_param_type = "EventOptions")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "EventOptions | null")] options: JsValue,
     ) -> Result<JsValue, JsValue> {
         self.call(EventKind::Alias, user_id, previous_id, options)
     }

@@ -24,7 +24,7 @@ export interface ConsentPreferences {
 /** A change to the consent (`setConsent`, `config.consent`): the purposes it names. */
 export type ConsentUpdate = Partial<Record<Purpose, boolean>>;
 
-/** Event properties or traits: a plain object JSON can carry. */
+/** Event properties or traits: a plain object JSON can carry (`null` as an argument is `{}`). */
 export type Properties = Record<string, unknown>;
 
 /** A script element to inject (c15t-compatible); exactly one of `src` and `textContent`. */
@@ -114,7 +114,8 @@ export interface CustomDestinationConfig extends DestinationEntryBase { type: st
 /**
  * One entry of `config.destinations`. TypeScript cannot take the built-in names out of `string`,
  * so an untyped built-in entry also matches `CustomDestinationConfig`: write
- * `satisfies RelayDestinationConfig` (or annotate it) to have its settings checked.
+ * `satisfies RelayDestinationConfig` (or annotate it) to have its settings checked. For the
+ * same reason this is not a discriminated union: `d.type === 'relay'` does not narrow `d`.
  */
 export type DestinationConfig =
   | RelayDestinationConfig
@@ -173,13 +174,16 @@ export interface AnalyticsConfig {
   debug?: boolean;
 }
 
-/** The last argument of `track`, `page`, `identify`, `group` and `alias`. */
+/**
+ * The last argument of `track`, `page`, `identify`, `group` and `alias`; `null` (for it or
+ * one of the first four keys) is as absent.
+ */
 export interface EventOptions {
-  messageId?: string;
+  messageId?: string | null;
   /** When it happened: a Date or a date string (sent as ISO-8601 UTC with milliseconds). */
-  timestamp?: string | Date;
-  anonymousId?: string;
-  userId?: string;
+  timestamp?: string | Date | null;
+  anonymousId?: string | null;
+  userId?: string | null;
   integrations?: Record<string, unknown>;
   context?: Record<string, unknown>;
 }
@@ -225,7 +229,8 @@ export interface TrackEvent extends EventBase { type: 'track'; event: string; pr
 export interface PageEvent extends EventBase {
   type: 'page';
   name?: string;
-  properties: Properties & Partial<PageContext>;
+  /** The page fields (defaulted from the document) and, for a named page, `name`. */
+  properties: Properties & Partial<PageContext> & { name?: string };
 }
 /** An `identify` event. */
 export interface IdentifyEvent extends EventBase { type: 'identify'; traits: Properties }
@@ -364,7 +369,7 @@ export interface Analytics {
   on<K extends AnalyticsEventName>(name: K, cb: (payload: AnalyticsEventMap[K]) => void): void;
   /** Removes a listener added with `on`. */
   off<K extends AnalyticsEventName>(name: K, cb: (payload: AnalyticsEventMap[K]) => void): void;
-  page(properties?: Properties, options?: EventOptions): string;
-  identify(traits?: Properties, options?: EventOptions): string;
+  page(properties?: Properties | null, options?: EventOptions | null): string;
+  identify(traits?: Properties | null, options?: EventOptions | null): string;
 }
 "#;

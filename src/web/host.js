@@ -321,8 +321,9 @@ export function pageContext() {
 // Completes event `e` with the fields every event has and returns its JSON, or [message] when
 // it cannot be serialised. `o`: the validated options (or undefined); a new messageId, the time
 // now, `anonymousId`, `userId` (or null): the defaults the options may override; `base`: the
-// context shared by every event; `prefs`: the consent in force (copied: stamped, whatever
-// options.context says).
+// context shared by every event, under options.context; `prefs`: the consent in force (copied:
+// stamped, whatever options.context says). `context.page` is merged key by key: the document's,
+// then (page events) the page fields of the properties, then options.context.page.
 export function completeEvent(e, type, o, anonymousId, userId, base, prefs) {
   try {
     o = o || {};
@@ -334,7 +335,15 @@ export function completeEvent(e, type, o, anonymousId, userId, base, prefs) {
     e.anonymousId = str(o.anonymousId, anonymousId);
     e.userId = str(o.userId, str(e.userId, userId ?? null));
     const consent = { categoryPreferences: { ...prefs } };
-    e.context = Object.assign({}, base, { page: pageContext(), consent }, obj(o.context) ? o.context : {}, { consent });
+    const c = obj(o.context) ? o.context : {};
+    // As Segment's: the document's page fields, a page event's own (its properties hold all five,
+    // merged over the document's), then options.context.page; a page's name is a property too.
+    const page = pageContext();
+    if (type == 'page') {
+      for (const k in page) page[k] = e.properties[k];
+      if (e.name) e.properties.name = e.name;
+    }
+    e.context = Object.assign({}, base, c, { page: Object.assign(page, obj(c.page) && c.page), consent });
     e.integrations = obj(o.integrations) ? o.integrations : {};
     return JSON.stringify(e);
   } catch (err) {

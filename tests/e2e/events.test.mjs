@@ -1,6 +1,7 @@
 // Event building in Chromium: what a rejected call leaves behind (nothing), events changed by
 // source middleware validated like new ones, options.timestamp, userId before identify, and a
-// revocation reaching a JS destination ahead of the events kept for it (purgeOnRevoke: false).
+// revocation reaching a JS destination ahead of the events kept for it (purgeOnRevoke: false),
+// context.page (options.context.page merged; a page event's own page fields) and page names.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -182,6 +183,55 @@ test('userId is null before identify, in the event and in its JSON', () =>
     assert.ok(json.includes('"userId":null'));
     const [e] = await received(p, 1);
     assert.equal(e.userId, null);
+  }));
+
+test('options.context.page is merged over the page defaults key by key; other context keys replace', () =>
+  run(async (p) => {
+    await boot(p);
+    const here = await p.page.evaluate(() => {
+      a.track('Clicked', {}, {
+        context: { page: { path: '/override' }, library: { name: 'mine' }, ip: '1.2.3.4', consent: { no: 1 } },
+      });
+      return { href: location.href, title: document.title };
+    });
+    const [e] = await received(p, 1);
+    assert.deepEqual(e.context.page, {
+      path: '/override',
+      referrer: '',
+      search: '',
+      title: here.title,
+      url: here.href,
+    });
+    assert.deepEqual(e.context.library, { name: 'mine' }, 'another key replaces');
+    assert.equal(e.context.ip, '1.2.3.4');
+    assert.deepEqual(Object.keys(e.context.consent), ['categoryPreferences'], 'consent stays the stamp');
+  }));
+
+test('page(): context.page takes the page fields of the properties, options.context.page wins; a name is a property too', () =>
+  run(async (p) => {
+    await boot(p);
+    const here = await p.page.evaluate(() => {
+      a.page('Virtual', { path: '/virtual', url: 'https://shop.example/virtual', title: 'V', section: 's' });
+      a.page('Opt', { title: 'From props' }, { context: { page: { title: 'From options' } } });
+      a.page('Home', { name: 'ignored' });
+      a.page({ section: 'top' });
+      return { href: location.href, title: document.title, path: location.pathname };
+    });
+    const got = await received(p, 4);
+    const page = (o) => ({ path: here.path, referrer: '', search: '', title: here.title, url: here.href, ...o });
+    assert.deepEqual(
+      got.map((e) => [e.name, e.properties, e.context.page]),
+      [
+        [
+          'Virtual',
+          page({ path: '/virtual', url: 'https://shop.example/virtual', title: 'V', section: 's', name: 'Virtual' }),
+          page({ path: '/virtual', url: 'https://shop.example/virtual', title: 'V' }),
+        ],
+        ['Opt', page({ title: 'From props', name: 'Opt' }), page({ title: 'From options' })],
+        ['Home', page({ name: 'Home' }), page()],
+        [undefined, page({ section: 'top' }), page()],
+      ],
+    );
   }));
 
 test('two clients of one page: an identify or reset in one reaches the other', () =>

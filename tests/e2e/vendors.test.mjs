@@ -149,7 +149,7 @@ describe('posthog', () => {
       });
       const delivered = [
         ['init', 'phc_test', { api_host: 'https://us.i.posthog.com', capture_pageview: false }],
-        ['capture', '$pageview', { ...pageProps(server), section: 'landing' }],
+        ['capture', '$pageview', { ...pageProps(server), section: 'landing', name: 'Home' }],
         ['capture', 'Order Completed', { revenue: 42, currency: 'EUR' }],
         ['identify', 'user-1', { email: 'ann@example.com' }],
         ['group', 'company', 'acme', { plan: 'enterprise' }],

@@ -79,6 +79,16 @@ async function main(): Promise<void> {
   analytics.identify({ plan: 'pro' });
   analytics.group('org-1', { seats: 3 });
   analytics.alias('user-1');
+  // null where the runtime takes it as absent: properties, traits, options and the ids in them.
+  analytics.track('No properties', null);
+  analytics.track('Anonymous', {}, { userId: null, anonymousId: null, messageId: null, timestamp: null });
+  analytics.track('No options', {}, null);
+  analytics.page(null, null, null);
+  analytics.page({ section: 'top' }, null);
+  analytics.identify('user-1', null, null);
+  analytics.identify({ plan: 'pro' }, null);
+  analytics.group('org-1', null, null);
+  analytics.alias('user-2', null, null);
   analytics.reset();
 
   await analytics.setConsent({ marketing: true });
