@@ -147,6 +147,13 @@ impl JsDestination {
         if !obj.is_object() {
             return Err([path, ": destination factory must return an object"].concat());
         }
+        if super::js::get(&obj, "then").is_function() {
+            return Err([
+                path,
+                ": destination factory must return the destination object synchronously, not a Promise",
+            ]
+            .concat());
+        }
         Ok(JsDestination {
             id: id.into(),
             owner,

@@ -169,3 +169,27 @@ test('onError(error, event) is called when a delivery hook times out, as when it
     await p.close();
   });
 });
+
+test('a destination factory that returns a promise or another thenable fails the load, naming the entry', async () => {
+  await withServer(async (server) => {
+    const p = await openPage(browser, `${server.url}/blank.html`);
+    const r = await p.page.evaluate(async () => {
+      const m = await import('/pkg/consent_analytics.js');
+      await m.default();
+      window.got = [];
+      m.Analytics.registerDestination('async-factory', async () => ({ track: (e) => got.push(e.event) }));
+      m.Analytics.registerDestination('thenable', () => ({ then() {}, track: (e) => got.push(e.event) }));
+      const out = [];
+      for (const type of ['async-factory', 'thenable']) {
+        out.push(await m.Analytics.load({ destinations: [{ type, requiredConsent: [] }] })
+          .then(() => 'loaded', (e) => `${e.name}: ${e.message}`));
+      }
+      return out;
+    });
+    for (const m of r) {
+      assert.match(m, /^Error: .*destinations\[0\].*destination factory must return the destination object synchronously, not a Promise/);
+    }
+    assert.deepEqual(p.runtimeErrors(), []);
+    await p.close();
+  });
+});
