@@ -376,7 +376,8 @@ impl Analytics {
         out
     }
 
-    /// Resolves whether destination `id` can reach its backend.
+    /// Resolves whether destination `id` can reach its backend (a vendor tag or `script`
+    /// destination, without a test of its own: whether it is loaded).
     #[wasm_bindgen(js_name = testDestination, unchecked_return_type = "Promise<boolean>")]
     pub fn test_destination(
         &self,

@@ -86,8 +86,14 @@ pub trait Destination {
     /// of a timeout (it has told it of its own failures already).
     fn failed(&self, _error: &DeliveryError) {}
     /// `testDestination`: whether it can reach its backend (`done` with `Ok` when it can).
+    /// Only asked of one that [`has_test`](Destination::has_test).
     fn test(self: Rc<Self>, done: Done) {
         done(Ok(()))
+    }
+    /// Whether it has a connection test of its own (the relay, a JavaScript destination);
+    /// for one without (vendor tags, `script`), `testDestination` says whether it is loaded.
+    fn has_test(&self) -> bool {
+        false
     }
     /// Batching limits, for destinations that send batches.
     fn batch(&self) -> Option<BatchLimits> {
@@ -347,6 +353,10 @@ impl Destination for JsDestination {
 
     fn test(self: Rc<Self>, done: Done) {
         settled(&test_hook(&self.obj), done);
+    }
+
+    fn has_test(&self) -> bool {
+        true
     }
 }
 

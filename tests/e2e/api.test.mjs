@@ -193,3 +193,50 @@ test('a destination factory that returns a promise or another thenable fails the
     await p.close();
   });
 });
+
+test('testDestination on a vendor tag or script destination says whether it is loaded', async () => {
+  await withServer(async (server) => {
+    const p = await openPage(browser, `${server.url}/blank.html`);
+    await p.page.evaluate(async () => {
+      const m = await import('/pkg/consent_analytics.js');
+      await m.default();
+      window.a = await m.Analytics.load({
+        loading: { maxRetries: 0, timeoutMs: 2000 },
+        retry: { maxRetries: 0 },
+        destinations: [
+          { type: 'ga4', requiredConsent: [], settings: { measurementId: 'G-1', scriptSrc: '/missing.js' } },
+          { type: 'posthog', requiredConsent: [], settings: { apiKey: 'k', scriptSrc: '/fake/posthog.js' } },
+          { type: 'meta-pixel', settings: { pixelId: '1', scriptSrc: '/fake/fbevents.js' } },
+          { type: 'script', id: 'tag-ok', settings: { scripts: [{ id: 'ok-js', src: '/fake/slow.js?ms=0' }] } },
+          { type: 'script', id: 'tag-bad', settings: { scripts: [{ id: 'bad-js', src: '/missing-tag.js' }] } },
+        ],
+      });
+      a.track('T');
+    });
+    const states = () => p.page.evaluate(() => Object.fromEntries(a.status().map((s) => [s.id, s.state])));
+    await waitFor(async () => {
+      const s = await states();
+      return !Object.values(s).some((v) => v === 'loading' || v === 'registered');
+    }, { message: 'loads settled' });
+    assert.deepEqual(await states(), {
+      ga4: 'failed', posthog: 'loaded', 'meta-pixel': 'blocked', 'tag-ok': 'loaded', 'tag-bad': 'failed',
+    });
+    const test = () => p.page.evaluate(async () => {
+      const out = {};
+      for (const s of a.status()) out[s.id] = await a.testDestination(s.id);
+      return out;
+    });
+    assert.deepEqual(await test(), {
+      ga4: false, posthog: true, 'meta-pixel': false, 'tag-ok': true, 'tag-bad': false,
+    });
+    await p.page.evaluate(() => a.unloadDestination('posthog'));
+    assert.equal(await p.page.evaluate(() => a.testDestination('posthog')), false, 'unloaded');
+    await p.page.evaluate(() => { a.setConsent({ marketing: true }); a.track('T2'); });
+    await waitFor(async () => (await states())['meta-pixel'] === 'loaded', { message: 'meta-pixel loads' });
+    assert.equal(await p.page.evaluate(() => a.testDestination('meta-pixel')), true);
+    await p.page.evaluate(() => a.setConsent({ marketing: false }));
+    assert.equal(await p.page.evaluate(() => a.testDestination('meta-pixel')), false, 'consent revoked');
+    assert.deepEqual(p.runtimeErrors(), []);
+    await p.close();
+  });
+});
