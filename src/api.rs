@@ -73,6 +73,15 @@ impl Analytics {
     }
 }
 
+/// Whether `text` is a JSON object: the check of a stored dead letter's event (one that is not,
+/// written by another script, is discarded instead of listed or replayed).
+fn json_object(text: &str) -> bool {
+    match js_sys::JSON::parse(text) {
+        Ok(v) => v.is_object() && !Array::is_array(&v),
+        Err(_) => false,
+    }
+}
+
 impl Analytics {
     /// Validates the config and creates everything, synchronously.
     fn build(config: &JsValue) -> Result<Analytics, JsValue> {
@@ -114,7 +123,13 @@ impl Analytics {
             .as_bool()
             .unwrap_or(false);
         let consent = Consent::initial(cfg.consent, gpc, cfg.honor_gpc);
-        let dlq = DeadLetterQueue::open(cfg.dead_letter, storage.clone(), log_dyn.clone(), now());
+        let dlq = DeadLetterQueue::open(
+            cfg.dead_letter,
+            storage.clone(),
+            log_dyn.clone(),
+            json_object,
+            now(),
+        );
         let memory = Rc::new(crate::web::platform::WebStorage::memory());
         let identity = Identity::load(
             FallbackStorage::new(storage, memory, log_dyn),
@@ -362,7 +377,8 @@ impl Analytics {
         out
     }
 
-    /// Resolves whether destination `id` can reach its backend.
+    /// Resolves whether destination `id` can reach its backend (a vendor tag or `script`
+    /// destination, without a test of its own: whether it is loaded).
     #[wasm_bindgen(js_name = testDestination, unchecked_return_type = "Promise<boolean>")]
     pub fn test_destination(
         &self,
@@ -408,7 +424,8 @@ impl Analytics {
         Ok(())
     }
 
-    /// The dead letters, oldest first, optionally for one destination.
+    /// The dead letters, oldest first, optionally for one destination (a stored entry whose
+    /// event is not a JSON object is discarded with a warning).
     #[wasm_bindgen(js_name = deadLetters, unchecked_return_type = "DeadLetter[]")]
     pub fn dead_letters(
         &self,

@@ -5,7 +5,8 @@
 //! shared by the tabs of a site (every operation starts from the stored value, so a tab never
 //! drops another tab's dead letters nor brings back the ones another tab replayed or cleared;
 //! only two writes in the same moment can still race, as localStorage has no transactions),
-//! and crash-proof: a corrupt or foreign stored value is discarded with one warning, a full
+//! and crash-proof: a corrupt or foreign stored value is discarded with one warning (an entry
+//! whose event fails the check given to [`DeadLetterQueue::open`], when listed or taken), a full
 //! quota evicts the oldest entries (a drop like any other), and a storage that cannot be written at all leaves the
 //! queue in memory for the rest of the page, with one warning. No call returns an error.
 //!
@@ -83,6 +84,8 @@ pub struct DeadLetterQueue {
     config: DeadLetterConfig,
     storage: Rc<dyn Storage>,
     log: Rc<dyn Log>,
+    /// Whether an entry's event is usable (the browser: a JSON object); see `drop_unusable`.
+    usable: fn(&str) -> bool,
     /// Oldest first.
     entries: Vec<DeadLetter>,
     dropped: u64,
@@ -96,16 +99,20 @@ pub struct DeadLetterQueue {
 impl DeadLetterQueue {
     /// Loads the queue stored under `config.storage_key`. An absent value gives an empty
     /// queue; a corrupt or foreign one is discarded with a warning; expired entries are dropped.
+    /// An entry whose event text `usable` refuses is discarded, with a warning naming it, when
+    /// the queue is listed or taken.
     pub fn open(
         config: DeadLetterConfig,
         storage: Rc<dyn Storage>,
         log: Rc<dyn Log>,
+        usable: fn(&str) -> bool,
         now_ms: u64,
     ) -> Self {
         let mut q = DeadLetterQueue {
             config,
             storage,
             log,
+            usable,
             entries: Vec::new(),
             dropped: 0,
             expired: 0,
@@ -177,6 +184,9 @@ impl DeadLetterQueue {
     /// The unexpired dead letters, oldest first, for one destination or all of them.
     pub fn list(&mut self, destination: Option<&str>, now_ms: u64) -> Vec<&DeadLetter> {
         self.sync();
+        if self.drop_unusable() {
+            self.persist();
+        }
         let mut list = Vec::new();
         for e in &self.entries {
             if matches(e, destination) && !expired(e, self.config.ttl_ms, now_ms) {
@@ -190,9 +200,10 @@ impl DeadLetterQueue {
     /// all of them, for replay. Failed replays are pushed back.
     pub fn take(&mut self, destination: Option<&str>, now_ms: u64) -> Vec<DeadLetter> {
         self.sync();
+        let unusable = self.drop_unusable();
         let expired = self.drop_expired(now_ms);
         let taken = self.split_for(destination);
-        if expired > 0 || !taken.is_empty() {
+        if unusable || expired > 0 || !taken.is_empty() {
             self.persist();
         }
         taken
@@ -250,6 +261,20 @@ impl DeadLetterQueue {
         n
     }
 
+    /// Discards the entries whose event is not usable, with a warning naming each; whether
+    /// there were any.
+    fn drop_unusable(&mut self) -> bool {
+        let bad = self.split(Pick::Unusable(self.usable));
+        for e in &bad {
+            let mut msg =
+                self.key_message("discarded a dead letter whose event is not a JSON object from");
+            msg.push_str(": id ");
+            crate::json::push_str_lit(&mut msg, &e.id);
+            self.log.warn(&msg);
+        }
+        !bad.is_empty()
+    }
+
     /// Removes and returns the entries `pick` selects, oldest first; the rest keep their order.
     /// (One loop, not one `retain` per condition, in the wasm.)
     fn split(&mut self, pick: Pick) -> Vec<DeadLetter> {
@@ -258,6 +283,7 @@ impl DeadLetterQueue {
             let out = match pick {
                 Pick::Expired(ttl_ms, now_ms) => expired(&e, ttl_ms, now_ms),
                 Pick::For(destination) => matches(&e, destination),
+                Pick::Unusable(usable) => !usable(&e.event_json),
             };
             if out {
                 taken.push(e);
@@ -383,6 +409,8 @@ enum Pick<'a> {
     Expired(u64, u64),
     /// Those of one destination, or all of them.
     For(Option<&'a str>),
+    /// Those whose event the check (`.0`) refuses.
+    Unusable(fn(&str) -> bool),
 }
 
 fn matches(e: &DeadLetter, destination: Option<&str>) -> bool {
@@ -534,7 +562,13 @@ mod tests {
         log: &Rc<RecordingLog>,
         now: u64,
     ) -> DeadLetterQueue {
-        DeadLetterQueue::open(config, storage.clone(), log.clone(), now)
+        DeadLetterQueue::open(config, storage.clone(), log.clone(), usable, now)
+    }
+
+    /// The check the tests give, standing in for the browser's JSON object check: refuses the
+    /// texts the tests write as not JSON (`not json`) or not an object (`[...]`).
+    fn usable(json: &str) -> bool {
+        !(json.starts_with("not") || json.starts_with('['))
     }
 
     fn open(storage: &Rc<MemoryStorage>, log: &Rc<RecordingLog>, now: u64) -> DeadLetterQueue {
@@ -755,6 +789,40 @@ mod tests {
         assert_eq!(q.clear(None), 1);
         assert!(q.is_empty());
         assert!(open(&s, &log, now).is_empty());
+    }
+
+    #[test]
+    fn an_entry_whose_event_is_refused_is_discarded_when_listed_or_taken_with_a_warning_naming_it()
+    {
+        let (s, log) = setup();
+        let mut q = open(&s, &log, T0);
+        for i in 0..4 {
+            let mut e = letter(&i.to_string(), "ga4", T0);
+            if i % 2 == 1 {
+                e.event_json = "not json".into();
+            }
+            q.push(e, T0);
+        }
+        assert_eq!(warnings(&log), 0, "pushing does not check");
+        assert_eq!(ids(&q.list(Some("relay"), T0)), Vec::<String>::new());
+        assert_eq!(ids(&q.list(None, T0)), ["0", "2"]);
+        let w = log.warnings.borrow().clone();
+        assert_eq!(w.len(), 2, "one warning per entry, once: {w:?}");
+        for (msg, id) in w.iter().zip(["\"1\"", "\"3\""]) {
+            assert!(msg.contains(KEY) && msg.contains(id), "{msg}");
+        }
+        // Removed from storage for good: the next page is quiet.
+        let log2 = Rc::new(RecordingLog::default());
+        assert_eq!(ids(&open(&s, &log2, T0).list(None, T0)), ["0", "2"]);
+        assert_eq!(warnings(&log2), 0);
+        // Taking checks too (another tab may have written the entry since).
+        let mut e = letter("4", "ga4", T0);
+        e.event_json = "[]".into();
+        open(&s, &log2, T0).push(e, T0);
+        let taken = q.take(None, T0);
+        assert_eq!(ids(&taken.iter().collect::<Vec<_>>()), ["0", "2"]);
+        assert_eq!(warnings(&log), 3);
+        assert!(open(&s, &log2, T0).is_empty());
     }
 
     /// Opens a queue over `value` stored under the key and expects it discarded with one warning.

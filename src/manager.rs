@@ -423,6 +423,11 @@ impl<P> Manager<P> {
         self.consent.allows(self.dests[dest].spec.required)
     }
 
+    /// Whether `dest` is loaded and allowed by the consent in force (`status()` says loaded).
+    pub fn loaded(&self, dest: usize) -> bool {
+        self.dests[dest].state == LoadState::Loaded && self.allowed(dest)
+    }
+
     /// Whether an event captured under `consent` may go to `dest`.
     pub fn routes(&self, kind: EventKind, consent: Purposes, dest: usize) -> bool {
         let d = &self.dests[dest];
@@ -1303,6 +1308,35 @@ mod tests {
         m.delivery_done(0, Outcome::Ok, 3);
         assert_eq!(m.status(3)[0].delivered, 3);
         assert_eq!(m.status(3)[0].state, LoadState::Loaded);
+    }
+
+    #[test]
+    fn loaded_only_while_loaded_and_allowed_as_status_says() {
+        let c = consent(&[Purpose::Marketing]);
+        let cfg = ManagerConfig {
+            load_max_retries: 0,
+            ..Default::default()
+        };
+        let mut m = manager(
+            cfg,
+            vec![spec("m", &[Purpose::Marketing]), spec("f", &[])],
+            c,
+        );
+        assert!(!m.loaded(0), "registered");
+        m.capture(env(1, c), 0);
+        assert_eq!(loads(&m.poll(0)), vec![0, 1]);
+        assert!(!m.loaded(0), "loading");
+        m.load_done(0, Ok(()), 1);
+        assert!(m.loaded(0));
+        m.load_done(1, Err(DeliveryError::new(ErrorKind::ScriptLoad, "404")), 1);
+        assert!(!m.loaded(1), "failed");
+        m.set_consent(consent(&[]), 2);
+        assert_eq!(m.status(2)[0].state, LoadState::Blocked);
+        assert!(!m.loaded(0), "consent revoked");
+        m.set_consent(c, 3);
+        assert!(m.loaded(0));
+        m.unload_destination(0);
+        assert!(!m.loaded(0), "unloaded");
     }
 
     #[test]

@@ -341,7 +341,10 @@ export interface JsDestination {
   destroy?(): MaybePromise<unknown>;
 }
 
-/** Makes a destination from its entry's `settings` (`Analytics.registerDestination`). */
+/**
+ * Makes a destination from its entry's `settings` (`Analytics.registerDestination`), synchronously:
+ * a factory returning a Promise fails `Analytics.load`.
+ */
 export type DestinationFactory = (settings: Record<string, unknown>) => JsDestination;
 
 /**

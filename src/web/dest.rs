@@ -88,8 +88,14 @@ pub trait Destination {
     /// of a timeout (it has told it of its own failures already).
     fn failed(&self, _error: &DeliveryError) {}
     /// `testDestination`: whether it can reach its backend (`done` with `Ok` when it can).
+    /// Only asked of one that [`has_test`](Destination::has_test).
     fn test(self: Rc<Self>, done: Done) {
         done(Ok(()))
+    }
+    /// Whether it has a connection test of its own (the relay, a JavaScript destination);
+    /// for one without (vendor tags, `script`), `testDestination` says whether it is loaded.
+    fn has_test(&self) -> bool {
+        false
     }
     /// Batching limits, for destinations that send batches.
     fn batch(&self) -> Option<BatchLimits> {
@@ -148,6 +154,13 @@ impl JsDestination {
         };
         if !obj.is_object() {
             return Err([path, ": destination factory must return an object"].concat());
+        }
+        if super::js::get(&obj, "then").is_function() {
+            return Err([
+                path,
+                ": destination factory must return the destination object synchronously, not a Promise",
+            ]
+            .concat());
         }
         Ok(JsDestination {
             id: id.into(),
@@ -342,6 +355,10 @@ impl Destination for JsDestination {
 
     fn test(self: Rc<Self>, done: Done) {
         settled(&test_hook(&self.obj), done);
+    }
+
+    fn has_test(&self) -> bool {
+        true
     }
 }
 

@@ -169,3 +169,74 @@ test('onError(error, event) is called when a delivery hook times out, as when it
     await p.close();
   });
 });
+
+test('a destination factory that returns a promise or another thenable fails the load, naming the entry', async () => {
+  await withServer(async (server) => {
+    const p = await openPage(browser, `${server.url}/blank.html`);
+    const r = await p.page.evaluate(async () => {
+      const m = await import('/pkg/consent_analytics.js');
+      await m.default();
+      window.got = [];
+      m.Analytics.registerDestination('async-factory', async () => ({ track: (e) => got.push(e.event) }));
+      m.Analytics.registerDestination('thenable', () => ({ then() {}, track: (e) => got.push(e.event) }));
+      const out = [];
+      for (const type of ['async-factory', 'thenable']) {
+        out.push(await m.Analytics.load({ destinations: [{ type, requiredConsent: [] }] })
+          .then(() => 'loaded', (e) => `${e.name}: ${e.message}`));
+      }
+      return out;
+    });
+    for (const m of r) {
+      assert.match(m, /^Error: .*destinations\[0\].*destination factory must return the destination object synchronously, not a Promise/);
+    }
+    assert.deepEqual(p.runtimeErrors(), []);
+    await p.close();
+  });
+});
+
+test('testDestination on a vendor tag or script destination says whether it is loaded', async () => {
+  await withServer(async (server) => {
+    const p = await openPage(browser, `${server.url}/blank.html`);
+    await p.page.evaluate(async () => {
+      const m = await import('/pkg/consent_analytics.js');
+      await m.default();
+      window.a = await m.Analytics.load({
+        loading: { maxRetries: 0, timeoutMs: 2000 },
+        retry: { maxRetries: 0 },
+        destinations: [
+          { type: 'ga4', requiredConsent: [], settings: { measurementId: 'G-1', scriptSrc: '/missing.js' } },
+          { type: 'posthog', requiredConsent: [], settings: { apiKey: 'k', scriptSrc: '/fake/posthog.js' } },
+          { type: 'meta-pixel', settings: { pixelId: '1', scriptSrc: '/fake/fbevents.js' } },
+          { type: 'script', id: 'tag-ok', settings: { scripts: [{ id: 'ok-js', src: '/fake/slow.js?ms=0' }] } },
+          { type: 'script', id: 'tag-bad', settings: { scripts: [{ id: 'bad-js', src: '/missing-tag.js' }] } },
+        ],
+      });
+      a.track('T');
+    });
+    const states = () => p.page.evaluate(() => Object.fromEntries(a.status().map((s) => [s.id, s.state])));
+    await waitFor(async () => {
+      const s = await states();
+      return !Object.values(s).some((v) => v === 'loading' || v === 'registered');
+    }, { message: 'loads settled' });
+    assert.deepEqual(await states(), {
+      ga4: 'failed', posthog: 'loaded', 'meta-pixel': 'blocked', 'tag-ok': 'loaded', 'tag-bad': 'failed',
+    });
+    const test = () => p.page.evaluate(async () => {
+      const out = {};
+      for (const s of a.status()) out[s.id] = await a.testDestination(s.id);
+      return out;
+    });
+    assert.deepEqual(await test(), {
+      ga4: false, posthog: true, 'meta-pixel': false, 'tag-ok': true, 'tag-bad': false,
+    });
+    await p.page.evaluate(() => a.unloadDestination('posthog'));
+    assert.equal(await p.page.evaluate(() => a.testDestination('posthog')), false, 'unloaded');
+    await p.page.evaluate(() => { a.setConsent({ marketing: true }); a.track('T2'); });
+    await waitFor(async () => (await states())['meta-pixel'] === 'loaded', { message: 'meta-pixel loads' });
+    assert.equal(await p.page.evaluate(() => a.testDestination('meta-pixel')), true);
+    await p.page.evaluate(() => a.setConsent({ marketing: false }));
+    assert.equal(await p.page.evaluate(() => a.testDestination('meta-pixel')), false, 'consent revoked');
+    assert.deepEqual(p.runtimeErrors(), []);
+    await p.close();
+  });
+});

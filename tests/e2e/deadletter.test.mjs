@@ -4,7 +4,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchBrowser, withServer, openPage, waitFor } from './harness.mjs';
+import { launchBrowser, withServer, openPage, waitFor, setSinkMode, resetSink, sinkEvents } from './harness.mjs';
 
 let browser;
 before(async () => {
@@ -219,5 +219,96 @@ test('two tabs share one dead-letter queue: neither loses nor brings back the ot
     assert.deepEqual(await names(a), ['Later from B']);
     assert.deepEqual(await a.evaluate(() => window.__got), ['From A', 'From B']);
     await context.close();
+  });
+});
+
+/** Replaces the event text of the stored dead letters whose event is named in `edits` (name ->
+ * new text); returns the ids of the edited entries. */
+async function editStoredEvents(page, edits) {
+  return page.evaluate((edits) => {
+    const key = 'consent-analytics:dlq';
+    const lines = localStorage.getItem(key).split('\n');
+    const ids = [];
+    for (let i = 1; i < lines.length; i++) {
+      const f = lines[i].split('\t');
+      const name = f.length > 8 && JSON.parse(f.slice(8).join('\t')).event;
+      if (name in edits) {
+        ids.push(f[0]);
+        lines[i] = [...f.slice(0, 8), edits[name]].join('\t');
+      }
+    }
+    localStorage.setItem(key, lines.join('\n'));
+    return ids;
+  }, edits);
+}
+
+const dlqWarnings = (p) =>
+  p.messages.filter((m) => m.type === 'warning' && m.text.includes('consent-analytics:dlq')).map((m) => m.text);
+
+test('a dead letter whose event is not a JSON object is discarded with a warning, never listed or replayed', async () => {
+  await withServer(async (server) => {
+    const p = await openPage(browser, `${server.url}/blank.html`);
+    await p.page.evaluate(() => { window.__down = true; });
+    await setup(p.page, config);
+    await p.page.evaluate(() => { for (let i = 0; i < 4; i++) analytics.track(`Fail ${i}`); });
+    await waitFor(() => p.page.evaluate(() => analytics.deadLetters().length === 4), { message: 'four dead letters' });
+    const bad = await editStoredEvents(p.page, { 'Fail 1': 'not json', 'Fail 2': '["Fail 2"]' });
+    assert.equal(bad.length, 2);
+    await p.page.reload();
+    await setup(p.page, config);
+    const listed = await p.page.evaluate(() => analytics.deadLetters().map((d) => d.event.event));
+    assert.deepEqual(listed, ['Fail 0', 'Fail 3'], 'only the good entries are listed');
+    const warned = dlqWarnings(p);
+    assert.equal(warned.length, 2, JSON.stringify(p.messages));
+    assert.ok(warned[0].includes(bad[0]) && warned[1].includes(bad[1]), `warnings name the entries: ${warned}`);
+    const stored = await p.page.evaluate(() => localStorage.getItem('consent-analytics:dlq'));
+    assert.ok(!stored.includes(bad[0]) && !stored.includes(bad[1]), 'removed from the stored queue');
+    // Discarded for good: listing again is quiet, and the replay delivers the good entries only.
+    const r = await p.page.evaluate(async () => {
+      analytics.deadLetters();
+      window.__down = false;
+      return analytics.retryDeadLetters();
+    });
+    assert.deepEqual(r, { retried: 2, succeeded: 2, failed: 0 });
+    assert.deepEqual(await p.page.evaluate(() => window.__got), ['Fail 0', 'Fail 3']);
+    assert.equal(dlqWarnings(p).length, 2);
+    assert.deepEqual(p.runtimeErrors(), []);
+    await p.close();
+  });
+});
+
+test('a relay dead letter whose event is not JSON is discarded at replay, and the good ones in its batch are delivered', async () => {
+  await withServer(async (server) => {
+    const p = await openPage(browser, `${server.url}/blank.html`);
+    await setSinkMode(server.url, { mode: 'fail', status: 500 });
+    const cfg = {
+      retry: { maxRetries: 0 },
+      circuitBreaker: { failureThreshold: 100 },
+      destinations: [{ type: 'relay', settings: { endpoint: '/v1/batch', flushIntervalMs: 100000 } }],
+    };
+    const boot = (cfg) => p.page.evaluate(async (cfg) => {
+      const m = await import('/pkg/consent_analytics.js');
+      await m.default();
+      window.analytics = await m.Analytics.load(cfg);
+    }, cfg);
+    await boot(cfg);
+    await p.page.evaluate(() => { analytics.track('Good'); analytics.track('Bad'); return analytics.flush(); });
+    await waitFor(() => p.page.evaluate(() => analytics.deadLetters().length === 2), { message: 'two dead letters' });
+    const [bad] = await editStoredEvents(p.page, { Bad: 'not json' });
+    await setSinkMode(server.url, { mode: 'ok' });
+    await resetSink(server.url);
+    await p.page.reload();
+    await boot(cfg);
+    const r = await p.page.evaluate(() => analytics.retryDeadLetters('relay'));
+    assert.deepEqual(r, { retried: 1, succeeded: 1, failed: 0 });
+    const s = await sinkEvents(server.url);
+    assert.deepEqual(s.events.map((e) => e.event.event), ['Good']);
+    assert.equal(s.rejected, 0, 'no batch was refused');
+    assert.deepEqual(await p.page.evaluate(() => analytics.deadLetters()), []);
+    const warned = dlqWarnings(p);
+    assert.equal(warned.length, 1, JSON.stringify(p.messages));
+    assert.ok(warned[0].includes(bad), warned[0]);
+    assert.deepEqual(p.runtimeErrors(), []);
+    await p.close();
   });
 });

@@ -300,6 +300,10 @@ impl Destination for Relay {
         self.request(&self.body(&[]), false, done)
     }
 
+    fn has_test(&self) -> bool {
+        true
+    }
+
     fn batch(&self) -> Option<BatchLimits> {
         Some(self.limits)
     }
