@@ -14,7 +14,7 @@ use wasm_bindgen::JsCast;
 use crate::consent::{Consent, Purposes};
 use crate::dead_letter::DeadLetterQueue;
 use crate::event::{Envelope, EventKind};
-use crate::manager::{DestSpec, Manager};
+use crate::manager::{DestSpec, Earlier, Manager};
 use crate::ports::{FallbackStorage, Log};
 use crate::web::config::{self, parse_consent_object};
 use crate::web::dest::{consent_object, CreateEnv, Restored};
@@ -441,8 +441,8 @@ impl Analytics {
     }
 
     /// Re-delivers dead letters (one attempt each); resolves `{ retried, succeeded, failed }`;
-    /// failures go back to the queue, as do (counted failed) those of a destination whose
-    /// consent is missing now.
+    /// failures go back to the queue (the same entry, its attempts added up), as do (counted
+    /// failed) those of a destination whose consent is missing now.
     #[wasm_bindgen(js_name = retryDeadLetters, unchecked_return_type = "Promise<RetryResult>")]
     pub fn retry_dead_letters(
         &self,
@@ -458,7 +458,7 @@ impl Analytics {
             .borrow_mut()
             .take(destination.as_deref(), now());
         let engine = &self.engine;
-        let mut by_dest: Vec<Vec<Envelope<JsValue>>> = Vec::new();
+        let mut by_dest: Vec<Vec<(Envelope<JsValue>, Earlier)>> = Vec::new();
         by_dest.resize_with(engine.dests.len(), Vec::new);
         let mut kept = 0u32;
         let consent = self.consent.get().granted();
@@ -481,14 +481,20 @@ impl Analytics {
                 .as_string()
                 .unwrap_or_default()
                 .into();
-            envs.push(Envelope {
+            let earlier = Earlier {
+                id: e.id,
+                attempts: e.attempts,
+                first_failed_at: e.first_failed_at,
+            };
+            let env = Envelope {
                 seq: 0,
                 kind,
                 consent,
                 message_id,
                 json: e.event_json.into(),
                 payload,
-            });
+            };
+            envs.push((env, earlier));
         }
         let mut tickets = Vec::new();
         let mut i = 0;

@@ -175,6 +175,9 @@ pub enum Command<P> {
     DeadLetter {
         /// Destination index.
         dest: usize,
+        /// For a failed replay, the id of the dead letter it came from: put back under it (a
+        /// new entry otherwise).
+        id: Option<String>,
         /// The event.
         event: Rc<Envelope<P>>,
         /// The last error.
@@ -248,7 +251,7 @@ pub struct DestStatus {
     pub delivered: u64,
     /// Failed attempts.
     pub failed: u64,
-    /// Events sent to the dead-letter queue.
+    /// Events sent to the dead-letter queue (a failed replay puts one back without counting).
     pub dead_lettered: u64,
     /// Events waiting (buffered, queued or in flight).
     pub pending: usize,
@@ -256,11 +259,29 @@ pub struct DestStatus {
     pub last_error: Option<DeliveryError>,
 }
 
+/// A dead letter's history, handed to [`Manager::replay`] with its event: a replay that fails
+/// puts back the same entry, its attempts added up and its first failure kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Earlier {
+    /// The dead letter's id.
+    pub id: String,
+    /// Attempts made before the replay.
+    pub attempts: u32,
+    /// When its first attempt failed.
+    pub first_failed_at: u64,
+}
+
+/// A replayed item: the ticket of its replay and its dead letter's history.
+struct Replaying {
+    ticket: u32,
+    earlier: Earlier,
+}
+
 struct Item<P> {
     env: Rc<Envelope<P>>,
     attempts: u32,
     first_failed_at: u64,
-    replay: Option<u32>,
+    replay: Option<Box<Replaying>>,
     /// Handed to a beacon at page hide and kept (see [`BEACON_TRUST_MS`]): not handed again.
     handed: bool,
 }
@@ -477,7 +498,7 @@ impl<P> Manager<P> {
         let env = self.sequenced(env);
         for i in 0..self.dests.len() {
             if self.routes(env.kind, env.consent, i) {
-                self.enqueue(i, env.clone(), None, now);
+                self.enqueue(i, env.clone(), now);
             }
         }
     }
@@ -499,9 +520,9 @@ impl<P> Manager<P> {
         Rc::new(env)
     }
 
-    fn enqueue(&mut self, i: usize, env: Rc<Envelope<P>>, replay: Option<u32>, now: u64) {
+    fn enqueue(&mut self, i: usize, env: Rc<Envelope<P>>, now: u64) {
         let d = &mut self.dests[i];
-        if d.state == LoadState::Failed && replay.is_none() {
+        if d.state == LoadState::Failed {
             let err = match &d.last_error {
                 Some(e) => e.clone(),
                 None => DeliveryError::new(ErrorKind::ScriptLoad, "destination failed to load"),
@@ -510,7 +531,7 @@ impl<P> Manager<P> {
             return;
         }
         let durable = d.spec.durable;
-        self.push_item(i, env, replay, now, durable);
+        self.push_item(i, env, None, now, durable);
         if env_kind_loads(self.dests[i].queue.last().map(|it| it.env.kind)) {
             self.begin_load(i);
         }
@@ -520,7 +541,7 @@ impl<P> Manager<P> {
         &mut self,
         i: usize,
         env: Rc<Envelope<P>>,
-        replay: Option<u32>,
+        replay: Option<Box<Replaying>>,
         now: u64,
         persist: bool,
     ) {
@@ -760,8 +781,8 @@ impl<P> Manager<P> {
     fn finish(&mut self, dest: usize, it: Item<P>, delivered: bool) -> Rc<Envelope<P>> {
         self.dests[dest].queued_bytes -= it.env.json.len();
         self.forget(dest, &it.env);
-        if let Some(t) = it.replay {
-            self.replay_result(t, delivered);
+        if let Some(r) = it.replay {
+            self.replay_result(r.ticket, delivered);
         }
         it.env
     }
@@ -788,29 +809,43 @@ impl<P> Manager<P> {
         });
     }
 
-    /// Sends an event to the dead-letter queue; a replayed one counts as failed in its replay.
+    /// Sends an event to the dead-letter queue (`attempts` made since `first`). A replayed one
+    /// goes back as the same dead letter, its earlier attempts added and its first failure
+    /// kept, counts as failed in its replay and not again in `dead_lettered`.
     #[allow(clippy::too_many_arguments)]
     fn dead_letter(
         &mut self,
         dest: usize,
         env: Rc<Envelope<P>>,
         error: &DeliveryError,
-        attempts: u32,
-        first: u64,
+        mut attempts: u32,
+        mut first: u64,
         now: u64,
-        replay: Option<u32>,
+        replay: Option<Box<Replaying>>,
     ) {
-        self.dests[dest].dead_lettered += 1;
         self.forget(dest, &env);
+        let mut id = None;
+        let mut ticket = None;
+        match replay {
+            Some(r) => {
+                let Replaying { ticket: t, earlier } = *r;
+                attempts = attempts.saturating_add(earlier.attempts);
+                first = earlier.first_failed_at;
+                id = Some(earlier.id);
+                ticket = Some(t);
+            }
+            None => self.dests[dest].dead_lettered += 1,
+        }
         self.out.push(Command::DeadLetter {
             dest,
+            id,
             event: env,
             error: error.clone(),
             attempts,
             first_failed_at: first,
             last_failed_at: now,
         });
-        if let Some(t) = replay {
+        if let Some(t) = ticket {
             self.replay_result(t, false);
         }
     }
@@ -875,10 +910,10 @@ impl<P> Manager<P> {
         }
     }
 
-    /// Re-queues dead letters for `dest` (one attempt each); returns a ticket reported by
-    /// [`Command::ReplayDone`]. Forces a trial through an open circuit breaker: a replay is a
+    /// Re-queues dead letters for `dest` (one attempt each; one that fails goes back as the same
+    /// dead letter, see [`Earlier`]); returns a ticket reported by [`Command::ReplayDone`]. Forces a trial through an open circuit breaker: a replay is a
     /// person's explicit request.
-    pub fn replay(&mut self, dest: usize, events: Vec<Envelope<P>>, now: u64) -> u32 {
+    pub fn replay(&mut self, dest: usize, events: Vec<(Envelope<P>, Earlier)>, now: u64) -> u32 {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         let n = events.len() as u32;
@@ -895,10 +930,11 @@ impl<P> Manager<P> {
         if self.dests[dest].state == LoadState::Failed {
             self.retry_destination(dest);
         }
-        for env in events {
+        for (env, earlier) in events {
             let env = self.sequenced(env);
             let durable = self.dests[dest].spec.durable;
-            self.push_item(dest, env, Some(ticket), now, durable);
+            let replay = Some(Box::new(Replaying { ticket, earlier }));
+            self.push_item(dest, env, replay, now, durable);
             self.begin_load(dest);
         }
         if n == 0 {
@@ -1271,6 +1307,15 @@ mod tests {
             .collect()
     }
 
+    /// The history of a dead letter `dl<n>` that failed three times, first at `n`.
+    fn earlier(n: u64) -> Earlier {
+        Earlier {
+            id: format!("dl{n}"),
+            attempts: 3,
+            first_failed_at: n,
+        }
+    }
+
     fn dead(cmds: &Cmds) -> Vec<(usize, u32)> {
         cmds.iter()
             .filter_map(|c| match c {
@@ -1480,7 +1525,7 @@ mod tests {
         m.capture(e, 2);
         m.retry_destination(0);
         assert!(loads(&m.poll(3)).is_empty());
-        m.replay(0, vec![env(3, granted)], 3);
+        m.replay(0, vec![(env(3, granted), earlier(3))], 3);
         m.restore(0, env(4, granted), 3);
         assert!(loads(&m.poll(4)).is_empty());
         assert_eq!(m.status(4)[0].state, LoadState::Blocked);
@@ -2122,7 +2167,7 @@ mod tests {
     fn replay_delivers_once_and_reports_results() {
         let c = consent(&[]);
         let mut m = manager(ManagerConfig::default(), vec![spec("a", &[])], c);
-        let t = m.replay(0, vec![env(1, c), env(2, c)], 0);
+        let t = m.replay(0, vec![(env(1, c), earlier(1)), (env(2, c), earlier(2))], 0);
         let cmds = m.poll(0);
         assert_eq!(loads(&cmds), vec![0]);
         m.load_done(0, Ok(()), 0);
@@ -2140,6 +2185,89 @@ mod tests {
             _ => None,
         });
         assert_eq!(done, Some((t, 2, 1, 1)));
+    }
+
+    /// A replay that fails puts back the same dead letter (its id, its first failure, its
+    /// attempts added up), and `deadLettered` still counts the event once; `failed` counts the
+    /// replay's failed attempt.
+    #[test]
+    fn failed_replay_puts_back_the_same_dead_letter() {
+        let c = consent(&[]);
+        let cfg = ManagerConfig {
+            retry: RetryPolicy {
+                max_retries: 2,
+                jitter: false,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut m = manager(cfg, vec![spec("a", &[])], c);
+        m.capture(env(1, c), 10);
+        m.poll(10);
+        m.load_done(0, Ok(()), 10);
+        let err = || Outcome::Err(DeliveryError::http(503, None));
+        let mut cmds = m.delivery_done(0, err(), 20);
+        let mut t = 20;
+        for _ in 0..2 {
+            t = m.next_wake().unwrap();
+            assert_eq!(delivers(&m.poll(t)), vec![(0, vec![1])]);
+            cmds = m.delivery_done(0, err(), t);
+        }
+        let entry = |cmds: &Cmds| {
+            cmds.iter().find_map(|c| match c {
+                Command::DeadLetter {
+                    id,
+                    attempts,
+                    first_failed_at,
+                    last_failed_at,
+                    ..
+                } => Some((id.clone(), *attempts, *first_failed_at, *last_failed_at)),
+                _ => None,
+            })
+        };
+        assert_eq!(entry(&cmds), Some((None, 3, 20, t)));
+        assert_eq!(m.status(t)[0].dead_lettered, 1);
+        let history = Earlier {
+            id: "dl".into(),
+            attempts: 3,
+            first_failed_at: 20,
+        };
+        m.replay(0, vec![(env(1, c), history)], t + 1);
+        assert_eq!(delivers(&m.poll(t + 1)), vec![(0, vec![1])]);
+        let cmds = m.delivery_done(0, err(), t + 2);
+        assert_eq!(entry(&cmds), Some((Some("dl".into()), 4, 20, t + 2)));
+        let s = &m.status(t + 2)[0];
+        assert_eq!((s.dead_lettered, s.failed), (1, 4));
+    }
+
+    /// A replay whose destination fails to load goes back as the same dead letter too (no
+    /// delivery was attempted: its attempts stay).
+    #[test]
+    fn replay_failing_to_load_puts_back_the_same_dead_letter() {
+        let c = consent(&[]);
+        let cfg = ManagerConfig {
+            load_max_retries: 0,
+            ..Default::default()
+        };
+        let mut m = manager(cfg, vec![spec("a", &[])], c);
+        m.replay(0, vec![(env(1, c), earlier(1))], 5);
+        assert_eq!(loads(&m.poll(5)), vec![0]);
+        let cmds = m.load_done(0, Err(DeliveryError::new(ErrorKind::ScriptLoad, "404")), 6);
+        let put_back = cmds.iter().find_map(|c| match c {
+            Command::DeadLetter {
+                id,
+                attempts,
+                first_failed_at,
+                ..
+            } => Some((id.as_deref(), *attempts, *first_failed_at)),
+            _ => None,
+        });
+        assert_eq!(put_back, Some((Some("dl1"), 3, 1)));
+        assert_eq!(
+            m.status(6)[0].dead_lettered,
+            0,
+            "dead-lettered on an earlier page"
+        );
     }
 
     /// Property: over many generated runs of events, consent changes and delivery results, no

@@ -500,14 +500,16 @@ impl Engine {
             Command::Failed { dest, error } => self.emit_error(Some(dest), &error),
             Command::DeadLetter {
                 dest,
+                id,
                 event,
                 error,
                 attempts,
                 first_failed_at,
                 last_failed_at,
             } => {
+                // A failed replay goes back under its id: the same dead letter, updated.
                 let entry = DeadLetter {
-                    id: super::platform::uuid(),
+                    id: id.unwrap_or_else(super::platform::uuid),
                     destination: self.id(dest),
                     event_json: String::from(&*event.json),
                     kind: error.kind,

@@ -94,6 +94,49 @@ test('a failed replay goes back to the queue', async () => {
   });
 });
 
+test('a replay that fails again puts back the same dead letter, its attempts added up', async () => {
+  await withServer(async (server) => {
+    const p = await openPage(browser, `${server.url}/blank.html`);
+    await p.page.evaluate(() => { window.__down = true; });
+    await setup(p.page, config);
+    await p.page.evaluate(() => {
+      window.__dl = [];
+      analytics.on('dead-letter', (d) => window.__dl.push(d));
+      analytics.track('Still down');
+    });
+    await waitFor(() => p.page.evaluate(() => analytics.deadLetters().length === 1));
+    const look = () => p.page.evaluate(() => ({
+      dl: analytics.deadLetters(),
+      heard: window.__dl.map((d) => [d.id, d.attempts]),
+      deadLettered: analytics.status()[0].deadLettered,
+    }));
+    const first = await look();
+    const entry = first.dl[0];
+    assert.equal(entry.attempts, 2, 'maxRetries 1 means two attempts');
+    assert.equal(first.deadLettered, 1);
+    let last = entry;
+    for (const attempts of [3, 4]) {
+      const r = await p.page.evaluate(() => analytics.retryDeadLetters());
+      assert.deepEqual(r, { retried: 1, succeeded: 0, failed: 1 });
+      const now = await look();
+      assert.equal(now.dl.length, 1, 'one entry for one event');
+      const back = now.dl[0];
+      assert.equal(back.id, entry.id, 'the same entry goes back');
+      assert.equal(back.attempts, attempts, 'one more attempt per replay');
+      assert.equal(back.firstFailedAt, entry.firstFailedAt, 'the first failure is kept');
+      assert.ok(back.lastFailedAt >= last.lastFailedAt);
+      assert.equal(back.event.messageId, entry.event.messageId);
+      assert.equal(back.error.kind, 'unknown');
+      assert.equal(now.deadLettered, 1, 'the event is counted dead-lettered once');
+      last = back;
+    }
+    // The listener hears the entry each time it goes back, under its id, updated.
+    assert.deepEqual((await look()).heard, [[entry.id, 2], [entry.id, 3], [entry.id, 4]]);
+    assert.deepEqual(p.runtimeErrors(), []);
+    await p.close();
+  });
+});
+
 test('a corrupt dead-letter value is discarded with a warning, not a crash', async () => {
   await withServer(async (server) => {
     const p = await openPage(browser, `${server.url}/blank.html`);
