@@ -258,7 +258,8 @@ impl Analytics {
         self.call(EventKind::Page, name, properties, options)
     }
 
-    /// Identifies the visitor: persists `userId` and merges `traits`.
+    /// Identifies the visitor: persists `userId` and merges `traits` (replaces them for another
+    /// user).
     #[wasm_bindgen(unchecked_return_type = "string")]
     pub fn identify(
         &self,
@@ -674,7 +675,10 @@ impl Analytics {
         // accepted (a rejected call changes nothing).
         let identify = kind == EventKind::Identify;
         let traits = if identify {
-            let t = self.identity.borrow().merged_traits(&get(&e, "traits"));
+            let t = self
+                .identity
+                .borrow()
+                .merged_traits(id.as_deref(), &get(&e, "traits"));
             set(&e, "traits", &t);
             Some(t)
         } else {

@@ -157,8 +157,10 @@ impl Storage for MemoryStorage {
     }
 }
 
-/// A storage that falls back to memory, with one warning, the first time the real one fails
-/// (disabled, blocked, full): callers never see an error.
+/// A storage that falls back to memory, with one warning, where the real one fails (disabled,
+/// blocked, full): callers never see an error. Per key: a value the real storage refused is
+/// kept in memory and read from there first, so what was stored before the failure stays
+/// readable, and every client of the page (they share the memory) reads the same values.
 pub struct FallbackStorage {
     primary: alloc::rc::Rc<dyn Storage>,
     memory: alloc::rc::Rc<dyn Storage>,
@@ -200,40 +202,36 @@ impl FallbackStorage {
         }
     }
 
-    /// Reads a value (`None` when absent or unreadable).
+    /// Reads a value (`None` when absent or unreadable): the one kept in memory, if any.
     pub fn get(&self, key: &str) -> Option<String> {
-        if !self.degraded.get() {
-            match self.primary.get(key) {
-                Ok(v) => return v,
-                Err(e) => self.degrade(e),
+        if let Ok(Some(v)) = self.memory.get(key) {
+            return Some(v);
+        }
+        match self.primary.get(key) {
+            Ok(v) => v,
+            Err(e) => {
+                self.degrade(e);
+                None
             }
         }
-        if let Ok(v) = self.memory.get(key) {
-            return v;
-        }
-        None
     }
 
-    /// Writes a value.
+    /// Writes a value: to the real storage, else to memory. (The memory copy goes first: the
+    /// real storage may be that same memory when localStorage was unavailable from the start.)
     pub fn set(&self, key: &str, value: &str) {
-        if !self.degraded.get() {
-            match self.primary.set(key, value) {
-                Ok(()) => return,
-                Err(e) => self.degrade(e),
-            }
+        let _ = self.memory.remove(key);
+        if let Err(e) = self.primary.set(key, value) {
+            self.degrade(e);
+            let _ = self.memory.set(key, value);
         }
-        let _ = self.memory.set(key, value);
     }
 
-    /// Removes a value.
+    /// Removes a value, from memory and from the real storage.
     pub fn remove(&self, key: &str) {
-        if !self.degraded.get() {
-            match self.primary.remove(key) {
-                Ok(()) => return,
-                Err(e) => self.degrade(e),
-            }
-        }
         let _ = self.memory.remove(key);
+        if let Err(e) = self.primary.remove(key) {
+            self.degrade(e);
+        }
     }
 }
 
@@ -337,6 +335,37 @@ mod tests {
         assert_eq!(s.get("j").as_deref(), Some("3"));
         assert!(s.degraded());
         assert_eq!(memory.get("j").unwrap().as_deref(), Some("3"));
+        assert_eq!(log.warnings.borrow().len(), 1);
+    }
+
+    /// A full storage refuses only some values: what it holds stays readable, what it refused
+    /// is read from memory, by every client sharing that memory, until a later write fits.
+    #[test]
+    fn fallback_storage_keeps_per_key_values_readable_by_every_client() {
+        let primary = alloc::rc::Rc::new(MemoryStorage::new());
+        let log = alloc::rc::Rc::new(RecordingLog::default());
+        let memory = alloc::rc::Rc::new(MemoryStorage::new());
+        let a = FallbackStorage::new(primary.clone(), memory.clone(), log.clone());
+        let b = FallbackStorage::new(primary.clone(), memory.clone(), log.clone());
+        primary.set_quota(Some(20));
+        a.set("u", "u1");
+        a.set("t", &"x".repeat(30));
+        assert_eq!(
+            a.get("u").as_deref(),
+            Some("u1"),
+            "stored before the failure"
+        );
+        assert_eq!(a.get("t").map(|t| t.len()), Some(30));
+        assert_eq!(b.get("t").map(|t| t.len()), Some(30), "another client");
+        b.set("t", "small");
+        assert_eq!(
+            a.get("t").as_deref(),
+            Some("small"),
+            "a later write that fits"
+        );
+        assert_eq!(memory.get("t").unwrap(), None);
+        a.remove("u");
+        assert_eq!(b.get("u"), None);
         assert_eq!(log.warnings.borrow().len(), 1);
     }
 

@@ -101,7 +101,12 @@ pub fn parse_consent_object(v: &JsValue, path: &str) -> Result<Vec<(Purpose, boo
             ]
             .concat());
         };
-        let Some(on) = get(obj, &k).as_bool() else {
+        let v = get(obj, &k);
+        // An undefined value leaves the purpose as it is (a form's unset field).
+        if v.is_undefined() {
+            continue;
+        }
+        let Some(on) = v.as_bool() else {
             return Err(wrong(path, &k, "a boolean"));
         };
         out.push((p, on));

@@ -242,9 +242,17 @@ impl Identity {
         identity_changed();
     }
 
-    /// `traits` merged over the persisted traits, as a new object (nothing changes yet).
-    pub fn merged_traits(&self, traits: &JsValue) -> Object {
-        let merged = match super::js::assign(&Object::new(), &self.traits) {
+    /// `traits` merged over the persisted traits, as a new object (nothing changes yet). As
+    /// analytics.js: an identify naming a different user than the stored one starts from no
+    /// traits, so one user's traits never carry over to the next.
+    pub fn merged_traits(&self, user: Option<&str>, traits: &JsValue) -> Object {
+        let other = matches!((user, &self.user_id), (Some(u), Some(cur)) if **cur != *u);
+        let base = if other {
+            &JsValue::UNDEFINED
+        } else {
+            &self.traits
+        };
+        let merged = match super::js::assign(&Object::new(), base) {
             Ok(m) => super::js::assign(&m, traits),
             Err(e) => Err(e),
         };

@@ -304,3 +304,71 @@ test('purgeOnRevoke: false keeps events through a revocation, yet the revocation
     await waitFor(() => p.page.evaluate(() => window.log.length >= 3), { message: 'kept event after the grant' });
     assert.deepEqual(await p.page.evaluate(() => window.log), ['marketing false', 'Kept', 'marketing true']);
   }));
+
+test('identify naming another user starts from no traits; without a user id, or with the same one, traits merge', () =>
+  run(async (p) => {
+    await boot(p);
+    await p.page.evaluate(() => {
+      a.identify('alice', { email: 'alice@example.com', plan: 'free' });
+      a.identify('bob', { plan: 'pro' });
+      a.identify({ vip: true });
+      a.identify('bob', { seats: 3 });
+    });
+    const got = await received(p, 4);
+    assert.deepEqual(
+      got.map((e) => [e.userId, e.traits]),
+      [
+        ['alice', { email: 'alice@example.com', plan: 'free' }],
+        ['bob', { plan: 'pro' }],
+        ['bob', { plan: 'pro', vip: true }],
+        ['bob', { plan: 'pro', vip: true, seats: 3 }],
+      ],
+    );
+    assert.deepEqual(
+      JSON.parse(await p.page.evaluate(() => localStorage.getItem('consent-analytics:traits'))),
+      { plan: 'pro', vip: true, seats: 3 },
+    );
+  }));
+
+test('a full localStorage that refuses only some values: the identity stays whole, for every client of the page', () =>
+  run(async (p) => {
+    await boot(p);
+    await p.page.evaluate(async () => {
+      const setItem = Storage.prototype.setItem;
+      Storage.prototype.setItem = function (k, v) {
+        if (String(v).length > 60) throw new DOMException('full', 'QuotaExceededError');
+        return setItem.call(this, k, v);
+      };
+      a.identify('u1', { bio: 'x'.repeat(100) });
+      a.track('After identify');
+      const m = await import('/pkg/consent_analytics.js');
+      window.b = await m.Analytics.load({ destinations: [{ type: 'cap', requiredConsent: [] }] });
+      b.track('From b');
+      b.identify({ more: 'y'.repeat(100) });
+    });
+    const got = await received(p, 4);
+    assert.deepEqual(
+      got.map((e) => [e.type, e.event ?? '', e.userId, Object.keys(e.traits ?? {}).sort().join()]),
+      [
+        ['identify', '', 'u1', 'bio'],
+        ['track', 'After identify', 'u1', ''],
+        ['track', 'From b', 'u1', ''],
+        ['identify', '', 'u1', 'bio,more'],
+      ],
+    );
+  }));
+
+test('a purpose given as undefined is left as it is, in setConsent and in config.consent', () =>
+  run(async (p) => {
+    await boot(p);
+    const r = await p.page.evaluate(async () => {
+      a.setConsent({ marketing: true, measurement: undefined });
+      const m = await import('/pkg/consent_analytics.js');
+      const b = await m.Analytics.load({ consent: { measurement: true, marketing: undefined }, storagePrefix: 'other' });
+      return [a.consent(), b.consent()];
+    });
+    assert.equal(r[0].marketing, true);
+    assert.equal(r[0].measurement, false);
+    assert.equal(r[1].measurement, true);
+    assert.equal(r[1].marketing, false);
+  }));
