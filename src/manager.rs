@@ -1019,19 +1019,25 @@ impl<P> Manager<P> {
     /// Takes the events a batching destination holds but has not sent, for a beacon at page
     /// hide; report what the browser took with [`Manager::handed_over`]. Nothing while offline,
     /// before it is loaded, or when its last delivery failed (they wait in the outbox for a
-    /// later page). When its last delivery was acknowledged within [`BEACON_TRUST_MS`], the
+    /// later page); while its consent is missing, only the consent changes ahead of the events
+    /// kept for it. When the hand-over is `sure` (a beacon: the browser refuses at once what it
+    /// will not send) and its last delivery was acknowledged within [`BEACON_TRUST_MS`], the
     /// events leave the queue; otherwise they stay queued (and persisted), and those already
-    /// handed to a beacon are not taken again.
-    pub fn take_unsent(&mut self, dest: usize, now: u64) -> Unsent<P> {
+    /// handed over are not taken again.
+    pub fn take_unsent(&mut self, dest: usize, now: u64, sure: bool) -> Unsent<P> {
+        let allowed = self.allowed(dest);
         let d = &mut self.dests[dest];
         let mut events = Vec::new();
-        let keep = d.ok_at.is_none_or(|at| now > at + BEACON_TRUST_MS);
+        let keep = !allowed || !sure || d.ok_at.is_none_or(|at| now > at + BEACON_TRUST_MS);
         if d.state != LoadState::Loaded || !self.online || d.failing {
             return Unsent { events, kept: keep };
         }
         let n = d.in_flight;
         // One loop for both: kept events stay queued, taken ones leave it below.
         for it in &d.queue[n..] {
+            if !allowed && it.env.kind != EventKind::Consent {
+                break;
+            }
             if !keep {
                 d.queued_bytes -= it.env.json.len();
             } else if it.handed {
@@ -1974,6 +1980,53 @@ mod tests {
         m
     }
 
+    /// A keepalive fetch (not `sure`: the browser may refuse it after the page is gone) keeps
+    /// its events even after a recent acknowledgement.
+    #[test]
+    fn a_hand_over_that_is_not_sure_keeps_its_events() {
+        let c = consent(&[]);
+        let mut m = acknowledged_relay(10, c, 10);
+        m.capture(env(1, c), 20);
+        let t = 10 + BEACON_TRUST_MS;
+        let taken = m.take_unsent(0, t, false);
+        assert!(taken.kept);
+        m.handed_over(0, taken, 1, t);
+        assert_eq!(m.status(t)[0].pending, 1);
+        assert_eq!(m.status(t)[0].delivered, 1);
+    }
+
+    /// Without purging, events kept for a destination whose consent is missing are not handed
+    /// over at page hide either: only the consent changes ahead of them.
+    #[test]
+    fn a_hand_over_without_consent_takes_only_consent_changes() {
+        let granted = consent(&[Purpose::Measurement]);
+        let cfg = ManagerConfig {
+            purge_on_revoke: false,
+            ..Default::default()
+        };
+        let spec = DestSpec {
+            required: Purposes::of(&[Purpose::Measurement]),
+            ..relay(10, 1_000_000)
+        };
+        let mut m = manager(cfg, vec![spec], granted);
+        m.capture(env(100, granted), 0);
+        m.poll(0);
+        m.load_done(0, Ok(()), 0);
+        m.request_flush();
+        m.poll(1);
+        m.delivery_done(0, Outcome::Ok, 2);
+        m.capture(env(1, granted), 3);
+        let none = consent(&[]);
+        m.set_consent(none, 4);
+        let mut notice = env(2, none);
+        notice.kind = EventKind::Consent;
+        m.capture(notice, 4);
+        let taken = m.take_unsent(0, 5, true);
+        assert!(taken.kept);
+        let ids: Vec<u32> = taken.events.iter().map(|e| e.payload).collect();
+        assert_eq!(ids, vec![2], "the consent change only, not the kept event");
+    }
+
     #[test]
     fn after_a_recent_acknowledgement_a_beacon_forgets_its_events_and_counts_them_delivered() {
         let c = consent(&[]);
@@ -1981,7 +2034,7 @@ mod tests {
         m.capture(env(1, c), 20);
         m.capture(env(2, c), 20);
         let t = 10 + BEACON_TRUST_MS;
-        let taken = m.take_unsent(0, t);
+        let taken = m.take_unsent(0, t, true);
         assert_eq!(taken.events.len(), 2);
         assert_eq!(m.status(t)[0].pending, 0);
         m.handed_over(0, taken, 2, t);
@@ -2001,7 +2054,7 @@ mod tests {
         assert_eq!(delivers(&m.poll(2)), vec![(0, vec![1, 2])]);
         m.capture(env(3, c), 3);
         m.capture(env(4, c), 3);
-        let taken = m.take_unsent(0, 3);
+        let taken = m.take_unsent(0, 3, true);
         assert_eq!(taken.events.len(), 2);
         assert_eq!(
             m.status(3)[0].pending,
@@ -2027,7 +2080,7 @@ mod tests {
         m.capture(env(2, c), 0);
         m.poll(0);
         m.load_done(0, Ok(()), 0);
-        let taken = m.take_unsent(0, 5);
+        let taken = m.take_unsent(0, 5, true);
         assert_eq!(taken.events.len(), 2);
         m.handed_over(0, taken, 2, 5);
         let cmds = m.poll(5);
@@ -2040,13 +2093,13 @@ mod tests {
             "still pending, not delivered"
         );
         // A second hide (visibilitychange, then pagehide) does not hand them over again.
-        assert!(m.take_unsent(0, 6).events.is_empty());
+        assert!(m.take_unsent(0, 6, true).events.is_empty());
         // A new event is; a refused one stays to be handed over next time.
         m.capture(env(3, c), 7);
-        let taken = m.take_unsent(0, 7);
+        let taken = m.take_unsent(0, 7, true);
         assert_eq!(taken.events.len(), 1);
         m.handed_over(0, taken, 0, 7);
-        assert_eq!(m.take_unsent(0, 8).events.len(), 1);
+        assert_eq!(m.take_unsent(0, 8, true).events.len(), 1);
         // The page lives on: its next delivery sends them all, in order, and then counts and
         // forgets them.
         m.request_flush();
@@ -2058,7 +2111,7 @@ mod tests {
         m.capture(env(4, c), 11);
         m.capture(env(5, c), 11);
         let t = 10 + BEACON_TRUST_MS;
-        let taken = m.take_unsent(0, t);
+        let taken = m.take_unsent(0, t, true);
         assert_eq!(taken.events.len(), 2, "trusted now: taken out of the queue");
         m.handed_over(0, taken, 2, t);
         assert_eq!(m.status(t)[0].pending, 0);
@@ -2070,7 +2123,7 @@ mod tests {
         let mut m = acknowledged_relay(10, c, 10);
         m.capture(env(1, c), 20);
         let late = 11 + BEACON_TRUST_MS;
-        let taken = m.take_unsent(0, late);
+        let taken = m.take_unsent(0, late, true);
         assert_eq!(taken.events.len(), 1);
         m.handed_over(0, taken, 1, late);
         let cmds = m.poll(late);
@@ -2085,22 +2138,22 @@ mod tests {
         assert_eq!(delivers(&m.poll(20)), vec![(0, vec![1])]);
         m.delivery_done(0, Outcome::Err(DeliveryError::http(503, None)), 21);
         m.capture(env(2, c), 22);
-        assert!(m.take_unsent(0, 22).events.is_empty());
+        assert!(m.take_unsent(0, 22, true).events.is_empty());
         assert_eq!(m.status(22)[0].pending, 2);
         // A success again restores the trust.
         assert_eq!(delivers(&m.poll(100_000)), vec![(0, vec![1, 2])]);
         m.delivery_done(0, Outcome::Ok, 100_001);
         m.capture(env(3, c), 100_002);
-        assert_eq!(m.take_unsent(0, 100_002).events.len(), 1);
+        assert_eq!(m.take_unsent(0, 100_002, true).events.len(), 1);
 
         // Offline: nothing, even right after a success.
         let mut m = acknowledged_relay(10, c, 10);
         m.capture(env(1, c), 20);
         m.set_online(false);
-        assert!(m.take_unsent(0, 20).events.is_empty());
+        assert!(m.take_unsent(0, 20, true).events.is_empty());
         assert_eq!(m.status(20)[0].pending, 1);
         m.set_online(true);
-        assert_eq!(m.take_unsent(0, 20).events.len(), 1);
+        assert_eq!(m.take_unsent(0, 20, true).events.len(), 1);
     }
 
     #[test]

@@ -51,12 +51,17 @@ const PURPOSES = ['necessary', 'functionality', 'experience', 'measurement', 'ma
 const $ = (id) => document.getElementById(id);
 let analytics = null;
 
+/** The saved choice, if it is one this page wrote (else the banner asks again). */
 function loadSavedConsent() {
   try {
-    return JSON.parse(localStorage.getItem(CONSENT_KEY)) ?? undefined;
-  } catch {
-    return undefined;
-  }
+    const saved = JSON.parse(localStorage.getItem(CONSENT_KEY));
+    const ok = ['necessary', 'functionality', 'experience', 'measurement', 'marketing'];
+    if (saved && typeof saved == 'object' && !Array.isArray(saved) &&
+        Object.entries(saved).every(([k, v]) => ok.includes(k) && typeof v == 'boolean')) {
+      return saved;
+    }
+  } catch {}
+  return undefined;
 }
 
 function filterByQuery(list) {

@@ -114,10 +114,13 @@ pub trait Destination {
     }
     /// Hands events to the browser at page hide (`navigator.sendBeacon` or a keepalive fetch);
     /// returns how many of them, from the front, the browser took (the rest stay queued).
-    /// `kept`: whether the manager keeps them (queued and persisted) because the backend is not
-    /// known to be healthy; otherwise they are forgotten once handed over, whichever way.
-    fn beacon(&self, _events: &[Event], _kept: bool) -> usize {
+    fn beacon(&self, _events: &[Event]) -> usize {
         0
+    }
+    /// Whether the browser taking a [`Destination::beacon`] hand-over means it will be sent
+    /// (a beacon): only then may the manager forget the events at once.
+    fn sure_hand_over(&self) -> bool {
+        false
     }
 }
 

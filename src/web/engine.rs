@@ -429,7 +429,10 @@ impl Engine {
                     }),
                 ),
                 Job::Deliver(events) => {
-                    let (ms, dd) = (me.timeout_ms, d.clone());
+                    // The relay aborts its own request at `loading.timeoutMs` (a timeout error):
+                    // this later one is only a backstop, so a retry never starts beside it.
+                    let slack = if d.durable() { 1000 } else { 0 };
+                    let (ms, dd) = (me.timeout_ms + slack, d.clone());
                     d.deliver(
                         events,
                         timed(
@@ -679,11 +682,11 @@ impl Engine {
             if d.batch().is_none() {
                 continue;
             }
-            let unsent = self.mgr.borrow_mut().take_unsent(i, t);
+            let unsent = self.mgr.borrow_mut().take_unsent(i, t, d.sure_hand_over());
             if unsent.events.is_empty() {
                 continue;
             }
-            let taken = d.beacon(&unsent.events, unsent.kept);
+            let taken = d.beacon(&unsent.events);
             self.mgr.borrow_mut().handed_over(i, unsent, taken, t);
         }
         self.poll();

@@ -45,15 +45,15 @@ export function jsonProblem(v, path) {
 
 // POSTs `body` to `url` with the `headers` object (as a keepalive request when `keepalive`),
 // aborted after `ms` milliseconds unless 0 (where the browser has AbortSignal.timeout).
-// Resolves [status, the delay in ms a 429 or 503 asked for with Retry-After, or null], or
-// [0, message] when the request failed or fetch is missing; never rejects.
+// Resolves [status, the delay in ms a 429 or 503 asked for with Retry-After, or null], [-1]
+// when it timed out, or [0, message] when the request failed or fetch is missing; never rejects.
 export function post(url, body, headers, keepalive, ms) {
   return new Promise((resolve) => {
     const signal = ms && self.AbortSignal && AbortSignal.timeout ? AbortSignal.timeout(ms) : undefined;
     resolve(fetch(url, { method: 'POST', body, headers, keepalive, signal }));
   })
     .then((r) => [r.status, r.status == 429 || r.status == 503 ? retryAfterMs(r.headers.get('Retry-After')) : null])
-    .catch((e) => [0, 'relay request failed: ' + text(e)]);
+    .catch((e) => (e && e.name == 'TimeoutError' ? [-1] : [0, 'relay request failed: ' + text(e)]));
 }
 
 // The time now as an ISO-8601 string (2026-11-29T20:22:31.123Z).

@@ -130,6 +130,14 @@ test("the visitor's choice survives a reload: no banner, the same consent", asyn
     });
     assert.equal(await page.isVisible('#consent-banner'), false, 'a returning visitor sees no banner');
     assert.deepEqual(await page.evaluate(() => analytics.consent()), prefs('measurement'));
+    // A saved value this page did not write is ignored: the banner asks again.
+    await page.evaluate(() => localStorage.setItem('consent-analytics-demo:consent', '{"analytics":true}'));
+    await page.reload();
+    await waitFor(() => page.evaluate(() => document.getElementById('app-state').dataset.state !== 'loading'), {
+      message: 'the reloaded page to load the client',
+    });
+    assert.equal(await page.evaluate(() => document.getElementById('app-state').dataset.state), 'ready');
+    assert.equal(await page.isVisible('#consent-banner'), true);
     assert.deepEqual(p.errors, []);
     await p.close();
   });

@@ -53,15 +53,17 @@ export async function claimOutbox(base, own, ms, f) {
   }
 }
 
-// navigator.sendBeacon(url, body): whether the browser took it; undefined when the browser
-// has none.
+// navigator.sendBeacon(url, body): whether the browser took it; false when it is missing.
 export function sendBeacon(url, body) {
   try {
-    return navigator.sendBeacon ? navigator.sendBeacon(url, body) === true : undefined;
+    return navigator.sendBeacon(url, body) === true;
   } catch (_) {
     return false;
   }
 }
+
+// Whether the browser has navigator.sendBeacon.
+export const canBeacon = () => typeof navigator.sendBeacon == 'function';
 
 // A new headers object: Content-Type JSON and, for a writeKey, Authorization: 'Basic ' and the
 // base64 of the key's UTF-8 bytes and ':'.

@@ -9,18 +9,19 @@
 //! - `deliver` POSTs one batch with `Content-Type: application/json`, `Authorization: Basic
 //!   base64(writeKey + ':')` when a writeKey is set, and the configured headers.
 //! - `test` (`testDestination`) POSTs an empty batch and reports whether the answer was 2xx.
-//! - At page hide, `beacon` hands unsent events to `navigator.sendBeacon` in chunks of at most
-//!   64 KB (each a complete batch, sent as `text/plain`), or to `fetch(..., {keepalive: true})`
-//!   when `sendBeacon` is missing, turned off (`beacon: false`) or cannot carry the configured
-//!   headers. Both share the page's 64 KB of keepalive bodies in flight: a refused beacon ends
-//!   the hand-over, keepalive fetches are sized to what is left, and what does not fit stays
-//!   in the outbox for a later page. Which events are handed
-//!   over, and whether they are then forgotten or kept in the outbox for a later page, is the
-//!   manager's decision ([`crate::manager::BEACON_TRUST_MS`]): nothing while offline or after
-//!   a failed delivery; forgotten when the last delivery was acknowledged recently; otherwise
-//!   handed over and kept (a later page sends them again with the same messageId). Kept events
-//!   sent by a keepalive fetch are forgotten only once it answers 2xx; forgotten ones go back
-//!   into the outbox if the fetch is refused or fails while the page still runs.
+//! - At page hide, `beacon` hands unsent events to `navigator.sendBeacon` in chunks within
+//!   `maxBatchBytes` and 64 KB (each a complete batch, sent as `text/plain`), or to
+//!   `fetch(..., {keepalive: true})` when `sendBeacon` is missing, turned off (`beacon: false`)
+//!   or cannot carry the configured headers. Both share the page's 64 KB of keepalive bodies in
+//!   flight (with every other script's beacons): a refused beacon ends the hand-over, keepalive
+//!   fetches are sized to what this page's own leave, and what is not handed over stays in the
+//!   outbox for a later page. Which events are handed over, and whether they are then
+//!   forgotten or kept in the outbox for a later page, is the manager's decision
+//!   ([`crate::manager::BEACON_TRUST_MS`]): nothing while offline or after a failed delivery;
+//!   forgotten when the hand-over is a beacon and the last delivery was acknowledged
+//!   recently; otherwise handed over and kept (a later page sends them again with the same
+//!   messageId). A keepalive fetch may be refused after the page is gone, so its events are
+//!   always kept, and forgotten once it answers 2xx or the page delivered them meanwhile.
 //! - Ownership between tabs: each instance owns its entries and holds the Web Lock
 //!   `<prefix>:outbox:<owner>` for the page's life; on load it adopts the entries of owners
 //!   whose lock it can take at once (their page is gone), and keeps that lock too: a tab
@@ -75,8 +76,11 @@ pub struct Relay {
     /// `<prefix>:outbox:`, the start of every owner's lock name.
     lock_base: String,
     outbox: Rc<RefCell<Outbox>>,
-    /// Events handed to a keepalive fetch at page hide: forgotten when it answers 2xx.
-    deferred: Rc<RefCell<Vec<Rc<str>>>>,
+    /// Events handed to a keepalive fetch at page hide, and whether this page has delivered
+    /// them meanwhile: forgotten when it answers 2xx, or when it settles if delivered.
+    deferred: Rc<RefCell<Deferred>>,
+    /// `maxBatchBytes`: the largest request body (a page-hide chunk too).
+    max_body: usize,
     /// `loading.timeoutMs`: a request still unanswered then is aborted (it is retried).
     timeout_ms: u64,
 }
@@ -123,9 +127,10 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
     // A body is the events, a comma between two, and this wrapper (`sentAt` always has 24
     // characters): `maxBatchBytes` bounds the whole body.
     let wrapper = batch_body(&[], "0000-00-00T00:00:00.000Z", write_key.as_deref()).len();
+    let max_body = positive("maxBatchBytes", 512_000)? as usize;
     let limits = BatchLimits {
         max_events: positive("batchSize", 20)? as usize,
-        max_bytes: (positive("maxBatchBytes", 512_000)? as usize).saturating_sub(wrapper),
+        max_bytes: max_body.saturating_sub(wrapper),
         interval_ms: opt_uint(s, "flushIntervalMs", &path)?.unwrap_or(1000),
     };
     let use_beacon = opt_bool(s, "beacon", &path)?.unwrap_or(true);
@@ -147,6 +152,7 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
         lock_base: [prefix, ":outbox:"].concat(),
         outbox,
         deferred: Default::default(),
+        max_body,
         timeout_ms: env.timeout_ms,
     }))
 }
@@ -190,74 +196,72 @@ impl Relay {
         batch_body(events, &iso_now(), self.write_key.as_deref())
     }
 
-    /// Hands chunks to `sendBeacon`, else a keepalive fetch; returns how many events (a
-    /// prefix) the browser took. Beacons and keepalive fetches share the page's 64 KB of
-    /// keepalive bodies in flight: a refused beacon ends the hand-over (a keepalive fetch would
-    /// be refused too), and keepalive fetches fit in what this page's own leave free. The rest
-    /// stays in the outbox.
-    fn hand_over(&self, events: &[Event], kept: bool) -> usize {
+    /// Whether the browser taking a hand-over at page hide means it will be sent: true for
+    /// `sendBeacon`, which refuses at once what it will not send. A keepalive fetch can be
+    /// refused after the page is gone (the page's 64 KB of keepalive bodies in flight is
+    /// shared with every beacon of the page), so its events stay kept until it answers 2xx.
+    fn sure(&self) -> bool {
+        self.use_beacon && !self.custom_headers && can_beacon()
+    }
+
+    /// Hands chunks (within `maxBatchBytes` and 64 KB) to `sendBeacon`, or to keepalive
+    /// fetches that fit in what this page's own leave of the 64 KB; returns how many events
+    /// (a prefix) the browser took. A refused beacon ends the hand-over: the rest stays queued.
+    fn hand_over(&self, events: &[Event]) -> usize {
         let chunks = beacon_chunks(
             &jsons(events),
             &iso_now(),
             self.write_key.as_deref(),
-            BEACON_MAX_BYTES,
+            self.max_body.min(BEACON_MAX_BYTES),
         );
-        let use_beacon = self.use_beacon && !self.custom_headers;
+        let beacon = self.sure();
         let mut sent = 0;
         for (n, body) in chunks {
-            if use_beacon {
-                match send_beacon(&self.endpoint, &body) {
-                    Some(true) => {
-                        sent += n;
-                        continue;
-                    }
-                    Some(false) => break,
-                    // No sendBeacon in this browser: a keepalive fetch.
-                    None => {}
+            if beacon {
+                if !send_beacon(&self.endpoint, &body) {
+                    break;
                 }
-            }
-            if body.len() + KEEPALIVE.with(|k| *k.borrow()) > BEACON_MAX_BYTES {
-                break;
-            }
-            let mut ids = Vec::new();
-            let mut back = Vec::new();
-            for e in &events[sent..sent + n] {
-                ids.push(e.message_id.clone());
-                if kept {
-                    self.deferred.borrow_mut().push(e.message_id.clone());
-                } else {
-                    back.push(e.json.clone());
+            } else {
+                if body.len() + KEEPALIVE.with(|k| *k.borrow()) > BEACON_MAX_BYTES {
+                    break;
                 }
-            }
-            // Kept: forgotten only once the backend said 2xx; if the page is gone by then,
-            // they stay in the outbox and a later page delivers them (messageId dedupes).
-            // Trusted like a beacon: the manager forgets them now, and a refusal or failure
-            // this page still sees puts them back in the outbox for a later page.
-            let (o, d) = (self.outbox.clone(), self.deferred.clone());
-            self.request(
-                &body,
-                true,
-                Box::new(move |r| {
-                    let mut o = o.borrow_mut();
-                    if kept {
-                        d.borrow_mut().retain(|id| !ids.contains(id));
-                        if r.is_ok() {
-                            for id in &ids {
+                let mut ids = Vec::new();
+                for e in &events[sent..sent + n] {
+                    ids.push(e.message_id.clone());
+                    self.deferred
+                        .borrow_mut()
+                        .push((e.message_id.clone(), false));
+                }
+                // Forgotten once the backend says 2xx, or once this page delivered them
+                // meanwhile; if the page is gone by then, they stay in the outbox and a later
+                // page delivers them (messageId dedupes).
+                let (o, d) = (self.outbox.clone(), self.deferred.clone());
+                self.request(
+                    &body,
+                    true,
+                    Box::new(move |r| {
+                        let mut o = o.borrow_mut();
+                        d.borrow_mut().retain(|(id, done)| {
+                            if !ids.contains(id) {
+                                return true;
+                            }
+                            if r.is_ok() || *done {
                                 o.forget(id);
                             }
-                        }
-                    } else if r.is_err() {
-                        for (id, json) in ids.into_iter().zip(&back) {
-                            o.put(id, json);
-                        }
-                    }
-                }),
-            );
+                            false
+                        });
+                    }),
+                );
+            }
             sent += n;
         }
         sent
     }
 }
+
+/// Events a keepalive fetch of page hide carries, each with whether the page delivered it
+/// meanwhile.
+type Deferred = Vec<(Rc<str>, bool)>;
 
 /// Bytes of this page's keepalive fetches in flight (all relays of all clients): browsers
 /// allow 64 KB of keepalive bodies in flight per page.
@@ -274,16 +278,22 @@ extern "C" {
 /// What `post` resolved to: 2xx is success; another status is an HTTP error (with
 /// `Retry-After` on 429 and 503); no answer (status 0) is a network error.
 fn outcome(r: &Array) -> Result<(), DeliveryError> {
-    let status = r.get(0).as_f64().unwrap_or(0.0) as u16;
+    let status = r.get(0).as_f64().unwrap_or(0.0);
     let x = r.get(1);
-    match status {
+    if status < 0.0 {
+        return Err(DeliveryError::new(
+            ErrorKind::Timeout,
+            "relay request timed out (loading.timeoutMs)",
+        ));
+    }
+    match status as u16 {
         200..=299 => Ok(()),
         0 => Err(DeliveryError::new(
             ErrorKind::Network,
             x.as_string()
                 .unwrap_or_else(|| "relay request got no readable answer".into()),
         )),
-        _ => Err(DeliveryError::http(status, x.as_f64().map(|ms| ms as u64))),
+        s => Err(DeliveryError::http(s, x.as_f64().map(|ms| ms as u64))),
     }
 }
 
@@ -316,9 +326,17 @@ impl Destination for Relay {
         let mut o = self.outbox.borrow_mut();
         if keep {
             o.put(event.message_id.clone(), &event.json);
-        } else if !self.deferred.borrow().contains(&event.message_id) {
-            o.forget(&event.message_id);
+            return;
         }
+        // Delivered while a keepalive fetch of page hide still carries it: forgotten when
+        // that one settles, whichever way.
+        for (id, done) in self.deferred.borrow_mut().iter_mut() {
+            if *id == event.message_id {
+                *done = true;
+                return;
+            }
+        }
+        o.forget(&event.message_id);
     }
 
     fn restore(&self, done: Box<dyn FnOnce(Vec<Restored>)>) {
@@ -375,8 +393,12 @@ impl Destination for Relay {
         });
     }
 
-    fn beacon(&self, events: &[Event], kept: bool) -> usize {
-        self.hand_over(events, kept)
+    fn beacon(&self, events: &[Event]) -> usize {
+        self.hand_over(events)
+    }
+
+    fn sure_hand_over(&self) -> bool {
+        self.sure()
     }
 }
 
@@ -386,10 +408,12 @@ extern "C" {
     /// and calls `f` for the owners whose page is gone; settles when done (see relay.js).
     #[wasm_bindgen(js_name = claimOutbox)]
     fn claim_outbox(base: &str, own: &str, ms: u32, f: &JsValue) -> Promise;
-    /// `navigator.sendBeacon(url, body)`: whether the browser took it; `None` when the
-    /// browser has no sendBeacon.
+    /// `navigator.sendBeacon(url, body)`: whether the browser took it (false when missing).
     #[wasm_bindgen(js_name = sendBeacon)]
-    fn send_beacon(url: &str, body: &str) -> Option<bool>;
+    fn send_beacon(url: &str, body: &str) -> bool;
+    /// Whether the browser has `navigator.sendBeacon`.
+    #[wasm_bindgen(js_name = canBeacon)]
+    fn can_beacon() -> bool;
     /// A new headers object: `Content-Type: application/json`, and with a writeKey
     /// `Authorization` (`Basic` and base64 of `key:`).
     #[wasm_bindgen(js_name = baseHeaders)]
