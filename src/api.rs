@@ -309,9 +309,10 @@ impl Analytics {
             Ok(c) => c,
             Err(m) => return Promise::reject(&error(&m)),
         };
-        let c = self.consent.get().merged(&changes);
+        let before = self.consent.get();
+        let c = before.merged(&changes);
         self.consent.set(c);
-        self.engine.enqueue(Pending::Consent(c));
+        self.engine.set_consent(before, c);
         if let Some(r) = &self.remote {
             r.refresh(c.granted());
         }
@@ -736,6 +737,7 @@ impl Analytics {
             consent,
             message_id,
             json: json.into(),
+            gen: self.engine.consent_gen(),
         });
         Ok(mid)
     }

@@ -449,13 +449,20 @@ impl<P> Manager<P> {
         self.dests[dest].state == LoadState::Loaded && self.allowed(dest)
     }
 
+    /// Whether revoking consent drops a destination's undelivered events (`purgeOnRevoke`).
+    pub fn purges(&self) -> bool {
+        self.cfg.purge_on_revoke
+    }
+
     /// Whether an event captured under `consent` may go to `dest`.
     pub fn routes(&self, kind: EventKind, consent: Purposes, dest: usize) -> bool {
         let d = &self.dests[dest];
         if kind == EventKind::Consent {
             return matches!(d.state, LoadState::Loading | LoadState::Loaded);
         }
-        consent.covers(d.spec.required) && self.allowed(dest)
+        // An event captured before a revocation that is routed after it (a source middleware
+        // held it): dropped as the purge would drop it, or kept with the purge off.
+        consent.covers(d.spec.required) && (self.allowed(dest) || !self.cfg.purge_on_revoke)
     }
 
     /// Starts eager loading (call once after construction). With the lazy strategy it does
@@ -1794,6 +1801,25 @@ mod tests {
             delivers(&m.delivery_done(0, Outcome::Ok, 7)),
             vec![(0, vec![4])]
         );
+    }
+
+    /// An event captured before a revocation but routed after it (a source middleware held
+    /// it): dropped for the revoked destination, as the purge would drop it; kept (waiting for
+    /// consent) with the purge off.
+    #[test]
+    fn an_event_routed_after_a_revocation_follows_the_purge_setting() {
+        let granted = consent(&[Purpose::Marketing]);
+        for (purge, pending) in [(true, 0), (false, 1)] {
+            let cfg = ManagerConfig {
+                purge_on_revoke: purge,
+                ..Default::default()
+            };
+            let mut m = manager(cfg, vec![spec("m", &[Purpose::Marketing])], granted);
+            m.set_consent(consent(&[]), 1);
+            m.capture(env(1, granted), 2);
+            assert!(delivers(&m.poll(2)).is_empty());
+            assert_eq!(m.status(2)[0].pending, pending, "purge {purge}");
+        }
     }
 
     /// The attempts of the `Load` commands in `cmds`.

@@ -19,7 +19,7 @@ use super::dest::{timed, Destination, LoadEnv};
 use super::js::{get, set};
 use super::platform::{error_message, is_online, now, ConsoleLog};
 use super::settle::{after, cancel, soon, then};
-use crate::consent::{Consent, Purposes};
+use crate::consent::{Consent, Purpose, Purposes};
 use crate::dead_letter::{DeadLetter, DeadLetterQueue};
 use crate::error::{DeliveryError, ErrorKind};
 use crate::event::{Envelope, EventKind};
@@ -36,7 +36,7 @@ enum Wait {
     DurableLoads,
 }
 
-/// An event waiting for the capture pipeline, or a consent change kept in order with events.
+/// An event or a `flush()` waiting for the capture pipeline, in order.
 pub enum Pending {
     /// A captured event.
     Event {
@@ -50,12 +50,12 @@ pub enum Pending {
         message_id: Rc<str>,
         /// Its JSON (made again after source middleware, which may change the event).
         json: Rc<str>,
+        /// How many consent changes were made before it (see [`Engine::consent_gen`]).
+        gen: u32,
     },
     /// A `flush()` call: everything queued before it is routed first; `resolve` settles its
     /// promise.
     Flush(Function),
-    /// A consent change, applied to routing in order with the events around it.
-    Consent(Consent),
 }
 
 /// A `retryDeadLetters` call waiting for its replays: the tickets still open, the counts so far
@@ -98,8 +98,15 @@ pub struct Engine {
     rest: RefCell<Vec<Pending>>,
     /// Whether the capture pipeline runs (its pending continuation keeps the engine alive).
     draining: Cell<bool>,
-    /// The event whose source middleware is running: type and consent.
-    current: RefCell<Option<(EventKind, Purposes)>>,
+    /// The event whose source middleware is running: type, consent and generation.
+    current: RefCell<Option<(EventKind, Purposes, u32)>>,
+    /// Consent changes made so far (the generation events are captured in).
+    gen: Cell<u32>,
+    /// The purposes each consent change revoked, by generation, while events captured before
+    /// it may still wait in the pipeline.
+    revoked: RefCell<Vec<(u32, Purposes)>>,
+    /// Consent changes not applied to the manager yet, with their generations, in order.
+    consents: RefCell<Vec<(u32, Consent)>>,
     /// The wake-up timer (see [`after`]) and when it fires.
     timer: Cell<Option<((i32, u32), u64)>>,
     /// `resolve`s waiting for the flush to settle or for loads to end (see [`Wait`]).
@@ -133,6 +140,9 @@ impl Engine {
             rest: RefCell::new(Vec::new()),
             draining: Cell::new(false),
             current: RefCell::new(None),
+            gen: Cell::new(0),
+            revoked: RefCell::new(Vec::new()),
+            consents: RefCell::new(Vec::new()),
             timer: Cell::new(None),
             waiters: RefCell::new(Vec::new()),
             replay_waiters: RefCell::new(Vec::new()),
@@ -194,13 +204,82 @@ impl Engine {
         has_listener(&self.listeners, name)
     }
 
-    /// Queues an event or consent change for the capture pipeline, which runs in a microtask.
+    /// How many consent changes were made: the generation an event captured now belongs to.
+    pub fn consent_gen(&self) -> u32 {
+        self.gen.get()
+    }
+
+    /// Records a consent change (from `before` to `c`). It reaches the manager in order with
+    /// the events around it, and in a microtask at the latest, so a source middleware that is
+    /// still running never holds it back. An event captured before a revocation is then not
+    /// routed to the destinations it revoked, whenever it leaves the pipeline (as the purge
+    /// drops what they hold; with the purge off it is kept for them, see [`Manager::routes`]).
+    pub fn set_consent(self: &Rc<Self>, before: Consent, c: Consent) {
+        let g = self.gen.get() + 1;
+        self.gen.set(g);
+        let mut lost = Purposes::NONE;
+        for p in Purpose::ALL {
+            if before.granted().has(p) && !c.granted().has(p) {
+                lost = lost.with(p, true);
+            }
+        }
+        if lost != Purposes::NONE {
+            self.revoked.borrow_mut().push((g, lost));
+        }
+        self.consents.borrow_mut().push((g, c));
+        let me = self.clone();
+        soon(move |_| {
+            me.apply_consents(u32::MAX);
+            me.poll();
+        });
+    }
+
+    /// Applies the recorded consent changes of generations up to `upto`, in order.
+    fn apply_consents(&self, upto: u32) {
+        loop {
+            let c = {
+                let mut q = self.consents.borrow_mut();
+                match q.first() {
+                    Some((g, c)) if *g <= upto => {
+                        let c = *c;
+                        q.remove(0);
+                        c
+                    }
+                    _ => return,
+                }
+            };
+            self.mgr.borrow_mut().set_consent(c, now());
+            // Not while the manager is borrowed: a vendor's function is page code.
+            for d in &self.dests {
+                d.consent_changed(c.granted());
+            }
+        }
+    }
+
+    /// Queues an event or a flush for the capture pipeline, which runs in a microtask.
     pub fn enqueue(self: &Rc<Self>, p: Pending) {
         self.pending.borrow_mut().push(p);
         if !self.draining.replace(true) {
             let me = self.clone();
             soon(move |_| me.drain(JsValue::UNDEFINED));
         }
+    }
+
+    /// The consent an event of generation `gen` captured under `consent` is routed by: without
+    /// the purposes revoked since (when revoking purges).
+    fn routing(&self, mut consent: Purposes, gen: u32) -> Purposes {
+        if self.mgr.borrow().purges() {
+            for (g, lost) in self.revoked.borrow().iter() {
+                if *g > gen {
+                    for p in Purpose::ALL {
+                        if lost.has(p) {
+                            consent = consent.with(p, false);
+                        }
+                    }
+                }
+            }
+        }
+        consent
     }
 
     /// The next queued item, in order (what is queued meanwhile comes after the current batch).
@@ -218,19 +297,12 @@ impl Engine {
     /// pipeline starts).
     fn drain(self: &Rc<Self>, r: JsValue) {
         if !r.is_undefined() {
-            if let Some((kind, consent)) = self.current.take() {
-                self.after_middleware(r, kind, consent);
+            if let Some((kind, consent, gen)) = self.current.take() {
+                self.after_middleware(r, kind, self.routing(consent, gen));
             }
         }
         while let Some(p) = self.next_pending() {
             match p {
-                Pending::Consent(c) => {
-                    self.mgr.borrow_mut().set_consent(c, now());
-                    // Not while the manager is borrowed: a vendor's function is page code.
-                    for d in &self.dests {
-                        d.consent_changed(c.granted());
-                    }
-                }
                 Pending::Flush(resolve) => {
                     self.mgr.borrow_mut().request_flush();
                     self.waiters.borrow_mut().push((Wait::Flush, resolve));
@@ -242,25 +314,44 @@ impl Engine {
                     consent,
                     message_id,
                     json,
+                    gen,
                 } => {
+                    // The consent changes made before it are in force when it is routed.
+                    self.apply_consents(gen);
                     if kind == EventKind::Consent || self.middleware.length() == 0 {
+                        let consent = self.routing(consent, gen);
                         self.capture(payload, kind, consent, message_id, json);
                         continue;
                     }
                     let r = run_middleware(&self.middleware, &payload);
                     if !r.is_array() {
-                        // A promise of the chain's result (never rejected).
-                        *self.current.borrow_mut() = Some((kind, consent));
+                        // A promise of the chain's result (never rejected), given up after
+                        // `loading.timeoutMs` (the event is dropped, as when one throws) so a
+                        // middleware that never settles does not hold every later event.
+                        *self.current.borrow_mut() = Some((kind, consent, gen));
+                        let open = Rc::new(core::cell::Cell::new(true));
+                        let (me, o) = (self.clone(), open.clone());
+                        let t = after(self.timeout_ms, move |_| {
+                            if o.replace(false) {
+                                let late = "did not settle within loading.timeoutMs";
+                                me.drain(Array::of2(&JsValue::NULL, &late.into()).into());
+                            }
+                        });
                         let me = self.clone();
                         then(r.unchecked_ref(), move |r| {
-                            me.drain(r.unwrap_or_else(|e| e))
+                            if open.replace(false) {
+                                cancel(t);
+                                me.drain(r.unwrap_or_else(|e| e))
+                            }
                         });
                         return;
                     }
-                    self.after_middleware(r, kind, consent);
+                    self.after_middleware(r, kind, self.routing(consent, gen));
                 }
             }
         }
+        // Nothing captured before the changes waits any more.
+        self.revoked.borrow_mut().clear();
         self.draining.set(false);
         self.poll();
     }
@@ -272,7 +363,7 @@ impl Engine {
         let payload = r.get(0);
         let (why, m) = if r.length() > 1 {
             (
-                "source middleware threw; event dropped: ",
+                "source middleware failed; event dropped: ",
                 error_message(&r.get(1)),
             )
         } else if payload.is_null() {

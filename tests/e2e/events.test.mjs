@@ -373,3 +373,77 @@ test('a purpose given as undefined is left as it is, in setConsent and in config
     assert.equal(r[1].measurement, true);
     assert.equal(r[1].marketing, false);
   }));
+
+test('a revocation is applied at once, even while a source middleware still holds an earlier event', () =>
+  run(async (p) => {
+    const r = await p.page.evaluate(async () => {
+      const m = await import('/pkg/consent_analytics.js');
+      await m.default();
+      window.log = [];
+      m.Analytics.registerDestination('mk', () => ({
+        track: (e) => window.log.push(e.event),
+        consent: (e) => window.log.push(`marketing ${e.consent.categoryPreferences.marketing}`),
+      }));
+      window.a = await m.Analytics.load({
+        consent: { marketing: true },
+        destinations: [{ type: 'mk', requiredConsent: ['marketing'] }],
+      });
+      a.track('Loads it');
+      await new Promise((r) => setTimeout(r, 200));
+      a.addSourceMiddleware((e) => new Promise((r) => setTimeout(() => r(e), 1500)));
+      a.track('Held');
+      await a.setConsent({ marketing: false });
+      await new Promise((r) => setTimeout(r, 100));
+      const now = a.status()[0].state;
+      await new Promise((r) => setTimeout(r, 1800));
+      return { now, log: window.log };
+    });
+    assert.equal(r.now, 'blocked', 'blocked at once, not when the middleware settles');
+    assert.ok(!r.log.includes('Held'), 'the held event does not reach the revoked destination');
+    assert.ok(r.log.includes('Loads it'));
+  }));
+
+test('a source middleware that never settles drops its event after loading.timeoutMs; later events flow', () =>
+  run(async (p) => {
+    const r = await p.page.evaluate(async () => {
+      const m = await import('/pkg/consent_analytics.js');
+      await m.default();
+      window.got = [];
+      m.Analytics.registerDestination('cap2', () => ({ track: (e) => window.got.push(e.event) }));
+      window.a = await m.Analytics.load({
+        loading: { timeoutMs: 300 },
+        destinations: [{ type: 'cap2', requiredConsent: [] }],
+      });
+      const errors = [];
+      a.on('error', (e) => errors.push(e.error.message));
+      a.addSourceMiddleware((e) => (e.event === 'Stuck' ? new Promise(() => {}) : e));
+      a.track('Stuck');
+      a.track('After');
+      await new Promise((r) => setTimeout(r, 800));
+      return { got: window.got, errors };
+    });
+    assert.deepEqual(r.got, ['After']);
+    assert.equal(r.errors.length, 1);
+    assert.match(r.errors[0], /did not settle within loading\.timeoutMs/);
+  }));
+
+test('in one task, an event before a grant is not sent to what the grant allows; one after it is', () =>
+  run(async (p) => {
+    const got = await p.page.evaluate(async () => {
+      const m = await import('/pkg/consent_analytics.js');
+      await m.default();
+      window.mk = [];
+      m.Analytics.registerDestination('mk2', () => ({ track: (e) => window.mk.push(e.event) }));
+      const a = await m.Analytics.load({ destinations: [{ type: 'mk2', requiredConsent: ['marketing'] }] });
+      a.track('Before');
+      a.setConsent({ marketing: true });
+      a.track('After');
+      a.setConsent({ marketing: false });
+      a.track('Revoked');
+      a.setConsent({ marketing: true });
+      a.track('Again');
+      await new Promise((r) => setTimeout(r, 300));
+      return window.mk;
+    });
+    assert.deepEqual(got, ['Again']);
+  }));
