@@ -215,7 +215,8 @@ const tell = async (obj, at, e) => {
 
 // Delivers one event to a JavaScript destination: `onBeforeEvent` gets a copy parsed from
 // `json` and may return a changed event, or null to skip it; then the `kind` hook with
-// `{ destination: id }`, then `onAfterEvent(event, result)`. Resolves when done; on a failure
+// `{ destination: id }`, then `onAfterEvent(event, result)`, not awaited: the event is
+// delivered whatever it does, or however long it takes. Resolves when done; on a failure
 // it awaits `onError(error, event)` and rejects with the original error. Once the delivery of
 // `at` failed or timed out, the hooks still running are not followed by others.
 const deliverEvent = async (obj, id, kind, payload, json, at) => {
@@ -232,7 +233,7 @@ const deliverEvent = async (obj, id, kind, payload, json, at) => {
       payload = at[0] = v !== NO_HOOK && typeof v == 'object' ? v : copy;
     }
     const r = await hook(obj, kind, payload, { destination: id });
-    if (!at[1]) await hook(obj, 'onAfterEvent', payload, r === NO_HOOK ? undefined : r).catch(() => {});
+    if (!at[1]) hook(obj, 'onAfterEvent', payload, r === NO_HOOK ? undefined : r).catch(() => {});
   } catch (e) {
     await tell(obj, at, e);
     throw e;

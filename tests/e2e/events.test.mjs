@@ -447,3 +447,28 @@ test('in one task, an event before a grant is not sent to what the grant allows;
     });
     assert.deepEqual(got, ['Again']);
   }));
+
+test('a slow onAfterEvent does not turn a delivered event into a failure', () =>
+  run(async (p) => {
+    const r = await p.page.evaluate(async () => {
+      const m = await import('/pkg/consent_analytics.js');
+      await m.default();
+      let calls = 0;
+      m.Analytics.registerDestination('slowafter', () => ({
+        track() {
+          calls += 1;
+        },
+        onAfterEvent: () => new Promise((r) => setTimeout(r, 600)),
+      }));
+      const a = await m.Analytics.load({
+        loading: { timeoutMs: 300 },
+        retry: { maxRetries: 2, baseDelayMs: 10 },
+        destinations: [{ type: 'slowafter', requiredConsent: [] }],
+      });
+      a.track('Order Completed');
+      await new Promise((r) => setTimeout(r, 1200));
+      const { delivered, failed, deadLettered } = a.status()[0];
+      return { calls, delivered, failed, deadLettered };
+    });
+    assert.deepEqual(r, { calls: 1, delivered: 1, failed: 0, deadLettered: 0 });
+  }));
