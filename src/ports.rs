@@ -216,14 +216,22 @@ impl FallbackStorage {
         }
     }
 
-    /// Writes a value: to the real storage, else to memory. (The memory copy goes first: the
-    /// real storage may be that same memory when localStorage was unavailable from the start.)
+    /// Writes a value: to the real storage, else to memory, and then the real storage's older
+    /// value is removed so that it cannot come back (after a reload, say: the user id and the
+    /// traits must not come from two different users). (The memory copy goes first: the real
+    /// storage may be that same memory when localStorage was unavailable from the start.)
     pub fn set(&self, key: &str, value: &str) {
         let _ = self.memory.remove(key);
         if let Err(e) = self.primary.set(key, value) {
             self.degrade(e);
+            let _ = self.primary.remove(key);
             let _ = self.memory.set(key, value);
         }
+    }
+
+    /// Forgets the memory copy of `key`: another tab wrote the real storage since.
+    pub fn forget_copy(&self, key: &str) {
+        let _ = self.memory.remove(key);
     }
 
     /// Removes a value, from memory and from the real storage.
@@ -367,6 +375,10 @@ mod tests {
         a.remove("u");
         assert_eq!(b.get("u"), None);
         assert_eq!(log.warnings.borrow().len(), 1);
+        // A refused write does not leave the older stored value behind.
+        a.set("t", "small");
+        a.set("t", &"y".repeat(30));
+        assert_eq!(primary.get("t").unwrap(), None);
     }
 
     #[test]

@@ -140,22 +140,20 @@ impl Vendor {
         }
     }
 
-    /// The purpose the vendor's own opt-in / opt-out switch follows (PostHog's
-    /// `opt_in_capturing`, Meta's `fbq('consent')`); `None` for Consent Mode vendors, which
-    /// follow every purpose.
-    pub fn switch_purpose(self) -> Option<Purpose> {
-        match self {
-            Vendor::PostHog => Some(Purpose::Measurement),
-            Vendor::MetaPixel => Some(Purpose::Marketing),
-            Vendor::Ga4 | Vendor::Gtm => None,
-        }
+    /// Whether the vendor has its own opt-in / opt-out switch (PostHog's `opt_in_capturing`,
+    /// Meta's `fbq('consent')`), which is on exactly while the destination's `requiredConsent`
+    /// is granted; Consent Mode vendors follow every purpose instead.
+    pub fn has_switch(self) -> bool {
+        matches!(self, Vendor::PostHog | Vendor::MetaPixel)
     }
 
-    /// Whether going from consent `before` to `after` is something to tell the vendor.
-    pub fn consent_changed(self, before: Purposes, after: Purposes) -> bool {
-        match self.switch_purpose() {
-            Some(p) => before.has(p) != after.has(p),
-            None => consent_mode_bits(before) != consent_mode_bits(after),
+    /// Whether going from consent `before` to `after` is something to tell the vendor of a
+    /// destination that requires `required`.
+    pub fn consent_changed(self, required: Purposes, before: Purposes, after: Purposes) -> bool {
+        if self.has_switch() {
+            before.covers(required) != after.covers(required)
+        } else {
+            consent_mode_bits(before) != consent_mode_bits(after)
         }
     }
 }
@@ -311,13 +309,24 @@ mod tests {
         let none = Purposes::of(&[Necessary]);
         let meas = none.with(Measurement, true);
         let mark = none.with(Marketing, true);
-        assert!(Vendor::PostHog.consent_changed(none, meas));
-        assert!(!Vendor::PostHog.consent_changed(none, mark));
-        assert!(Vendor::MetaPixel.consent_changed(meas, mark));
-        assert!(!Vendor::MetaPixel.consent_changed(none, meas));
-        assert!(Vendor::Ga4.consent_changed(none, mark));
-        assert!(Vendor::Gtm.consent_changed(none, none.with(Experience, true)));
-        assert!(!Vendor::Ga4.consent_changed(meas, meas));
+        let both = meas.with(Marketing, true);
+        // A switch follows the destination's requiredConsent, whatever it is.
+        assert!(Vendor::PostHog.consent_changed(meas, none, meas));
+        assert!(!Vendor::PostHog.consent_changed(meas, none, mark));
+        assert!(Vendor::MetaPixel.consent_changed(mark, meas, mark));
+        assert!(!Vendor::MetaPixel.consent_changed(mark, none, meas));
+        assert!(
+            Vendor::PostHog.consent_changed(both, both, meas),
+            "one of two lost"
+        );
+        assert!(
+            !Vendor::PostHog.consent_changed(both, meas, mark),
+            "off before and after"
+        );
+        assert!(!Vendor::MetaPixel.consent_changed(Purposes::NONE, none, both));
+        assert!(Vendor::Ga4.consent_changed(meas, none, mark));
+        assert!(Vendor::Gtm.consent_changed(none, none, none.with(Experience, true)));
+        assert!(!Vendor::Ga4.consent_changed(meas, meas, meas));
     }
 
     #[test]

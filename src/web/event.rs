@@ -189,7 +189,7 @@ impl Identity {
     /// forgets the user and group here. Changes to other keys (the outbox's, for instance)
     /// are ignored.
     pub fn follow(&mut self, key: Option<String>) {
-        let ours = match key {
+        let ours = match &key {
             Some(k) => matches!(
                 k.strip_prefix(self.prefix.as_str()),
                 Some(":anonymousId" | ":userId" | ":traits")
@@ -197,6 +197,11 @@ impl Identity {
             None => true,
         };
         if ours {
+            // Another tab wrote localStorage: its value is newer than a copy this page kept
+            // in memory when the storage refused it.
+            if let Some(k) = &key {
+                self.store.forget_copy(k);
+            }
             self.read();
         }
     }

@@ -472,3 +472,24 @@ test('a slow onAfterEvent does not turn a delivered event into a failure', () =>
     });
     assert.deepEqual(r, { calls: 1, delivered: 1, failed: 0, deadLettered: 0 });
   }));
+
+test("a refused traits write does not leave the previous user's traits in storage", () =>
+  run(async (p) => {
+    await boot(p);
+    await p.page.evaluate(() => {
+      a.identify('alice', { email: 'alice@example.com' });
+      const setItem = Storage.prototype.setItem;
+      Storage.prototype.setItem = function (k, v) {
+        if (String(v).length > 60) throw new DOMException('full', 'QuotaExceededError');
+        return setItem.call(this, k, v);
+      };
+      a.identify('bob', { bio: 'x'.repeat(100) });
+    });
+    await received(p, 2);
+    // The next page: what the storage holds must not pair bob with alice's traits.
+    await p.page.reload();
+    await boot(p);
+    await p.page.evaluate(() => a.identify('bob', { plan: 'pro' }));
+    const got = await received(p, 1);
+    assert.deepEqual([got[0].userId, got[0].traits], ['bob', { plan: 'pro' }]);
+  }));

@@ -149,6 +149,7 @@ describe('posthog', () => {
       });
       const delivered = [
         ['init', 'phc_test', { api_host: 'https://us.i.posthog.com', capture_pageview: false }],
+        ['opt_in_capturing', { captureEventName: null }],
         ['capture', '$pageview', { ...pageProps(server), section: 'landing', name: 'Home' }],
         ['capture', 'Order Completed', { revenue: 42, currency: 'EUR' }],
         ['identify', 'user-1', { email: 'ann@example.com' }],
@@ -178,7 +179,7 @@ describe('posthog', () => {
         're-grant',
       );
       await settle(p);
-      assert.equal((await calls(p, 'posthog')).length, 9, 'no late or duplicate call');
+      assert.equal((await calls(p, 'posthog')).length, 10, 'no late or duplicate call');
       assert.equal(await requests(server, '/fake/posthog.js'), 1, 'never fetched twice');
       assert.equal(await loads(p, 'posthog'), 1);
       assert.deepEqual(await p.page.evaluate(() => window.errors), []);
@@ -469,6 +470,7 @@ describe('all vendors together', () => {
       await p.page.evaluate(() => a.track('Lead', { v: 1 }));
       await expectCalls(p, 'posthog', [
         ['init', 'phc_x', { api_host: 'https://us.i.posthog.com', capture_pageview: false }],
+        ['opt_in_capturing', { captureEventName: null }],
         ['capture', 'Lead', { v: 1 }],
       ], 'posthog after the grant');
       await expectCalls(p, 'fbq', [['init', '7'], ['track', 'Lead', { v: 1 }]], 'meta after the grant');
@@ -503,7 +505,7 @@ describe('all vendors together', () => {
         { message: 'ga4 unaffected' },
       );
       assert.ok(errors.every((e) => e.destination === 'posthog'), JSON.stringify(errors));
-      assert.equal((await calls(p, 'posthog')).length, 2, 'the failed call recorded nothing');
+      assert.equal((await calls(p, 'posthog')).length, 3, 'the failed call recorded nothing');
     }));
 });
 
@@ -574,12 +576,16 @@ describe('consent changes around a load', () => {
       await expectCalls(
         p,
         'posthog',
-        [['init', 'k', { api_host: 'https://ph.example', capture_pageview: false }], ['opt_out_capturing']],
+        [
+          ['init', 'k', { api_host: 'https://ph.example', capture_pageview: false }],
+          ['opt_in_capturing', { captureEventName: null }],
+          ['opt_out_capturing'],
+        ],
         'init, then the revocation',
       );
       await expectCalls(p, 'fbq', [['init', '42'], ['consent', 'revoke']], 'init, then the revocation');
       await settle(p);
-      assert.equal((await calls(p, 'posthog')).length, 2, 'the event captured before is not sent');
+      assert.equal((await calls(p, 'posthog')).length, 3, 'the event captured before is not sent');
       assert.equal((await calls(p, 'fbq')).length, 2);
     }));
 
@@ -642,5 +648,41 @@ describe('consent changes around a load', () => {
       const r2 = await p.page.evaluate(() => a.retryDeadLetters());
       assert.deepEqual(r2, { retried: 1, succeeded: 1, failed: 0 });
       await expectCalls(p, 'fbq', [['init', '42'], ['track', 'Purchase', { value: 1 }]], 'the replay');
+    }));
+});
+
+describe('the vendor switch follows the destination requiredConsent', () => {
+  test('losing any configured purpose switches PostHog and Meta off; an empty one keeps them on', () =>
+    run(async (server, p) => {
+      assert.equal(
+        await boot(p, {
+          consent: { measurement: true, marketing: true },
+          destinations: [
+            { type: 'posthog', requiredConsent: ['measurement', 'marketing'], settings: { apiKey: 'phc_a', scriptSrc: '/fake/posthog.js' } },
+            { type: 'meta-pixel', requiredConsent: ['measurement', 'marketing'], settings: { pixelId: '42', scriptSrc: '/fake/fbevents.js' } },
+          ],
+        }),
+        null,
+      );
+      await p.page.evaluate(() => a.track('Lead'));
+      await expectCalls(p, 'posthog', [
+        ['init', 'phc_a', { api_host: 'https://us.i.posthog.com', capture_pageview: false }],
+        ['opt_in_capturing', { captureEventName: null }],
+        ['capture', 'Lead', {}],
+      ], 'posthog on');
+      await p.page.evaluate(() => a.setConsent({ marketing: false }));
+      await settle(p);
+      assert.deepEqual((await calls(p, 'posthog')).at(-1), ['opt_out_capturing'], 'posthog told');
+      assert.deepEqual((await calls(p, 'fbq')).at(-1), ['consent', 'revoke'], 'meta told');
+    }));
+
+  test('Meta Pixel with requiredConsent measurement starts granted when measurement is', () =>
+    run(async (server, p) => {
+      await boot(p, {
+        consent: { measurement: true },
+        destinations: [{ type: 'meta-pixel', requiredConsent: ['measurement'], settings: { pixelId: '42', scriptSrc: '/fake/fbevents.js' } }],
+      });
+      await p.page.evaluate(() => a.track('Purchase', { value: 1 }));
+      await expectCalls(p, 'fbq', [['init', '42'], ['track', 'Purchase', { value: 1 }]], 'no revoke first');
     }));
 });

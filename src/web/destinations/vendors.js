@@ -86,6 +86,8 @@ export function vendorSend(v, kind, e, flag, cm, host) {
           const cfg = { api_host: host, capture_pageview: false };
           if (!flag) cfg.opt_out_capturing_by_default = true;
           call('posthog', 'init', e, cfg);
+          // An opt-out PostHog stored on an earlier page must not outlast the consent given now.
+          if (flag) call('posthog', 'opt_in_capturing', { captureEventName: null });
         } else call('posthog', flag ? 'opt_in_capturing' : 'opt_out_capturing');
       } else if (v == 1) {
         if (!(init && flag)) call('fbq', '', 'consent', flag ? 'grant' : 'revoke');

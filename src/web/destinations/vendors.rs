@@ -73,6 +73,8 @@ pub struct VendorDestination {
     told: Cell<Option<Purposes>>,
     /// The consent in force as last reported by `consent_changed` (`None` before a change).
     current: Cell<Option<Purposes>>,
+    /// Its `requiredConsent`: the vendor's own switch is on exactly while it is granted.
+    required: Purposes,
 }
 
 /// Creates the destination of `vendor` for `entry`, validating its settings; errors name the
@@ -121,6 +123,9 @@ pub fn create(
         owner,
         told: Cell::new(None),
         current: Cell::new(None),
+        required: entry
+            .required
+            .unwrap_or_else(|| crate::web::registry::default_required(&entry.kind)),
     }))
 }
 
@@ -158,12 +163,9 @@ impl VendorDestination {
         }
     }
 
-    /// Whether the purpose the vendor's own switch follows is granted in `c`.
+    /// Whether the vendor's own switch is on under consent `c` (its requiredConsent granted).
     fn on(&self, c: Purposes) -> bool {
-        match self.vendor.switch_purpose() {
-            Some(p) => c.has(p),
-            None => false,
-        }
+        self.vendor.has_switch() && c.covers(self.required)
     }
 
     /// Sets up the stub and queues the init calls, once per instance (a retried load, after the
@@ -189,7 +191,7 @@ impl VendorDestination {
         let Some(told) = self.told.get() else {
             return Ok(());
         };
-        if !self.vendor.consent_changed(told, c) {
+        if !self.vendor.consent_changed(self.required, told, c) {
             return Ok(());
         }
         let (v, on, cm) = (self.code(), self.on(c), consent_mode_bits(c));
