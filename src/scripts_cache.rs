@@ -93,8 +93,9 @@ impl ScriptsCache {
     }
 
     /// The copy to use when a fetch for `consent` failed: this consent value's entry, even
-    /// expired, else the last good response of any consent value (scripts are still filtered
-    /// by their `requiredConsent`, so another value's list is safe to use).
+    /// expired, else the last good response, if it was fetched for no purpose `consent` does
+    /// not grant (the service may filter its list by the consent it is sent, so a list fetched
+    /// for more consent may hold scripts this consent must not run).
     pub fn fallback(&self, consent: Purposes) -> Option<String> {
         if let Some((_, body)) = self.read_for(consent) {
             return Some(body);
@@ -102,6 +103,13 @@ impl ScriptsCache {
         let Ok(Some(bits)) = self.storage.get(&self.key("last")) else {
             return None;
         };
+        let mut last = Purposes::NONE;
+        for (i, p) in Purpose::ALL.into_iter().enumerate() {
+            last = last.with(p, crate::json::parse_dec(&bits)? >> i & 1 == 1);
+        }
+        if !consent.covers(last) {
+            return None;
+        }
         let (_, body) = self.read(&self.key(&bits))?;
         Some(body)
     }
@@ -188,7 +196,7 @@ mod tests {
     }
 
     #[test]
-    fn fallback_keeps_an_expired_copy_then_the_last_good_of_any_consent() {
+    fn fallback_keeps_an_expired_copy_then_the_last_good_of_no_more_consent() {
         let (_, clock, cache) = setup(1000);
         let a = granted(&[]);
         let b = granted(&[Marketing]);
@@ -197,10 +205,15 @@ mod tests {
         clock.advance(10_000);
         assert_eq!(cache.lookup(a), Lookup::Stale("A".into()));
         assert_eq!(cache.fallback(a).as_deref(), Some("A"));
-        // Nothing for b yet: the last good response (a's) is used.
+        // Nothing for b yet: the last good response (a's, fetched for less) is used.
         assert_eq!(cache.fallback(b).as_deref(), Some("A"));
         cache.store(b, "B");
-        assert_eq!(cache.fallback(granted(&[Experience])).as_deref(), Some("B"));
+        assert_eq!(
+            cache.fallback(b.with(Experience, true)).as_deref(),
+            Some("B")
+        );
+        // Never a list fetched for a purpose this consent does not grant.
+        assert_eq!(cache.fallback(granted(&[Experience])), None);
     }
 
     #[test]

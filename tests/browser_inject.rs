@@ -69,7 +69,7 @@ extern "C" {
 
 fn desc(json: &str) -> ScriptDescriptor {
     let v = js_sys::JSON::parse(json).unwrap();
-    parse_descriptor(&v, "t").unwrap()
+    parse_descriptor(&v, "t", false).unwrap()
 }
 
 fn attr(el: &JsValue, name: &str) -> Option<String> {
@@ -223,7 +223,7 @@ async fn refused_urls_inject_nothing_and_name_the_url() {
         let v = js_sys::Object::new();
         Reflect::set(&v, &"id".into(), &id.as_str().into()).unwrap();
         Reflect::set(&v, &"src".into(), &url.into()).unwrap();
-        let err = parse_descriptor(&v, "cfg.scripts[0]").unwrap_err();
+        let err = parse_descriptor(&v, "cfg.scripts[0]", false).unwrap_err();
         assert!(err.contains(url), "{err}");
         assert!(
             err.starts_with("cfg.scripts[0].src: script URL refused"),
@@ -267,7 +267,8 @@ async fn revocation_keeps_persistent_scripts_and_unload_allows_a_new_injection()
 
 #[wasm_bindgen_test]
 fn descriptors_with_unknown_keys_or_not_exactly_one_source_are_refused() {
-    let bad = |json: &str| parse_descriptor(&js_sys::JSON::parse(json).unwrap(), "p").unwrap_err();
+    let bad =
+        |json: &str| parse_descriptor(&js_sys::JSON::parse(json).unwrap(), "p", false).unwrap_err();
     assert_eq!(
         bad(r#"{"id":"a","src":"/a.js","sirc":1}"#),
         "unknown option p.sirc"

@@ -214,7 +214,7 @@ impl JsDestination {
         for i in 0..arr.length() {
             let d = arr.get(i);
             let path = super::js::index(&at, i);
-            match parse_descriptor(&d, &path) {
+            match parse_descriptor(&d, &path, false) {
                 Ok(d) => descs.push(d),
                 Err(m) => return Err(fail(m)),
             }

@@ -18,7 +18,7 @@ use super::platform::resolve_url;
 use super::settle::then;
 use crate::error::{DeliveryError, ErrorKind};
 use crate::script::{check_url, refused, ScriptDescriptor, Source, Target};
-use crate::web::js::{check_keys, opt_bool, opt_str, wrong};
+use crate::web::js::{check_keys, get, opt_bool, opt_str, wrong};
 
 const KEYS: &[&str] = &[
     "id",
@@ -47,11 +47,25 @@ const OWN: &[&str] = &[
     "defer",
 ];
 
-/// Reads a script descriptor from JavaScript; errors name the field under `path`.
-pub fn parse_descriptor(v: &JsValue, path: &str) -> Result<ScriptDescriptor, String> {
+/// Reads a script descriptor from JavaScript; errors name the field under `path`. Only a
+/// remote list's descriptors (`own_consent`) may carry a `requiredConsent`: a destination's
+/// scripts follow the destination's, so one there is refused, never ignored.
+pub fn parse_descriptor(
+    v: &JsValue,
+    path: &str,
+    own_consent: bool,
+) -> Result<ScriptDescriptor, String> {
     let Some(obj) = v.dyn_ref::<Object>() else {
         return Err([path, " must be a script descriptor object"].concat());
     };
+    if !own_consent && !get(obj, "requiredConsent").is_undefined() {
+        return Err([
+            "unknown option ",
+            path,
+            ".requiredConsent (set requiredConsent on the destination)",
+        ]
+        .concat());
+    }
     check_keys(obj, KEYS, path)?;
     match fields(obj) {
         Ok(d) => Ok(d),

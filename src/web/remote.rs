@@ -182,7 +182,7 @@ pub fn parse_body(text: &str) -> Result<Vec<RemoteScript>, String> {
     for j in 0..arr.length() {
         let s = arr.get(j);
         let path = index("scripts", j);
-        let d = parse_descriptor(&s, &path)?;
+        let d = parse_descriptor(&s, &path, true)?;
         let req = required_consent(&s, &path)?.unwrap_or(Purposes::NONE);
         out.push((d, req));
     }

@@ -342,6 +342,28 @@ describe('lazy loading', () => {
     await p.close();
   });
 
+  test("a requiredConsent on a JavaScript destination's script is refused, never ignored", async () => {
+    const p = await open();
+    const { page } = p;
+    await ev(page, async () => {
+      const m = await import('/pkg/consent_analytics.js');
+      await m.default();
+      m.Analytics.registerDestination('site-tags', () => ({
+        scripts: () => [{ id: 'ads-js', src: '/fake/slow.js?ms=0', requiredConsent: ['marketing'] }],
+      }));
+      window.a = await m.Analytics.load({
+        loading: { maxRetries: 0 },
+        destinations: [{ type: 'site-tags', id: 't', requiredConsent: [] }],
+      });
+      a.track('X');
+    });
+    await waitFor(async () => (await status(page, 't')).state === 'failed', { message: 'failed' });
+    const s = await status(page, 't');
+    assert.match(s.lastError.message, /scripts\(\)\[0\]\.requiredConsent/);
+    assert.equal(await elements(page, '#ads-js'), 0, 'nothing injected');
+    await p.close();
+  });
+
   test('revocation removes the elements; re-grants never inject or initialise again', async () => {
     const p = await open();
     const { page } = p;

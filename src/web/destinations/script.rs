@@ -38,15 +38,7 @@ pub fn create(entry: &DestConfig, owner: Rc<str>) -> Result<Rc<dyn Destination>,
     for j in 0..arr.length() {
         let v = arr.get(j);
         let p = index(&at, j);
-        if !get(&v, "requiredConsent").is_undefined() {
-            return Err([
-                "unknown option ",
-                &p,
-                ".requiredConsent (set requiredConsent on the destination)",
-            ]
-            .concat());
-        }
-        let d = parse_descriptor(&v, &p)?;
+        let d = parse_descriptor(&v, &p, false)?;
         for s in &scripts {
             if s.id == d.id {
                 return Err([&p, ".id duplicates another script: ", &d.id].concat());
