@@ -872,7 +872,11 @@ impl<P> Manager<P> {
                     self.purge(i);
                     self.out.push(Command::PurgeDeadLetters { dest: i });
                 }
-                if matches!(self.dests[i].state, LoadState::Loading | LoadState::Loaded) {
+                // A failed load may have injected some of its scripts too.
+                if matches!(
+                    self.dests[i].state,
+                    LoadState::Loading | LoadState::Loaded | LoadState::Failed
+                ) {
                     self.out.push(Command::RemoveScripts { dest: i });
                 }
                 if self.dests[i].state == LoadState::Loading {
@@ -986,7 +990,10 @@ impl<P> Manager<P> {
     /// stay queued and a later event loads it again.
     pub fn unload_destination(&mut self, dest: usize) {
         let d = &mut self.dests[dest];
-        if matches!(d.state, LoadState::Loading | LoadState::Loaded) {
+        if matches!(
+            d.state,
+            LoadState::Loading | LoadState::Loaded | LoadState::Failed
+        ) {
             self.out.push(Command::Destroy { dest });
         }
         let d = &mut self.dests[dest];
@@ -1820,6 +1827,43 @@ mod tests {
             assert!(delivers(&m.poll(2)).is_empty());
             assert_eq!(m.status(2)[0].pending, pending, "purge {purge}");
         }
+    }
+
+    /// A destination whose load failed may have injected some of its scripts: a revocation
+    /// removes them, and `unloadDestination` destroys it.
+    #[test]
+    fn a_failed_destination_loses_its_scripts_on_revocation_and_unload() {
+        let granted = consent(&[Purpose::Marketing]);
+        let cfg = ManagerConfig {
+            load_max_retries: 0,
+            ..Default::default()
+        };
+        let mut m = manager(cfg, vec![spec("m", &[Purpose::Marketing])], granted);
+        m.capture(env(1, granted), 0);
+        m.poll(0);
+        m.load_done(0, Err(DeliveryError::new(ErrorKind::ScriptLoad, "404")), 1);
+        assert_eq!(m.status(1)[0].state, LoadState::Failed);
+        m.set_consent(consent(&[]), 2);
+        assert!(m
+            .poll(2)
+            .iter()
+            .any(|c| matches!(c, Command::RemoveScripts { dest: 0 })));
+        let mut m2 = manager(
+            ManagerConfig {
+                load_max_retries: 0,
+                ..Default::default()
+            },
+            vec![spec("m", &[Purpose::Marketing])],
+            granted,
+        );
+        m2.capture(env(1, granted), 0);
+        m2.poll(0);
+        m2.load_done(0, Err(DeliveryError::new(ErrorKind::ScriptLoad, "404")), 1);
+        m2.unload_destination(0);
+        assert!(m2
+            .poll(2)
+            .iter()
+            .any(|c| matches!(c, Command::Destroy { dest: 0 })));
     }
 
     /// The attempts of the `Load` commands in `cmds`.

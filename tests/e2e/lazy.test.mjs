@@ -364,6 +364,29 @@ describe('lazy loading', () => {
     await p.close();
   });
 
+  test('a destination whose load failed after injecting a script loses it on revocation', async () => {
+    const p = await open();
+    const { page } = p;
+    await load(page, {
+      consent: { marketing: true },
+      loading: { maxRetries: 0 },
+      destinations: [
+        {
+          type: 'script',
+          id: 's',
+          requiredConsent: ['marketing'],
+          settings: { scripts: [{ id: 'ok-js', src: '/fake/slow.js?ms=0' }, { id: 'bad-js', src: '/fake/broken.js' }] },
+        },
+      ],
+    });
+    await ev(page, () => a.track('X'));
+    await waitFor(async () => (await status(page, 's')).state === 'failed', { message: 'failed' });
+    assert.equal(await elements(page, '#ok-js'), 1);
+    await ev(page, () => a.setConsent({ marketing: false }));
+    await waitFor(async () => (await elements(page, '#ok-js')) === 0, { message: 'removed on revocation' });
+    await p.close();
+  });
+
   test('revocation removes the elements; re-grants never inject or initialise again', async () => {
     const p = await open();
     const { page } = p;
