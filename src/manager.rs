@@ -704,6 +704,28 @@ impl<P> Manager<P> {
         self.poll(now)
     }
 
+    /// Reports that a delivery of [`Command::Deliver`] was not started: the destination's
+    /// consent was revoked after it was asked for (by a listener of the delivery before it,
+    /// say). Its events go back to the front of the queue, but those the revocation purged.
+    pub fn delivery_withheld(&mut self, dest: usize, now: u64) -> Vec<Command<P>> {
+        let n = core::mem::take(&mut self.dests[dest].in_flight);
+        self.dests[dest].breaker.release();
+        let d = &mut self.dests[dest];
+        let (batch, upto) = (take_front(&mut d.queue, n), d.purge_upto);
+        let mut keep = Vec::new();
+        for it in batch {
+            if it.env.kind != EventKind::Consent && it.env.seq <= upto {
+                self.finish(dest, it, false);
+            } else {
+                keep.push(it);
+            }
+        }
+        let d = &mut self.dests[dest];
+        keep.append(&mut d.queue);
+        d.queue = keep;
+        self.poll(now)
+    }
+
     /// Reports the end of a delivery started by [`Command::Deliver`].
     pub fn delivery_done(&mut self, dest: usize, outcome: Outcome, now: u64) -> Vec<Command<P>> {
         let n = core::mem::take(&mut self.dests[dest].in_flight);
@@ -1864,6 +1886,31 @@ mod tests {
             .poll(2)
             .iter()
             .any(|c| matches!(c, Command::Destroy { dest: 0 })));
+    }
+
+    /// A delivery the engine withheld because consent was revoked after it was asked for:
+    /// its events are dropped as the purge drops them, or kept with the purge off.
+    #[test]
+    fn a_withheld_delivery_follows_the_purge_setting() {
+        let granted = consent(&[Purpose::Marketing]);
+        for (purge, pending) in [(true, 0), (false, 1)] {
+            let cfg = ManagerConfig {
+                purge_on_revoke: purge,
+                ..Default::default()
+            };
+            let mut m = manager(cfg, vec![spec("m", &[Purpose::Marketing])], granted);
+            m.capture(env(1, granted), 0);
+            m.poll(0);
+            assert_eq!(delivers(&m.load_done(0, Ok(()), 1)), vec![(0, vec![1])]);
+            m.set_consent(consent(&[]), 2);
+            assert!(delivers(&m.delivery_withheld(0, 3)).is_empty());
+            let st = &m.status(3)[0];
+            assert_eq!(
+                (st.pending, st.delivered, st.failed),
+                (pending, 0, 0),
+                "purge {purge}"
+            );
+        }
     }
 
     /// The attempts of the `Load` commands in `cmds`.

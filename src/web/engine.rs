@@ -519,6 +519,15 @@ impl Engine {
                         me.run(cmds);
                     }),
                 ),
+                // Consent may have been revoked since it was asked for (by a listener of the
+                // delivery before it, say): then it does not start.
+                Job::Deliver(events)
+                    if !me.mgr.borrow().allowed(dest)
+                        && events.iter().any(|e| e.kind != EventKind::Consent) =>
+                {
+                    let cmds = me.mgr.borrow_mut().delivery_withheld(dest, now());
+                    me.run(cmds);
+                }
                 Job::Deliver(events) => {
                     // The relay aborts its own request at `loading.timeoutMs` (a timeout error):
                     // this later one is only a backstop, so a retry never starts beside it.

@@ -493,3 +493,28 @@ test("a refused traits write does not leave the previous user's traits in storag
     const got = await received(p, 1);
     assert.deepEqual([got[0].userId, got[0].traits], ['bob', { plan: 'pro' }]);
   }));
+
+test('a revocation made by a delivered listener stops the next delivery to that destination', () =>
+  run(async (p) => {
+    const r = await p.page.evaluate(async () => {
+      const m = await import('/pkg/consent_analytics.js');
+      await m.default();
+      const got = [];
+      m.Analytics.registerDestination('mk3', () => ({ track: (e) => got.push(e.event) }));
+      const a = await m.Analytics.load({
+        consent: { marketing: true },
+        destinations: [{ type: 'mk3', requiredConsent: ['marketing'] }],
+      });
+      a.on('delivered', (d) => {
+        if (d.event.event === 'First') a.setConsent({ marketing: false });
+      });
+      a.track('First');
+      a.track('Second');
+      a.track('Third');
+      await new Promise((r) => setTimeout(r, 400));
+      return { got, status: a.status()[0] };
+    });
+    assert.deepEqual(r.got, ['First']);
+    assert.equal(r.status.state, 'blocked');
+    assert.equal(r.status.pending, 0, 'the purge dropped the rest');
+  }));
