@@ -154,7 +154,7 @@ describe('posthog', () => {
         ['capture', 'Order Completed', { revenue: 42, currency: 'EUR' }],
         ['identify', 'user-1', { email: 'ann@example.com' }],
         ['group', 'company', 'acme', { plan: 'enterprise' }],
-        ['alias', 'user-2'],
+        ['alias', 'user-2', 'user-1'],
       ];
       await expectCalls(p, 'posthog', delivered, 'events after the grant');
       assert.equal(await requests(server, '/fake/posthog.js'), 1);
@@ -686,3 +686,12 @@ describe('the vendor switch follows the destination requiredConsent', () => {
       await expectCalls(p, 'fbq', [['init', '42'], ['track', 'Purchase', { value: 1 }]], 'no revoke first');
     }));
 });
+
+test('settings: a PostHog apiHost without its scheme and an empty scriptSrc are refused, naming the field', () =>
+  run(async (server, p) => {
+    const host = await boot(p, { destinations: [{ type: 'posthog', settings: { apiKey: 'k', apiHost: 'eu.i.posthog.com' } }] });
+    assert.match(host, /config\.destinations\[0\]\.settings\.apiHost must be an http\(s\) URL: eu\.i\.posthog\.com/);
+    const src = await boot(p, { destinations: [{ type: 'ga4', settings: { measurementId: 'G-AB1', scriptSrc: '' } }] });
+    assert.match(src, /config\.destinations\[0\]\.settings\.scriptSrc must be a non-empty URL/);
+  }));
+

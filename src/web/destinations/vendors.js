@@ -106,7 +106,7 @@ export function vendorSend(v, kind, e, flag, cm, host) {
       else if (kind == 1) call('posthog', 'capture', '$pageview', copy('properties'));
       else if (kind == 2) str(e.userId) && call('posthog', 'identify', e.userId, copy('traits'));
       else if (kind == 3) call('posthog', 'group', 'company', e.groupId, copy('traits'));
-      else if (kind == 4) call('posthog', 'alias', e.userId);
+      else if (kind == 4) call('posthog', 'alias', e.userId, e.previousId);
     } else if (v == 1) {
       if (kind == 1) call('fbq', '', 'track', 'PageView');
       else if (kind == 0) call('fbq', '', flag ? 'track' : 'trackCustom', name, copy('properties'));

@@ -97,8 +97,9 @@ pub fn create(
     }
     let api_host = match vendor {
         Vendor::PostHog => match opt_str(st, "apiHost", &path)? {
-            Some(h) if h.trim().is_empty() => {
-                return Err(wrong(&path, "apiHost", "a non-empty URL"))
+            // An ingestion host without its scheme would silently send nothing.
+            Some(h) if !(h.starts_with("https://") || h.starts_with("http://")) => {
+                return Err([&wrong(&path, "apiHost", "an http(s) URL"), ": ", &h].concat())
             }
             Some(h) => h,
             None => POSTHOG_API_HOST.into(),
@@ -106,6 +107,9 @@ pub fn create(
         _ => String::new(),
     };
     let src = match opt_str(st, "scriptSrc", &path)? {
+        Some(src) if src.trim().is_empty() => {
+            return Err(wrong(&path, "scriptSrc", "a non-empty URL"))
+        }
         Some(src) => {
             if let Err(m) = resolve_and_check(&src) {
                 return Err([&path, ".scriptSrc: ", &m].concat());
