@@ -103,6 +103,21 @@ impl Analytics {
         let mut specs = Vec::new();
         let mut kinds = Vec::new();
         for entry in &cfg.destinations {
+            // A vendor's page-wide global (fbq, gtag, posthog) would send every event to both
+            // accounts (or, for PostHog, ignore the second init).
+            if crate::vendor_map::Vendor::from_kind(&entry.kind).is_some()
+                && kinds.contains(&entry.kind)
+            {
+                return Err(error(
+                    &[
+                        &entry.path,
+                        ": a second '",
+                        &entry.kind,
+                        "' destination is not supported (the vendor's page-wide tag would send every event to both)",
+                    ]
+                    .concat(),
+                ));
+            }
             let d = match registry::create(entry, &env) {
                 Ok(d) => d,
                 Err(m) => return Err(error(&m)),

@@ -695,3 +695,14 @@ test('settings: a PostHog apiHost without its scheme and an empty scriptSrc are 
     assert.match(src, /config\.destinations\[0\]\.settings\.scriptSrc must be a non-empty URL/);
   }));
 
+
+test('a second destination of the same vendor type is refused, naming the entry', () =>
+  run(async (server, p) => {
+    const m = await boot(p, {
+      destinations: [
+        { type: 'meta-pixel', id: 'a', settings: { pixelId: '111' } },
+        { type: 'meta-pixel', id: 'b', settings: { pixelId: '222' } },
+      ],
+    });
+    assert.match(m, /config\.destinations\[1\]: a second 'meta-pixel' destination is not supported/);
+  }));
