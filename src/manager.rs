@@ -704,6 +704,36 @@ impl<P> Manager<P> {
         self.poll(now)
     }
 
+    /// Events a page-hide hand-over that was not sure (a keepalive fetch) carried, which the
+    /// backend acknowledged (2xx) while the page still runs: they leave the queue, delivered,
+    /// so the next delivery does not send them again.
+    pub fn acknowledged(&mut self, dest: usize, ids: &[Rc<str>]) {
+        let d = &mut self.dests[dest];
+        let rest = d.queue.split_off(d.in_flight);
+        let mut done = Vec::new();
+        for it in rest {
+            if it.handed && ids.contains(&it.env.message_id) {
+                done.push(it);
+            } else {
+                self.dests[dest].queue.push(it);
+            }
+        }
+        if !done.is_empty() {
+            let d = &mut self.dests[dest];
+            if d.queue.len() == d.in_flight {
+                // Nothing left to send: a requested flush is over.
+                d.flush_requested = false;
+                d.flush_due = None;
+            }
+            d.delivered += done.len() as u64;
+            let mut events = Vec::with_capacity(done.len());
+            for it in done {
+                events.push(self.finish(dest, it, true));
+            }
+            self.out.push(Command::Delivered { dest, events });
+        }
+    }
+
     /// Reports that a delivery of [`Command::Deliver`] was not started: the destination's
     /// consent was revoked after it was asked for (by a listener of the delivery before it,
     /// say). Its events go back to the front of the queue, but those the revocation purged.
@@ -2095,6 +2125,25 @@ mod tests {
         assert_eq!(delivers(&m.poll(t)), vec![(0, vec![100])]);
         m.delivery_done(0, Outcome::Ok, t);
         m
+    }
+
+    /// A kept keepalive hand-over that the backend acknowledged while the page runs leaves the
+    /// queue, delivered, and ends a requested flush: the next delivery does not resend it.
+    #[test]
+    fn an_acknowledged_hand_over_leaves_the_queue() {
+        let c = consent(&[]);
+        let mut m = acknowledged_relay(10, c, 10);
+        m.capture(env(1, c), 20);
+        let taken = m.take_unsent(0, 30, false);
+        m.handed_over(0, taken, 1, 30);
+        m.request_flush();
+        m.acknowledged(0, &["1".into()]);
+        let cmds = m.poll(40);
+        assert_eq!(delivered_cmds(&cmds), 1);
+        assert!(delivers(&cmds).is_empty());
+        assert_eq!(m.status(40)[0].pending, 0);
+        assert_eq!(m.status(40)[0].delivered, 2);
+        assert!(!m.flushing());
     }
 
     /// A keepalive fetch (not `sure`: the browser may refuse it after the page is gone) keeps

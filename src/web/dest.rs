@@ -117,6 +117,10 @@ pub trait Destination {
     fn beacon(&self, _events: &[Event]) -> usize {
         0
     }
+    /// The events of a keepalive hand-over the backend acknowledged (2xx) since last asked.
+    fn take_acked(&self) -> Vec<Rc<str>> {
+        Vec::new()
+    }
     /// Whether the browser taking a [`Destination::beacon`] hand-over means it will be sent
     /// (a beacon): only then may the manager forget the events at once.
     fn sure_hand_over(&self) -> bool {

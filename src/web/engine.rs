@@ -469,8 +469,20 @@ impl Engine {
 
     /// Asks the manager what to do now and does it.
     pub fn poll(self: &Rc<Self>) {
+        self.take_acks();
         let cmds = self.mgr.borrow_mut().poll(now());
         self.run(cmds);
+    }
+
+    /// Tells the manager which events of keepalive hand-overs the backend acknowledged, so the
+    /// next delivery does not send them again (the commands go out with the next ones).
+    fn take_acks(&self) {
+        for (i, d) in self.dests.iter().enumerate() {
+            let ids = d.take_acked();
+            if !ids.is_empty() {
+                self.mgr.borrow_mut().acknowledged(i, &ids);
+            }
+        }
     }
 
     /// Carries out manager commands, then settles the promises whose wait is over (flush,
@@ -558,6 +570,7 @@ impl Engine {
             Err(_) if !is_online() => Outcome::Offline,
             Err(e) => Outcome::Err(e),
         };
+        self.take_acks();
         let cmds = self.mgr.borrow_mut().delivery_done(dest, outcome, now());
         self.run(cmds);
     }

@@ -809,4 +809,27 @@ describe('relay destination', () => {
       await p.close();
     });
   });
+  test('a keepalive hand-over the backend acknowledged while the page runs is not sent again after a tab switch', async () => {
+    await withServer(async ({ url }) => {
+      const p = await openPage(browser, null);
+      await boot(p.page, url, relayConfig({ headers: { 'X-Site': 'shop' }, flushIntervalMs: 60000 }));
+      const warm = await track(p.page, 1, 'Warm');
+      await p.page.evaluate(() => window.a.flush());
+      const ids = await track(p.page, 1, 'Before switch');
+      await setVisibility(p.page, 'hidden');
+      await sinkHasExactly(url, [...warm, ...ids]);
+      await pause(200);
+      await setVisibility(p.page, 'visible');
+      const flushed = await p.page.evaluate(() =>
+        Promise.race([window.a.flush().then(() => true), new Promise((r) => setTimeout(() => r(false), 3000))]),
+      );
+      assert.ok(flushed, 'flush() settles');
+      await pause(300);
+      await sinkHasExactly(url, [...warm, ...ids]);
+      const st = await p.page.evaluate(() => window.a.status()[0]);
+      assert.deepEqual([st.pending, st.delivered], [0, 2]);
+      assert.deepEqual(await outboxKeys(p.page), []);
+      await p.close();
+    });
+  });
 });

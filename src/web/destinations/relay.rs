@@ -81,6 +81,9 @@ pub struct Relay {
     deferred: Rc<RefCell<Deferred>>,
     /// `maxBatchBytes`: the largest request body (a page-hide chunk too).
     max_body: usize,
+    /// Events of keepalive hand-overs answered 2xx while the page runs, for the engine to
+    /// take out of the queue ([`Destination::take_acked`]).
+    acked: Rc<RefCell<Vec<Rc<str>>>>,
     /// `loading.timeoutMs`: a request still unanswered then is aborted (it is retried).
     timeout_ms: u64,
 }
@@ -153,6 +156,7 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
         outbox,
         deferred: Default::default(),
         max_body,
+        acked: Default::default(),
         timeout_ms: env.timeout_ms,
     }))
 }
@@ -235,7 +239,11 @@ impl Relay {
                 // Forgotten once the backend says 2xx, or once this page delivered them
                 // meanwhile; if the page is gone by then, they stay in the outbox and a later
                 // page delivers them (messageId dedupes).
-                let (o, d) = (self.outbox.clone(), self.deferred.clone());
+                let (o, d, a) = (
+                    self.outbox.clone(),
+                    self.deferred.clone(),
+                    self.acked.clone(),
+                );
                 self.request(
                     &body,
                     true,
@@ -250,6 +258,9 @@ impl Relay {
                             }
                             false
                         });
+                        if r.is_ok() {
+                            a.borrow_mut().extend(ids);
+                        }
                     }),
                 );
             }
@@ -399,6 +410,10 @@ impl Destination for Relay {
 
     fn sure_hand_over(&self) -> bool {
         self.sure()
+    }
+
+    fn take_acked(&self) -> Vec<Rc<str>> {
+        core::mem::take(&mut *self.acked.borrow_mut())
     }
 }
 
