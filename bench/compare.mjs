@@ -21,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
-import webpack from 'webpack';
+import { buildWithWebpack } from '../tests/e2e/webpack.mjs';
 import { launchBrowser, withServer, openPage, requestLog, clearLog, resetSink, sinkEvents } from '../tests/e2e/harness.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -43,23 +43,12 @@ window.AnalyticsBrowser = AnalyticsBrowser;
 async function buildSegment(dir) {
   await fs.writeFile(path.join(dir, 'entry.mjs'), SEGMENT_ENTRY);
   const out = path.join(dir, 'dist');
-  const compiler = webpack({
-    mode: 'production',
+  await buildWithWebpack({
     context: dir,
     entry: './entry.mjs',
-    output: { path: out, filename: 'main.js', publicPath: 'auto' },
+    out,
     resolve: { modules: [path.join(ROOT, 'node_modules')] },
-    performance: { hints: false },
-    infrastructureLogging: { level: 'error' },
   });
-  await new Promise((resolve, reject) =>
-    compiler.run((err, stats) => {
-      compiler.close(() => {});
-      if (err) return reject(err);
-      if (stats.hasErrors()) return reject(new Error(stats.toString('errors-only')));
-      resolve();
-    }),
-  );
 }
 
 // --- in-page code: one driver per library, the same workloads -----------------------------------

@@ -81,6 +81,11 @@ impl Purposes {
         }
     }
 
+    /// The set less the purposes of `other`.
+    pub fn without(self, other: Purposes) -> Purposes {
+        Purposes(self.0 & !other.0)
+    }
+
     /// Whether every purpose in `required` is in this set.
     pub fn covers(self, required: Purposes) -> bool {
         required.0 & !self.0 == 0

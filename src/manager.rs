@@ -334,6 +334,12 @@ pub struct Unsent<P> {
 }
 
 impl<P> Dest<P> {
+    /// Whether `it` was captured before a revocation that purged this destination's events:
+    /// never to be sent to it (consent changes always go).
+    fn purged(&self, it: &Item<P>) -> bool {
+        it.env.kind != EventKind::Consent && it.env.seq <= self.purge_upto
+    }
+
     /// Whether events other than consent changes wait in its queue.
     fn waiting(&self) -> bool {
         for it in &self.queue {
@@ -740,11 +746,10 @@ impl<P> Manager<P> {
     pub fn delivery_withheld(&mut self, dest: usize, now: u64) -> Vec<Command<P>> {
         let n = core::mem::take(&mut self.dests[dest].in_flight);
         self.dests[dest].breaker.release();
-        let d = &mut self.dests[dest];
-        let (batch, upto) = (take_front(&mut d.queue, n), d.purge_upto);
+        let batch = take_front(&mut self.dests[dest].queue, n);
         let mut keep = Vec::new();
         for it in batch {
-            if it.env.kind != EventKind::Consent && it.env.seq <= upto {
+            if self.dests[dest].purged(&it) {
                 self.finish(dest, it, false);
             } else {
                 keep.push(it);
@@ -792,9 +797,8 @@ impl<P> Manager<P> {
                 let mut keep = Vec::new();
                 let d = &mut self.dests[dest];
                 let batch = take_front(&mut d.queue, n);
-                let purge_upto = self.dests[dest].purge_upto;
                 for mut it in batch {
-                    if it.env.kind != EventKind::Consent && it.env.seq <= purge_upto {
+                    if self.dests[dest].purged(&it) {
                         // Consent was revoked while this was in flight: never send it again.
                         self.finish(dest, it, false);
                         continue;

@@ -19,7 +19,7 @@ use super::dest::{timed, Destination, LoadEnv};
 use super::js::{get, set};
 use super::platform::{error_message, is_online, now, ConsoleLog};
 use super::settle::{after, cancel, soon, then};
-use crate::consent::{Consent, Purpose, Purposes};
+use crate::consent::{Consent, Purposes};
 use crate::dead_letter::{DeadLetter, DeadLetterQueue};
 use crate::error::{DeliveryError, ErrorKind};
 use crate::event::{Envelope, EventKind};
@@ -217,12 +217,7 @@ impl Engine {
     pub fn set_consent(self: &Rc<Self>, before: Consent, c: Consent) {
         let g = self.gen.get() + 1;
         self.gen.set(g);
-        let mut lost = Purposes::NONE;
-        for p in Purpose::ALL {
-            if before.granted().has(p) && !c.granted().has(p) {
-                lost = lost.with(p, true);
-            }
-        }
+        let lost = before.granted().without(c.granted());
         if lost != Purposes::NONE {
             self.revoked.borrow_mut().push((g, lost));
         }
@@ -268,14 +263,12 @@ impl Engine {
     /// The consent an event of generation `gen` captured under `consent` is routed by: without
     /// the purposes revoked since (when revoking purges).
     fn routing(&self, mut consent: Purposes, gen: u32) -> Purposes {
-        if self.mgr.borrow().purges() {
-            for (g, lost) in self.revoked.borrow().iter() {
-                if *g > gen {
-                    for p in Purpose::ALL {
-                        if lost.has(p) {
-                            consent = consent.with(p, false);
-                        }
-                    }
+        let revoked = self.revoked.borrow();
+        // Almost always empty: no manager borrow for an event on the usual path.
+        if !revoked.is_empty() && self.mgr.borrow().purges() {
+            for &(g, lost) in revoked.iter() {
+                if g > gen {
+                    consent = consent.without(lost);
                 }
             }
         }

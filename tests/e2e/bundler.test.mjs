@@ -13,8 +13,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import webpack from 'webpack';
 import { launchBrowser, withServer, openPage, sinkEvents, waitFor } from './harness.mjs';
+import { buildWithWebpack } from './webpack.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const PKG = path.join(ROOT, 'pkg-bundler');
@@ -36,27 +36,6 @@ let project;
 let bundleDir;
 let browser;
 
-/** Builds ENTRY with webpack into `out`; rejects with webpack's errors. */
-function bundle(context, out) {
-  const compiler = webpack({
-    mode: 'production',
-    context,
-    entry: './src/index.mjs',
-    output: { path: out, filename: 'main.js', publicPath: 'auto' },
-    experiments: { asyncWebAssembly: true },
-    performance: { hints: false },
-    infrastructureLogging: { level: 'error' },
-  });
-  return new Promise((resolve, reject) =>
-    compiler.run((err, stats) => {
-      compiler.close(() => {});
-      if (err) return reject(err);
-      if (stats.hasErrors()) return reject(new Error(stats.toString('errors-only')));
-      resolve(stats.toJson({ assets: true }).assets.map((a) => a.name));
-    }),
-  );
-}
-
 before(async () => {
   await fs.access(path.join(PKG, 'package.json')).catch(() => {
     throw new Error(`${PKG} is missing: run npm run build:bundler first`);
@@ -67,7 +46,12 @@ before(async () => {
   await fs.mkdir(path.join(project, 'src'));
   await fs.writeFile(path.join(project, 'src', 'index.mjs'), ENTRY);
   bundleDir = path.join(project, 'dist');
-  const assets = await bundle(project, bundleDir);
+  const assets = await buildWithWebpack({
+    context: project,
+    entry: './src/index.mjs',
+    out: bundleDir,
+    experiments: { asyncWebAssembly: true },
+  });
   assert.ok(assets.includes('main.js'), `webpack emitted ${assets}`);
   assert.ok(assets.some((a) => a.endsWith('.wasm')), `webpack emitted no .wasm: ${assets}`);
   await fs.writeFile(path.join(bundleDir, 'index.html'), PAGE);
