@@ -1,4 +1,4 @@
-// Release build of the npm package: wasm-pack (with the crate's `tiny` feature), then the JS glue
+// Release build of the npm package: wasm-pack with the stable toolchain, then the JS glue
 // minified with terser, as a page downloads it. The wasm is already optimised by wasm-opt
 // (Cargo.toml's wasm-pack metadata); the .d.ts keeps its doc comments.
 //
@@ -46,51 +46,20 @@ const env = {
     path.delimiter,
   ),
 };
-const cmd = ['build', '--release', '--target', opts.target, '--out-dir', opts.outDir, '--out-name', NAME, '.', '--features', 'tiny'];
+const cmd = ['build', '--release', '--target', opts.target, '--out-dir', opts.outDir, '--out-name', NAME, '.'];
 
-// Runs wasm-pack with extra environment and cargo arguments; whether it succeeded.
-function wasmPack(extraEnv, extraArgs, label) {
-  const args = [...cmd, ...extraArgs];
-  console.error(`build: ${label}: wasm-pack ${args.join(' ')}`);
-  const result = spawnSync('wasm-pack', args, { cwd: ROOT, env: { ...env, ...extraEnv }, stdio: ['ignore', 'inherit', 'inherit'] });
+// Runs wasm-pack; whether it succeeded.
+function wasmPack() {
+  console.error(`build: wasm-pack ${cmd.join(' ')}`);
+  const result = spawnSync('wasm-pack', cmd, { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit'] });
   if (result.error) {
     die(`could not run wasm-pack: ${result.error.message} (run npm run setup)`);
   }
   return result.status === 0;
 }
 
-// With a nightly toolchain that has rust-src (scripts/setup.sh adds it when nightly is there),
-// core and alloc are rebuilt for the release with panics that abort at once and no panic
-// locations or Debug text: the formatting machinery a panic message would need is gone (about
-// 5 KB gzip). A panic was already a trap; nothing else changes. Without it: stable, as is.
-// The nightly build also leaves out the reference-types and multi-value wasm features: without
-// them wasm-bindgen keeps JS objects in a JS-side table instead of giving every export an
-// externref shim, and returns pairs through memory (about 1 KB gzip smaller in all). Every
-// browser that runs wasm runs this build.
-// If the nightly build fails, stable builds the package.
-let built = false;
-if (nightlySysroot()) {
-  const nightlyEnv = {
-    RUSTUP_TOOLCHAIN: 'nightly',
-    RUSTFLAGS: '-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none -Ctarget-feature=-reference-types,-multivalue',
-    CARGO_TARGET_DIR: path.join(ROOT, 'target', 'release-std'),
-  };
-  built = wasmPack(nightlyEnv, ['-Z', 'build-std=core,alloc'], 'nightly with -Zbuild-std (smallest)');
-  if (!built) console.error('build: the nightly build failed; building with stable instead (about 5 KB gzip larger)');
-}
-if (!built && !wasmPack({}, [], 'stable')) {
+if (!wasmPack()) {
   die('wasm-pack build failed');
-}
-
-// The nightly toolchain's sysroot when it can rebuild core and alloc for wasm32 (it has rust-src
-// and the wasm32 target), else null. CONSENT_ANALYTICS_STABLE=1 forces the stable build.
-function nightlySysroot() {
-  if (process.env.CONSENT_ANALYTICS_STABLE === '1') return null;
-  const run = spawnSync('rustc', ['+nightly', '--print', 'sysroot'], { env, encoding: 'utf8' });
-  if (run.error || run.status !== 0) return null;
-  const sysroot = run.stdout.trim();
-  const has = (...p) => fs.existsSync(path.join(sysroot, 'lib', 'rustlib', ...p));
-  return has('src', 'rust', 'library', 'core') && has('wasm32-unknown-unknown') ? sysroot : null;
 }
 
 // Web target: shorten the wasm's import and export names (wasm-bindgen's carry a 16-digit hash

@@ -42,24 +42,6 @@ for component in rustfmt clippy; do
   fi
 done
 
-# --- nightly rust-src for the smallest release build (optional) ---------------------------
-# When a nightly toolchain is installed, the release build rebuilds core and alloc with it
-# (scripts/build.mjs); that needs its rust-src and wasm32 target. Only added, never required:
-# without them the release is built with stable, about 5 KB gzip larger.
-if rustup toolchain list | grep -q '^nightly'; then
-  nightly_components="$(rustup component list --installed --toolchain nightly 2>/dev/null || true)"
-  if ! grep -q '^rust-src' <<<"$nightly_components"; then
-    say "adding rust-src to the nightly toolchain (smallest release build)"
-    run rustup component add rust-src --toolchain nightly ||
-      say "could not add rust-src to nightly; release builds use stable"
-  fi
-  if ! grep -q '^rust-std-wasm32-unknown-unknown' <<<"$nightly_components"; then
-    say "adding the wasm32 target to the nightly toolchain (smallest release build)"
-    run rustup target add wasm32-unknown-unknown --toolchain nightly ||
-      say "could not add the wasm32 target to nightly; release builds use stable"
-  fi
-fi
-
 # --- wasm-pack ----------------------------------------------------------------------------
 if ! command -v wasm-pack >/dev/null 2>&1; then
   say "installing wasm-pack (cargo install, about 3 minutes)"

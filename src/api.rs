@@ -1,11 +1,8 @@
 //! The JavaScript API (`Analytics`): converts arguments, throws `TypeError`s that name the bad
 //! argument, and hands everything else to the engine.
 
-#[allow(unused_imports)]
-use crate::prelude::*;
-
-use alloc::rc::Rc;
-use core::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
@@ -24,7 +21,7 @@ use crate::web::js::{error, get, is_plain_object, set, type_error};
 use crate::web::platform::{self, global_get, navigator_get, now, ConsoleLog, WebRng};
 use crate::web::registry;
 use crate::web::remote::Remote;
-use crate::web::settle::{soon, then};
+use wasm_bindgen_futures::{spawn_local, JsFuture};
 
 /// The page event listener (hide, visibility, online, offline), kept alive as long as the client.
 type PageListener = Closure<dyn FnMut(JsValue)>;
@@ -33,8 +30,8 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// A new number for each client created in this page (see `CreateEnv::instance`).
 fn next_instance() -> u64 {
-    static COUNT: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
-    u64::from(COUNT.fetch_add(1, core::sync::atomic::Ordering::Relaxed))
+    static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    u64::from(COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
 /// A loaded analytics client. Create it with `await Analytics.load(config)`.
@@ -60,13 +57,17 @@ impl Analytics {
     pub fn load_promise(
         #[wasm_bindgen(unchecked_optional_param_type = "AnalyticsConfig")] config: JsValue,
     ) -> Promise {
+        // A bug (a panic) shows its message and stack in the console, not `unreachable`.
+        console_error_panic_hook::set_once();
         let (p, resolve, reject) = crate::web::engine::deferred();
         // From a microtask: validates the config and creates everything, then goes on with
         // `restore_from`.
-        soon(move |_| match Analytics::build(&config) {
-            Ok(a) => a.restore_from(0, resolve),
-            Err(e) => {
-                let _ = reject.call1(&JsValue::NULL, &e);
+        spawn_local(async move {
+            match Analytics::build(&config) {
+                Ok(a) => a.restore_from(0, resolve),
+                Err(e) => {
+                    let _ = reject.call1(&JsValue::NULL, &e);
+                }
             }
         });
         p
@@ -202,7 +203,9 @@ impl Analytics {
         let cmds = engine.mgr.borrow_mut().start(now());
         let (p, res, _) = crate::web::engine::deferred();
         engine.wait_loads(true, res, cmds);
-        then(&p, move |_| {
+        let p = JsFuture::from(p);
+        spawn_local(async move {
+            let _ = p.await;
             if let Some(r) = &self.remote {
                 r.refresh(self.consent.get().granted());
             }

@@ -5,9 +5,6 @@
 //! one trial delivery through at a time. Enough consecutive trial successes close it; a trial
 //! failure reopens it with a fresh timeout. Time is passed in (`now_ms`), never read.
 
-#[allow(unused_imports)]
-use crate::prelude::*;
-
 /// Circuit breaker settings (`circuitBreaker` in the config).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BreakerConfig {
@@ -108,7 +105,7 @@ impl CircuitBreaker {
             }
             Inner::HalfOpen {
                 trial_in_flight, ..
-            } => !core::mem::replace(trial_in_flight, true),
+            } => !std::mem::replace(trial_in_flight, true),
         }
     }
 

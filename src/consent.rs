@@ -1,9 +1,6 @@
 //! The consent model: five purposes (c15t's names), `necessary` always granted, and the rule
 //! that decides whether an event captured under some consent may reach a destination.
 
-#[allow(unused_imports)]
-use crate::prelude::*;
-
 /// The purposes' names, in the order of their discriminants.
 const NAMES: [&str; 5] = [
     "necessary",

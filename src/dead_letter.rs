@@ -23,10 +23,7 @@
 //! count and the final newline make any truncation detectable. Anything not exactly in this
 //! form is discarded as a whole.
 
-#[allow(unused_imports)]
-use crate::prelude::*;
-
-use alloc::rc::Rc;
+use std::rc::Rc;
 
 use crate::error::ErrorKind;
 use crate::ports::{Log, Storage, StorageError};
@@ -279,7 +276,7 @@ impl DeadLetterQueue {
     /// (One loop, not one `retain` per condition, in the wasm.)
     fn split(&mut self, pick: Pick) -> Vec<DeadLetter> {
         let mut taken = Vec::new();
-        for e in core::mem::take(&mut self.entries) {
+        for e in std::mem::take(&mut self.entries) {
             let out = match pick {
                 Pick::Expired(ttl_ms, now_ms) => expired(&e, ttl_ms, now_ms),
                 Pick::For(destination) => matches(&e, destination),
@@ -329,7 +326,7 @@ impl DeadLetterQueue {
     /// Ends a [`DeadLetterQueue::hold`], writing once if anything changed.
     pub fn release(&mut self) {
         self.held = false;
-        if core::mem::take(&mut self.dirty) {
+        if std::mem::take(&mut self.dirty) {
             self.persist();
         }
     }

@@ -1,9 +1,6 @@
 //! Delivery failures, classified from structured facts (HTTP status, a failed fetch, a timeout,
 //! a script that did not load, a JavaScript hook that threw), never from message text.
 
-#[allow(unused_imports)]
-use crate::prelude::*;
-
 /// The error kinds' names, in declaration order.
 const NAMES: [&str; 8] = [
     "rate_limit",

@@ -2,10 +2,7 @@
 //! its serialised form. The payload itself stays opaque (a `JsValue` in the browser), so the hot
 //! path never converts event properties into Rust values.
 
-#[allow(unused_imports)]
-use crate::prelude::*;
-
-use alloc::rc::Rc;
+use std::rc::Rc;
 
 use crate::consent::Purposes;
 

@@ -1,8 +1,5 @@
 //! Minimal JSON text helpers for the persisted formats (no serde on the hot path).
 
-#[allow(unused_imports)]
-use crate::prelude::*;
-
 /// Appends `s` to `out` as a JSON string literal, quotes included.
 pub fn push_str_lit(out: &mut String, s: &str) {
     out.push('"');
@@ -104,7 +101,7 @@ pub fn parse_dec(s: &str) -> Option<u64> {
     Some(n)
 }
 
-/// `n` in decimal, without pulling in `core::fmt` integer formatting.
+/// `n` in decimal, without pulling in `std::fmt` integer formatting.
 pub fn dec(n: u64) -> String {
     let mut out = String::new();
     push_dec(&mut out, n, 1);

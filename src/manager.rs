@@ -7,10 +7,7 @@
 //! Each destination has its own ordered queue and at most one delivery in flight, so one slow,
 //! failing or hanging destination never delays or reorders another.
 
-#[allow(unused_imports)]
-use crate::prelude::*;
-
-use alloc::rc::Rc;
+use std::rc::Rc;
 
 use crate::breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 use crate::consent::{Consent, Purposes};
@@ -692,7 +689,7 @@ impl<P> Manager<P> {
                 } else {
                     d.state = LoadState::Failed;
                     d.load_retry_at = None;
-                    let items = core::mem::take(&mut d.queue);
+                    let items = std::mem::take(&mut d.queue);
                     d.queued_bytes = 0;
                     d.flush_due = None;
                     for it in items {
@@ -744,7 +741,7 @@ impl<P> Manager<P> {
     /// consent was revoked after it was asked for (by a listener of the delivery before it,
     /// say). Its events go back to the front of the queue, but those the revocation purged.
     pub fn delivery_withheld(&mut self, dest: usize, now: u64) -> Vec<Command<P>> {
-        let n = core::mem::take(&mut self.dests[dest].in_flight);
+        let n = std::mem::take(&mut self.dests[dest].in_flight);
         self.dests[dest].breaker.release();
         let batch = take_front(&mut self.dests[dest].queue, n);
         let mut keep = Vec::new();
@@ -763,7 +760,7 @@ impl<P> Manager<P> {
 
     /// Reports the end of a delivery started by [`Command::Deliver`].
     pub fn delivery_done(&mut self, dest: usize, outcome: Outcome, now: u64) -> Vec<Command<P>> {
-        let n = core::mem::take(&mut self.dests[dest].in_flight);
+        let n = std::mem::take(&mut self.dests[dest].in_flight);
         if n == 0 {
             return self.poll(now);
         }
@@ -1209,7 +1206,7 @@ impl<P> Manager<P> {
         for i in 0..self.dests.len() {
             self.poll_dest(i, now);
         }
-        core::mem::take(&mut self.out)
+        std::mem::take(&mut self.out)
     }
 
     fn poll_dest(&mut self, i: usize, now: u64) {
@@ -1320,7 +1317,7 @@ impl<P> Manager<P> {
 /// (`split_off` and a swap: no `Drain` code in the wasm.)
 fn take_front<T>(v: &mut Vec<T>, n: usize) -> Vec<T> {
     let rest = v.split_off(n.min(v.len()));
-    core::mem::replace(v, rest)
+    std::mem::replace(v, rest)
 }
 
 fn env_kind_loads(kind: Option<EventKind>) -> bool {

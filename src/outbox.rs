@@ -18,10 +18,7 @@
 //! every owner it adopted), and an owner whose lock can be taken (`ifAvailable`) is gone;
 //! without it, see [`Outbox::is_silent`].
 
-#[allow(unused_imports)]
-use crate::prelude::*;
-
-use alloc::rc::Rc;
+use std::rc::Rc;
 
 use crate::json::push_str_lit;
 use crate::ports::{Log, Storage, StorageError};

@@ -1,10 +1,7 @@
 //! The small traits the deciding logic runs over: clock, randomness, key-value storage and
 //! logging. The browser implements them in `web`; tests use the fakes at the bottom.
 
-#[allow(unused_imports)]
-use crate::prelude::*;
-
-use core::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell};
 
 /// Wall-clock time in milliseconds since the Unix epoch.
 pub trait Clock {
@@ -42,8 +39,8 @@ impl StorageError {
     }
 }
 
-impl core::fmt::Display for StorageError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+impl std::fmt::Display for StorageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
 }
@@ -162,19 +159,19 @@ impl Storage for MemoryStorage {
 /// kept in memory and read from there first, so what was stored before the failure stays
 /// readable, and every client of the page (they share the memory) reads the same values.
 pub struct FallbackStorage {
-    primary: alloc::rc::Rc<dyn Storage>,
-    memory: alloc::rc::Rc<dyn Storage>,
+    primary: std::rc::Rc<dyn Storage>,
+    memory: std::rc::Rc<dyn Storage>,
     degraded: Cell<bool>,
-    log: alloc::rc::Rc<dyn Log>,
+    log: std::rc::Rc<dyn Log>,
 }
 
 impl FallbackStorage {
     /// Wraps `primary`, falling back to `memory` (a store that does not fail); `log` gets the
     /// one warning.
     pub fn new(
-        primary: alloc::rc::Rc<dyn Storage>,
-        memory: alloc::rc::Rc<dyn Storage>,
-        log: alloc::rc::Rc<dyn Log>,
+        primary: std::rc::Rc<dyn Storage>,
+        memory: std::rc::Rc<dyn Storage>,
+        log: std::rc::Rc<dyn Log>,
     ) -> Self {
         FallbackStorage {
             primary,
@@ -330,9 +327,9 @@ mod tests {
 
     #[test]
     fn fallback_storage_degrades_once_with_one_warning_and_keeps_working() {
-        let primary = alloc::rc::Rc::new(MemoryStorage::new());
-        let log = alloc::rc::Rc::new(RecordingLog::default());
-        let memory = alloc::rc::Rc::new(MemoryStorage::new());
+        let primary = std::rc::Rc::new(MemoryStorage::new());
+        let log = std::rc::Rc::new(RecordingLog::default());
+        let memory = std::rc::Rc::new(MemoryStorage::new());
         let s = FallbackStorage::new(primary.clone(), memory.clone(), log.clone());
         s.set("k", "1");
         assert_eq!(primary.get("k").unwrap().as_deref(), Some("1"));
@@ -350,9 +347,9 @@ mod tests {
     /// is read from memory, by every client sharing that memory, until a later write fits.
     #[test]
     fn fallback_storage_keeps_per_key_values_readable_by_every_client() {
-        let primary = alloc::rc::Rc::new(MemoryStorage::new());
-        let log = alloc::rc::Rc::new(RecordingLog::default());
-        let memory = alloc::rc::Rc::new(MemoryStorage::new());
+        let primary = std::rc::Rc::new(MemoryStorage::new());
+        let log = std::rc::Rc::new(RecordingLog::default());
+        let memory = std::rc::Rc::new(MemoryStorage::new());
         let a = FallbackStorage::new(primary.clone(), memory.clone(), log.clone());
         let b = FallbackStorage::new(primary.clone(), memory.clone(), log.clone());
         primary.set_quota(Some(20));

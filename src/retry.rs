@@ -3,9 +3,6 @@
 //! Sans-IO: the policy only answers "retry?" and "after how long?"; the caller owns the timer.
 //! Randomness comes from an injected [`Rng`] so jitter is deterministic in tests.
 
-#[allow(unused_imports)]
-use crate::prelude::*;
-
 use crate::error::DeliveryError;
 use crate::ports::Rng;
 
@@ -46,7 +43,10 @@ impl RetryPolicy {
     /// The backoff ceiling for retry number `retry_number` (1 for the first retry):
     /// `min(max_delay, base * multiplier^(n-1))`, saturating.
     pub fn cap_ms(&self, retry_number: u32) -> u64 {
-        let raw = self.base_delay_ms as f64 * powi(self.multiplier, retry_number.saturating_sub(1));
+        let raw = self.base_delay_ms as f64
+            * self
+                .multiplier
+                .powi(retry_number.saturating_sub(1).min(i32::MAX as u32) as i32);
         let max = self.max_delay_ms as f64;
         // NaN and infinity (a huge exponent) fall to the max; `as u64` saturates negatives to 0.
         if raw < max {
@@ -75,19 +75,6 @@ impl RetryPolicy {
         let drawn = rng.next_unit() * (cap as f64 + 1.0);
         (drawn as u64).min(cap)
     }
-}
-
-/// `b^e` by squaring (`f64::powi` needs std's libm, which the tiny build does not link).
-fn powi(mut b: f64, mut e: u32) -> f64 {
-    let mut r = 1.0;
-    while e > 0 {
-        if e & 1 == 1 {
-            r *= b;
-        }
-        b *= b;
-        e >>= 1;
-    }
-    r
 }
 
 #[cfg(test)]

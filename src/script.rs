@@ -3,9 +3,6 @@
 //! (`javascript:`, `data:`, `blob:`, other hosts over `http:`) is refused before anything is
 //! injected.
 
-#[allow(unused_imports)]
-use crate::prelude::*;
-
 /// Where the `<script>` element goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {

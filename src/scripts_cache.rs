@@ -8,10 +8,7 @@
 //! value, not the URL: a query that changes (a service switching endpoints or modes) still finds
 //! the last good copy.
 
-#[allow(unused_imports)]
-use crate::prelude::*;
-
-use alloc::rc::Rc;
+use std::rc::Rc;
 
 use crate::consent::{Purpose, Purposes};
 use crate::ports::{Clock, Storage};

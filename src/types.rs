@@ -2,9 +2,6 @@
 //! 2 to 8). They land in `pkg/consent_analytics.d.ts`; `src/api.rs` refers to them by name with
 //! `unchecked_param_type` / `unchecked_return_type`. Types only: nothing here reaches the wasm.
 
-#[allow(unused_imports)]
-use crate::prelude::*;
-
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(typescript_custom_section)]

@@ -3,9 +3,6 @@
 //! standard event names and the Google Consent Mode v2 mapping. The browser side
 //! (`web::destinations::vendors`) applies them; here they are tested natively.
 
-#[allow(unused_imports)]
-use crate::prelude::*;
-
 use crate::consent::{Purpose, Purposes};
 
 /// A built-in vendor tag.

@@ -1,9 +1,6 @@
 //! Reads and validates `Analytics.load(config)` (SPEC section 8). Every error names the field;
 //! unknown keys are errors so a typo never silently disables a feature.
 
-#[allow(unused_imports)]
-use crate::prelude::*;
-
 use js_sys::Object;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;

@@ -1,10 +1,7 @@
 //! The browser side of a destination: what the engine calls to load it, deliver to it, tell it
 //! about revocation and tear it down. Built-in types and JavaScript destinations implement it.
 
-#[allow(unused_imports)]
-use crate::prelude::*;
-
-use alloc::rc::Rc;
+use std::rc::Rc;
 
 use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
@@ -12,12 +9,13 @@ use wasm_bindgen::prelude::*;
 use super::inject::{parse_descriptor, remove_all, remove_revoked, Injecting};
 use super::js::set;
 use super::platform::error_message;
-use super::settle::{after, cancel, then};
+use super::timers::after;
 use crate::consent::Purposes;
 use crate::error::{DeliveryError, ErrorKind};
 use crate::event::{Envelope, EventKind};
 use crate::manager::BatchLimits;
 use crate::script::ScriptDescriptor;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
 
 /// What to do once a load or delivery ends, with its outcome.
 pub type Done = Box<dyn FnOnce(Result<(), DeliveryError>)>;
@@ -135,13 +133,13 @@ pub struct JsDestination {
     owner: Rc<str>,
     obj: JsValue,
     settings: JsValue,
-    scripts: core::cell::RefCell<Rc<Vec<ScriptDescriptor>>>,
+    scripts: std::cell::RefCell<Rc<Vec<ScriptDescriptor>>>,
     /// Bumped by `revoke` and `destroy`: a load started before stops injecting and does not
     /// initialise.
-    generation: Rc<core::cell::Cell<u32>>,
+    generation: Rc<std::cell::Cell<u32>>,
     /// The state of the delivery in flight, shared with `deliverEvents`: the event being
     /// delivered and whether it failed or timed out.
-    flight: core::cell::RefCell<JsValue>,
+    flight: std::cell::RefCell<JsValue>,
 }
 
 impl JsDestination {
@@ -176,7 +174,7 @@ impl JsDestination {
             settings: settings.into(),
             scripts: Default::default(),
             generation: Default::default(),
-            flight: core::cell::RefCell::new(JsValue::UNDEFINED),
+            flight: std::cell::RefCell::new(JsValue::UNDEFINED),
         })
     }
 }
@@ -234,16 +232,16 @@ pub type Then<T> = Box<dyn FnOnce(Result<T, DeliveryError>)>;
 /// comes first; otherwise `k` gets a `timeout` error with `message` and a later outcome is
 /// ignored.
 pub fn timed<T: 'static>(ms: u64, message: String, k: Then<T>) -> Then<T> {
-    let slot = Rc::new(core::cell::Cell::new(Some(k)));
+    let slot = Rc::new(std::cell::Cell::new(Some(k)));
     let s = slot.clone();
-    let t = after(ms, move |_| {
+    let t = after(ms, move || {
         if let Some(k) = s.take() {
             k(Err(DeliveryError::new(ErrorKind::Timeout, message)));
         }
     });
     Box::new(move |r| {
         if let Some(k) = slot.take() {
-            cancel(t);
+            drop(t);
             k(r);
         }
     })
@@ -256,12 +254,8 @@ fn late(name: &str, ms: u64) -> String {
 
 /// Calls `done` once a hook's promise settles; a rejection is an `unknown` failure.
 fn settled(p: &Promise, done: Done) {
-    then(p, move |r| {
-        done(match r {
-            Ok(_) => Ok(()),
-            Err(e) => Err(unknown(&e)),
-        })
-    });
+    let p = JsFuture::from(p.clone());
+    spawn_local(async move { done(p.await.map(drop).map_err(|e| unknown(&e))) });
 }
 
 impl Destination for JsDestination {
@@ -321,12 +315,8 @@ impl Destination for JsDestination {
                 .run();
             }),
         );
-        then(&p, move |r| {
-            k(match r {
-                Ok(v) => Ok(v),
-                Err(e) => Err(unknown(&e)),
-            })
-        });
+        let p = JsFuture::from(p);
+        spawn_local(async move { k(p.await.map_err(|e| unknown(&e))) });
     }
 
     fn deliver(self: Rc<Self>, events: Vec<Event>, done: Done) {

@@ -5,11 +5,8 @@
 //! No `RefCell` borrow is held while page code runs: commands are taken out of the manager
 //! first, then executed, so a listener or destination may call back into the API.
 
-#[allow(unused_imports)]
-use crate::prelude::*;
-
-use alloc::rc::Rc;
-use core::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
@@ -18,13 +15,15 @@ use wasm_bindgen::JsCast;
 use super::dest::{timed, Destination, LoadEnv};
 use super::js::{get, set};
 use super::platform::{error_message, is_online, now, ConsoleLog};
-use super::settle::{after, cancel, soon, then};
+use super::timers::after;
 use crate::consent::{Consent, Purposes};
 use crate::dead_letter::{DeadLetter, DeadLetterQueue};
 use crate::error::{DeliveryError, ErrorKind};
 use crate::event::{Envelope, EventKind};
 use crate::manager::{Command, Manager, Outcome};
 use crate::ports::Log;
+use gloo_timers::callback::Timeout;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
 
 /// What a waiting promise waits for.
 enum Wait {
@@ -107,8 +106,8 @@ pub struct Engine {
     revoked: RefCell<Vec<(u32, Purposes)>>,
     /// Consent changes not applied to the manager yet, with their generations, in order.
     consents: RefCell<Vec<(u32, Consent)>>,
-    /// The wake-up timer (see [`after`]) and when it fires.
-    timer: Cell<Option<((i32, u32), u64)>>,
+    /// The wake-up timer and when it fires.
+    timer: RefCell<Option<(Timeout, u64)>>,
     /// `resolve`s waiting for the flush to settle or for loads to end (see [`Wait`]).
     waiters: RefCell<Vec<(Wait, Function)>>,
     replay_waiters: RefCell<Vec<ReplayWaiter>>,
@@ -143,7 +142,7 @@ impl Engine {
             gen: Cell::new(0),
             revoked: RefCell::new(Vec::new()),
             consents: RefCell::new(Vec::new()),
-            timer: Cell::new(None),
+            timer: RefCell::new(None),
             waiters: RefCell::new(Vec::new()),
             replay_waiters: RefCell::new(Vec::new()),
             seq: Cell::new(0),
@@ -223,7 +222,7 @@ impl Engine {
         }
         self.consents.borrow_mut().push((g, c));
         let me = self.clone();
-        soon(move |_| {
+        spawn_local(async move {
             me.apply_consents(u32::MAX);
             me.poll();
         });
@@ -256,7 +255,7 @@ impl Engine {
         self.pending.borrow_mut().push(p);
         if !self.draining.replace(true) {
             let me = self.clone();
-            soon(move |_| me.drain(JsValue::UNDEFINED));
+            spawn_local(async move { me.drain(JsValue::UNDEFINED) });
         }
     }
 
@@ -279,7 +278,7 @@ impl Engine {
     fn next_pending(&self) -> Option<Pending> {
         let mut rest = self.rest.borrow_mut();
         if rest.is_empty() {
-            *rest = core::mem::take(&mut *self.pending.borrow_mut());
+            *rest = std::mem::take(&mut *self.pending.borrow_mut());
             rest.reverse();
         }
         rest.pop()
@@ -322,18 +321,20 @@ impl Engine {
                         // `loading.timeoutMs` (the event is dropped, as when one throws) so a
                         // middleware that never settles does not hold every later event.
                         *self.current.borrow_mut() = Some((kind, consent, gen));
-                        let open = Rc::new(core::cell::Cell::new(true));
+                        let open = Rc::new(std::cell::Cell::new(true));
                         let (me, o) = (self.clone(), open.clone());
-                        let t = after(self.timeout_ms, move |_| {
+                        let t = after(self.timeout_ms, move || {
                             if o.replace(false) {
                                 let late = "did not settle within loading.timeoutMs";
                                 me.drain(Array::of2(&JsValue::NULL, &late.into()).into());
                             }
                         });
-                        let me = self.clone();
-                        then(r.unchecked_ref(), move |r| {
+                        let (me, chain) =
+                            (self.clone(), JsFuture::from(r.unchecked_into::<Promise>()));
+                        spawn_local(async move {
+                            let r = chain.await;
                             if open.replace(false) {
-                                cancel(t);
+                                drop(t);
                                 me.drain(r.unwrap_or_else(|e| e))
                             }
                         });
@@ -491,7 +492,7 @@ impl Engine {
             // so it is called with the borrows held.
             let mgr = self.mgr.borrow();
             let mut ws = self.waiters.borrow_mut();
-            for (w, f) in core::mem::take(&mut *ws) {
+            for (w, f) in std::mem::take(&mut *ws) {
                 let waiting = match w {
                     Wait::Flush => mgr.flushing(),
                     Wait::Loads => mgr.any_loading(),
@@ -512,7 +513,7 @@ impl Engine {
     /// its hooks against it). Tells the manager the outcome.
     fn start(self: &Rc<Self>, dest: usize, job: Job) {
         let me = self.clone();
-        soon(move |_| {
+        spawn_local(async move {
             let d = me.dests[dest].clone();
             match job {
                 // Consent may have been revoked (and granted again) since it was asked for.
@@ -715,7 +716,7 @@ impl Engine {
             return Promise::resolve(&JsValue::from_bool(self.mgr.borrow().loaded(i)));
         }
         let (p, resolve, _) = deferred();
-        soon(move |_| {
+        spawn_local(async move {
             d.test(timed(
                 ms,
                 String::new(),
@@ -749,24 +750,24 @@ impl Engine {
 
     fn arm_timer(self: &Rc<Self>) {
         let next = self.mgr.borrow().next_wake();
-        if let Some((t, at)) = self.timer.take() {
-            if Some(at) == next {
-                self.timer.set(Some((t, at)));
-                return;
-            }
-            cancel(t);
+        let mut timer = self.timer.borrow_mut();
+        if timer.as_ref().map(|(_, at)| *at) == next {
+            return;
         }
-        if let Some(at) = next {
+        // Dropping the timer it replaces clears that one.
+        *timer = next.map(|at| {
             // Weak: a pending timer does not keep the engine alive.
             let me = Rc::downgrade(self);
-            let t = after(at.saturating_sub(now()), move |_| {
+            let t = after(at.saturating_sub(now()), move || {
                 if let Some(me) = me.upgrade() {
-                    me.timer.set(None);
+                    // Taken out before it is dropped: no borrow is held while it runs.
+                    let fired = me.timer.borrow_mut().take();
+                    drop(fired);
                     me.poll();
                 }
             });
-            self.timer.set(Some((t, at)));
-        }
+            (t, at)
+        });
     }
 
     /// The browser came back online or went offline.
@@ -796,15 +797,6 @@ impl Engine {
             self.mgr.borrow_mut().handed_over(i, unsent, taken, t);
         }
         self.poll();
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        // The timer's continuation is of no use once it is gone.
-        if let Some((t, _)) = self.timer.take() {
-            cancel(t);
-        }
     }
 }
 

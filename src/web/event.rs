@@ -1,10 +1,7 @@
 //! Builds Segment-spec event objects and validates page input: names, plain objects, values
 //! JSON can carry (no functions, symbols, BigInt or cycles) and the 32 KB size limit.
 
-#[allow(unused_imports)]
-use crate::prelude::*;
-
-use alloc::rc::Rc;
+use std::rc::Rc;
 
 use js_sys::Object;
 use wasm_bindgen::prelude::*;

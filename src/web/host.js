@@ -453,31 +453,6 @@ export function retryResult(resolve, retried, succeeded, failed) {
   resolve({ retried, succeeded, failed });
 }
 
-// --- promise outcomes for the wasm (src/web/settle.rs) ---
-
-// The wasm's one callback for outcomes: settle([token, true, value]) or
-// settle([token, false, error]).
-let settle;
-
-// Sets the callback (once per page).
-export function setSettle(f) {
-  settle = f;
-}
-
-// Calls the callback with `token` and the outcome of promise `p` once it settles (from a
-// microtask when `p` is not a promise).
-export function settleWhen(p, token) {
-  Promise.resolve(p).then(
-    (v) => settle([token, true, v]),
-    (e) => settle([token, false, e]),
-  );
-}
-
-// Calls the callback with `token` after `ms` milliseconds; returns the setTimeout handle.
-export function settleAfter(ms, token) {
-  return setTimeout(() => settle([token, true]), ms);
-}
-
 // The reflective, error and console operations of the wasm (`js::op`) behind one function, by
 // number: a throw (a proxy trap, a throwing getter) reaches the wasm as an `Err`.
 export function jsOp(op, a, b, c) {

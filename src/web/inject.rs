@@ -3,11 +3,8 @@
 //! The DOM work and the record of injected ids live in the `injectScript` / `dropScript`
 //! helpers of `host.js`.
 
-#[allow(unused_imports)]
-use crate::prelude::*;
-
-use alloc::rc::Rc;
-use core::cell::Cell;
+use std::cell::Cell;
+use std::rc::Rc;
 
 use js_sys::{Array, Object, Promise};
 use wasm_bindgen::prelude::*;
@@ -15,10 +12,10 @@ use wasm_bindgen::JsCast;
 
 use super::dest::Done;
 use super::platform::resolve_url;
-use super::settle::then;
 use crate::error::{DeliveryError, ErrorKind};
 use crate::script::{check_url, refused, ScriptDescriptor, Source, Target};
 use crate::web::js::{check_keys, get, opt_bool, opt_str, wrong};
+use wasm_bindgen_futures::{spawn_local, JsFuture};
 
 const KEYS: &[&str] = &[
     "id",
@@ -168,9 +165,8 @@ pub fn inject(
     timeout_ms: u64,
     done: Done,
 ) {
-    then(&start(d, owner, default_nonce, timeout_ms), move |r| {
-        done(outcome(r))
-    });
+    let p = JsFuture::from(start(d, owner, default_nonce, timeout_ms));
+    spawn_local(async move { done(outcome(p.await)) });
 }
 
 /// The outcome of an injection from what [`start`]'s promise settled with (it resolves the
@@ -220,9 +216,12 @@ impl Injecting {
         }
         let p = start(d, &self.owner, self.nonce.as_deref(), self.timeout_ms);
         self.next += 1;
-        then(&p, move |r| match outcome(r) {
-            Ok(()) => self.run(),
-            Err(e) => (self.done)(Err(e)),
+        let p = JsFuture::from(p);
+        spawn_local(async move {
+            match outcome(p.await) {
+                Ok(()) => self.run(),
+                Err(e) => (self.done)(Err(e)),
+            }
         });
     }
 }

@@ -1,8 +1,5 @@
 //! Small helpers for reading JavaScript objects with errors that name the field.
 
-#[allow(unused_imports)]
-use crate::prelude::*;
-
 use js_sys::Object;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;

@@ -1,10 +1,7 @@
 //! Browser implementations of the ports: `Date.now()`, `crypto.getRandomValues`,
 //! `localStorage` / `sessionStorage` with every failure caught, and the console.
 
-#[allow(unused_imports)]
-use crate::prelude::*;
-
-use core::cell::RefCell;
+use std::cell::RefCell;
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -168,16 +165,16 @@ impl Storage for WebStorage {
 
 /// `localStorage` when it works; otherwise (disabled, blocked, sandboxed) a memory store for
 /// this page, with one warning. Later failures (a full quota) are handled by each user.
-pub fn local_storage_or_memory(log: &dyn Log) -> alloc::rc::Rc<dyn Storage> {
+pub fn local_storage_or_memory(log: &dyn Log) -> std::rc::Rc<dyn Storage> {
     let local = WebStorage::local();
     match local.get("consent-analytics:probe") {
         Err(StorageError::Unavailable) => {
             log.warn(
                 "localStorage is unavailable: identity, dead letters and the relay outbox are kept in memory for this page",
             );
-            alloc::rc::Rc::new(WebStorage::memory())
+            std::rc::Rc::new(WebStorage::memory())
         }
-        _ => alloc::rc::Rc::new(local),
+        _ => std::rc::Rc::new(local),
     }
 }
 

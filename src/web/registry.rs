@@ -1,11 +1,8 @@
 //! The destination registry: type name -> factory. Built-in Rust types are always present;
 //! JavaScript types are added with `Analytics.registerDestination(type, factory)`.
 
-#[allow(unused_imports)]
-use crate::prelude::*;
-
 use crate::web::platform::Local;
-use alloc::rc::Rc;
+use std::rc::Rc;
 
 use js_sys::Function;
 

@@ -5,11 +5,8 @@
 //! invalid body is logged and the last good copy is used. Nothing here can break tracking: it
 //! runs from promise callbacks (the `remoteScripts` helper of `host.js`) and only logs.
 
-#[allow(unused_imports)]
-use crate::prelude::*;
-
-use alloc::rc::Rc;
-use core::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 use js_sys::Array;
 use wasm_bindgen::prelude::*;
@@ -76,7 +73,7 @@ impl Remote {
         self.generation.set(generation);
         let mut revoked = Vec::new();
         let mut injected = self.injected.borrow_mut();
-        for (d, req) in core::mem::take(&mut *injected) {
+        for (d, req) in std::mem::take(&mut *injected) {
             if consent.covers(req) {
                 injected.push((d, req));
             } else {

@@ -1,9 +1,6 @@
 //! The built-in destination types: the server relay and the vendor tags.
 
-#[allow(unused_imports)]
-use crate::prelude::*;
-
-use alloc::rc::Rc;
+use std::rc::Rc;
 
 use super::config::DestConfig;
 use super::dest::{CreateEnv, Destination};

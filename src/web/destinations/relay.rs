@@ -34,11 +34,8 @@
 //!   Trade-off: Chromium lists a held Web Lock among the features that keep a page out of the
 //!   back/forward cache, so pages with a relay are restored by a reload on Back.
 
-#[allow(unused_imports)]
-use crate::prelude::*;
-
-use alloc::rc::Rc;
-use core::cell::RefCell;
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use js_sys::{Array, Promise};
 use wasm_bindgen::prelude::*;
@@ -51,7 +48,7 @@ use crate::web::config::DestConfig;
 use crate::web::dest::{CreateEnv, Destination, Done, Event, LoadEnv, Restored};
 use crate::web::js::{check_keys, get, key, keys_at, opt_bool, opt_obj, opt_str, opt_uint, wrong};
 use crate::web::platform::{iso_now, now, uuid, Local};
-use crate::web::settle::then;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
 
 const SETTINGS: &[&str] = &[
     "endpoint",
@@ -187,7 +184,9 @@ impl Relay {
         let len = if keepalive { body.len() } else { 0 };
         KEEPALIVE.with(|n| *n.borrow_mut() += len);
         // `post` never rejects.
-        then(&p, move |r| {
+        let p = JsFuture::from(p);
+        spawn_local(async move {
+            let r = p.await;
             KEEPALIVE.with(|n| *n.borrow_mut() -= len);
             k(outcome(
                 &r.map_or_else(|_| Array::new(), JsCast::unchecked_into),
@@ -399,8 +398,10 @@ impl Destination for Relay {
         };
         let own = outbox.borrow().owner().to_string();
         let claimed = claim_outbox(&self.lock_base, &own, HEARTBEAT_MS as u32, &f);
-        then(&claimed, move |_| {
-            done(core::mem::take(&mut *got.borrow_mut()))
+        let claimed = JsFuture::from(claimed);
+        spawn_local(async move {
+            let _ = claimed.await;
+            done(std::mem::take(&mut *got.borrow_mut()))
         });
     }
 
@@ -413,7 +414,7 @@ impl Destination for Relay {
     }
 
     fn take_acked(&self) -> Vec<Rc<str>> {
-        core::mem::take(&mut *self.acked.borrow_mut())
+        std::mem::take(&mut *self.acked.borrow_mut())
     }
 }
 

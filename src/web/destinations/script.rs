@@ -2,11 +2,8 @@
 //! (`settings: { scripts: [descriptor, ...] }`), and maps no events. Its `requiredConsent`
 //! comes from the config entry (default: only `necessary`).
 
-#[allow(unused_imports)]
-use crate::prelude::*;
-
-use alloc::rc::Rc;
-use core::cell::Cell;
+use std::cell::Cell;
+use std::rc::Rc;
 
 use crate::script::ScriptDescriptor;
 use crate::web::config::DestConfig;

@@ -28,11 +28,8 @@
 //! events: PostHog is initialised with `capture_pageview: false` and GA4 configured with
 //! `send_page_view: false`, so a page view is never counted twice.
 
-#[allow(unused_imports)]
-use crate::prelude::*;
-
-use alloc::rc::Rc;
-use core::cell::Cell;
+use std::cell::Cell;
+use std::rc::Rc;
 
 use js_sys::Object;
 use wasm_bindgen::prelude::*;
@@ -248,7 +245,7 @@ impl Destination for VendorDestination {
     }
 
     fn revoke(&self) {
-        remove_revoked(&self.owner, core::slice::from_ref(&self.script));
+        remove_revoked(&self.owner, std::slice::from_ref(&self.script));
     }
 
     fn consent_changed(&self, granted: Purposes) {
@@ -258,7 +255,7 @@ impl Destination for VendorDestination {
     }
 
     fn destroy(&self) {
-        remove_all(&self.owner, core::slice::from_ref(&self.script));
+        remove_all(&self.owner, std::slice::from_ref(&self.script));
         // A new load starts over with the init calls.
         self.told.set(None);
     }
