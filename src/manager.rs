@@ -30,7 +30,9 @@ pub enum Strategy {
 pub struct ManagerConfig {
     /// Lazy or eager loading.
     pub strategy: Strategy,
-    /// Most events a destination holds undelivered; overflow is dead-lettered.
+    /// Most events a destination without a durable store holds undelivered; overflow is
+    /// dead-lettered. A durable destination's queue is bounded by its store (the storage
+    /// quota), not by this: a backlog left by an offline or closed tab is delivered in full.
     pub buffer_limit: usize,
     /// Load retries after the first failed load.
     pub load_max_retries: u32,
@@ -40,6 +42,10 @@ pub struct ManagerConfig {
     pub breaker: BreakerConfig,
     /// Whether revoking consent drops a destination's undelivered events and dead letters.
     pub purge_on_revoke: bool,
+    /// How long a durable destination keeps retrying an event that fails retryably, counted
+    /// from its first failure (`deadLetter.ttlMs`): until then an outage loses nothing, past
+    /// it the event is dead-lettered.
+    pub durable_ttl_ms: u64,
 }
 
 /// How recently a destination's last delivery on this page must have been acknowledged (2xx),
@@ -61,6 +67,7 @@ impl Default for ManagerConfig {
             retry: RetryPolicy::default(),
             breaker: BreakerConfig::default(),
             purge_on_revoke: true,
+            durable_ttl_ms: 86_400_000,
         }
     }
 }
@@ -559,7 +566,10 @@ impl<P> Manager<P> {
         let d = &mut self.dests[i];
         // `loading.bufferLimit` bounds what waits for a load; a loaded destination drains its
         // queue as fast as it delivers, so a burst may hold more (a safety cap still applies).
-        let limit = if d.state == LoadState::Loaded {
+        // A durable destination's events are in its store already: only the quota bounds it.
+        let limit = if d.spec.durable {
+            usize::MAX
+        } else if d.state == LoadState::Loaded {
             self.cfg.buffer_limit.saturating_mul(10).max(10_000)
         } else {
             self.cfg.buffer_limit
@@ -804,7 +814,7 @@ impl<P> Manager<P> {
                         it.first_failed_at = now;
                     }
                     it.attempts += 1;
-                    if it.replay.is_none() && self.cfg.retry.should_retry(&error, it.attempts) {
+                    if it.replay.is_none() && self.retries(dest, &error, &it, now) {
                         keep.push(it);
                     } else {
                         self.dests[dest].queued_bytes -= it.env.json.len();
@@ -833,6 +843,23 @@ impl<P> Manager<P> {
             }
         }
         self.poll(now)
+    }
+
+    /// Whether an item whose delivery failed with `error` (its `attempts` counted) is tried
+    /// again: while the retry policy allows it, and for a durable destination (the relay's
+    /// outbox) for as long as the failure is retryable and the item is younger than
+    /// `durable_ttl_ms` since its first failure, so an outage with the defaults loses nothing.
+    fn retries(&self, dest: usize, error: &DeliveryError, it: &Item<P>, now: u64) -> bool {
+        self.cfg.retry.should_retry(error, it.attempts)
+            || (self.dests[dest].spec.durable
+                && matches!(
+                    error.kind,
+                    ErrorKind::Server
+                        | ErrorKind::RateLimit
+                        | ErrorKind::Network
+                        | ErrorKind::Timeout
+                )
+                && now.saturating_sub(it.first_failed_at) < self.cfg.durable_ttl_ms)
     }
 
     /// An item leaves the queue without being dead-lettered (delivered, or dropped after a
@@ -2033,6 +2060,145 @@ mod tests {
             }),
             durable: true,
         }
+    }
+
+    /// A loaded relay (batches of 10) with the default retry policy but no jitter.
+    fn loaded_relay(cfg: ManagerConfig, c: Consent) -> Manager<u32> {
+        let mut m = manager(cfg, vec![relay(10, 1_000_000)], c);
+        m.start(0);
+        m.load_done(0, Ok(()), 0);
+        m
+    }
+
+    fn no_jitter() -> ManagerConfig {
+        ManagerConfig {
+            retry: RetryPolicy {
+                jitter: false,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    /// An outage longer than `retry.maxRetries` attempts: the relay's events stay in its queue
+    /// (and outbox) and are delivered once the backend answers again; none is dead-lettered.
+    #[test]
+    fn a_relay_outage_past_max_retries_loses_nothing() {
+        let c = consent(&[]);
+        let mut m = loaded_relay(no_jitter(), c);
+        for i in 1..=3 {
+            m.capture(env(i, c), 0);
+        }
+        m.request_flush();
+        let mut t = 0;
+        let mut cmds = m.poll(t);
+        for failure in 0..12 {
+            assert_eq!(
+                delivers(&cmds),
+                vec![(0, vec![1, 2, 3])],
+                "attempt {failure}"
+            );
+            let error = match failure % 4 {
+                0 => DeliveryError::http(503, None),
+                1 => DeliveryError::http(429, Some(2_000)),
+                2 => DeliveryError::new(ErrorKind::Network, "offline"),
+                _ => DeliveryError::new(ErrorKind::Timeout, "late"),
+            };
+            let done = m.delivery_done(0, Outcome::Err(error), t);
+            assert!(
+                dead(&done).is_empty(),
+                "no dead letter after {failure} failures"
+            );
+            t = m.next_wake().expect("a retry is scheduled");
+            cmds = m.poll(t);
+        }
+        assert!(t >= 12 * 1_000, "the backoff still applies");
+        let done = m.delivery_done(0, Outcome::Ok, t);
+        assert_eq!(delivered_cmds(&done), 3);
+        assert_eq!(m.status(t)[0].dead_lettered, 0);
+    }
+
+    /// The outage rule is the relay's alone, and only for retryable failures and events younger
+    /// than `durable_ttl_ms`.
+    #[test]
+    fn a_relay_dead_letters_only_what_is_not_retryable_or_too_old() {
+        let c = consent(&[]);
+        let mut m = loaded_relay(no_jitter(), c);
+        m.capture(env(1, c), 0);
+        m.request_flush();
+        m.poll(0);
+        let done = m.delivery_done(0, Outcome::Err(DeliveryError::http(400, None)), 0);
+        assert_eq!(dead(&done), vec![(0, 1)], "validation is never retried");
+
+        let cfg = ManagerConfig {
+            durable_ttl_ms: 60_000,
+            ..no_jitter()
+        };
+        let mut m = loaded_relay(cfg, c);
+        m.capture(env(2, c), 0);
+        m.request_flush();
+        let mut t = 0;
+        m.poll(t);
+        let mut dead_at = None;
+        for _ in 0..20 {
+            let done = m.delivery_done(0, Outcome::Err(DeliveryError::http(500, None)), t);
+            if !dead(&done).is_empty() {
+                dead_at = Some(t);
+                break;
+            }
+            t = m.next_wake().expect("a retry is scheduled");
+            m.poll(t);
+        }
+        let dead_at = dead_at.expect("dead-lettered once older than the ttl");
+        assert!(dead_at >= 60_000, "not before the ttl: {dead_at}");
+
+        // A destination without a durable store keeps `retry.maxRetries`.
+        let mut m = manager(no_jitter(), vec![spec("js", &[])], c);
+        m.capture(env(3, c), 0);
+        m.poll(0);
+        m.load_done(0, Ok(()), 0);
+        let mut t = 0;
+        for attempt in 1..=4 {
+            let done = m.delivery_done(0, Outcome::Err(DeliveryError::http(503, None)), t);
+            assert_eq!(dead(&done).is_empty(), attempt < 4, "attempt {attempt}");
+            if let Some(at) = m.next_wake() {
+                t = at;
+                m.poll(t);
+            }
+        }
+    }
+
+    /// A relay's queue is not cut to `loading.bufferLimit` (an offline backlog is delivered in
+    /// full by the next page), while another destination's still is.
+    #[test]
+    fn a_relay_backlog_is_not_bounded_by_the_buffer_limit() {
+        let cfg = ManagerConfig {
+            buffer_limit: 5,
+            ..no_jitter()
+        };
+        let c = consent(&[]);
+        let mut m = manager(cfg, vec![relay(20, 1_000_000)], c);
+        for i in 1..=60 {
+            m.restore(0, env(i, c), 0);
+        }
+        for i in 61..=80 {
+            m.capture(env(i, c), 0);
+        }
+        let cmds = m.start(0);
+        assert!(dead(&cmds).is_empty());
+        m.request_flush();
+        let mut cmds = m.load_done(0, Ok(()), 0);
+        let mut got = Vec::new();
+        while got.len() < 80 {
+            assert!(dead(&cmds).is_empty());
+            let batch = delivers(&cmds);
+            assert_eq!(batch.len(), 1, "one batch at a time");
+            assert!(batch[0].1.len() <= 20, "in batches");
+            got.extend(batch[0].1.iter().copied());
+            m.request_flush();
+            cmds = m.delivery_done(0, Outcome::Ok, 0);
+        }
+        assert_eq!(got, (1..=80).collect::<Vec<u32>>(), "in full, in order");
     }
 
     #[test]

@@ -241,6 +241,7 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
         }
     }
     manager.purge_on_revoke = opt_bool(&obj, "purgeOnRevoke", "config")?.unwrap_or(true);
+    manager.durable_ttl_ms = dead_letter.ttl_ms;
 
     let mut destinations: Vec<DestConfig> = Vec::new();
     let dests = get(&obj, "destinations");
