@@ -314,6 +314,9 @@ impl Analytics {
     /// Forgets the user: clears userId, traits and group, and starts a new anonymousId.
     pub fn reset(&self) {
         self.identity.borrow_mut().reset();
+        for d in &self.engine.dests {
+            d.reset();
+        }
     }
 
     /// Merges `partial` into the consent, emits a `consent` event, and loads or unloads
@@ -341,7 +344,13 @@ impl Analytics {
         set(&e, "consent", &cp);
         let _ = self.capture(EventKind::Consent, e, &JsValue::UNDEFINED, None);
         self.engine.emit("consent", &prefs);
-        self.settled()
+        // Resolved by a task queued after the one that applies the change to the manager
+        // (tasks run in order): once awaited, `status()` reflects it.
+        let (p, resolve, _) = crate::web::engine::deferred();
+        spawn_local(async move {
+            let _ = resolve.call0(&JsValue::NULL);
+        });
+        p
     }
 
     /// The current preferences, with all five purposes.
@@ -585,16 +594,16 @@ impl Analytics {
             Ok(i) => i,
             Err(e) => return Promise::reject(&e),
         };
-        {
-            let mut mgr = self.engine.mgr.borrow_mut();
-            if unload {
-                mgr.unload_destination(i);
-            } else {
-                mgr.retry_destination(i);
-            }
+        if unload {
+            self.engine.mgr.borrow_mut().unload_destination(i);
+            self.engine.poll();
+            return Promise::resolve(&JsValue::UNDEFINED);
         }
-        self.engine.poll();
-        self.settled()
+        self.engine.mgr.borrow_mut().retry_destination(i);
+        // Resolves once the load it started (and the retries of it) ended.
+        let (p, resolve, _) = crate::web::engine::deferred();
+        self.engine.wait_load(i, resolve);
+        p
     }
 
     /// The preferences object for `granted`, rebuilt only when the consent changed.
@@ -604,10 +613,6 @@ impl Analytics {
             *cache = (granted, consent_object(granted));
         }
         cache.1.clone()
-    }
-
-    fn settled(&self) -> Promise {
-        Promise::resolve(&JsValue::UNDEFINED)
     }
 
     /// `track`, `page`, `identify`, `group` and `alias`: checks the arguments (in that

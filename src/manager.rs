@@ -505,6 +505,11 @@ impl<P> Manager<P> {
         }
     }
 
+    /// Whether `dest` is loading (or waiting to retry its load).
+    pub fn loading(&self, dest: usize) -> bool {
+        self.dests[dest].state == LoadState::Loading
+    }
+
     /// Whether any destination is loading (or waiting to retry its load).
     pub fn any_loading(&self) -> bool {
         self.dests.iter().any(|d| d.state == LoadState::Loading)

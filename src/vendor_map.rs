@@ -119,7 +119,8 @@ impl Vendor {
     }
 
     /// The vendor's own script URL for an account id (and, for PostHog, its `apiHost`: the
-    /// `<region>.i.posthog.com` hosts have their assets on `<region>-assets.i.posthog.com`).
+    /// `<region>.i.posthog.com` hosts have their assets on `<region>-assets.i.posthog.com`,
+    /// any other host, such as a reverse proxy, serves `/static/array.js` itself).
     pub fn default_script(self, id: &str, api_host: &str) -> String {
         match self {
             Vendor::PostHog => {
@@ -128,7 +129,9 @@ impl Vendor {
                     Some(region) if region.starts_with("https://") => {
                         [region, "-assets.i.posthog.com/static/array.js"].concat()
                     }
-                    _ => "https://us-assets.i.posthog.com/static/array.js".into(),
+                    // A reverse proxy (or another PostHog host) serves the script itself, as
+                    // PostHog's own snippet loads it.
+                    _ => [host, "/static/array.js"].concat(),
                 }
             }
             Vendor::MetaPixel => "https://connect.facebook.net/en_US/fbevents.js".into(),
@@ -284,8 +287,8 @@ mod tests {
             "https://eu-assets.i.posthog.com/static/array.js"
         );
         assert_eq!(
-            Vendor::PostHog.default_script("phc", "https://ph.shop.example"),
-            "https://us-assets.i.posthog.com/static/array.js"
+            Vendor::PostHog.default_script("phc", "https://ph.shop.example/"),
+            "https://ph.shop.example/static/array.js"
         );
         assert_eq!(
             Vendor::MetaPixel.default_script("1", ""),

@@ -82,6 +82,9 @@ pub trait Destination {
     fn consent_changed(&self, _granted: Purposes) {}
     /// `unloadDestination`: destroy the instance and remove its scripts.
     fn destroy(&self) {}
+    /// `reset()`: the visitor's identity was cleared; a vendor tag that keeps its own (PostHog's
+    /// distinct id, GA4's user_id) forgets it too.
+    fn reset(&self) {}
     /// A delivery to it failed with `error`: a JavaScript destination tells its `onError` hook
     /// of a timeout (it has told it of its own failures already).
     fn failed(&self, _error: &DeliveryError) {}

@@ -33,6 +33,8 @@ enum Wait {
     Loads,
     /// No durable destination loading.
     DurableLoads,
+    /// This destination not loading (`retryDestination`).
+    Load(usize),
 }
 
 /// An event or a `flush()` waiting for the capture pipeline, in order.
@@ -497,6 +499,7 @@ impl Engine {
                     Wait::Flush => mgr.flushing(),
                     Wait::Loads => mgr.any_loading(),
                     Wait::DurableLoads => mgr.durable_loading(),
+                    Wait::Load(i) => mgr.loading(i),
                 };
                 if waiting {
                     ws.push((w, f));
@@ -688,6 +691,13 @@ impl Engine {
             }
             Command::Warn { message } => self.log.warn(&message),
         }
+    }
+
+    /// Calls `resolve` once destination `i` is not loading (its load and the retries of it
+    /// ended), checked after each run of commands.
+    pub fn wait_load(self: &Rc<Self>, i: usize, resolve: Function) {
+        self.waiters.borrow_mut().push((Wait::Load(i), resolve));
+        self.poll();
     }
 
     /// Calls `resolve` once no destination is loading (`durable`: no durable one), checked

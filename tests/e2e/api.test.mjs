@@ -240,3 +240,51 @@ test('testDestination on a vendor tag or script destination says whether it is l
     await p.close();
   });
 });
+
+test('setConsent, retryDestination and unloadDestination resolve once their work is done', async () => {
+  await withServer(async (server) => {
+    const p = await openPage(browser, `${server.url}/blank.html`);
+    const states = await p.page.evaluate(async () => {
+      const m = await import('/pkg/consent_analytics.js');
+      await m.default();
+      window.initFails = true;
+      m.Analytics.registerDestination('flaky', () => ({
+        initialize() {
+          // Settles later than a microtask: the load's end is not reached by accident.
+          return new Promise((resolve, reject) =>
+            setTimeout(() => (window.initFails ? reject(new Error('not yet')) : resolve()), 50),
+          );
+        },
+        track() {},
+      }));
+      const a = await m.Analytics.load({
+        consent: { marketing: true },
+        loading: { maxRetries: 0 },
+        destinations: [{ type: 'flaky', requiredConsent: ['marketing'] }],
+      });
+      const state = () => a.status()[0].state;
+      const seen = {};
+      await a.preload();
+      seen.afterFailedPreload = state();
+      window.initFails = false;
+      await a.retryDestination('flaky');
+      seen.afterRetry = state();
+      await a.setConsent({ marketing: false });
+      seen.afterRevoke = state();
+      await a.setConsent({ marketing: true });
+      seen.afterGrant = state();
+      await a.unloadDestination('flaky');
+      seen.afterUnload = state();
+      return seen;
+    });
+    assert.deepEqual(states, {
+      afterFailedPreload: 'failed',
+      afterRetry: 'loaded',
+      afterRevoke: 'blocked',
+      afterGrant: 'loaded',
+      afterUnload: 'unloaded',
+    });
+    assert.deepEqual(p.runtimeErrors(), []);
+    await p.close();
+  });
+});

@@ -342,7 +342,15 @@ describe('ga4', () => {
         [
           'event',
           'page_view',
-          { page_location: `${server.url}/blank.html`, page_path: '/blank.html', page_title: 'blank' },
+          {
+            ...pageProps(server),
+            section: 'x',
+            name: 'Home',
+            page_location: `${server.url}/blank.html`,
+            page_path: '/blank.html',
+            page_title: 'blank',
+            page_referrer: '',
+          },
         ],
         ['event', 'sign_up', { method: 'email' }],
         ['set', { user_id: 'u-9' }],
@@ -705,4 +713,52 @@ test('a second destination of the same vendor type is refused, naming the entry'
       ],
     });
     assert.match(m, /config\.destinations\[1\]: a second 'meta-pixel' destination is not supported/);
+  }));
+
+test('reset() makes PostHog and GA4 forget the user; Meta and GTM keep no user id', () =>
+  run(async (server, p) => {
+    assert.equal(
+      await boot(p, {
+        consent: { measurement: true },
+        destinations: [
+          { type: 'posthog', settings: { apiKey: 'phc_test', scriptSrc: '/fake/posthog.js' } },
+          { type: 'ga4', settings: { measurementId: 'G-R1', scriptSrc: '/fake/gtag.js' } },
+        ],
+      }),
+      null,
+    );
+    // Before a load there is nothing to forget: no stub is created by a reset.
+    await p.page.evaluate(() => a.reset());
+    assert.equal(await p.page.evaluate(() => typeof window.posthog), 'undefined');
+    await p.page.evaluate(() => a.identify('u-1'));
+    await waitFor(async () => (await calls(p, 'posthog')).some((c) => c[0] === 'identify'));
+    await waitFor(async () => (await calls(p, 'gtag')).some((c) => c[0] === 'set'));
+    await p.page.evaluate(() => a.reset());
+    await waitFor(async () => (await calls(p, 'posthog')).some((c) => c[0] === 'reset'), {
+      message: 'posthog.reset()',
+    });
+    const gtag = await calls(p, 'gtag');
+    assert.deepEqual(gtag.at(-1), ['set', { user_id: null }]);
+    assert.equal((await calls(p, 'posthog')).filter((c) => c[0] === 'reset').length, 1);
+  }));
+
+test('PostHog behind a reverse proxy apiHost loads its script from that host', () =>
+  run(async (server, p) => {
+    const host = `${server.url}/ph-proxy`;
+    assert.equal(
+      await boot(p, {
+        consent: { measurement: true },
+        loading: { maxRetries: 0, timeoutMs: 2000 },
+        destinations: [{ type: 'posthog', settings: { apiKey: 'phc_test', apiHost: host } }],
+      }),
+      null,
+    );
+    await p.page.evaluate(() => a.track('Proxied'));
+    await waitFor(async () => (await requests(server, '/ph-proxy/static/array.js')) === 1, {
+      message: 'the script is asked of the proxy',
+    });
+    const ids = await p.page.evaluate(() => [...document.scripts].map((s) => s.src));
+    assert.ok(!ids.some((src) => src.includes('posthog.com')), 'nothing from PostHog\'s CDN');
+    // The local server has no such script: the load fails, which is reported, not a crash.
+    await waitFor(async () => (await p.page.evaluate(() => a.status()[0].state)) === 'failed');
   }));

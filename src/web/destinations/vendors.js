@@ -65,7 +65,8 @@ const message = (e) => {
 };
 
 // Makes vendor `v`'s calls (0 PostHog, 1 Meta Pixel, 2 GA4, 3 GTM) for one event `e` of type
-// `kind` (0 track, 1 page, 2 identify, 3 group, 4 alias, 5 consent; the table in vendors.rs);
+// `kind` (0 track, 1 page, 2 identify, 3 group, 4 alias, 5 consent, 7 reset; the table in
+// vendors.rs);
 // objects handed over are shallow copies. `flag`: for a track,
 // whether the name is a Meta standard event; for a consent change, whether the purpose the
 // vendor's own switch follows is granted; `cm`: the Consent Mode state, bit i for
@@ -101,6 +102,9 @@ export function vendorSend(v, kind, e, flag, cm, host) {
           call('gtag', '', 'config', e, { send_page_view: false });
         }
       }
+    } else if (kind == 7) {
+      if (v == 0) call('posthog', 'reset');
+      else if (v == 2) call('gtag', '', 'set', { user_id: null });
     } else if (v == 0) {
       if (kind == 0) call('posthog', 'capture', name, copy('properties'));
       else if (kind == 1) call('posthog', 'capture', '$pageview', copy('properties'));
@@ -114,7 +118,8 @@ export function vendorSend(v, kind, e, flag, cm, host) {
       if (kind == 0) call('gtag', '', 'event', name, copy('properties'));
       else if (kind == 1) {
         const p = e.properties || {};
-        call('gtag', '', 'event', 'page_view', { page_location: p.url, page_path: p.path, page_title: p.title });
+        const page = { page_location: p.url, page_path: p.path, page_title: p.title, page_referrer: p.referrer };
+        call('gtag', '', 'event', 'page_view', Object.assign(copy('properties'), page));
       } else if (kind == 2) str(e.userId) && call('gtag', '', 'set', { user_id: e.userId });
     } else if (kind == 0 || kind == 1) {
       // The event name wins over a property called `event`.

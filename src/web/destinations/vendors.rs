@@ -10,11 +10,12 @@
 //! | event | posthog | meta-pixel | ga4 | gtm |
 //! |---|---|---|---|---|
 //! | track | `capture(event, props)` | `fbq('track'` or `'trackCustom', event, props)` | `gtag('event', event, props)` | `dataLayer.push({event, ...props})` |
-//! | page | `capture('$pageview', props)` | `fbq('track', 'PageView')` | `gtag('event', 'page_view', {page_location, page_path, page_title})` | `dataLayer.push({event: 'page_view', ...props})` |
+//! | page | `capture('$pageview', props)` | `fbq('track', 'PageView')` | `gtag('event', 'page_view', {...props, page_location, page_path, page_title, page_referrer})` | `dataLayer.push({event: 'page_view', ...props})` |
 //! | identify | `identify(userId, traits)` | — | `gtag('set', {user_id})` | — |
 //! | group | `group('company', groupId, traits)` | — | — | — |
 //! | alias | `alias(userId)` | — | — | — |
 //! | consent | `opt_in_capturing()` / `opt_out_capturing()` | `fbq('consent', 'grant' / 'revoke')` | `gtag('consent', 'update', …)` | `gtag('consent', 'update', …)` |
+//! | `reset()` | `reset()` | — | `gtag('set', {user_id: null})` | — |
 //!
 //! PostHog groups are sent with the group type `company` (the usual B2B type; PostHog allows
 //! several types, Segment's `group` has one). An identify without a `userId` is not sent to
@@ -145,6 +146,9 @@ fn kind(k: EventKind) -> u8 {
 /// The `kind` of `vendorSend` that sets up the stub and queues the init calls.
 const INIT: u8 = 6;
 
+/// The `kind` of `vendorSend` that makes the vendor forget the user (`reset()`).
+const RESET: u8 = 7;
+
 /// A delivery failure: a vendor function threw (`message` says which and what).
 fn failed(message: Option<String>) -> Result<(), DeliveryError> {
     match message {
@@ -252,6 +256,14 @@ impl Destination for VendorDestination {
         self.current.set(Some(granted));
         // A vendor function that throws here is told again by the `consent` event's delivery.
         let _ = self.tell(granted);
+    }
+
+    fn reset(&self) {
+        // Only a vendor whose stub holds its init calls has an identity to forget; a failure
+        // is the vendor's own and changes nothing here.
+        if self.told.get().is_some() {
+            let _ = vendor_send(self.code(), RESET, &Object::new(), false, 0, "");
+        }
     }
 
     fn destroy(&self) {
