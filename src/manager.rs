@@ -468,7 +468,13 @@ impl<P> Manager<P> {
     pub fn routes(&self, kind: EventKind, consent: Purposes, dest: usize) -> bool {
         let d = &self.dests[dest];
         if kind == EventKind::Consent {
-            return matches!(d.state, LoadState::Loading | LoadState::Loaded);
+            return match d.state {
+                LoadState::Loading | LoadState::Loaded => true,
+                // Not loaded yet (lazy loading) but allowed by the change: it hears the
+                // change first when its first event loads it, as a loaded one hears it now.
+                LoadState::Registered | LoadState::Unloaded => consent.covers(d.spec.required),
+                LoadState::Failed | LoadState::Blocked => false,
+            };
         }
         // An event captured before a revocation that is routed after it (a source middleware
         // held it): dropped as the purge would drop it, or kept with the purge off.
@@ -553,6 +559,20 @@ impl<P> Manager<P> {
             return;
         }
         let durable = d.spec.durable;
+        // A destination that is not loaded needs only the latest of the consent changes that
+        // wait at the end of its queue: the newer one replaces the older.
+        if env.kind == EventKind::Consent
+            && !durable
+            && matches!(d.state, LoadState::Registered | LoadState::Unloaded)
+            && d.queue.len() > d.in_flight
+            && d.queue
+                .last()
+                .is_some_and(|it| it.env.kind == EventKind::Consent)
+        {
+            if let Some(old) = d.queue.pop() {
+                d.queued_bytes -= old.env.json.len();
+            }
+        }
         self.push_item(i, env, None, now, durable);
         if env_kind_loads(self.dests[i].queue.last().map(|it| it.env.kind)) {
             self.begin_load(i);
@@ -1826,6 +1846,45 @@ mod tests {
 
     /// Without purging, events kept through a revocation wait for consent to come back: none
     /// is sent while it is missing, not even by its retry.
+    /// With lazy loading a grant loads nothing, but the destination it allows hears its
+    /// `consent` event first when its first event loads it (only the latest of several).
+    #[test]
+    fn a_lazy_destination_hears_the_grant_that_allowed_it_when_it_loads() {
+        let none = consent(&[]);
+        let mut m = manager(
+            ManagerConfig::default(),
+            vec![
+                spec("m", &[Purpose::Marketing]),
+                spec("s", &[Purpose::Measurement]),
+            ],
+            none,
+        );
+        let granted = consent(&[Purpose::Marketing]);
+        for n in 1..=2 {
+            m.set_consent(granted, n);
+            let mut e = env(n, granted);
+            e.kind = EventKind::Consent;
+            m.capture(e, n);
+            assert!(loads(&m.poll(n)).is_empty(), "a grant alone loads nothing");
+        }
+        assert_eq!(m.status(2)[0].pending, 1, "the latest change only");
+        assert_eq!(
+            m.status(2)[1].pending,
+            0,
+            "not for one the change does not allow"
+        );
+        m.capture(env(3, granted), 3);
+        assert_eq!(loads(&m.poll(3)), vec![0]);
+        let cmds = m.load_done(0, Ok(()), 3);
+        assert_eq!(
+            delivers(&cmds),
+            vec![(0, vec![2])],
+            "the consent change first"
+        );
+        let cmds = m.delivery_done(0, Outcome::Ok, 3);
+        assert_eq!(delivers(&cmds), vec![(0, vec![3])]);
+    }
+
     #[test]
     fn kept_events_wait_while_consent_is_missing() {
         let granted = consent(&[Purpose::Marketing]);

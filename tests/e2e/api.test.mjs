@@ -288,3 +288,34 @@ test('setConsent, retryDestination and unloadDestination resolve once their work
     await p.close();
   });
 });
+
+test('with lazy loading, a destination allowed by a grant hears its consent event first when it loads', async () => {
+  await withServer(async (server) => {
+    const p = await openPage(browser, `${server.url}/blank.html`);
+    const hooks = await p.page.evaluate(async () => {
+      const m = await import('/pkg/consent_analytics.js');
+      await m.default();
+      const hooks = [];
+      m.Analytics.registerDestination('js', () => ({
+        initialize() { hooks.push('initialize'); },
+        consent(e) { hooks.push(`consent ${e.consent.categoryPreferences.marketing}`); },
+        track(e) { hooks.push(`track ${e.event}`); },
+      }));
+      const a = await m.Analytics.load({ destinations: [{ type: 'js', requiredConsent: ['marketing'] }] });
+      a.track('before');
+      await a.setConsent({ functionality: true });
+      await a.setConsent({ marketing: true });
+      await a.setConsent({ experience: true });
+      await new Promise((r) => setTimeout(r, 100));
+      const loadedByGrant = a.status()[0].state;
+      a.track('after');
+      await new Promise((r) => setTimeout(r, 300));
+      return { hooks, loadedByGrant };
+    });
+    // A grant alone loads nothing (lazy); the latest change reaches it ahead of its first event.
+    assert.equal(hooks.loadedByGrant, 'registered');
+    assert.deepEqual(hooks.hooks, ['initialize', 'consent true', 'track after']);
+    assert.deepEqual(p.runtimeErrors(), []);
+    await p.close();
+  });
+});

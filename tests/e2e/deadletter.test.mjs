@@ -323,7 +323,7 @@ test('a dead letter whose event is not a JSON object is discarded with a warning
 test('a relay dead letter whose event is not JSON is discarded at replay, and the good ones in its batch are delivered', async () => {
   await withServer(async (server) => {
     const p = await openPage(browser, `${server.url}/blank.html`);
-    await setSinkMode(server.url, { mode: 'fail', status: 500 });
+    await setSinkMode(server.url, { mode: 'fail', status: 400 }); // refused: dead-lettered at once
     const cfg = {
       retry: { maxRetries: 0 },
       circuitBreaker: { failureThreshold: 100 },
