@@ -183,16 +183,29 @@ async function measureRelay(browser, url) {
   }
 }
 
+async function measureDurability(browser, url) {
+  const { benchOutage, benchBacklog } = await import(pathToFileURL(path.join(ROOT, 'bench', 'durability.mjs')).href);
+  const run = async (f) => {
+    try {
+      return await f({ browser, url });
+    } catch (err) {
+      return { error: err.message };
+    }
+  };
+  return { outage: await run(benchOutage), backlog: await run(benchBacklog) };
+}
+
 // --- main --------------------------------------------------------------------------------------
 
 const size = packageSize();
 const browser = await launchBrowser();
-let init, track, relay;
+let init, track, relay, durability;
 try {
   await withServer(async ({ url }) => {
     init = await measureInit(browser, url);
     track = await measureTrack(browser, url);
     relay = await measureRelay(browser, url);
+    durability = await measureDurability(browser, url);
   });
 } finally {
   await browser.close();
@@ -204,6 +217,20 @@ const relayValue = !relay
     ? ['error', relay.error]
     : [`${f(relay.ms, 0)} ms, ${relay.requests} requests`, `${relay.events} events, ${kb(relay.bytes)} sent`];
 
+const { outage, backlog } = durability;
+const outageValue = outage.error
+  ? ['error', outage.error]
+  : [
+      `${outage.delivered} of ${outage.events} delivered`,
+      `a 3 s 503 outage with the default settings: ${outage.dead} dead-lettered, ${outage.duplicates} duplicates, all in ${f(outage.ms / 1000)} s`,
+    ];
+const backlogValue = backlog.error
+  ? ['error', backlog.error]
+  : [
+      `longest task ${f(backlog.longestTask, 0)} ms`,
+      `${backlog.events} events tracked offline in a closed tab, ${backlog.stored} fitted in localStorage; the next page delivered ${backlog.delivered} in ${backlog.requests} requests, ${f(backlog.ms / 1000)} s, ${backlog.ordered ? 'in order' : 'OUT OF ORDER'}, ${backlog.longTasks} task(s) over 50 ms`,
+    ];
+
 const rows = [
   ['package size (gzip -9)', kb(size.wasm + size.glue), `wasm ${kb(size.wasm)} + JS glue ${kb(size.glue)} (${size.glueFiles} file(s))`],
   ['init() + Analytics.load()', `${f(median(init))} ms`, `median of ${init.length} fresh pages (min ${f(Math.min(...init))}, max ${f(Math.max(...init))})`],
@@ -212,6 +239,8 @@ const rows = [
   ['track() last 1000 / first 1000', `${f(track.lastMedian / track.firstMedian, 2)}×`, `medians ${f(track.lastMedian, 2)} / ${f(track.firstMedian, 2)} µs; about 1 means no growth with events tracked`],
   [`all ${EVENTS} events at all 3 destinations`, `${f(track.delivered, 0)} ms`, `from the first call; the calls themselves took ${f(track.tracked, 0)} ms`],
   [`relay: deliver events to the local sink`, ...relayValue],
+  ['relay: outage with defaults', ...outageValue],
+  ['relay: offline backlog taken over', ...backlogValue],
   [`JS heap growth after ${EVENTS} events`, kb(track.heapGrowth), `JSHeapUsedSize after forced GC, right after delivery; wasm memory grew ${kb(track.wasmGrowth)} (never shrinks)`],
   [`JS heap growth, ${SETTLE_MS / 1000} s later`, kb(track.heapSettled), 'the same once the per-delivery timeout timers (loading.timeoutMs) have fired'],
 ];
