@@ -92,7 +92,7 @@ impl Analytics {
         };
         let log = Rc::new(ConsoleLog { debug: cfg.debug });
         let log_dyn: Rc<dyn Log> = log.clone();
-        let storage = crate::web::platform::local_storage_or_memory(&*log_dyn);
+        let storage = crate::web::storage::local_storage_or_memory(&*log_dyn);
         let env = CreateEnv {
             prefix: cfg.storage_prefix.clone(),
             storage: storage.clone(),
@@ -146,7 +146,7 @@ impl Analytics {
             json_object,
             now(),
         );
-        let memory = Rc::new(crate::web::platform::WebStorage::memory());
+        let memory = Rc::new(crate::web::storage::WebStorage::memory());
         let identity = Identity::load(
             FallbackStorage::new(storage, memory, log_dyn),
             &cfg.storage_prefix,

@@ -352,40 +352,6 @@ export function completeEvent(e, type, o, anonymousId, userId, base, prefs) {
   }
 }
 
-// This page's memory stand-in for a Web Storage that failed (store 2 of storageOp).
-const memory = new Map();
-
-// A Web Storage operation on localStorage (`store` 0), sessionStorage (1) or the page's memory
-// (2): op 0 getItem(key), 1 setItem(key, value), 2 removeItem(key), 3 the keys starting with
-// `key`. Returns [result], or 2 when the quota is full and 1 when the storage is unavailable
-// or throws otherwise.
-export function storageOp(store, op, key, value) {
-  try {
-    if (store == 2) {
-      if (op == 0) return [memory.has(key) ? memory.get(key) : null];
-      if (op == 1) return [void memory.set(key, value)];
-      if (op == 2) return [void memory.delete(key)];
-      return [[...memory.keys()].filter((k) => k.startsWith(key))];
-    }
-    const s = store ? sessionStorage : localStorage;
-    if (op == 0) return [s.getItem(key)];
-    if (op == 1) return [s.setItem(key, value)];
-    if (op == 2) return [s.removeItem(key)];
-    const keys = [];
-    for (let i = 0; i < s.length; i++) {
-      const k = s.key(i);
-      if (k != null && k.startsWith(key)) keys.push(k);
-    }
-    return [keys];
-  } catch (e) {
-    try {
-      return e.name == 'QuotaExceededError' || e.name == 'NS_ERROR_DOM_QUOTA_REACHED' ? 2 : 1;
-    } catch (_) {
-      return 1;
-    }
-  }
-}
-
 // --- network ---
 
 // Remote scripts: GETs `url` (when given: nothing cached) giving up after `ms` milliseconds,

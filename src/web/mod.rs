@@ -14,4 +14,5 @@ pub mod js;
 pub mod platform;
 pub mod registry;
 pub mod remote;
+pub mod storage;
 pub mod timers;

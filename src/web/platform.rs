@@ -1,14 +1,13 @@
-//! Browser implementations of the ports: `Date.now()`, `crypto.getRandomValues`,
-//! `localStorage` / `sessionStorage` with every failure caught, and the console.
+//! Browser implementations of the ports: `Date.now()`, `crypto.getRandomValues` and the
+//! console (Web Storage is in `storage`).
 
 use std::cell::RefCell;
 
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
 use super::js;
 
-use crate::ports::{Clock, Log, Rng, Storage, StorageError};
+use crate::ports::{Clock, Log, Rng};
 
 #[wasm_bindgen]
 extern "C" {
@@ -80,8 +79,6 @@ impl<T> Local<T> {
 
 #[wasm_bindgen(module = "/src/web/host.js")]
 extern "C" {
-    #[wasm_bindgen(js_name = storageOp)]
-    fn storage_op(store: u8, op: u8, key: &str, value: &str) -> JsValue;
     #[wasm_bindgen(js_name = resolveUrl)]
     fn resolve_url_parts(url: &str) -> Option<js_sys::Array>;
     #[wasm_bindgen(js_name = random32)]
@@ -100,82 +97,6 @@ pub fn resolve_url(url: &str) -> Option<(String, String, String)> {
     let a = resolve_url_parts(url)?;
     let part = |i| a.get(i).as_string().unwrap_or_default();
     Some((part(0), part(1), part(2)))
-}
-
-/// `localStorage` or `sessionStorage`, looked up on every call so that a storage that throws on
-/// access (disabled, sandboxed, Safari private mode) only ever yields an error value; or the
-/// page's memory stand-in for them.
-pub struct WebStorage {
-    /// 0 localStorage, 1 sessionStorage, 2 memory (see `storageOp` in host.js).
-    store: u8,
-}
-
-impl WebStorage {
-    /// `window.localStorage`.
-    pub fn local() -> Self {
-        WebStorage { store: 0 }
-    }
-
-    /// `window.sessionStorage`.
-    pub fn session() -> Self {
-        WebStorage { store: 1 }
-    }
-
-    /// This page's memory, standing in for a storage that failed (one map for the page; the
-    /// keys carry their prefixes). It never fails.
-    pub fn memory() -> Self {
-        WebStorage { store: 2 }
-    }
-
-    /// Runs operation `op` (see `storageOp` in host.js): its result, or the kind of failure.
-    fn op(&self, op: u8, key: &str, value: &str) -> Result<JsValue, StorageError> {
-        let r = storage_op(self.store, op, key, value);
-        match r.as_f64() {
-            Some(2.0) => Err(StorageError::QuotaExceeded),
-            Some(_) => Err(StorageError::Unavailable),
-            None => Ok(r.unchecked_ref::<js_sys::Array>().get(0)),
-        }
-    }
-}
-
-impl Storage for WebStorage {
-    fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
-        Ok(self.op(0, key, "")?.as_string())
-    }
-
-    fn set(&self, key: &str, value: &str) -> Result<(), StorageError> {
-        self.op(1, key, value)?;
-        Ok(())
-    }
-
-    fn remove(&self, key: &str) -> Result<(), StorageError> {
-        self.op(2, key, "")?;
-        Ok(())
-    }
-
-    fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-        let keys: js_sys::Array = self.op(3, prefix, "")?.unchecked_into();
-        let mut out = Vec::new();
-        for i in 0..keys.length() {
-            out.push(keys.get(i).as_string().unwrap_or_default());
-        }
-        Ok(out)
-    }
-}
-
-/// `localStorage` when it works; otherwise (disabled, blocked, sandboxed) a memory store for
-/// this page, with one warning. Later failures (a full quota) are handled by each user.
-pub fn local_storage_or_memory(log: &dyn Log) -> std::rc::Rc<dyn Storage> {
-    let local = WebStorage::local();
-    match local.get("consent-analytics:probe") {
-        Err(StorageError::Unavailable) => {
-            log.warn(
-                "localStorage is unavailable: identity, dead letters and the relay outbox are kept in memory for this page",
-            );
-            std::rc::Rc::new(WebStorage::memory())
-        }
-        _ => std::rc::Rc::new(local),
-    }
 }
 
 /// The console, with the `[consent-analytics]` prefix; debug lines only with `debug: true`.

@@ -16,7 +16,8 @@ use super::config::required_consent;
 
 use super::inject::{parse_descriptor, remove_revoked, start};
 use super::js::{get, index, is_plain_object, list};
-use super::platform::{log_error, WebClock, WebStorage};
+use super::platform::{log_error, WebClock};
+use super::storage::WebStorage;
 use crate::consent::Purposes;
 use crate::script::ScriptDescriptor;
 use crate::scripts_cache::{request_url, Lookup, ScriptsCache};
