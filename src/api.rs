@@ -18,13 +18,11 @@ use crate::web::dest::{consent_object, CreateEnv, Restored};
 use crate::web::engine::{dead_letter_object, error_object, Engine, Pending};
 use crate::web::event::{check_size, object_arg, options_arg, page_context, Identity};
 use crate::web::js::{error, get, is_plain_object, set, type_error};
-use crate::web::platform::{self, global_get, navigator_get, now, ConsoleLog, WebRng};
+use crate::web::lifecycle::{PageEvent, PageEvents};
+use crate::web::platform::{self, navigator_get, now, ConsoleLog, WebRng};
 use crate::web::registry;
 use crate::web::remote::Remote;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
-
-/// The page event listener (hide, visibility, online, offline), kept alive as long as the client.
-type PageListener = Closure<dyn FnMut(JsValue)>;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -45,7 +43,9 @@ pub struct Analytics {
     /// event is stamped with a copy of it.
     prefs: RefCell<(Purposes, Object)>,
     context: Object,
-    listener: RefCell<Option<PageListener>>,
+    /// The page event listeners (hide, visibility, online, offline, identity), removed with
+    /// the client.
+    listener: RefCell<Option<PageEvents>>,
     remote: Option<Rc<Remote>>,
 }
 
@@ -765,41 +765,28 @@ impl Analytics {
         Ok(mid)
     }
 
+    /// Listens to the page events (see `lifecycle`) for as long as the client lives: the page
+    /// being hidden hands over what is queued, online and offline pause and resume delivery,
+    /// and an identity change in another tab or client of this page is followed here.
     fn listen_page_events(&self) {
         let weak = Rc::downgrade(&self.engine);
         let identity = Rc::downgrade(&self.identity);
-        let f = Closure::<dyn FnMut(JsValue)>::new(move |ev: JsValue| {
+        let events = PageEvents::listen(move |ev| {
             let (Some(e), Some(identity)) = (weak.upgrade(), identity.upgrade()) else {
                 return;
             };
-            match get(&ev, "type").as_string().as_deref() {
+            match ev {
                 // Another tab changed localStorage.
-                Some("storage") => identity.borrow_mut().follow(get(&ev, "key").as_string()),
-                // Another client of this page changed it (see `identityChanged` in host.js).
-                Some("consent-analytics:identity") => identity.borrow_mut().follow(None),
-                Some("online") => e.set_online(true),
-                Some("offline") => e.set_online(false),
-                Some("pagehide") => e.page_hidden(),
-                _ => {
-                    if get(&global_get("document"), "visibilityState")
-                        .as_string()
-                        .as_deref()
-                        == Some("hidden")
-                    {
-                        e.page_hidden();
-                    }
-                }
+                PageEvent::StorageChanged(key) => identity.borrow_mut().follow(key),
+                // Another client of this page changed it (see `lifecycle::identity_changed`).
+                PageEvent::IdentityChanged => identity.borrow_mut().follow(None),
+                PageEvent::Online => e.set_online(true),
+                PageEvent::Offline => e.set_online(false),
+                PageEvent::Hidden => e.page_hidden(),
             }
         });
-        let g: &Function = f.as_ref().unchecked_ref();
-        platform::listen(false, "pagehide", g);
-        platform::listen(true, "visibilitychange", g);
-        platform::listen(false, "online", g);
-        platform::listen(false, "offline", g);
-        platform::listen(false, "storage", g);
-        platform::listen(false, "consent-analytics:identity", g);
         self.engine.set_online(platform::is_online());
-        *self.listener.borrow_mut() = Some(f);
+        *self.listener.borrow_mut() = Some(events);
     }
 }
 

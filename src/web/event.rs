@@ -8,6 +8,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::js::{get, is_plain_object};
+use super::lifecycle::identity_changed;
 use crate::event::EventKind;
 use crate::ports::FallbackStorage;
 
@@ -31,8 +32,6 @@ const OPTION_KEYS: &[&str] = &[
 extern "C" {
     #[wasm_bindgen(js_name = jsonProblem)]
     fn json_problem(v: &JsValue, path: &str) -> Option<String>;
-    #[wasm_bindgen(js_name = identityChanged)]
-    fn identity_changed();
     /// A Date or a date string as an ISO-8601 UTC string with milliseconds; undefined when it
     /// is neither (or not a valid date).
     #[wasm_bindgen(js_name = isoDate)]

@@ -177,13 +177,6 @@ export function dropScript(owner, id, forget) {
   } catch (_) {}
 }
 
-// Adds `f` as a listener for `type` on the document (`doc`) or the window.
-export function listen(doc, type, f) {
-  try {
-    (doc ? document : globalThis).addEventListener(type, f);
-  } catch (_) {}
-}
-
 // What `hook` resolves to when the object has no such method.
 const NO_HOOK = Symbol();
 
@@ -302,14 +295,6 @@ export function runMiddleware(fns, e) {
     }
   };
   return step();
-}
-
-// Tells every client of this page that the stored identity changed (a `consent-analytics:identity`
-// event on the window, from a microtask): each re-reads it, as other tabs do on `storage`.
-export function identityChanged() {
-  try {
-    queueMicrotask(() => dispatchEvent(new Event('consent-analytics:identity')));
-  } catch (_) {}
 }
 
 // `context.page`: the document's path, referrer, search, title and URL (without fragment).

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod event;
 pub mod inject;
 pub mod js;
+pub mod lifecycle;
 pub mod platform;
 pub mod registry;
 pub mod remote;

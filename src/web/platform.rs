@@ -149,9 +149,3 @@ pub fn error_message(e: &JsValue) -> String {
         Err(_) => String::new(),
     }
 }
-
-#[wasm_bindgen(module = "/src/web/host.js")]
-extern "C" {
-    /// Adds `f` as a listener for `kind` on the document (`doc`) or the window.
-    pub fn listen(doc: bool, kind: &str, f: &js_sys::Function);
-}
