@@ -1,8 +1,13 @@
-// Release build of the npm package: wasm-pack with the stable toolchain, then the JS glue
+// Release build of the npm package: wasm-pack (web target) with the stable toolchain, the
+// package entry (js/index.js, js/index.d.ts) beside its glue, the README and docs/, then the JS
 // minified with terser, as a page downloads it. The wasm is already optimised by wasm-opt
-// (Cargo.toml's wasm-pack metadata); the .d.ts keeps its doc comments.
+// (Cargo.toml's wasm-pack metadata); the .d.ts files keep their doc comments.
 //
-//   node scripts/build.mjs [--target web|bundler] [--out-dir DIR]   (defaults: web, pkg)
+// One package for every page: `index.js` is the entry bundlers and `<script type="module">`
+// pages import (it loads the wasm itself, on the first `Analytics.load` in a browser);
+// `consent_analytics.js` stays the plain wasm-bindgen web module (`await init()`).
+//
+//   node scripts/build.mjs [--out-dir DIR]   (default: pkg)
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -23,20 +28,18 @@ function die(message) {
 const escapeRe = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 function usage(message) {
-  console.error(`build: ${message} (usage: node scripts/build.mjs [--target web|bundler] [--out-dir DIR])`);
+  console.error(`build: ${message} (usage: node scripts/build.mjs [--out-dir DIR])`);
   process.exit(2);
 }
 
 const argv = process.argv.slice(2);
-const opts = { target: 'web', outDir: 'pkg' };
+const opts = { outDir: 'pkg' };
 for (let i = 0; i < argv.length; i += 2) {
   const [flag, value] = [argv[i], argv[i + 1]];
   if (value === undefined) usage(`${flag} needs a value`);
-  if (flag === '--target') opts.target = value;
-  else if (flag === '--out-dir') opts.outDir = value;
+  if (flag === '--out-dir') opts.outDir = value;
   else usage(`unknown option ${flag}`);
 }
-if (!['web', 'bundler'].includes(opts.target)) usage(`unknown target ${opts.target}`);
 
 // wasm-pack takes the first wasm-opt on PATH: binaryen's (node_modules/.bin) must come first,
 // as in npm scripts, so a direct `node scripts/build.mjs` builds the same output.
@@ -46,7 +49,7 @@ const env = {
     path.delimiter,
   ),
 };
-const cmd = ['build', '--release', '--target', opts.target, '--out-dir', opts.outDir, '--out-name', NAME, '.'];
+const cmd = ['build', '--release', '--target', 'web', '--out-dir', opts.outDir, '--out-name', NAME, '.'];
 
 // Runs wasm-pack; whether it succeeded.
 function wasmPack() {
@@ -62,12 +65,10 @@ if (!wasmPack()) {
   die('wasm-pack build failed');
 }
 
-// Web target: shorten the wasm's import and export names (wasm-bindgen's carry a 16-digit hash
-// each: about 10 KB raw, mostly incompressible) with binaryen, and rename them in the glue to
-// match. The bundler target is left alone: there the bundler links the wasm's imports to
-// `consent_analytics_bg.js` by name.
+// Shorten the wasm's import and export names (wasm-bindgen's carry a 16-digit hash each: about
+// 10 KB raw, mostly incompressible) with binaryen, and rename them in the glue to match.
 const outDir = path.resolve(ROOT, opts.outDir);
-if (opts.target === 'web') minifyNames(path.join(outDir, `${NAME}_bg.wasm`), path.join(outDir, `${NAME}.js`));
+minifyNames(path.join(outDir, `${NAME}_bg.wasm`), path.join(outDir, `${NAME}.js`));
 
 function minifyNames(wasmFile, glueFile) {
   const tmp = `${wasmFile}.min`;
@@ -131,11 +132,11 @@ function minifyNames(wasmFile, glueFile) {
   }
 }
 
-// Web target: one JS file. wasm-bindgen puts each JS snippet (`inline_js`, `module = ...`) in
+// One JS file for the glue. wasm-bindgen puts each JS snippet (`inline_js`, `module = ...`) in
 // its own file under snippets/; a page would fetch each and gzip cannot share their words.
 // Each snippet becomes a function scope inside the glue, its exports returned as an array and
 // taken apart by position (so no export name survives minifying as a property key).
-if (opts.target === 'web') inlineSnippets(path.join(outDir, `${NAME}.js`));
+inlineSnippets(path.join(outDir, `${NAME}.js`));
 
 function inlineSnippets(glueFile) {
   const original = fs.readFileSync(glueFile, 'utf8');
@@ -200,7 +201,51 @@ if (dts.includes('[Symbol.dispose]') && !dts.startsWith('/// <reference lib')) {
   fs.writeFileSync(dtsFile, `/// <reference lib="esnext.disposable" />\n${dts}`);
 }
 
-// Every .js file of the package: the glue and wasm-bindgen's snippets (inline JS helpers).
+// The package entry beside the glue, the page author's README and the reference it links.
+for (const file of ['index.js', 'index.d.ts', 'locate.js']) {
+  fs.copyFileSync(path.join(ROOT, 'js', file), path.join(outDir, file));
+}
+fs.copyFileSync(path.join(ROOT, 'README.md'), path.join(outDir, 'README.md'));
+const docsDir = path.join(ROOT, 'docs');
+const shipsDocs = fs.existsSync(docsDir);
+fs.rmSync(path.join(outDir, 'docs'), { recursive: true, force: true });
+if (shipsDocs) fs.cpSync(docsDir, path.join(outDir, 'docs'), { recursive: true });
+
+// The manifest: the entry for every bundler and for Node (`exports`, `module`, `main`), the raw
+// web module as a subpath, and no side effects at import (nothing runs before `load`).
+{
+  const manifestFile = path.join(outDir, 'package.json');
+  const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
+  const entry = { types: './index.d.ts', default: './index.js' };
+  const raw = { types: `./${NAME}.d.ts`, default: `./${NAME}.js` };
+  Object.assign(manifest, {
+    main: 'index.js',
+    module: 'index.js',
+    types: 'index.d.ts',
+    exports: {
+      '.': entry,
+      [`./${NAME}.js`]: raw,
+      [`./${NAME}_bg.wasm`]: `./${NAME}_bg.wasm`,
+      './package.json': './package.json',
+    },
+    files: [
+      'index.js',
+      'index.d.ts',
+      'locate.js',
+      `${NAME}_bg.wasm.js`,
+      `${NAME}.js`,
+      `${NAME}.d.ts`,
+      `${NAME}_bg.wasm`,
+      `${NAME}_bg.wasm.d.ts`,
+      'README.md',
+      ...(shipsDocs ? ['docs'] : []),
+    ],
+    sideEffects: false,
+  });
+  fs.writeFileSync(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`);
+}
+
+// Every .js file of the package: the entry, the glue and wasm-bindgen's snippets (inline JS helpers).
 const jsFiles = fs
   .readdirSync(outDir, { withFileTypes: true, recursive: true })
   .filter((e) => e.isFile() && e.name.endsWith('.js'))
@@ -218,3 +263,11 @@ for (const file of jsFiles) {
   fs.writeFileSync(file, out.code);
 }
 console.error(`build: minified ${jsFiles.length} JS file(s) in ${path.relative(ROOT, outDir)}`);
+
+// The wasm's bytes as a module, for the builds that leave the entry's `new URL(.., import.meta.url)`
+// pointing beside their bundle (esbuild, Rollup without an asset plugin; see js/index.js).
+const wasmBytes = fs.readFileSync(path.join(outDir, `${NAME}_bg.wasm`));
+fs.writeFileSync(
+  path.join(outDir, `${NAME}_bg.wasm.js`),
+  `// ${NAME}_bg.wasm, base64: loaded only where a bundler did not copy the .wasm file.\nexport default ${JSON.stringify(wasmBytes.toString('base64'))};\n`,
+);

@@ -28,7 +28,7 @@ for (const arg of args) {
 
 function build() {
   // The same build as `npm run build`: wasm-pack, then the JS glue minified.
-  const result = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs'), '--target', 'web', '--out-dir', 'pkg'], {
+  const result = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs'), '--out-dir', 'pkg'], {
     cwd: ROOT,
     stdio: ['ignore', 'inherit', 'inherit'],
   });
@@ -72,7 +72,9 @@ const kb = (n) => `${(n / 1024).toFixed(1)} KB`.padStart(9);
 if (!args.has('--no-build')) build();
 
 const budget = readBudget();
-const files = filesUnder(PKG).filter((f) => /\.(wasm|m?js)$/.test(f));
+// Not the wasm's base64 module: the same bytes as the .wasm, which a page loads instead of it
+// only where its bundler did not copy the .wasm (esbuild, Rollup; see js/index.js).
+const files = filesUnder(PKG).filter((f) => /\.(wasm|m?js)$/.test(f) && !f.endsWith('_bg.wasm.js'));
 if (!files.some((f) => f.endsWith('.wasm'))) {
   console.error('size: no .wasm in pkg/ (run npm run build first)');
   process.exit(1);
