@@ -94,6 +94,11 @@ function log(kind, text) {
 
 // --- consent banner ----------------------------------------------------------------------------
 
+// The page keeps room below it for the banner, whatever height the banner wraps to.
+new ResizeObserver(([entry]) => {
+  document.body.style.setProperty('--banner-height', `${entry.target.offsetHeight}px`);
+}).observe($('consent-banner'));
+
 function showBanner(show) {
   $('consent-banner').hidden = !show;
   if (show && analytics) {

@@ -175,6 +175,13 @@ test('a relay outage switched on from the page loses nothing: the events wait in
     assert.equal(down.lastError.kind, 'server');
     assert.equal(down.lastError.status, 503);
     assert.equal(await page.textContent('#dlq-count'), '0');
+    const cut = await page.$eval('#event-log', (list) => {
+      const box = list.getBoundingClientRect();
+      return [...list.children]
+        .map((li) => li.getBoundingClientRect())
+        .filter((r) => r.top < box.bottom - 1 && r.bottom > box.bottom + 1).length;
+    });
+    assert.equal(cut, 0, 'the last line the event log shows is whole');
     assert.ok((await page.$$('#event-log li[data-kind=error]')).length >= 3, 'failed attempts are logged');
     const outbox = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.includes(':outbox')).length);
     assert.ok(outbox >= 10, `the events are in the outbox: ${outbox} keys`);
@@ -186,6 +193,11 @@ test('a relay outage switched on from the page loses nothing: the events wait in
     await page.uncheck('#sink-fail');
     await waitFor(async () => (await sinkEvents(server.url)).mode.mode === 'ok', { message: 'sink back to ok' });
     await waitFor(async () => (await relay()).pending === 0, { timeout: 30000, message: 'the backlog delivered' });
+    // Delivering again clears the relay's last error in the status table.
+    await waitFor(
+      async () => (await page.$eval('[data-testid=status-relay] [data-col=lastError]', (c) => c.textContent)) === '',
+      { message: "the relay's last error to clear once it delivers again" },
+    );
     const sink = await sinkEvents(server.url);
     const burst = sink.events.filter((e) => e.event.event === 'Product Viewed');
     assert.equal(burst.length, 10, 'every event of the burst reached the backend');
