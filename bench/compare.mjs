@@ -15,6 +15,11 @@
 //     all three have every event
 //   - server delivery: a burst of SINK_EVENTS events to the local sink, Segment's batching
 //     delivery (its batch endpoint, `size: 20`) against our relay (batchSize 20)
+//   - first event: on a fresh page, the time until `track()` can be called (ours: the package
+//     entry imported and `Analytics.load` returned; Segment: its bundle loaded and
+//     `AnalyticsBrowser.load` returned; both buffer calls until loaded), and the time until an
+//     event tracked at that moment reaches the sink (ours: the relay with batchSize 1; Segment:
+//     its batch endpoint with size 1, so neither waits for a batch to fill)
 
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -118,6 +123,41 @@ async function pageLoad({ lib, sink, events }) {
   return performance.now() - t0;
 }
 
+/**
+ * On a fresh page: loads the library through its entry that buffers calls, tracks one event as
+ * soon as `track()` can be called; returns that time (ms) and the epoch ms the page started at.
+ */
+async function pageFirst({ lib }) {
+  const startedAt = Date.now();
+  const t0 = performance.now();
+  let analytics;
+  if (lib === 'ours') {
+    const { Analytics } = await import('/pkg/index.js');
+    analytics = Analytics.load({ destinations: [{ type: 'relay', settings: { endpoint: '/v1/batch', batchSize: 1 } }] });
+  } else {
+    await new Promise((resolve, reject) => {
+      const s = document.createElement('script');
+      s.src = '/bundle/main.js';
+      s.onload = resolve;
+      s.onerror = () => reject(new Error('/bundle/main.js did not load'));
+      document.head.append(s);
+    });
+    const options = lib === 'segment-ls' ? { storage: { stores: ['localStorage', 'memory'] } } : {};
+    const integrations = {
+      'Segment.io': {
+        apiKey: 'bench',
+        apiHost: `${location.host}/v1`,
+        protocol: 'http',
+        deliveryStrategy: { strategy: 'batching', config: { size: 1, timeout: 1000 } },
+      },
+    };
+    analytics = window.AnalyticsBrowser.load({ writeKey: 'bench', cdnSettings: { integrations, metrics: { sampleRate: 0 } } }, options);
+  }
+  const callable = performance.now() - t0;
+  analytics.track('First Event', { n: 1 });
+  return { callable, startedAt };
+}
+
 /** Tracks `n` events timing batches of `batch` calls (µs per call); waits for all 3 destinations. */
 async function pageTrack({ n, batch }) {
   const b = window.__bench;
@@ -187,12 +227,35 @@ async function roundSink(browser, server, lib) {
   return { ms, requests: s.requests, duplicates: s.duplicates.length };
 }
 
+/** One round for `lib` on a fresh page: until `track()` can be called, until its event is at the sink. */
+async function roundFirst(browser, server, lib) {
+  await resetSink(server.url);
+  const p = await openPage(browser, `${server.url}/blank.html`);
+  const { callable, startedAt } = await p.page.evaluate(pageFirst, { lib });
+  let arrived;
+  for (;;) {
+    const s = await sinkEvents(server.url);
+    if (s.events.some((r) => r.event.event === 'First Event')) {
+      arrived = Date.now() - startedAt;
+      break;
+    }
+    if (Date.now() - startedAt > 60_000) throw new Error(`${lib}: the first event did not reach the sink in 60 s`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  const errors = [...p.errors, ...p.runtimeErrors()];
+  await p.close();
+  if (errors.length) throw new Error(`${lib}: the page reported errors:\n${errors.join('\n')}`);
+  return { callable, arrived };
+}
+
 /** Gzip -9 bytes of what a visitor downloads: our package, or the Segment files the page fetched. */
 async function bytes(lib, fetched, segmentDir) {
   if (lib === 'ours') {
-    const files = ['consent_analytics_bg.wasm', 'consent_analytics.js'].map((f) => path.join(ROOT, 'pkg', f));
+    const files = ['consent_analytics_bg.wasm', 'consent_analytics.js', 'index.js', 'locate.js'].map((f) =>
+      path.join(ROOT, 'pkg', f),
+    );
     const sizes = await Promise.all(files.map(gz));
-    return { total: sizes[0] + sizes[1], files: files.length };
+    return { total: sizes.reduce((a, b) => a + b, 0), files: files.length };
   }
   const names = [...new Set(fetched.filter((f) => f.startsWith('/bundle/') && f.endsWith('.js')))];
   const sizes = await Promise.all(names.map((f) => gz(path.join(segmentDir, f.slice('/bundle/'.length)))));
@@ -212,6 +275,7 @@ const browser = await launchBrowser();
 const libs = ['ours', 'segment', 'segment-ls'];
 const got = Object.fromEntries(libs.map((l) => [l, []]));
 const sink = Object.fromEntries(libs.map((l) => [l, []]));
+const first = Object.fromEntries(libs.map((l) => [l, []]));
 const size = {};
 try {
   await buildSegment(tmp);
@@ -228,6 +292,9 @@ try {
       }
       for (let r = 0; r < Math.min(ROUNDS, 3); r++) {
         for (const lib of rotate(libs, r)) sink[lib].push(await roundSink(browser, server, lib));
+      }
+      for (let r = 0; r < ROUNDS; r++) {
+        for (const lib of rotate(libs, r)) first[lib].push(await roundFirst(browser, server, lib));
       }
     },
     { bundleDir: path.join(tmp, 'dist') },
@@ -249,12 +316,15 @@ const row = (label, fmt, value, notes) => {
 };
 const rows = [
   row('download (gzip -9)', kb, (l) => size[l].total,
-    `ours: wasm + glue; Segment: the ${size.segment.files} bundle file(s) its page fetched`),
+    `ours: wasm + glue + entry; Segment: the ${size.segment.files} bundle file(s) its page fetched`),
   row('load to ready, 3 destinations', ms, (l) => pick(l, 'load'), 'fetch, compile and load; median of rounds'),
   row('track() per call, 3 destinations', us, (l) => pick(l, 'perCall'), `median of per-call medians, ${EVENTS} calls a round`),
   row(`${EVENTS} events at all 3 destinations`, ms, (l) => pick(l, 'delivered'), 'from the first call'),
   row(`${SINK_EVENTS} events at the local sink`, ms, (l) => pick(l, 'ms', sink),
     `requests ${libs.map((l) => pick(l, 'requests', sink)).join(' / ')}; duplicates ${libs.map((l) => pick(l, 'duplicates', sink)).join(' / ')}`),
+  row('time until track() can be called', ms, (l) => pick(l, 'callable', first), 'fresh page: import/script load + load() returning'),
+  row('time until the first event reaches the backend', ms, (l) => pick(l, 'arrived', first),
+    'fresh page, tracked as soon as callable; batch size 1 on both'),
 ];
 const head = ['metric', 'ours', 'Segment', 'Segment (ls)', 'ours/Segment', 'ours/Segment (ls)', 'notes'];
 const w = head.map((h, i) => Math.max(h.length, ...rows.map((c) => c[i].length)));

@@ -248,7 +248,7 @@ if (shipsDocs) fs.cpSync(docsDir, path.join(outDir, 'docs'), { recursive: true }
 // Every .js file of the package: the entry, the glue and wasm-bindgen's snippets (inline JS helpers).
 const jsFiles = fs
   .readdirSync(outDir, { withFileTypes: true, recursive: true })
-  .filter((e) => e.isFile() && e.name.endsWith('.js'))
+  .filter((e) => e.isFile() && e.name.endsWith('.js') && e.name !== `${NAME}_bg.wasm.js`)
   .map((e) => path.join(e.parentPath ?? e.path, e.name));
 for (const file of jsFiles) {
   const code = fs.readFileSync(file, 'utf8');
