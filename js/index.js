@@ -151,14 +151,14 @@ function stamp(name, args) {
   const out = args.slice();
   while (out.length < at) out.push(undefined);
   const own = given ?? {};
-  const context = own.context == null ? {} : own.context;
   const messageId = typeof own.messageId === 'string' ? own.messageId : uuid();
-  out[at] = {
-    ...own,
-    messageId: own.messageId ?? messageId,
-    timestamp: own.timestamp ?? new Date(),
-    context: isPlain(context) ? { ...context, page: isPlain(context.page) ? { ...page, ...context.page } : context.page ?? page } : context,
-  };
+  // `context.page` is merged key by key, as the client merges it over the document's.
+  let context = own.context ?? {};
+  if (isPlain(context)) {
+    const ownPage = context.page ?? {};
+    context = { ...context, page: isPlain(ownPage) ? { ...page, ...ownPage } : ownPage };
+  }
+  out[at] = { ...own, messageId: own.messageId ?? messageId, timestamp: own.timestamp ?? new Date(), context };
   // A page event's properties carry the page fields too: the page of the call, not of the load.
   if (name === 'page') {
     const p = at - 1;
