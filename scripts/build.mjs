@@ -1,5 +1,5 @@
 // Release build of the npm package: wasm-pack (web target) with the stable toolchain, the
-// package entry (js/index.js, js/index.d.ts) beside its glue, the README and docs/, then the JS
+// package entry (js/index.js, js/index.d.ts) beside its glue, the README, then the JS
 // minified with terser, as a page downloads it. The wasm is already optimised by wasm-opt
 // (Cargo.toml's wasm-pack metadata); the .d.ts files keep their doc comments.
 //
@@ -201,15 +201,11 @@ if (dts.includes('[Symbol.dispose]') && !dts.startsWith('/// <reference lib')) {
   fs.writeFileSync(dtsFile, `/// <reference lib="esnext.disposable" />\n${dts}`);
 }
 
-// The package entry beside the glue, the page author's README and the reference it links.
+// The package entry beside the glue, the page author's README and the documents it links.
 for (const file of ['index.js', 'index.d.ts', 'locate.js']) {
   fs.copyFileSync(path.join(ROOT, 'js', file), path.join(outDir, file));
 }
-fs.copyFileSync(path.join(ROOT, 'README.md'), path.join(outDir, 'README.md'));
-const docsDir = path.join(ROOT, 'docs');
-const shipsDocs = fs.existsSync(docsDir);
-fs.rmSync(path.join(outDir, 'docs'), { recursive: true, force: true });
-if (shipsDocs) fs.cpSync(docsDir, path.join(outDir, 'docs'), { recursive: true });
+for (const doc of ['README.md', 'CONTRIBUTING.md']) fs.copyFileSync(path.join(ROOT, doc), path.join(outDir, doc));
 
 // The manifest: the entry for every bundler and for Node (`exports`, `module`, `main`), the raw
 // web module as a subpath, and no side effects at import (nothing runs before `load`).
@@ -238,7 +234,7 @@ if (shipsDocs) fs.cpSync(docsDir, path.join(outDir, 'docs'), { recursive: true }
       `${NAME}_bg.wasm`,
       `${NAME}_bg.wasm.d.ts`,
       'README.md',
-      ...(shipsDocs ? ['docs'] : []),
+      'CONTRIBUTING.md',
     ],
     sideEffects: false,
   });
