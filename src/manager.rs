@@ -806,8 +806,6 @@ impl<P> Manager<P> {
                 d.retry_at = None;
                 d.ok_at = Some(now);
                 d.failing = false;
-                // The destination works again: `status()` no longer reports an old failure.
-                d.last_error = None;
                 let done = take_front(&mut d.queue, n);
                 d.delivered += done.len() as u64;
                 let mut events = Vec::with_capacity(done.len());
@@ -1742,32 +1740,6 @@ mod tests {
         let cmds = m.delivery_done(0, Outcome::Err(DeliveryError::http(503, None)), at);
         assert_eq!(dead(&cmds), vec![(0, 1)], "max_retries 1 = two attempts");
         assert_eq!(delivers(&cmds), vec![(0, vec![2])]);
-    }
-
-    #[test]
-    fn a_delivery_that_succeeds_clears_the_last_error() {
-        let cfg = ManagerConfig {
-            retry: RetryPolicy {
-                jitter: false,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let c = consent(&[]);
-        let mut m = manager(cfg, vec![spec("a", &[])], c);
-        m.capture(env(1, c), 0);
-        m.poll(0);
-        m.load_done(0, Ok(()), 0);
-        m.delivery_done(0, Outcome::Err(DeliveryError::http(503, None)), 1);
-        assert_eq!(
-            m.status(1)[0].last_error.as_ref().map(|e| e.kind),
-            Some(ErrorKind::Server)
-        );
-        let at = m.next_wake().unwrap();
-        assert_eq!(delivers(&m.poll(at)), vec![(0, vec![1])]);
-        m.delivery_done(0, Outcome::Ok, at);
-        assert!(m.status(at)[0].last_error.is_none(), "delivered again");
-        assert_eq!(m.status(at)[0].delivered, 1);
     }
 
     #[test]

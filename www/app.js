@@ -132,6 +132,10 @@ function checkedPurposes() {
 
 // --- views -------------------------------------------------------------------------------------
 
+// Destinations that delivered since their last error: `status()` keeps reporting a destination's
+// last error, and the table shows it only until the destination delivers again.
+const recovered = new Set();
+
 function renderStatus() {
   const rows = analytics.status().map((s) =>
     el(
@@ -144,7 +148,7 @@ function renderStatus() {
       el('td', { dataset: { col: 'delivered' } }, s.delivered),
       el('td', { dataset: { col: 'failed' } }, s.failed),
       el('td', { dataset: { col: 'deadLettered' } }, s.deadLettered),
-      el('td', { dataset: { col: 'lastError' }, className: 'error-text' }, s.lastError ? formatError(s.lastError) : ''),
+      el('td', { dataset: { col: 'lastError' }, className: 'error-text' }, s.lastError && !recovered.has(s.id) ? formatError(s.lastError) : ''),
     ),
   );
   $('status-table').tBodies[0].replaceChildren(...rows);
@@ -241,8 +245,14 @@ function wire() {
     $('dlq-result').textContent = `cleared ${analytics.clearDeadLetters()}`;
   });
 
-  analytics.on('delivered', (d) => log('delivered', `${describe(d.event)} → ${d.destination}`));
-  analytics.on('error', (e) => log('error', `${e.destination ?? 'page'}: ${formatError(e.error)}`));
+  analytics.on('delivered', (d) => {
+    recovered.add(d.destination);
+    log('delivered', `${describe(d.event)} → ${d.destination}`);
+  });
+  analytics.on('error', (e) => {
+    recovered.delete(e.destination);
+    log('error', `${e.destination ?? 'page'}: ${formatError(e.error)}`);
+  });
   analytics.on('dead-letter', (d) => log('dead-letter', `${describe(d.event)} for ${d.destination} after ${d.attempts} attempts`));
   analytics.on('consent', (c) => log('consent', PURPOSES.map((p) => `${p}: ${c[p]}`).join(', ')));
   analytics.on('loaded', (d) => log('loaded', d.destination));
