@@ -93,7 +93,10 @@ impl JsonWalk<'_> {
     /// The first problem in `v`, if any.
     fn walk(&mut self, v: &JsValue) -> Option<String> {
         if !v.is_object() {
-            let kind = if v.is_function() {
+            // The usual values first: each check is a call into JavaScript.
+            let kind = if v.is_string() || v.as_f64().is_some() {
+                return None;
+            } else if v.is_function() {
                 "function"
             } else if v.is_symbol() {
                 "symbol"
@@ -388,12 +391,16 @@ impl Identity {
 }
 
 thread_local! {
-    /// The window's location and document, looked up once (every event reads them).
-    static PAGE: (Option<web_sys::Location>, Option<web_sys::Document>) = {
+    /// The window's location and document, looked up once (every event reads them), and the
+    /// document's referrer, which does not change while it is open.
+    static PAGE: (Option<web_sys::Location>, Option<web_sys::Document>, JsValue) = {
         let window = web_sys::window();
+        let document = window.as_ref().and_then(web_sys::Window::document);
+        let referrer = document.as_ref().map_or_else(String::new, web_sys::Document::referrer);
         (
             window.as_ref().map(web_sys::Window::location),
-            window.as_ref().and_then(web_sys::Window::document),
+            document,
+            JsValue::from_str(&referrer),
         )
     };
 }
@@ -404,25 +411,23 @@ pub const PAGE_KEYS: [&str; 5] = ["path", "referrer", "search", "title", "url"];
 /// `context.page`, read from the document: its path, referrer, search, title and URL (without
 /// the fragment). Empty strings outside a document.
 pub fn page_context() -> Object {
-    let read = |r: Result<String, JsValue>| r.unwrap_or_default();
-    let ((path, search, href), (referrer, title)) = PAGE.with(|(location, document)| {
-        (
-            location.as_ref().map_or_else(Default::default, |l| {
-                (read(l.pathname()), read(l.search()), read(l.href()))
-            }),
-            document
-                .as_ref()
-                .map_or_else(Default::default, |d| (d.referrer(), d.title())),
-        )
-    });
-    let url = href.split('#').next().unwrap_or_default();
     let page = Object::new();
-    for (k, v) in PAGE_KEYS
-        .iter()
-        .zip([&*path, &referrer, &search, &title, url])
-    {
-        super::js::set(&page, k, &JsValue::from_str(v));
-    }
+    PAGE.with(|(location, document, referrer)| {
+        let read = |r: Result<String, JsValue>| r.unwrap_or_default();
+        let (path, search, href) = location.as_ref().map_or_else(Default::default, |l| {
+            (read(l.pathname()), read(l.search()), read(l.href()))
+        });
+        let title = document
+            .as_ref()
+            .map_or_else(String::new, web_sys::Document::title);
+        let url = href.split('#').next().unwrap_or_default();
+        let set = |k, v: &str| super::js::set(&page, k, &JsValue::from_str(v));
+        set("path", &path);
+        super::js::set(&page, "referrer", referrer);
+        set("search", &search);
+        set("title", &title);
+        set("url", url);
+    });
     page
 }
 
