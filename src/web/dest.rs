@@ -328,7 +328,9 @@ impl JsDestination {
                 break;
             }
             if let Err(e) = self.deliver_one(ev, flight).await {
-                tell(&self.obj, flight, &e).await;
+                if let Some(told) = tell(&self.obj, flight, &e) {
+                    let _ = JsFuture::from(told).await;
+                }
                 return Err(e);
             }
         }
@@ -357,22 +359,30 @@ impl JsDestination {
         if !flight.over.get() {
             let r = r.unwrap_or_default();
             if let Some(p) = start_hook(&self.obj, "onAfterEvent", &payload, &r) {
-                spawn_local(async move {
-                    let _ = JsFuture::from(p).await;
-                });
+                ignore(p);
             }
         }
         Ok(())
     }
 }
 
-/// Calls `onError(error, event being delivered)` for `flight` unless it was told already (or
-/// the delivery is over); awaits it, ignoring what it throws.
-async fn tell(obj: &JsValue, flight: &Flight, error: &JsValue) {
-    if !flight.over.replace(true) {
-        let event = flight.event.borrow().clone();
-        let _ = call_hook(obj, "onError", error, &event).await;
+/// Ends the delivery of `flight` and calls `onError(error, event being delivered)` now, unless
+/// it was over already: the promise of what `onError` returned, for the caller to await or
+/// [`ignore`].
+fn tell(obj: &JsValue, flight: &Flight, error: &JsValue) -> Option<Promise> {
+    if flight.over.replace(true) {
+        return None;
     }
+    let event = flight.event.borrow().clone();
+    start_hook(obj, "onError", error, &event)
+}
+
+/// Lets what page code returned settle in the background, whatever it settles to (a rejection
+/// is handled, not reported as unhandled).
+fn ignore(p: Promise) {
+    spawn_local(async move {
+        let _ = JsFuture::from(p).await;
+    });
 }
 
 impl Destination for JsDestination {
@@ -451,8 +461,9 @@ impl Destination for JsDestination {
             let flight = self.flight.borrow().clone();
             let e = js_sys::Error::new(&error.message);
             set(&e, "kind", &JsValue::from_str("timeout"));
-            let obj = self.obj.clone();
-            spawn_local(async move { tell(&obj, &flight, &e).await });
+            if let Some(told) = tell(&self.obj, &flight, &e) {
+                ignore(told);
+            }
         }
     }
 
