@@ -19,7 +19,7 @@ use crate::web::engine::{dead_letter_object, error_object, Engine, Pending};
 use crate::web::event::{
     check_size, iso_date, object_arg, options_arg, page_context, Identity, PAGE_KEYS,
 };
-use crate::web::js::{error, get, is_plain_object, set, type_error};
+use crate::web::js::{error, get, is_plain_object, set, set_field, type_error};
 use crate::web::lifecycle::{PageEvent, PageEvents};
 use crate::web::platform::{self, navigator_get, now, ConsoleLog, WebRng};
 use crate::web::registry;
@@ -659,8 +659,8 @@ impl Analytics {
                     return Err("event must be a non-empty string".into());
                 }
                 let props = object_arg(b, "properties")?;
-                set(&e, "event", a);
-                set(&e, "properties", &props);
+                set_field(&e, "event", a);
+                set_field(&e, "properties", &props);
             }
             EventKind::Page => {
                 if !a.is_undefined() && !a.is_null() && !a.is_string() {
@@ -744,12 +744,10 @@ impl Analytics {
         };
         let done = complete_event(&e, kind, options, &common);
         drop(id);
-        let json = match done {
-            Ok(s) => check_size(s),
-            Err(m) => Err(["event cannot be serialised: ", &m].concat()),
-        }?;
-        // Set by `complete_event` (the option, or a new uuid).
-        let mid = get(&e, "messageId");
+        let (json, mid) = match done {
+            Ok((s, mid)) => (check_size(s)?, mid),
+            Err(m) => return Err(["event cannot be serialised: ", &m].concat()),
+        };
         let message_id: Rc<str> = mid.as_string().unwrap_or_default().into();
         self.engine.enqueue(Pending::Event {
             payload: e.into(),
@@ -846,8 +844,8 @@ struct Common<'a> {
     prefs: &'a Object,
 }
 
-/// Completes event `e` of `kind` with the fields every event has and returns its JSON, or why
-/// it cannot be serialised. `options` (validated, or undefined) may set `messageId` (else a new
+/// Completes event `e` of `kind` with the fields every event has and returns its JSON and
+/// messageId, or why it cannot be serialised. `options` (validated, or undefined) may set `messageId` (else a new
 /// uuid), `timestamp` (else now), `anonymousId`, `userId` (else the event's own, else the
 /// common one, else null), `integrations` and `context`. `context` is the common one, then
 /// `options.context`, then `page` and the consent stamp; `context.page` is merged key by key as
@@ -858,7 +856,7 @@ fn complete_event(
     kind: EventKind,
     options: &JsValue,
     common: &Common,
-) -> Result<String, String> {
+) -> Result<(String, JsValue), String> {
     // Read only when given: an event without options crosses into JavaScript less often.
     let given = options.is_object();
     let option = |k: &str| {
@@ -869,26 +867,32 @@ fn complete_event(
         }
     };
     let text = |v: JsValue, default: JsValue| if v.is_string() { v } else { default };
-    set(e, "type", &JsValue::from_str(kind.name()));
+    set_field(e, "type", &JsValue::from_str(kind.name()));
     let message_id = option("messageId");
     let message_id = if message_id.is_string() {
         message_id
     } else {
         JsValue::from_str(&platform::uuid())
     };
-    set(e, "messageId", &message_id);
+    set_field(e, "messageId", &message_id);
     let timestamp = option("timestamp");
     let timestamp = if timestamp.is_undefined() || timestamp.is_null() {
         js_sys::Date::new_0().to_iso_string().into()
     } else {
         iso_date(&timestamp).unwrap_or_default()
     };
-    set(e, "timestamp", &timestamp);
+    set_field(e, "timestamp", &timestamp);
     let anonymous_id = JsValue::from_str(common.anonymous_id);
-    set(e, "anonymousId", &text(option("anonymousId"), anonymous_id));
+    set_field(e, "anonymousId", &text(option("anonymousId"), anonymous_id));
     let user_id = common.user_id.map_or(JsValue::NULL, JsValue::from_str);
-    let user_id = text(option("userId"), text(get(e, "userId"), user_id));
-    set(e, "userId", &user_id);
+    // Only an alias has a userId of its own.
+    let own = if kind == EventKind::Alias {
+        get(e, "userId")
+    } else {
+        JsValue::UNDEFINED
+    };
+    let user_id = text(option("userId"), text(own, user_id));
+    set_field(e, "userId", &user_id);
     let context = option("context");
     let context = if context.is_object() {
         context
@@ -899,11 +903,11 @@ fn complete_event(
     if kind == EventKind::Page {
         let properties = get(e, "properties");
         for k in PAGE_KEYS {
-            set(&page, k, &get(&properties, k));
+            set_field(&page, k, &get(&properties, k));
         }
         let name = get(e, "name");
         if name.is_truthy() {
-            set(&properties, "name", &name);
+            set_field(&properties, "name", &name);
         }
     }
     let page_option = get(&context, "page");
@@ -913,23 +917,24 @@ fn complete_event(
         page
     };
     let full = crate::web::js::merged(&[common.base, &context])?;
-    set(&full, "page", &page);
+    set_field(&full, "page", &page);
     let stamp = Object::new();
-    set(
+    set_field(
         &stamp,
         "categoryPreferences",
         &Object::assign(&Object::new(), common.prefs),
     );
-    set(&full, "consent", &stamp);
-    set(e, "context", &full);
+    set_field(&full, "consent", &stamp);
+    set_field(e, "context", &full);
     let integrations = option("integrations");
     let integrations = if integrations.is_object() {
         integrations
     } else {
         Object::new().into()
     };
-    set(e, "integrations", &integrations);
-    crate::web::js::stringify(e).map_err(|e| platform::error_message(&e))
+    set_field(e, "integrations", &integrations);
+    let json = crate::web::js::stringify(e).map_err(|e| platform::error_message(&e))?;
+    Ok((json, message_id))
 }
 
 /// A `TypeError` whose message is `<call>: <m>`.

@@ -108,7 +108,7 @@ impl JsonWalk<'_> {
             return Some(self.at(&[" is a ", kind, ", which JSON cannot carry"].concat()));
         }
         // An object with a toJSON method (a Date, say) says itself what it becomes.
-        if Reflect::get(v, &JsValue::from_str("toJSON")).is_ok_and(|f| !f.is_undefined()) {
+        if Reflect::get(v, &super::js::field("toJSON")).is_ok_and(|f| !f.is_undefined()) {
             return None;
         }
         if self.open.contains(v) {
@@ -421,9 +421,9 @@ pub fn page_context() -> Object {
             .as_ref()
             .map_or_else(String::new, web_sys::Document::title);
         let url = href.split('#').next().unwrap_or_default();
-        let set = |k, v: &str| super::js::set(&page, k, &JsValue::from_str(v));
+        let set = |k, v: &str| super::js::set_field(&page, k, &JsValue::from_str(v));
         set("path", &path);
-        super::js::set(&page, "referrer", referrer);
+        super::js::set_field(&page, "referrer", referrer);
         set("search", &search);
         set("title", &title);
         set("url", url);

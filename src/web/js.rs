@@ -37,6 +37,30 @@ pub fn set(obj: &JsValue, key: &str, value: &JsValue) {
     let _ = Reflect::set(obj, &JsValue::from_str(key), value);
 }
 
+thread_local! {
+    /// The crate's own field names as JavaScript strings, each made once: an event is built
+    /// field by field on every `track()`, and a string made from Rust is decoded each time.
+    static FIELDS: std::cell::RefCell<Vec<(&'static str, JsValue)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Field name `key` as a JavaScript string, made once per page.
+pub fn field(key: &'static str) -> JsValue {
+    FIELDS.with_borrow_mut(|fields| {
+        if let Some((_, v)) = fields.iter().find(|(k, _)| *k == key) {
+            return v.clone();
+        }
+        let v = JsValue::from_str(key);
+        fields.push((key, v.clone()));
+        v
+    })
+}
+
+/// Sets the crate's own field `key` of `obj`, as [`set`] does, with the name from [`field`].
+pub fn set_field(obj: &JsValue, key: &'static str, value: &JsValue) {
+    let _ = Reflect::set(obj, &field(key), value);
+}
+
 /// `<path>: value could not be read: <why>` (without `<path>: ` when `path` is empty): the
 /// message of a proxy trap or getter that threw while `path` was read.
 pub fn unreadable(path: &str, thrown: &JsValue) -> String {
