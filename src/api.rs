@@ -97,7 +97,7 @@ impl Analytics {
             prefix: cfg.storage_prefix.clone(),
             storage: storage.clone(),
             log: log.clone(),
-            instance: [&crate::json::dec(next_instance()), ":"].concat(),
+            instance: [&next_instance().to_string(), ":"].concat(),
             timeout_ms: cfg.timeout_ms,
         };
         let mut dests = Vec::new();

@@ -252,7 +252,7 @@ pub fn timed<T: 'static>(ms: u64, message: String, k: Then<T>) -> Then<T> {
 
 /// The timeout message of a hook of a load (`initialize timed out after 300 ms`).
 fn late(name: &str, ms: u64) -> String {
-    [name, " timed out after ", &crate::json::dec(ms), " ms"].concat()
+    [name, " timed out after ", &ms.to_string(), " ms"].concat()
 }
 
 /// Calls `done` once a hook's promise settles; a rejection is an `unknown` failure.

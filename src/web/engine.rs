@@ -594,7 +594,7 @@ impl Engine {
                     self.log.debug(
                         &[
                             "delivered ",
-                            &crate::json::dec(events.len() as u64),
+                            &events.len().to_string(),
                             " event(s) to ",
                             &self.id(dest),
                         ]

@@ -295,7 +295,7 @@ pub fn check_size(json: String) -> Result<String, String> {
     if json.len() > MAX_EVENT_BYTES {
         return Err([
             "event is ",
-            &crate::json::dec(json.len() as u64),
+            &json.len().to_string(),
             " bytes serialised, over the 32 KB limit",
         ]
         .concat());

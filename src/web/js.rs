@@ -127,7 +127,7 @@ pub fn list(v: &JsValue, path: &str, not_array: &str) -> Result<js_sys::Array, S
 
 /// `<path>[<i>]`: where item `i` of the list at `path` sits, for error messages.
 pub fn index(path: &str, i: u32) -> String {
-    [path, "[", &crate::json::dec(i as u64), "]"].concat()
+    [path, "[", &i.to_string(), "]"].concat()
 }
 
 /// `Object.assign(target, source)`.
