@@ -399,11 +399,6 @@ export function deferred() {
   return [p, ...a];
 }
 
-// Resolves a `retryDeadLetters` promise with its counts.
-export function retryResult(resolve, retried, succeeded, failed) {
-  resolve({ retried, succeeded, failed });
-}
-
 // The reflective, error and console operations of the wasm (`js::op`) behind one function, by
 // number: a throw (a proxy trap, a throwing getter) reaches the wasm as an `Err`.
 export function jsOp(op, a, b, c) {
