@@ -23,6 +23,12 @@ export function throwingSettingsGetter() {
 export function throwingProxy() {
   return new Proxy({}, { ownKeys() { throw new Error('trap'); } });
 }
+export function storedKeys() { return Object.keys(localStorage); }
+export function clearStorage() { localStorage.clear(); sessionStorage.clear(); }
+export async function storedKey(key) {
+  for (let i = 0; i < 500 && localStorage.getItem(key) === null; i++) await new Promise(r => setTimeout(r, 10));
+  return localStorage.getItem(key) !== null;
+}
 "#)]
 extern "C" {
     #[wasm_bindgen(js_name = throwingGetter)]
@@ -31,6 +37,13 @@ extern "C" {
     fn throwing_settings_getter() -> JsValue;
     #[wasm_bindgen(js_name = throwingProxy)]
     fn throwing_proxy() -> JsValue;
+    #[wasm_bindgen(js_name = storedKeys)]
+    fn stored_keys() -> js_sys::Array;
+    #[wasm_bindgen(js_name = clearStorage)]
+    fn clear_storage();
+    /// Resolves to whether localStorage has `key`, waiting for it a while.
+    #[wasm_bindgen(js_name = storedKey)]
+    fn stored_key(key: &str) -> js_sys::Promise;
 }
 
 fn obj(json: &str) -> JsValue {
@@ -331,6 +344,78 @@ fn consent_objects_and_purpose_lists_name_the_field() {
 }
 
 #[wasm_bindgen_test]
+async fn relay_settings_that_cannot_work_are_refused() {
+    refused(&[
+        (
+            r#"{"destinations": [{"type": "relay", "settings": {"endpoint": ""}}]}"#,
+            "config.destinations[0].settings.endpoint must be an http(s) URL, got ''",
+        ),
+        (
+            r#"{"destinations": [{"type": "relay", "settings": {"endpoint": "  "}}]}"#,
+            "config.destinations[0].settings.endpoint must be an http(s) URL, got '  '",
+        ),
+        (
+            r#"{"destinations": [{"type": "relay", "settings": {"endpoint": "http://[::1/e"}}]}"#,
+            "config.destinations[0].settings.endpoint must be an http(s) URL, got 'http://[::1/e'",
+        ),
+        (
+            r#"{"destinations": [{"type": "relay", "settings": {"endpoint": "/e", "headers": {"X Site": "a"}}}]}"#,
+            "config.destinations[0].settings.headers.X Site is not a valid header name (an HTTP token)",
+        ),
+        (
+            r#"{"destinations": [{"type": "relay", "settings": {"endpoint": "/e", "headers": {"": "a"}}}]}"#,
+            "config.destinations[0].settings.headers. is not a valid header name (an HTTP token)",
+        ),
+        (
+            r#"{"destinations": [{"type": "relay", "settings": {"endpoint": "/e", "headers": {"X-Site": "a\r\nSet-Cookie: x"}}}]}"#,
+            "config.destinations[0].settings.headers.X-Site must not contain CR, LF, NUL or a character beyond U+00FF",
+        ),
+        (
+            r#"{"destinations": [{"type": "relay", "settings": {"endpoint": "/e", "headers": {"X-Site": "a\u0000"}}}]}"#,
+            "config.destinations[0].settings.headers.X-Site must not contain CR, LF, NUL or a character beyond U+00FF",
+        ),
+    ])
+    .await;
+    // A relative endpoint resolves against the document, as fetch resolves it, and loads.
+    let ok = r#"{"destinations": [{"type": "relay", "settings": {"endpoint": "/e", "headers": {"X-Site_1.a~": "a b\té"}}}]}"#;
+    assert_eq!(load_error(obj(ok)).await, None);
+}
+
+#[wasm_bindgen_test]
+async fn a_zero_load_timeout_and_a_colliding_dead_letter_key_are_refused() {
+    refused(&[
+        (
+            r#"{"loading": {"timeoutMs": 0}}"#,
+            "config.loading.timeoutMs must be at least 1",
+        ),
+        (
+            r#"{"deadLetter": {"storageKey": "consent-analytics:anonymousId"}}"#,
+            "config.deadLetter.storageKey must not be a key the client stores something else under (identity, outbox, scripts cache), got 'consent-analytics:anonymousId'",
+        ),
+        (
+            r#"{"storagePrefix": "p", "deadLetter": {"storageKey": "p:userId"}}"#,
+            "config.deadLetter.storageKey must not be a key the client stores something else under (identity, outbox, scripts cache), got 'p:userId'",
+        ),
+        (
+            r#"{"storagePrefix": "p", "deadLetter": {"storageKey": "p:traits"}}"#,
+            "config.deadLetter.storageKey must not be a key the client stores something else under (identity, outbox, scripts cache), got 'p:traits'",
+        ),
+        (
+            r#"{"storagePrefix": "p", "deadLetter": {"storageKey": "p:outbox:relay:x"}}"#,
+            "config.deadLetter.storageKey must not be a key the client stores something else under (identity, outbox, scripts cache), got 'p:outbox:relay:x'",
+        ),
+        (
+            r#"{"storagePrefix": "p", "deadLetter": {"storageKey": "p:scripts:x"}}"#,
+            "config.deadLetter.storageKey must not be a key the client stores something else under (identity, outbox, scripts cache), got 'p:scripts:x'",
+        ),
+    ])
+    .await;
+    // Another client's identity key is not this client's.
+    let other = r#"{"storagePrefix": "p", "deadLetter": {"storageKey": "q:anonymousId"}}"#;
+    assert_eq!(load_error(obj(other)).await, None);
+}
+
+#[wasm_bindgen_test]
 async fn a_config_that_throws_when_read_is_refused_naming_the_field() {
     assert_eq!(
         load_error(throwing_getter()).await.as_deref(),
@@ -343,5 +428,25 @@ async fn a_config_that_throws_when_read_is_refused_naming_the_field() {
     assert_eq!(
         load_error(throwing_proxy()).await.as_deref(),
         Some("config: value could not be read: trap")
+    );
+}
+
+#[wasm_bindgen_test]
+async fn dead_letters_are_stored_under_the_storage_prefix() {
+    clear_storage();
+    let cfg = obj(
+        r#"{"storagePrefix": "cfg-dlq", "retry": {"maxRetries": 0}, "destinations": [{"type": "relay", "settings": {"endpoint": "/nowhere-404"}}]}"#,
+    );
+    let a = JsFuture::from(Analytics::load_promise(cfg)).await.unwrap();
+    let a = <Analytics as wasm_bindgen::convert::TryFromJsValue>::try_from_js_value(a).unwrap();
+    a.track("x".into(), JsValue::UNDEFINED, JsValue::UNDEFINED)
+        .unwrap();
+    JsFuture::from(a.flush()).await.unwrap();
+    let stored = JsFuture::from(stored_key("cfg-dlq:dlq")).await.unwrap();
+    let keys: Vec<String> = stored_keys().iter().filter_map(|k| k.as_string()).collect();
+    assert_eq!(stored.as_bool(), Some(true), "{keys:?}");
+    assert!(
+        !keys.iter().any(|k| k == "consent-analytics:dlq"),
+        "{keys:?}"
     );
 }

@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 
 pub mod de;
 
-use self::de::{from_value, PlainObject, Positive, PATH};
+use self::de::{from_value, AtLeastOne, PlainObject, Positive, PATH};
 use crate::breaker::BreakerConfig;
 use crate::consent::{Purpose, Purposes};
 use crate::dead_letter::DeadLetterConfig;
@@ -93,7 +93,8 @@ struct Loading {
     strategy: Option<StrategyName>,
     buffer_limit: Option<u64>,
     max_retries: Option<u64>,
-    timeout_ms: Option<u64>,
+    /// 0 is refused: scripts would time out at once while requests read it as no timeout.
+    timeout_ms: Option<AtLeastOne>,
 }
 
 /// `config.loading.strategy`.
@@ -263,6 +264,19 @@ pub fn parse_purpose_list(v: &JsValue, path: &str) -> Result<Purposes, String> {
 /// `storagePrefix` when absent.
 const DEFAULT_PREFIX: &str = "consent-analytics";
 
+/// Whether `key` is (or is in the key space of) something else the client with `prefix`
+/// stores: its identity, relay outboxes and their heartbeats, the remote-scripts cache.
+fn is_client_key(key: &str, prefix: &str) -> bool {
+    match key.strip_prefix(prefix).and_then(|k| k.strip_prefix(':')) {
+        Some(rest) => {
+            matches!(rest, "anonymousId" | "userId" | "traits")
+                || rest.starts_with("outbox")
+                || rest.starts_with("scripts:")
+        }
+        None => false,
+    }
+}
+
 /// Validates `v` as the load config.
 pub fn parse(v: &JsValue) -> Result<Config, String> {
     let raw: RawConfig = if v.is_undefined() || v.is_null() {
@@ -287,8 +301,8 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
         if let Some(n) = l.max_retries {
             manager.load_max_retries = n.min(100) as u32;
         }
-        if let Some(n) = l.timeout_ms {
-            timeout_ms = n.max(1);
+        if let Some(AtLeastOne(n)) = l.timeout_ms {
+            timeout_ms = n;
         }
     }
     let mut retry = RetryPolicy::default();
@@ -318,9 +332,22 @@ pub fn parse(v: &JsValue) -> Result<Config, String> {
     manager.purge_on_revoke = raw.purge_on_revoke.unwrap_or(true);
     let storage_prefix = raw.storage_prefix.unwrap_or_else(|| DEFAULT_PREFIX.into());
 
-    let mut dead_letter = DeadLetterConfig::default();
+    // Everything the client stores lives under its prefix, the dead letters included, so two
+    // clients with different prefixes never see each other's.
+    let mut dead_letter = DeadLetterConfig {
+        storage_key: [&storage_prefix, ":dlq"].concat(),
+        ..DeadLetterConfig::default()
+    };
     if let Some(d) = raw.dead_letter {
         if let Some(key) = d.storage_key {
+            if is_client_key(&key, &storage_prefix) {
+                return Err([
+                    "config.deadLetter.storageKey must not be a key the client stores something else under (identity, outbox, scripts cache), got '",
+                    &key,
+                    "'",
+                ]
+                .concat());
+            }
             dead_letter.storage_key = key;
         }
         dead_letter.max_size = d.max_size.map_or(dead_letter.max_size, |n| n as usize);

@@ -44,7 +44,7 @@ use wasm_bindgen::JsCast;
 use crate::error::{DeliveryError, ErrorKind};
 use crate::manager::BatchLimits;
 use crate::outbox::{batch_body, beacon_chunks, owner_id, Outbox, BEACON_MAX_BYTES, HEARTBEAT_MS};
-use crate::web::config::de::{from_value, AtLeastOne};
+use crate::web::config::de::{from_value, AtLeastOne, PATH};
 use crate::web::config::DestConfig;
 use crate::web::dest::{CreateEnv, Destination, Done, Event, LoadEnv, Restored};
 use crate::web::platform::{iso_now, now, uuid, Local};
@@ -63,7 +63,8 @@ struct Settings {
     beacon: Option<bool>,
 }
 
-/// `settings.headers`, in the object's order.
+/// `settings.headers`, in the object's order: names that are HTTP tokens, values fetch can
+/// send. Either refused at load would make every request throw, then fail as `network`.
 struct Headers(Vec<(String, String)>);
 
 impl<'de> serde::Deserialize<'de> for Headers {
@@ -79,14 +80,60 @@ impl<'de> serde::Deserialize<'de> for Headers {
                 mut map: A,
             ) -> Result<Headers, A::Error> {
                 let mut out = Vec::new();
-                while let Some(entry) = map.next_entry()? {
-                    out.push(entry);
+                while let Some((HeaderName(k), HeaderValue(v))) = map.next_entry()? {
+                    out.push((k, v));
                 }
                 Ok(Headers(out))
             }
         }
         d.deserialize_map(V)
     }
+}
+
+/// A header name: an RFC 7230 token (`tchar`s, at least one).
+struct HeaderName(String);
+
+impl<'de> serde::Deserialize<'de> for HeaderName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        if is_token(&name) {
+            Ok(HeaderName(name))
+        } else {
+            Err(serde::de::Error::custom(
+                [PATH, " is not a valid header name (an HTTP token)"].concat(),
+            ))
+        }
+    }
+}
+
+/// A header value: a string without CR, LF or NUL, in Latin-1 (what fetch's `Headers` takes).
+struct HeaderValue(String);
+
+impl<'de> serde::Deserialize<'de> for HeaderValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = String::deserialize(d)?;
+        if value
+            .chars()
+            .any(|c| matches!(c, '\r' | '\n' | '\0') || c > '\u{ff}')
+        {
+            Err(serde::de::Error::custom(
+                [
+                    PATH,
+                    " must not contain CR, LF, NUL or a character beyond U+00FF",
+                ]
+                .concat(),
+            ))
+        } else {
+            Ok(HeaderValue(value))
+        }
+    }
+}
+
+/// Whether `s` is an HTTP token (RFC 7230 section 3.2.6): one or more `tchar`s.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// A relay instance. See the module docs.
@@ -127,7 +174,8 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
         ]
         .concat());
     };
-    let Some(endpoint) = resolve_http(&raw) else {
+    // An empty endpoint would resolve to the page itself, whose HTML 200 is no acknowledgement.
+    let Some(endpoint) = resolve_http(&raw).filter(|_| !raw.trim().is_empty()) else {
         return Err([&path, ".endpoint must be an http(s) URL, got '", &raw, "'"].concat());
     };
     let write_key = s.write_key;
