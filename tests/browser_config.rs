@@ -8,12 +8,17 @@ use consent_analytics::web::config::{parse_consent_object, parse_purpose_list};
 use consent_analytics::web::inject::parse_descriptor;
 use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
 #[wasm_bindgen(inline_js = r#"
+export function sameObjectConfig(kind) {
+  const settings = { nested: { a: 1 }, list: [1, 2] };
+  return { settings, config: { destinations: [{ type: kind, settings }] } };
+}
 export function throwingGetter() {
   return { get destinations() { throw new Error('x'); } };
 }
@@ -31,6 +36,8 @@ export async function storedKey(key) {
 }
 "#)]
 extern "C" {
+    #[wasm_bindgen(js_name = sameObjectConfig)]
+    fn same_object_config(kind: &str) -> JsValue;
     #[wasm_bindgen(js_name = throwingGetter)]
     fn throwing_getter() -> JsValue;
     #[wasm_bindgen(js_name = throwingSettingsGetter)]
@@ -448,5 +455,26 @@ async fn dead_letters_are_stored_under_the_storage_prefix() {
     assert!(
         !keys.iter().any(|k| k == "consent-analytics:dlq"),
         "{keys:?}"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn a_javascript_type_receives_the_page_own_settings_object() {
+    let seen = js_sys::Array::new();
+    let f = seen.clone();
+    let factory = Closure::<dyn Fn(JsValue) -> JsValue>::new(move |settings: JsValue| {
+        f.push(&settings);
+        js_sys::Object::new().into()
+    });
+    let factory: js_sys::Function = factory.into_js_value().unchecked_into();
+    Analytics::register_destination("cfg-same".into(), factory.into()).unwrap();
+    let both = same_object_config("cfg-same");
+    let settings = Reflect::get(&both, &"settings".into()).unwrap();
+    let config = Reflect::get(&both, &"config".into()).unwrap();
+    assert_eq!(load_error(config).await, None);
+    assert_eq!(seen.length(), 1);
+    assert!(
+        js_sys::Object::is(&seen.get(0), &settings),
+        "the same object"
     );
 }

@@ -11,14 +11,16 @@
 //! be in the product's words: a serde `u64` is `a non-negative integer`, a `bool` `a boolean`,
 //! a `String` `a string`, a sequence `an array` (serde's `Vec` would say "a sequence"), a unit
 //! enum `'a' or 'b'`, and a struct or map what its visitor expects (each config struct says
-//! `#[serde(expecting = "an object")]`). serde-wasm-bindgen still reads what is kept as a JavaScript value
-//! (`#[serde(with = "serde_wasm_bindgen::preserve")]`, see [`PlainObject`]).
+//! `#[serde(expecting = "an object")]`). A field kept as a JavaScript value is read with
+//! `serde_wasm_bindgen::preserve` (see [`PlainObject`]), whose protocol this deserializer
+//! speaks.
 
 use std::fmt;
 
 use js_sys::{Array, Object, Reflect};
 use serde::de::{self, DeserializeOwned, IntoDeserializer, Unexpected, Visitor};
 use serde::Deserialize;
+use wasm_bindgen::convert::IntoWasmAbi;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -137,6 +139,18 @@ impl de::Error for Error {
     }
 }
 
+/// Fails naming the first own key of the object `v` that is not one of `fields`.
+fn only_keys(v: &JsValue, fields: &[&str]) -> Result<(), Error> {
+    let keys = object_keys(v).map_err(|e| Error::unreadable(&e))?;
+    for k in keys.iter() {
+        let k = k.as_string().unwrap_or_default();
+        if !fields.contains(&k.as_str()) {
+            return Err(Error::Unknown(k));
+        }
+    }
+    Ok(())
+}
+
 /// Reads one JavaScript value (see the module docs).
 pub struct JsDeserializer {
     value: JsValue,
@@ -243,16 +257,19 @@ impl<'de> de::Deserializer<'de> for JsDeserializer {
         visitor.visit_newtype_struct(self)
     }
 
-    /// Tuple structs are serde-wasm-bindgen's: its `preserve` keeps a value as a `JsValue`.
+    /// serde-wasm-bindgen's `preserve` reads a kept `JsValue` as the tuple struct [`PRESERVED`]:
+    /// given the marker and then the value's handle, it takes the value itself.
     fn deserialize_tuple_struct<V: Visitor<'de>>(
         self,
         name: &'static str,
-        len: usize,
+        _len: usize,
         visitor: V,
     ) -> Result<V::Value, Error> {
-        serde_wasm_bindgen::Deserializer::from(self.value)
-            .deserialize_tuple_struct(name, len, visitor)
-            .map_err(|e| Error::Custom(e.to_string()))
+        if name == PRESERVED {
+            visitor.visit_seq(Preserved(Some(self.value), false))
+        } else {
+            self.deserialize_seq(visitor)
+        }
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
@@ -299,13 +316,7 @@ impl<'de> de::Deserializer<'de> for JsDeserializer {
                 &visitor,
             ));
         }
-        let keys = object_keys(&self.value).map_err(|e| Error::unreadable(&e))?;
-        for k in keys.iter() {
-            let k = k.as_string().unwrap_or_default();
-            if !fields.contains(&k.as_str()) {
-                return Err(Error::Unknown(k));
-            }
-        }
+        only_keys(&self.value, fields)?;
         visitor.visit_map(Fields {
             obj: self.value,
             fields: fields.iter(),
@@ -333,6 +344,37 @@ impl<'de> de::Deserializer<'de> for JsDeserializer {
 
     serde::forward_to_deserialize_any! {
         i8 i16 i32 i64 i128 u8 u16 u32 u128 f32 char bytes byte_buf unit unit_struct tuple
+    }
+}
+
+/// The name under which `serde_wasm_bindgen::preserve` reads a kept value (its
+/// `PreservedValueDeWrapper`, the same in every 0.x release): a tuple of this marker and the
+/// value's wasm-bindgen handle.
+const PRESERVED: &str = "1fc430ca-5b7f-4295-92de-33cf2b145d38";
+
+/// The two items of a preserved value: the marker, then the value's handle (whose ownership
+/// passes to the reader).
+struct Preserved(Option<JsValue>, bool);
+
+impl<'de> de::SeqAccess<'de> for Preserved {
+    type Error = Error;
+
+    fn next_element_seed<T: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Error> {
+        if !self.1 {
+            self.1 = true;
+            return seed
+                .deserialize(IntoDeserializer::<Error>::into_deserializer(PRESERVED))
+                .map(Some);
+        }
+        match self.0.take() {
+            Some(v) => seed
+                .deserialize(IntoDeserializer::<Error>::into_deserializer(v.into_abi()))
+                .map(Some),
+            None => Ok(None),
+        }
     }
 }
 
@@ -418,21 +460,12 @@ impl<'de> de::MapAccess<'de> for Fields {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, Error> {
-        for field in self.fields.by_ref() {
-            let path = [&self.path, ".", field].concat();
-            // A throwing getter refuses the config, naming the field: read as absent, it could
-            // silently turn a feature off.
-            let value = Reflect::get(&self.obj, &JsValue::from_str(field))
-                .map_err(|e| Error::unreadable(&e).place(&path))?;
-            if value.is_undefined() {
-                continue;
-            }
-            self.value = Some((value, path));
-            return seed
-                .deserialize(IntoDeserializer::<Error>::into_deserializer(*field))
-                .map(Some);
+        match self.next_present()? {
+            Some(field) => seed
+                .deserialize(IntoDeserializer::<Error>::into_deserializer(field))
+                .map(Some),
+            None => Ok(None),
         }
-        Ok(None)
     }
 
     fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
@@ -441,6 +474,24 @@ impl<'de> de::MapAccess<'de> for Fields {
         };
         seed.deserialize(JsDeserializer::new(value, path.clone()))
             .map_err(|e| e.place(&path))
+    }
+}
+
+impl Fields {
+    /// The next field that is present, its value read and kept for `next_value_seed`.
+    fn next_present(&mut self) -> Result<Option<&'static str>, Error> {
+        for field in self.fields.by_ref() {
+            let path = [&self.path, ".", field].concat();
+            // A throwing getter refuses the config, naming the field: read as absent, it could
+            // silently turn a feature off.
+            let value = Reflect::get(&self.obj, &JsValue::from_str(field))
+                .map_err(|e| Error::unreadable(&e).place(&path))?;
+            if !value.is_undefined() {
+                self.value = Some((value, path));
+                return Ok(Some(field));
+            }
+        }
+        Ok(None)
     }
 }
 
