@@ -15,7 +15,7 @@ use crate::manager::{DestSpec, Earlier, Manager};
 use crate::ports::{FallbackStorage, Log};
 use crate::web::config::{self, parse_consent_object};
 use crate::web::dest::{consent_object, CreateEnv, Restored};
-use crate::web::engine::{dead_letter_object, error_object, Engine, Pending};
+use crate::web::engine::{Engine, Pending};
 use crate::web::event::{
     check_size, iso_date, object_arg, options_arg, page_context, Identity, PAGE_KEYS,
 };
@@ -24,6 +24,7 @@ use crate::web::lifecycle::{PageEvent, PageEvents};
 use crate::web::platform::{self, navigator_get, now, ConsoleLog, WebRng};
 use crate::web::registry;
 use crate::web::remote::Remote;
+use crate::web::results::{to_js, DeadLetterInfo, StatusInfo};
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -383,29 +384,13 @@ impl Analytics {
     /// Each destination's `{ id, type, state, circuit, delivered, failed, deadLettered, lastError }`.
     #[wasm_bindgen(unchecked_return_type = "DestinationStatus[]")]
     pub fn status(&self) -> Array {
-        let out = Array::new();
         let status = self.engine.mgr.borrow().status(now());
-        for (s, kind) in status.iter().zip(self.engine.kinds.iter()) {
-            let o = Object::new();
-            set(&o, "id", &JsValue::from_str(&s.id));
-            set(&o, "type", &JsValue::from_str(kind));
-            set(&o, "state", &JsValue::from_str(s.state.name()));
-            set(&o, "circuit", &JsValue::from_str(s.circuit.name()));
-            set(&o, "delivered", &JsValue::from(s.delivered as f64));
-            set(&o, "failed", &JsValue::from(s.failed as f64));
-            set(&o, "deadLettered", &JsValue::from(s.dead_lettered as f64));
-            set(&o, "pending", &JsValue::from(s.pending as f64));
-            set(
-                &o,
-                "lastError",
-                &match &s.last_error {
-                    Some(e) => error_object(e),
-                    None => JsValue::NULL,
-                },
-            );
-            out.push(&o);
-        }
-        out
+        let list: Vec<StatusInfo> = status
+            .iter()
+            .zip(self.engine.kinds.iter())
+            .map(|(s, kind)| StatusInfo::new(s, kind))
+            .collect();
+        to_js(&list).dyn_into().unwrap_or_default()
     }
 
     /// Resolves whether destination `id` can reach its backend (a vendor tag or `script`
@@ -463,12 +448,13 @@ impl Analytics {
         #[wasm_bindgen(unchecked_optional_param_type = "string")] destination: JsValue,
     ) -> Result<Array, JsValue> {
         let destination = opt_id(&destination, "deadLetters")?;
-        let out = Array::new();
         let mut dlq = self.engine.dlq.borrow_mut();
-        for d in dlq.list(destination.as_deref(), now()) {
-            out.push(&dead_letter_object(d));
-        }
-        Ok(out)
+        let list: Vec<DeadLetterInfo> = dlq
+            .list(destination.as_deref(), now())
+            .into_iter()
+            .map(DeadLetterInfo::from)
+            .collect();
+        Ok(to_js(&list).dyn_into().unwrap_or_default())
     }
 
     /// Re-delivers dead letters (one attempt each); resolves `{ retried, succeeded, failed }`;

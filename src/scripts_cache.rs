@@ -3,15 +3,49 @@
 //! `scriptsCacheTtlMs`. When a fetch fails or its body is invalid the last good copy is used,
 //! also an expired one, also one cached by an earlier page of the same session.
 //!
-//! Entries are plain text, `<fetched at ms>\n<body>`, so no JSON library is needed to read
-//! them; a value in a foreign format is a miss. The key is the storage prefix and the consent
-//! value, not the URL: a query that changes (a service switching endpoints or modes) still finds
-//! the last good copy.
+//! Entries are [`CachedScripts`] records, `{"v":1,"fetchedAt":<ms>,"body":"<response text>"}`;
+//! the plain text `<fetched at ms>\n<body>` of earlier releases is still read, and replaced on
+//! the next store. A value in a foreign format is a miss. The key is the storage prefix and the
+//! consent value, not the URL: a query that changes (a service switching endpoints or modes)
+//! still finds the last good copy.
 
+use std::borrow::Cow;
 use std::rc::Rc;
+
+use serde::{Deserialize, Serialize};
 
 use crate::consent::{Purpose, Purposes};
 use crate::ports::{Clock, Storage};
+
+/// The version of the stored entry format.
+const VERSION: u32 = 1;
+
+/// One cached response, as stored.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CachedScripts<'a> {
+    /// The format version, [`VERSION`].
+    pub v: u32,
+    /// When the response was fetched, in ms since the epoch; its freshness counts from here.
+    pub fetched_at: u64,
+    /// The response body, as received (and validated).
+    #[serde(borrow)]
+    pub body: Cow<'a, str>,
+}
+
+impl CachedScripts<'_> {
+    /// Reads a stored entry: (fetched at, body). The plain text of earlier releases,
+    /// `<fetched at ms>\n<body>`, is read too.
+    fn decode(text: &str) -> Option<(u64, String)> {
+        match serde_json::from_str::<CachedScripts>(text) {
+            Ok(c) => (c.v == VERSION).then(|| (c.fetched_at, c.body.into_owned())),
+            Err(_) => {
+                let (at, body) = text.split_once('\n')?;
+                Some((at.parse().ok()?, body.into()))
+            }
+        }
+    }
+}
 
 /// What the cache holds for a consent value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,13 +87,12 @@ impl ScriptsCache {
         let Ok(Some(text)) = self.storage.get(key) else {
             return None;
         };
-        let (at, body) = text.split_once('\n')?;
-        Some((crate::json::parse_dec(at)?, body.into()))
+        CachedScripts::decode(&text)
     }
 
     /// Reads the entry of consent value `consent`.
     fn read_for(&self, consent: Purposes) -> Option<(u64, String)> {
-        self.read(&self.key(&crate::json::dec(consent.bits().into())))
+        self.read(&self.key(&consent.bits().to_string()))
     }
 
     /// What the cache holds for `consent` now.
@@ -81,9 +114,15 @@ impl ScriptsCache {
     /// Stores a good (validated) response for `consent` and remembers it as the last good one.
     /// Storage failures are ignored: the cache is an optimisation.
     pub fn store(&self, consent: Purposes, body: &str) {
-        let bits = crate::json::dec(consent.bits().into());
-        let at = crate::json::dec(self.clock.now_ms());
-        let entry = [at.as_str(), "\n", body].concat();
+        let bits = consent.bits().to_string();
+        let entry = CachedScripts {
+            v: VERSION,
+            fetched_at: self.clock.now_ms(),
+            body: body.into(),
+        };
+        let Ok(entry) = serde_json::to_string(&entry) else {
+            return;
+        };
         if self.storage.set(&self.key(&bits), &entry).is_ok() {
             let _ = self.storage.set(&self.key("last"), &bits);
         }
@@ -100,9 +139,10 @@ impl ScriptsCache {
         let Ok(Some(bits)) = self.storage.get(&self.key("last")) else {
             return None;
         };
+        let last_bits: u64 = bits.parse().ok()?;
         let mut last = Purposes::NONE;
         for (i, p) in Purpose::ALL.into_iter().enumerate() {
-            last = last.with(p, crate::json::parse_dec(&bits)? >> i & 1 == 1);
+            last = last.with(p, last_bits >> i & 1 == 1);
         }
         if !consent.covers(last) {
             return None;
@@ -237,10 +277,47 @@ mod tests {
         assert_eq!(cache.lookup(c), Lookup::Missing);
         storage.set("ca:scripts:1", "x\nA").unwrap();
         assert_eq!(cache.lookup(c), Lookup::Missing);
+        for foreign in [
+            r#"{"v":2,"fetchedAt":1,"body":"A"}"#,
+            r#"{"v":1,"fetchedAt":-1,"body":"A"}"#,
+            r#"{"v":1,"fetchedAt":1,"body":"A","x":1}"#,
+            r#"{"v":1,"fetchedAt":1}"#,
+        ] {
+            storage.set("ca:scripts:1", foreign).unwrap();
+            assert_eq!(cache.lookup(c), Lookup::Missing, "{foreign}");
+        }
         storage.set_broken(true);
         cache.store(c, "B");
         assert_eq!(cache.lookup(c), Lookup::Missing);
         assert_eq!(cache.fallback(c), None);
+    }
+
+    #[test]
+    fn an_entry_stored_by_the_previous_release_is_read_and_replaced_on_the_next_store() {
+        let (storage, clock, cache) = setup(1000);
+        let c = granted(&[Measurement]);
+        // The previous release's text for consent bits 9, fetched at 999_500.
+        storage
+            .set("ca:scripts:9", "999500\n{\"scripts\":[],\"metadata\":{}}")
+            .unwrap();
+        storage.set("ca:scripts:last", "9").unwrap();
+        assert_eq!(
+            cache.lookup(c),
+            Lookup::Fresh(r#"{"scripts":[],"metadata":{}}"#.into())
+        );
+        clock.advance(500);
+        assert_eq!(
+            cache
+                .fallback(granted(&[Measurement, Marketing]))
+                .as_deref(),
+            Some(r#"{"scripts":[],"metadata":{}}"#)
+        );
+        cache.store(c, "B\nwith a line");
+        assert_eq!(
+            storage.get("ca:scripts:9").unwrap().as_deref(),
+            Some(r#"{"v":1,"fetchedAt":1000500,"body":"B\nwith a line"}"#)
+        );
+        assert_eq!(cache.lookup(c), Lookup::Fresh("B\nwith a line".into()));
     }
 
     #[test]

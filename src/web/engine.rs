@@ -15,6 +15,7 @@ use wasm_bindgen::JsCast;
 use super::dest::{adopt, timed, Destination, LoadEnv};
 use super::js::{get, set};
 use super::platform::{error_message, is_online, now, ConsoleLog};
+use super::results::{dead_letter_object, error_object, to_js, RetryResult};
 use super::timers::after;
 use crate::consent::{Consent, Purposes};
 use crate::dead_letter::{DeadLetter, DeadLetterQueue};
@@ -70,11 +71,14 @@ struct ReplayWaiter {
 impl ReplayWaiter {
     /// Resolves the call's promise with `{ retried, succeeded, failed }`.
     fn resolve(&self) {
-        let result = Object::new();
-        for (k, n) in ["retried", "succeeded", "failed"].iter().zip(self.counts) {
-            set(&result, k, &JsValue::from(n));
-        }
-        let _ = self.resolve.call1(&JsValue::NULL, &result);
+        let [retried, succeeded, failed] = self.counts;
+        let result = RetryResult {
+            retried,
+            succeeded,
+            failed,
+        };
+        // `resolve` is a promise's own resolve function: it does not throw.
+        let _ = self.resolve.call1(&JsValue::UNDEFINED, &to_js(&result));
     }
 }
 
@@ -913,40 +917,4 @@ enum Job {
     /// A load, and which attempt it is (see `Command::Load`).
     Load(LoadEnv, u32),
     Deliver(Vec<super::dest::Event>),
-}
-
-/// The error as `{ kind, message, status? }`.
-pub fn error_object(e: &DeliveryError) -> JsValue {
-    error_fields(e.kind, &e.message, e.status)
-}
-
-fn error_fields(kind: ErrorKind, message: &str, status: Option<u16>) -> JsValue {
-    let o = Object::new();
-    set(&o, "kind", &JsValue::from_str(kind.name()));
-    set(&o, "message", &JsValue::from_str(message));
-    if let Some(s) = status {
-        set(&o, "status", &JsValue::from(s));
-    }
-    o.into()
-}
-
-/// A dead letter as the page sees it.
-pub fn dead_letter_object(d: &DeadLetter) -> JsValue {
-    let o = Object::new();
-    set(&o, "id", &JsValue::from_str(&d.id));
-    set(&o, "destination", &JsValue::from_str(&d.destination));
-    set(
-        &o,
-        "event",
-        &js_sys::JSON::parse(&d.event_json).unwrap_or(JsValue::NULL),
-    );
-    set(&o, "error", &error_fields(d.kind, &d.message, d.status));
-    set(&o, "attempts", &JsValue::from(d.attempts));
-    set(
-        &o,
-        "firstFailedAt",
-        &JsValue::from(d.first_failed_at as f64),
-    );
-    set(&o, "lastFailedAt", &JsValue::from(d.last_failed_at as f64));
-    o.into()
 }

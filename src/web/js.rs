@@ -2,7 +2,6 @@
 
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
 // The reflective operations js-sys binds without `catch`. Page values may be proxies or have
 // throwing getters: each of these is an `Err` here, so a JavaScript exception never unwinds
@@ -153,78 +152,6 @@ pub fn check_keys(obj: &Object, allowed: &[&str], path: &str) -> Result<(), Stri
         }
     }
     Ok(())
-}
-
-fn present(obj: &Object, key: &str) -> Option<JsValue> {
-    let v = get(obj, key);
-    if v.is_undefined() {
-        None
-    } else {
-        Some(v)
-    }
-}
-
-/// `<path>.<key> must be <what>`: the message of a field of the wrong type or value.
-pub fn wrong(path: &str, key: &str, what: &str) -> String {
-    [path, ".", key, " must be ", what].concat()
-}
-
-/// An optional string field.
-pub fn opt_str(obj: &Object, key: &str, path: &str) -> Result<Option<String>, String> {
-    let Some(v) = present(obj, key) else {
-        return Ok(None);
-    };
-    match v.as_string() {
-        Some(s) => Ok(Some(s)),
-        None => Err(wrong(path, key, "a string")),
-    }
-}
-
-/// An optional boolean field.
-pub fn opt_bool(obj: &Object, key: &str, path: &str) -> Result<Option<bool>, String> {
-    let Some(v) = present(obj, key) else {
-        return Ok(None);
-    };
-    match v.as_bool() {
-        Some(b) => Ok(Some(b)),
-        None => Err(wrong(path, key, "a boolean")),
-    }
-}
-
-/// An optional non-negative integer field (at most 2^53).
-pub fn opt_uint(obj: &Object, key: &str, path: &str) -> Result<Option<u64>, String> {
-    let Some(v) = present(obj, key) else {
-        return Ok(None);
-    };
-    match v.as_f64() {
-        Some(n) if n >= 0.0 && n == (n as u64) as f64 && n <= 9_007_199_254_740_992.0 => {
-            Ok(Some(n as u64))
-        }
-        _ => Err(wrong(path, key, "a non-negative integer")),
-    }
-}
-
-/// An optional positive number field.
-pub fn opt_num(obj: &Object, key: &str, path: &str) -> Result<Option<f64>, String> {
-    let Some(v) = present(obj, key) else {
-        return Ok(None);
-    };
-    match v.as_f64() {
-        Some(n) if n.is_finite() && n > 0.0 => Ok(Some(n)),
-        _ => Err(wrong(path, key, "a positive number")),
-    }
-}
-
-/// An optional plain-object field.
-pub fn opt_obj(obj: &Object, key: &str, path: &str) -> Result<Option<Object>, String> {
-    let Some(v) = present(obj, key) else {
-        return Ok(None);
-    };
-    if is_plain_object(&v) {
-        Ok(Some(v.unchecked_into()))
-    } else {
-        Err(wrong(path, key, "an object"))
-    }
 }
 
 /// A `TypeError` with `msg`.

@@ -15,5 +15,6 @@ pub mod lifecycle;
 pub mod platform;
 pub mod registry;
 pub mod remote;
+pub mod results;
 pub mod storage;
 pub mod timers;
