@@ -4,9 +4,10 @@
 //! also an expired one, also one cached by an earlier page of the same session.
 //!
 //! Entries are plain text, `<fetched at ms>\n<body>`, so no JSON library is needed to read
-//! them; a value in a foreign format is a miss. The key is the storage prefix and the consent
-//! value, not the URL: a query that changes (a service switching endpoints or modes) still finds
-//! the last good copy.
+//! them; a value in a foreign format is a miss. The key is the storage prefix, the service
+//! (`scriptsUrl` without its query and fragment) and the consent value: a page that switches to
+//! another service, or a second client of another service, never applies the first service's
+//! list, while a query that changes (a service switching modes) still finds the last good copy.
 
 use std::rc::Rc;
 
@@ -29,23 +30,35 @@ pub struct ScriptsCache {
     storage: Rc<dyn Storage>,
     clock: Rc<dyn Clock>,
     prefix: String,
+    /// `scriptsUrl` without its query and fragment.
+    service: String,
     ttl_ms: u64,
 }
 
 impl ScriptsCache {
-    /// A cache in `storage` (sessionStorage in the browser) under keys starting with
-    /// `<prefix>:scripts:`, fresh for `ttl_ms`.
-    pub fn new(storage: Rc<dyn Storage>, clock: Rc<dyn Clock>, prefix: &str, ttl_ms: u64) -> Self {
+    /// A cache of the lists of `scripts_url` (resolved, in the browser) in `storage`
+    /// (sessionStorage in the browser) under keys starting with `<prefix>:scripts:`, fresh for
+    /// `ttl_ms`.
+    pub fn new(
+        storage: Rc<dyn Storage>,
+        clock: Rc<dyn Clock>,
+        prefix: &str,
+        scripts_url: &str,
+        ttl_ms: u64,
+    ) -> Self {
+        let end = scripts_url.find(['?', '#']).unwrap_or(scripts_url.len());
         ScriptsCache {
             storage,
             clock,
             prefix: prefix.into(),
+            service: scripts_url[..end].into(),
             ttl_ms,
         }
     }
 
+    /// The key of entry `tail` (a consent value, or `last`): `<prefix>:scripts:<tail>@<service>`.
     fn key(&self, tail: &str) -> String {
-        [&self.prefix, ":scripts:", tail].concat()
+        [&self.prefix, ":scripts:", tail, "@", &self.service].concat()
     }
 
     /// Reads the entry stored under `key`: (fetched at, body).
@@ -156,10 +169,12 @@ mod tests {
     use crate::ports::{FakeClock, MemoryStorage};
     use Purpose::*;
 
+    const SERVICE: &str = "https://example.test/scripts?mode=a";
+
     fn setup(ttl: u64) -> (Rc<MemoryStorage>, Rc<FakeClock>, ScriptsCache) {
         let s = Rc::new(MemoryStorage::new());
         let c = Rc::new(FakeClock::at(1_000_000));
-        let cache = ScriptsCache::new(s.clone(), c.clone(), "ca", ttl);
+        let cache = ScriptsCache::new(s.clone(), c.clone(), "ca", SERVICE, ttl);
         (s, c, cache)
     }
 
@@ -220,7 +235,7 @@ mod tests {
         cache.store(c, "kept");
         drop(cache);
         clock.advance(5000);
-        let again = ScriptsCache::new(storage, clock, "ca", 1000);
+        let again = ScriptsCache::new(storage, clock, "ca", SERVICE, 1000);
         assert_eq!(again.lookup(c), Lookup::Stale("kept".into()));
         assert_eq!(again.fallback(c).as_deref(), Some("kept"));
     }
@@ -230,17 +245,44 @@ mod tests {
         let (storage, clock, cache) = setup(1000);
         let c = granted(&[]);
         cache.store(c, "A");
-        let other = ScriptsCache::new(storage.clone(), clock.clone(), "other", 1000);
+        let other = ScriptsCache::new(storage.clone(), clock.clone(), "other", SERVICE, 1000);
         assert_eq!(other.lookup(c), Lookup::Missing);
         assert_eq!(other.fallback(c), None);
-        storage.set("ca:scripts:1", "garbage").unwrap();
+        storage
+            .set("ca:scripts:1@https://example.test/scripts", "garbage")
+            .unwrap();
         assert_eq!(cache.lookup(c), Lookup::Missing);
-        storage.set("ca:scripts:1", "x\nA").unwrap();
+        storage
+            .set("ca:scripts:1@https://example.test/scripts", "x\nA")
+            .unwrap();
         assert_eq!(cache.lookup(c), Lookup::Missing);
         storage.set_broken(true);
         cache.store(c, "B");
         assert_eq!(cache.lookup(c), Lookup::Missing);
         assert_eq!(cache.fallback(c), None);
+    }
+
+    #[test]
+    fn another_scripts_url_is_another_cache_but_another_query_is_not() {
+        let (storage, clock, cache) = setup(1000);
+        let c = granted(&[Measurement]);
+        cache.store(c, "A");
+        let other = |url: &str| ScriptsCache::new(storage.clone(), clock.clone(), "ca", url, 1000);
+        for url in [
+            "https://example.test/other-scripts",
+            "https://cdn.example.test/scripts",
+        ] {
+            let o = other(url);
+            assert_eq!(o.lookup(c), Lookup::Missing, "{url}");
+            assert_eq!(o.fallback(c), None, "{url}");
+            assert_eq!(
+                o.fallback(granted(&[Measurement, Marketing])),
+                None,
+                "{url}"
+            );
+        }
+        let same = other("https://example.test/scripts?mode=b#x");
+        assert_eq!(same.lookup(c), Lookup::Fresh("A".into()));
     }
 
     #[test]

@@ -84,8 +84,9 @@ class Sink {
 
   /**
    * { mode: 'ok' } | { mode: 'fail', status = 503, retryAfter? } |
-   * { mode: 'sequence', statuses: [503, 429, 200 | {status, retryAfter}], retryAfter? }
+   * { mode: 'sequence', statuses: [503, 429, 200 | {status, retryAfter, location, delayMs}], retryAfter? }
    * retryAfter: seconds (a number) or an HTTP-date (a string), sent as the Retry-After header.
+   * location: a URL sent as the Location header (with a 3xx status: a redirect).
    */
   setMode(spec) {
     if (!spec || typeof spec !== 'object') throw new Error('mode must be a JSON object');
@@ -107,6 +108,9 @@ class Sink {
         checkStatus(item.status);
         item.retryAfter ??= spec.retryAfter;
         checkRetryAfter(item.retryAfter);
+        if (item.location !== undefined && typeof item.location !== 'string') {
+          throw new Error(`invalid location ${JSON.stringify(item.location)} (a URL string)`);
+        }
         const delay = item.delayMs ?? 0;
         if (typeof delay !== 'number' || !(delay >= 0 && delay <= MAX_SLOW_MS)) {
           throw new Error(`invalid delayMs ${JSON.stringify(item.delayMs)} (0..${MAX_SLOW_MS})`);
@@ -316,7 +320,7 @@ export async function startServer({
     const body = await readBody(req);
     sink.requests += 1;
     sink.bytes += body.length;
-    const { status, retryAfter, delayMs } = sink.nextResponse();
+    const { status, retryAfter, delayMs, location } = sink.nextResponse();
     // A slow backend: it takes the batch only when it answers, and not at all if the client
     // gave up on the request first.
     if (delayMs && (await delay(res, delayMs))) {
@@ -326,6 +330,7 @@ export async function startServer({
     if (status < 200 || status > 299) {
       sink.rejected += 1;
       const headers = retryAfter !== undefined ? { 'Retry-After': String(retryAfter) } : {};
+      if (location !== undefined) headers.Location = location;
       return sendJson(res, status, { ok: false, error: `sink answers ${status}` }, headers);
     }
     let payload;
