@@ -8,7 +8,8 @@
 //   /fake/<name>.js        fake vendor scripts from www/fake/
 //   /fake/slow.js?ms=N     a script answered after N ms (sets window.__slowLoaded)
 //   /fake/broken.js        always 404
-//   /scripts               remote scripts list (?mode=bad: invalid body, ?mode=down: 500)
+//   /scripts               remote scripts list (?mode=bad: invalid body, ?mode=down: 500,
+//                          ?mode=filtered: a list filtered by the consent it is sent)
 //   /v1/batch, /v1/b       relay sink (Segment batch format), see /sink/* to inspect it
 //   /__log                 request log (GET), /__log/clear (POST)
 //   /bundle/*              files from the `bundleDir` option (a page a bundler built; tests)
@@ -426,6 +427,16 @@ export async function startServer({
       if (mode === 'down') return sendJson(res, 500, { error: 'scripts service down' });
       if (mode === 'bad') {
         return send(res, 200, 'not json', { 'Content-Type': 'application/json; charset=utf-8' });
+      }
+      if (mode === 'filtered') {
+        // A service that filters by consent itself: its scripts carry no requiredConsent, and
+        // the marketing one is listed only while marketing is granted.
+        let consent = {};
+        try {
+          consent = JSON.parse(searchParams.get('consent') ?? '{}') ?? {};
+        } catch {}
+        const scripts = consent.marketing ? [{ id: 'remote-filtered', src: '/fake/remote.js' }] : [];
+        return sendJson(res, 200, { scripts, metadata: { source: 'filtered' } });
       }
       return sendJson(res, 200, REMOTE_SCRIPTS);
     }

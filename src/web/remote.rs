@@ -1,6 +1,7 @@
 //! Remote scripts (`config.scriptsUrl`): after `Analytics.load` and each `setConsent`, asks
 //! `GET <scriptsUrl>?consent=<JSON>` for `{ scripts: [descriptor + requiredConsent], metadata }`,
-//! injects the scripts the consent allows and removes those it no longer allows. Responses are cached per `scriptsUrl` and consent value in sessionStorage
+//! injects the scripts the consent allows and removes those it no longer allows or the list no
+//! longer returns. Responses are cached per `scriptsUrl` and consent value in sessionStorage
 //! ([`crate::scripts_cache`]); a failed fetch or an invalid body is logged and the last good
 //! copy is used. Nothing here can break tracking: it runs on its own `spawn_local` task and
 //! only logs.
@@ -68,7 +69,8 @@ impl Remote {
     }
 
     /// Applies `consent`: removes at once the scripts it no longer allows, then (from the cache
-    /// or the network) injects those it allows, one after the other.
+    /// or the network) the list for it: removes the scripts the list no longer returns and
+    /// injects those it allows, one after the other.
     pub fn refresh(self: &Rc<Self>, consent: Purposes) {
         let generation = self.generation.get().wrapping_add(1);
         self.generation.set(generation);
@@ -114,6 +116,7 @@ impl Remote {
         if self.superseded(generation) {
             return;
         }
+        self.remove_unlisted(&list);
         for (d, req) in list {
             if self.superseded(generation) {
                 break; // A newer consent is being applied.
@@ -132,6 +135,20 @@ impl Remote {
                 log_error(&["remote scripts: ", &e.message].concat());
             }
         }
+    }
+
+    /// Removes the injected scripts that `list` does not return (any more): a service that
+    /// filters its list by the consent it is sent takes a script back by leaving it out.
+    fn remove_unlisted(&self, list: &[RemoteScript]) {
+        let mut gone = Vec::new();
+        self.injected.borrow_mut().retain(|(d, _)| {
+            let listed = list.iter().any(|(x, _)| x.id == d.id);
+            if !listed {
+                gone.push(d.clone());
+            }
+            listed
+        });
+        remove_revoked(&self.owner, &gone);
     }
 
     /// The list to apply from the answer `got` to `GET url` for `consent` (the body text or the
