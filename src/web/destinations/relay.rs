@@ -8,6 +8,8 @@
 //!
 //! - `deliver` POSTs one batch with `Content-Type: application/json`, `Authorization: Basic
 //!   base64(writeKey + ':')` when a writeKey is set, and the configured headers.
+//!   A redirect answer is not followed (only the configured endpoint receives events) and does
+//!   not acknowledge the batch: it is a `validation` failure, not retried.
 //! - `test` (`testDestination`) POSTs an empty batch and reports whether the answer was 2xx.
 //! - At page hide, `beacon` hands unsent events to `navigator.sendBeacon` in chunks within
 //!   `maxBatchBytes` and 64 KB (each a complete batch, sent as `text/plain`), or to
