@@ -46,12 +46,12 @@ impl ScriptsCache {
         scripts_url: &str,
         ttl_ms: u64,
     ) -> Self {
-        let end = scripts_url.find(['?', '#']).unwrap_or(scripts_url.len());
+        let service = scripts_url.split(['?', '#']).next().unwrap_or_default();
         ScriptsCache {
             storage,
             clock,
             prefix: prefix.into(),
-            service: scripts_url[..end].into(),
+            service: service.into(),
             ttl_ms,
         }
     }
