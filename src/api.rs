@@ -15,13 +15,16 @@ use crate::manager::{DestSpec, Earlier, Manager};
 use crate::ports::{FallbackStorage, Log};
 use crate::web::config::{self, parse_consent_object};
 use crate::web::dest::{consent_object, CreateEnv, Restored};
-use crate::web::engine::{dead_letter_object, error_object, Engine, Pending};
-use crate::web::event::{check_size, object_arg, options_arg, page_context, Identity};
-use crate::web::js::{error, get, is_plain_object, set, type_error};
+use crate::web::engine::{Engine, Pending};
+use crate::web::event::{
+    check_size, iso_date, object_arg, options_arg, page_context, Identity, PAGE_KEYS,
+};
+use crate::web::js::{error, get, is_plain_object, set, set_field, type_error};
 use crate::web::lifecycle::{PageEvent, PageEvents};
 use crate::web::platform::{self, navigator_get, now, ConsoleLog, WebRng};
 use crate::web::registry;
 use crate::web::remote::Remote;
+use crate::web::results::{to_js, DeadLetterInfo, StatusInfo};
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -97,7 +100,7 @@ impl Analytics {
             prefix: cfg.storage_prefix.clone(),
             storage: storage.clone(),
             log: log.clone(),
-            instance: [&crate::json::dec(next_instance()), ":"].concat(),
+            instance: [&next_instance().to_string(), ":"].concat(),
             timeout_ms: cfg.timeout_ms,
         };
         let mut dests = Vec::new();
@@ -381,29 +384,13 @@ impl Analytics {
     /// Each destination's `{ id, type, state, circuit, delivered, failed, deadLettered, lastError }`.
     #[wasm_bindgen(unchecked_return_type = "DestinationStatus[]")]
     pub fn status(&self) -> Array {
-        let out = Array::new();
         let status = self.engine.mgr.borrow().status(now());
-        for (s, kind) in status.iter().zip(self.engine.kinds.iter()) {
-            let o = Object::new();
-            set(&o, "id", &JsValue::from_str(&s.id));
-            set(&o, "type", &JsValue::from_str(kind));
-            set(&o, "state", &JsValue::from_str(s.state.name()));
-            set(&o, "circuit", &JsValue::from_str(s.circuit.name()));
-            set(&o, "delivered", &JsValue::from(s.delivered as f64));
-            set(&o, "failed", &JsValue::from(s.failed as f64));
-            set(&o, "deadLettered", &JsValue::from(s.dead_lettered as f64));
-            set(&o, "pending", &JsValue::from(s.pending as f64));
-            set(
-                &o,
-                "lastError",
-                &match &s.last_error {
-                    Some(e) => error_object(e),
-                    None => JsValue::NULL,
-                },
-            );
-            out.push(&o);
-        }
-        out
+        let list: Vec<StatusInfo> = status
+            .iter()
+            .zip(self.engine.kinds.iter())
+            .map(|(s, kind)| StatusInfo::new(s, kind))
+            .collect();
+        to_js(&list).dyn_into().unwrap_or_default()
     }
 
     /// Resolves whether destination `id` can reach its backend (a vendor tag or `script`
@@ -461,12 +448,13 @@ impl Analytics {
         #[wasm_bindgen(unchecked_optional_param_type = "string")] destination: JsValue,
     ) -> Result<Array, JsValue> {
         let destination = opt_id(&destination, "deadLetters")?;
-        let out = Array::new();
         let mut dlq = self.engine.dlq.borrow_mut();
-        for d in dlq.list(destination.as_deref(), now()) {
-            out.push(&dead_letter_object(d));
-        }
-        Ok(out)
+        let list: Vec<DeadLetterInfo> = dlq
+            .list(destination.as_deref(), now())
+            .into_iter()
+            .map(DeadLetterInfo::from)
+            .collect();
+        Ok(to_js(&list).dyn_into().unwrap_or_default())
     }
 
     /// Re-delivers dead letters (one attempt each); resolves `{ retried, succeeded, failed }`;
@@ -657,15 +645,15 @@ impl Analytics {
                     return Err("event must be a non-empty string".into());
                 }
                 let props = object_arg(b, "properties")?;
-                set(&e, "event", a);
-                set(&e, "properties", &props);
+                set_field(&e, "event", a);
+                set_field(&e, "properties", &props);
             }
             EventKind::Page => {
                 if !a.is_undefined() && !a.is_null() && !a.is_string() {
                     return Err("name must be a string".into());
                 }
                 let props = object_arg(b, "properties")?;
-                let merged = match crate::web::js::assign(&page_context(), &props) {
+                let merged = match crate::web::js::merged(&[&page_context(), &props]) {
                     Ok(m) => m,
                     Err(m) => return Err(["properties ", &m].concat()),
                 };
@@ -733,26 +721,19 @@ impl Analytics {
     ) -> Result<JsValue, String> {
         let consent = self.consent.get().granted();
         let id = self.identity.borrow();
-        let done = complete_event(
-            &e,
-            kind.name(),
-            options,
-            &id.anonymous_id,
-            user.or(id.user_id.as_deref()),
-            &self.context,
-            &self.prefs(consent),
-        );
+        let prefs = self.prefs(consent);
+        let common = Common {
+            anonymous_id: &id.anonymous_id,
+            user_id: user.or(id.user_id.as_deref()),
+            base: &self.context,
+            prefs: &prefs,
+        };
+        let done = complete_event(&e, kind, options, &common);
         drop(id);
-        let json = match done.as_string() {
-            Some(s) => check_size(s),
-            None => Err([
-                "event cannot be serialised: ",
-                &get(&done, "0").as_string().unwrap_or_default(),
-            ]
-            .concat()),
-        }?;
-        // Set by `completeEvent` (the option, or a new uuid).
-        let mid = get(&e, "messageId");
+        let (json, mid) = match done {
+            Ok((s, mid)) => (check_size(s)?, mid),
+            Err(m) => return Err(["event cannot be serialised: ", &m].concat()),
+        };
         let message_id: Rc<str> = mid.as_string().unwrap_or_default().into();
         self.engine.enqueue(Pending::Event {
             payload: e.into(),
@@ -799,12 +780,7 @@ fn id_arg(v: &JsValue, name: &str, required: bool) -> Result<Option<String>, Str
     match v.as_string() {
         Some(s) if !s.is_empty() => Ok(Some(s)),
         _ => match v.as_f64() {
-            Some(n) if n.is_finite() => {
-                match crate::web::js::op(crate::web::js::ops::STRING, v, &JsValue::UNDEFINED) {
-                    Ok(s) => Ok(s.as_string()),
-                    Err(_) => Ok(None),
-                }
-            }
+            Some(n) if n.is_finite() => Ok(crate::web::js::to_js_string(v)),
             _ => Err([name, " must be a non-empty string"].concat()),
         },
     }
@@ -841,19 +817,110 @@ fn check_event_name(name: &str) -> Result<(), JsValue> {
     }
 }
 
-#[wasm_bindgen(module = "/src/web/host.js")]
-extern "C" {
-    #[allow(clippy::too_many_arguments)]
-    #[wasm_bindgen(js_name = completeEvent)]
-    fn complete_event(
-        e: &Object,
-        kind: &str,
-        options: &JsValue,
-        anonymous_id: &str,
-        user_id: Option<&str>,
-        base: &Object,
-        prefs: &Object,
-    ) -> JsValue;
+/// What every event carries besides its own fields: the identity and consent in force and
+/// the context shared by every event of the client.
+struct Common<'a> {
+    anonymous_id: &'a str,
+    /// The persisted user id, or the one an identify sets.
+    user_id: Option<&'a str>,
+    /// `userAgent`, `locale`, `library`: under `options.context`.
+    base: &'a Object,
+    /// `{ necessary: true, ... }` at capture (copied into each event: stamped whatever
+    /// `options.context` says).
+    prefs: &'a Object,
+}
+
+/// Completes event `e` of `kind` with the fields every event has and returns its JSON and
+/// messageId, or why it cannot be serialised. `options` (validated, or undefined) may set `messageId` (else a new
+/// uuid), `timestamp` (else now), `anonymousId`, `userId` (else the event's own, else the
+/// common one, else null), `integrations` and `context`. `context` is the common one, then
+/// `options.context`, then `page` and the consent stamp; `context.page` is merged key by key as
+/// Segment's is: the document's, then (page events) the page fields of the properties, then
+/// `options.context.page`. Page data is copied as data: a `__proto__` key stays an own key.
+fn complete_event(
+    e: &Object,
+    kind: EventKind,
+    options: &JsValue,
+    common: &Common,
+) -> Result<(String, JsValue), String> {
+    // Read only when given: an event without options crosses into JavaScript less often.
+    let given = options.is_object();
+    let option = |k: &str| {
+        if given {
+            get(options, k)
+        } else {
+            JsValue::UNDEFINED
+        }
+    };
+    let text = |v: JsValue, default: JsValue| if v.is_string() { v } else { default };
+    set_field(e, "type", &JsValue::from_str(kind.name()));
+    let message_id = option("messageId");
+    let message_id = if message_id.is_string() {
+        message_id
+    } else {
+        JsValue::from_str(&platform::uuid())
+    };
+    set_field(e, "messageId", &message_id);
+    let timestamp = option("timestamp");
+    let timestamp = if timestamp.is_undefined() || timestamp.is_null() {
+        js_sys::Date::new_0().to_iso_string().into()
+    } else {
+        iso_date(&timestamp).unwrap_or_default()
+    };
+    set_field(e, "timestamp", &timestamp);
+    let anonymous_id = JsValue::from_str(common.anonymous_id);
+    set_field(e, "anonymousId", &text(option("anonymousId"), anonymous_id));
+    let user_id = common.user_id.map_or(JsValue::NULL, JsValue::from_str);
+    // Only an alias has a userId of its own.
+    let own = if kind == EventKind::Alias {
+        get(e, "userId")
+    } else {
+        JsValue::UNDEFINED
+    };
+    let user_id = text(option("userId"), text(own, user_id));
+    set_field(e, "userId", &user_id);
+    let context = option("context");
+    let context = if context.is_object() {
+        context
+    } else {
+        JsValue::UNDEFINED
+    };
+    let page = page_context();
+    if kind == EventKind::Page {
+        let properties = get(e, "properties");
+        for k in PAGE_KEYS {
+            set_field(&page, k, &get(&properties, k));
+        }
+        let name = get(e, "name");
+        if name.is_truthy() {
+            set_field(&properties, "name", &name);
+        }
+    }
+    let page_option = get(&context, "page");
+    let page = if page_option.is_object() {
+        crate::web::js::merged(&[&page, &page_option])?
+    } else {
+        page
+    };
+    let full = crate::web::js::merged(&[common.base, &context])?;
+    set_field(&full, "page", &page);
+    let stamp = Object::new();
+    set_field(
+        &stamp,
+        "categoryPreferences",
+        &Object::assign(&Object::new(), common.prefs),
+    );
+    set_field(&full, "consent", &stamp);
+    set_field(e, "context", &full);
+    let integrations = option("integrations");
+    let integrations = if integrations.is_object() {
+        integrations
+    } else {
+        Object::new().into()
+    };
+    set_field(e, "integrations", &integrations);
+    let json = crate::web::js::stringify(e).map_err(|e| platform::error_message(&e))?;
+    Ok((json, message_id))
 }
 
 /// A `TypeError` whose message is `<call>: <m>`.

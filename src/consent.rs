@@ -42,7 +42,10 @@ impl Purpose {
 
     /// Parses a purpose name; `None` for anything else.
     pub fn from_name(name: &str) -> Option<Purpose> {
-        crate::json::position(&NAMES, name).map(|i| Purpose::ALL[i])
+        NAMES
+            .iter()
+            .position(|n| *n == name)
+            .map(|i| Purpose::ALL[i])
     }
 
     fn bit(self) -> u8 {

@@ -10,26 +10,38 @@
 //! quota evicts the oldest entries (a drop like any other), and a storage that cannot be written at all leaves the
 //! queue in memory for the rest of the page, with one warning. No call returns an error.
 //!
-//! Stored format (no JSON parser needed), version `cadlq1`:
+//! Stored format, version 2: one JSON document, the entries oldest first (each a serde
+//! [`DeadLetter`]; the event JSON is kept as a string, verbatim):
 //!
 //! ```text
-//! cadlq1 <entry count>\n
-//! <id>\t<destination>\t<kind>\t<status>\t<attempts>\t<first_failed_at>\t<last_failed_at>\t<message>\t<event json>\n
-//! ...
+//! {"v":2,"entries":[{"id":"…","destination":"relay","event":"{\"type\":\"track\",…}",
+//!   "kind":"server","message":"HTTP 503","status":503,"attempts":4,
+//!   "firstFailedAt":1700000000000,"lastFailedAt":1700000007000}, …]}
 //! ```
 //!
-//! `id`, `destination` and `message` are escaped (`\\`, `\t`, `\n`, `\r`); `status` is empty
-//! when absent; numbers are canonical decimal; the event JSON is the verbatim last field. The
-//! count and the final newline make any truncation detectable. Anything not exactly in this
-//! form is discarded as a whole.
+//! A truncated value is not JSON; a value of another version, shape or app is discarded as a
+//! whole. The tab-separated `cadlq1` text of earlier releases is still read (module `cadlq1`) and
+//! is replaced by version 2 on the next write.
 
 use std::rc::Rc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::error::ErrorKind;
 use crate::ports::{Log, Storage, StorageError};
 
-/// The version header of the stored value.
-const HEADER: &str = "cadlq1";
+/// The version of the stored document this release writes.
+const VERSION: u32 = 2;
+
+/// The stored document: the queue's entries (`Vec<DeadLetter>` when read, the entries already
+/// serialised one by one when written) under a version number.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Document<E> {
+    v: u32,
+    entries: E,
+}
 
 /// Dead-letter queue settings (`deadLetter` in the config).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,20 +64,24 @@ impl Default for DeadLetterConfig {
     }
 }
 
-/// One delivery that exhausted its retries.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One delivery that exhausted its retries; stored as a JSON object with camelCase names.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeadLetter {
     /// A unique id for this entry.
     pub id: String,
     /// The destination the event failed to reach.
     pub destination: String,
-    /// The event as serialised by `JSON.stringify`, stored verbatim.
+    /// The event as serialised by `JSON.stringify`, stored verbatim (as a JSON string, so a
+    /// text that is not JSON is kept to be discarded with a warning when listed or taken).
+    #[serde(rename = "event")]
     pub event_json: String,
     /// The class of the last failure.
     pub kind: ErrorKind,
     /// The last failure's description.
     pub message: String,
     /// The last failure's HTTP status, for HTTP failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     /// Delivery attempts made so far.
     pub attempts: u32,
@@ -162,16 +178,8 @@ impl DeadLetterQueue {
 
     /// Adds a dead letter (newest last). Beyond `max_size` the oldest entries are dropped and
     /// counted in [`dropped`](Self::dropped).
-    pub fn push(&mut self, mut entry: DeadLetter, now_ms: u64) {
+    pub fn push(&mut self, entry: DeadLetter, now_ms: u64) {
         self.sync();
-        // JSON.stringify never emits raw line breaks; one here could only be JSON whitespace
-        // (or invalid JSON), so a space keeps the meaning and the line format intact.
-        // SAFETY: only ASCII bytes are replaced, by an ASCII byte: the text stays UTF-8.
-        for b in unsafe { entry.event_json.as_mut_vec() } {
-            if *b == b'\n' || *b == b'\r' {
-                *b = b' ';
-            }
-        }
         self.entries.push(entry);
         self.drop_expired(now_ms);
         self.enforce_bound();
@@ -266,7 +274,7 @@ impl DeadLetterQueue {
             let mut msg =
                 self.key_message("discarded a dead letter whose event is not a JSON object from");
             msg.push_str(": id ");
-            crate::json::push_str_lit(&mut msg, &e.id);
+            msg.push_str(&quoted(&e.id));
             self.log.warn(&msg);
         }
         !bad.is_empty()
@@ -341,22 +349,20 @@ impl DeadLetterQueue {
             self.dirty = true;
             return;
         }
-        let mut body = String::new();
+        // Each entry is serialised once: evicting the oldest to fit the quota then only writes a
+        // shorter list of the same texts.
+        let mut entries = Vec::with_capacity(self.entries.len());
         for e in &self.entries {
-            encode_line(&mut body, e);
+            match serde_json::value::to_raw_value(e) {
+                Ok(raw) => entries.push(raw),
+                // A DeadLetter always serialises; were it ever not to, keep the queue in memory.
+                Err(_) => return self.fall_back_to_memory(StorageError::Unavailable),
+            }
         }
-        let n = self.entries.len();
+        let n = entries.len();
         let mut evict = 0;
-        // Every entry is one line (no field holds a raw line break), so dropping the oldest
-        // entries is dropping the first lines.
-        let mut rest = body.as_str();
         loop {
-            let mut value = String::with_capacity(HEADER.len() + 12 + rest.len());
-            value.push_str(HEADER);
-            value.push(' ');
-            crate::json::push_dec(&mut value, (n - evict) as u64, 1);
-            value.push('\n');
-            value.push_str(rest);
+            let value = encode(&entries[evict..]);
             match self.storage.set(&self.config.storage_key, &value) {
                 Ok(()) => {
                     self.evict(evict, "the storage quota is full");
@@ -364,13 +370,7 @@ impl DeadLetterQueue {
                 }
                 // Never evict the newest entry: if even it alone does not fit, the quota is held by
                 // other data and eviction cannot help; keep everything in memory instead.
-                Err(StorageError::QuotaExceeded) if evict + 1 < n => {
-                    evict += 1;
-                    rest = match rest.split_once('\n') {
-                        Some((_, later)) => later,
-                        None => "",
-                    };
-                }
+                Err(StorageError::QuotaExceeded) if evict + 1 < n => evict += 1,
                 Err(e) => {
                     self.fall_back_to_memory(e);
                     return;
@@ -383,7 +383,7 @@ impl DeadLetterQueue {
     fn key_message(&self, before: &str) -> String {
         let mut msg = String::from(before);
         msg.push_str(" localStorage key ");
-        crate::json::push_str_lit(&mut msg, &self.config.storage_key);
+        msg.push_str(&quoted(&self.config.storage_key));
         msg
     }
 
@@ -422,105 +422,128 @@ fn expired(e: &DeadLetter, ttl_ms: u64, now_ms: u64) -> bool {
     now_ms.saturating_sub(e.last_failed_at) >= ttl_ms
 }
 
-fn encode_line(out: &mut String, e: &DeadLetter) {
-    push_escaped(out, &e.id);
-    out.push('\t');
-    push_escaped(out, &e.destination);
-    out.push('\t');
-    out.push_str(e.kind.name());
-    out.push('\t');
-    if let Some(s) = e.status {
-        crate::json::push_dec(out, s.into(), 1);
-    }
-    out.push('\t');
-    crate::json::push_dec(out, e.attempts.into(), 1);
-    out.push('\t');
-    crate::json::push_dec(out, e.first_failed_at, 1);
-    out.push('\t');
-    crate::json::push_dec(out, e.last_failed_at, 1);
-    out.push('\t');
-    push_escaped(out, &e.message);
-    out.push('\t');
-    out.push_str(&e.event_json);
-    out.push('\n');
+/// `s` as a JSON string literal, quotes included (how warnings name ids and keys).
+fn quoted(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
 }
 
-fn push_escaped(out: &mut String, s: &str) {
-    crate::json::push_escaped(out, s, false);
-}
-
-fn unescape(s: &str) -> Option<String> {
-    Some(crate::json::unescape(s, false)?.0)
-}
-
-/// A canonical decimal number: digits only, no sign, no leading zero.
-fn number(s: &str) -> Option<u64> {
-    // `parse_dec` refuses all but digits after an optional `+`: refuse the sign and a leading 0.
-    if s.starts_with('+') || (s.len() > 1 && s.starts_with('0')) {
-        return None;
-    }
-    crate::json::parse_dec(s)
-}
-
-/// The entries of a stored value, or `None` unless it is exactly well-formed.
-fn decode(value: &str) -> Option<Vec<DeadLetter>> {
-    let (header, mut body) = value.split_once('\n')?;
-    let count = number(header.strip_prefix(HEADER)?.strip_prefix(' ')?)?;
-    // Each entry needs at least 9 bytes, so a forged count cannot over-allocate.
-    let count = usize::try_from(count).ok()?;
-    if count > body.len() / 9 {
-        return None;
-    }
-    let mut entries = Vec::with_capacity(count);
-    for _ in 0..count {
-        let (line, rest) = body.split_once('\n')?;
-        body = rest;
-        entries.push(decode_line(line)?);
-    }
-    if body.is_empty() {
-        Some(entries)
-    } else {
-        None
-    }
-}
-
-/// The text up to the next tab (`None` without one), moving `rest` past the tab.
-fn field<'a>(rest: &mut &'a str) -> Option<&'a str> {
-    let (f, later) = rest.split_once('\t')?;
-    *rest = later;
-    Some(f)
-}
-
-fn decode_line(line: &str) -> Option<DeadLetter> {
-    let mut rest = line;
-    let mut next = || field(&mut rest);
-    let id = unescape(next()?)?;
-    let destination = unescape(next()?)?;
-    let kind = ErrorKind::from_name(next()?)?;
-    let status = match next()? {
-        "" => None,
-        s => Some(u16::try_from(number(s)?).ok()?),
+/// The stored value of a queue whose entries (oldest first) are already serialised.
+fn encode(entries: &[Box<RawValue>]) -> String {
+    let doc = Document {
+        v: VERSION,
+        entries,
     };
-    let attempts = u32::try_from(number(next()?)?).ok()?;
-    let first_failed_at = number(next()?)?;
-    let last_failed_at = number(next()?)?;
-    let message = unescape(next()?)?;
-    // The event JSON is the rest of the line (it may hold tabs).
-    let event_json = rest;
-    if event_json.contains('\r') {
-        return None;
+    // Serialising a version number and raw JSON texts cannot fail.
+    serde_json::to_string(&doc).unwrap_or_default()
+}
+
+/// The entries of a stored value, or `None` unless it is a well-formed queue of this version or
+/// the `cadlq1` text of earlier releases.
+fn decode(value: &str) -> Option<Vec<DeadLetter>> {
+    match serde_json::from_str::<Document<Vec<DeadLetter>>>(value) {
+        Ok(doc) => (doc.v == VERSION).then_some(doc.entries),
+        Err(_) => cadlq1::decode(value),
     }
-    Some(DeadLetter {
-        id,
-        destination,
-        event_json: event_json.into(),
-        kind,
-        message,
-        status,
-        attempts,
-        first_failed_at,
-        last_failed_at,
-    })
+}
+
+/// The stored format of earlier releases, read so that their dead letters survive the update
+/// (the next write replaces it by version 2):
+///
+/// ```text
+/// cadlq1 <entry count>\n
+/// <id>\t<destination>\t<kind>\t<status>\t<attempts>\t<first_failed_at>\t<last_failed_at>\t<message>\t<event json>\n
+/// ...
+/// ```
+///
+/// `id`, `destination` and `message` are escaped (`\\`, `\t`, `\n`, `\r`); `status` is empty
+/// when absent; numbers are canonical decimal; the event JSON is the verbatim last field. The
+/// count and the final newline make any truncation detectable. Anything not exactly in this
+/// form is discarded as a whole.
+mod cadlq1 {
+    use super::DeadLetter;
+    use crate::error::ErrorKind;
+
+    /// The version header of the stored value.
+    const HEADER: &str = "cadlq1";
+
+    /// The entries of a `cadlq1` value, or `None` unless it is exactly well-formed.
+    pub(super) fn decode(value: &str) -> Option<Vec<DeadLetter>> {
+        let (header, mut body) = value.split_once('\n')?;
+        let count = number(header.strip_prefix(HEADER)?.strip_prefix(' ')?)?;
+        // Each entry needs at least 9 bytes, so a forged count cannot over-allocate.
+        let count = usize::try_from(count).ok()?;
+        if count > body.len() / 9 {
+            return None;
+        }
+        let mut entries = Vec::with_capacity(count);
+        for _ in 0..count {
+            let (line, rest) = body.split_once('\n')?;
+            body = rest;
+            entries.push(decode_line(line)?);
+        }
+        body.is_empty().then_some(entries)
+    }
+
+    /// A canonical decimal number: digits only, no sign, no leading zero.
+    fn number(s: &str) -> Option<u64> {
+        if s.starts_with('+') || (s.len() > 1 && s.starts_with('0')) {
+            return None;
+        }
+        s.parse().ok()
+    }
+
+    /// Reverses the escaping of `id`, `destination` and `message`: only `\\`, `\n`, `\r` and
+    /// `\t` are escapes, and a raw `\r` is refused.
+    fn unescape(s: &str) -> Option<String> {
+        let mut out = String::with_capacity(s.len());
+        let mut chars = s.chars();
+        while let Some(c) = chars.next() {
+            out.push(match c {
+                '\\' => match chars.next()? {
+                    '\\' => '\\',
+                    'n' => '\n',
+                    'r' => '\r',
+                    't' => '\t',
+                    _ => return None,
+                },
+                '\r' => return None,
+                c => c,
+            });
+        }
+        Some(out)
+    }
+
+    fn decode_line(line: &str) -> Option<DeadLetter> {
+        let mut fields = line.splitn(9, '\t');
+        let mut next = || fields.next();
+        let id = unescape(next()?)?;
+        let destination = unescape(next()?)?;
+        let kind = ErrorKind::from_name(next()?)?;
+        let status = match next()? {
+            "" => None,
+            s => Some(u16::try_from(number(s)?).ok()?),
+        };
+        let attempts = u32::try_from(number(next()?)?).ok()?;
+        let first_failed_at = number(next()?)?;
+        let last_failed_at = number(next()?)?;
+        let message = unescape(next()?)?;
+        // The event JSON is the rest of the line (it may hold tabs).
+        let event_json = next()?;
+        if event_json.contains('\r') {
+            return None;
+        }
+        Some(DeadLetter {
+            id,
+            destination,
+            event_json: event_json.into(),
+            kind,
+            message,
+            status,
+            attempts,
+            first_failed_at,
+            last_failed_at,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -530,6 +553,14 @@ mod tests {
 
     const T0: u64 = 1_700_000_000_000;
     const KEY: &str = "consent-analytics:dlq";
+    /// The stored value of an empty queue.
+    const EMPTY: &str = r#"{"v":2,"entries":[]}"#;
+    /// Three dead letters as the previous release stored them (its `cadlq1` text, written by
+    /// its encoder for the entries of `real_value`).
+    const LEGACY: &str = "cadlq1 3\n\
+        0\trelay\tserver\t503\t4\t1699999993000\t1700000000000\tmess\\tage\\n\t{\"type\":\"track\",\"event\":\"Signed Up\",\"properties\":{\"plan\":\"pro\"}}\n\
+        1\trelay\tserver\t503\t4\t1699999993000\t1700000000000\tmess\\tage\\n\t{\"type\":\"track\",\"event\":\"Signed Up\",\"properties\":{\"plan\":\"pro\"}}\n\
+        2\trelay\tserver\t503\t4\t1699999993000\t1700000000000\tmess\\tage\\n\t{\"type\":\"track\",\"event\":\"Signed Up\",\"properties\":{\"plan\":\"pro\"}}\n";
 
     fn letter(id: &str, destination: &str, at: u64) -> DeadLetter {
         DeadLetter {
@@ -619,19 +650,29 @@ mod tests {
         assert_eq!(got, vec![odd, letter("2", "posthog", T0 + 1), empty]);
         assert_eq!(warnings(&log), 0);
         let stored = s.get(KEY).unwrap().unwrap();
-        assert!(stored.starts_with("cadlq1 3\n"), "{stored}");
-        assert_eq!(stored.lines().count(), 4, "one line per entry");
+        assert!(
+            stored.starts_with(r#"{"v":2,"entries":[{"id":"id\t1\\x","#),
+            "{stored}"
+        );
+        assert_eq!(entry_count(&stored), 3);
+    }
+
+    /// The number of entries in a stored value of this version.
+    fn entry_count(stored: &str) -> usize {
+        let doc: serde_json::Value = serde_json::from_str(stored).unwrap();
+        assert_eq!(doc["v"], 2, "{stored}");
+        doc["entries"].as_array().unwrap().len()
     }
 
     #[test]
-    fn raw_line_breaks_in_event_json_become_spaces() {
+    fn raw_line_breaks_in_event_json_are_kept_verbatim() {
         let (s, log) = setup();
         let mut q = open(&s, &log, T0);
         let mut e = letter("1", "relay", T0);
         e.event_json = "{\n\"a\":1\r\n}".into();
         q.push(e, T0);
         let mut again = open(&s, &log, T0);
-        assert_eq!(again.list(None, T0)[0].event_json, "{ \"a\":1  }");
+        assert_eq!(again.list(None, T0)[0].event_json, "{\n\"a\":1\r\n}");
     }
 
     #[test]
@@ -671,7 +712,7 @@ mod tests {
         let mut q = open_with(config, &s, &log, T0);
         assert_eq!(ids(&q.list(None, T0)), ["3", "4"]);
         assert_eq!(q.dropped(), 3);
-        assert!(s.get(KEY).unwrap().unwrap().starts_with("cadlq1 2\n"));
+        assert_eq!(entry_count(&s.get(KEY).unwrap().unwrap()), 2);
     }
 
     #[test]
@@ -696,7 +737,7 @@ mod tests {
         // The reopened queue removed "old" from storage; `q` starts from the stored value.
         assert_eq!(q.prune(T0 + 1600), 1);
         assert_eq!((q.len(), q.expired()), (0, 1));
-        assert_eq!(s.get(KEY).unwrap().as_deref(), Some("cadlq1 0\n"));
+        assert_eq!(s.get(KEY).unwrap().as_deref(), Some(EMPTY));
     }
 
     /// Two tabs: each queue starts every operation from the stored value.
@@ -738,7 +779,7 @@ mod tests {
         assert_eq!(ids(&q.list(None, T0)), Vec::<String>::new());
         assert_eq!(ids(&q.list(None, T0)), Vec::<String>::new());
         assert_eq!(warnings(&log), 1);
-        assert_eq!(s.get(KEY).unwrap().as_deref(), Some("cadlq1 0\n"));
+        assert_eq!(s.get(KEY).unwrap().as_deref(), Some(EMPTY));
     }
 
     #[test]
@@ -856,6 +897,11 @@ mod tests {
             "{\"foo\":1}",
             "[]",
             "null",
+            "{}",
+            r#"{"v":2}"#,
+            r#"{"v":2,"entries":{}}"#,
+            r#"{"v":2,"entries":[],"more":1}"#,
+            r#"{"v":2,"entries":[]}x"#,
             "cadlq1",
             "cadlq1 0",
             "cadlq1 00\n",
@@ -869,26 +915,81 @@ mod tests {
         }
     }
 
+    /// The previous release's `cadlq1` value is read as it was, quietly, and the next write
+    /// replaces it by the current format.
     #[test]
-    fn a_wrong_version_header_is_discarded() {
+    fn a_queue_stored_by_the_previous_release_is_read_and_migrated_on_the_next_write() {
+        let (s, log) = setup();
+        s.set(KEY, LEGACY).unwrap();
+        let mut q = open(&s, &log, T0);
+        let mut want: Vec<DeadLetter> = (0..3)
+            .map(|i| {
+                let mut e = letter(&i.to_string(), "relay", T0);
+                e.message = "mess\tage\n".into();
+                e
+            })
+            .collect();
+        let got: Vec<DeadLetter> = q.list(None, T0).into_iter().cloned().collect();
+        assert_eq!(got, want);
+        assert_eq!(warnings(&log), 0);
+        assert_eq!(s.get(KEY).unwrap().as_deref(), Some(LEGACY), "read only");
+
+        q.push(letter("3", "ga4", T0), T0);
+        want.push(letter("3", "ga4", T0));
+        let stored = s.get(KEY).unwrap().unwrap();
+        assert_eq!(entry_count(&stored), 4);
+        let got: Vec<DeadLetter> = open(&s, &log, T0)
+            .list(None, T0)
+            .into_iter()
+            .cloned()
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(warnings(&log), 0);
+    }
+
+    #[test]
+    fn a_wrong_version_is_discarded() {
         let v = real_value();
-        assert_discarded(&v.replacen("cadlq1", "cadlq2", 1));
-        assert_discarded(&v.replacen("cadlq1", "CADLQ1", 1));
-        assert_discarded(&v.replacen("cadlq1 ", "cadlq1  ", 1));
+        assert_discarded(&v.replacen(r#""v":2"#, r#""v":3"#, 1));
+        assert_discarded(&v.replacen(r#""v":2"#, r#""v":1"#, 1));
+        assert_discarded(&v.replacen(r#""v":2"#, r#""v":"2""#, 1));
+        assert_discarded(&v.replacen(r#""v":2,"#, "", 1));
+        assert_discarded(&LEGACY.replacen("cadlq1", "cadlq2", 1));
+        assert_discarded(&LEGACY.replacen("cadlq1", "CADLQ1", 1));
+        assert_discarded(&LEGACY.replacen("cadlq1 ", "cadlq1  ", 1));
     }
 
     #[test]
     fn every_truncation_of_a_real_value_is_discarded() {
-        let v = real_value();
-        for cut in (0..v.len()).filter(|&i| v.is_char_boundary(i)) {
-            assert_discarded(&v[..cut]);
+        for v in [real_value(), LEGACY.to_string()] {
+            for cut in (0..v.len()).filter(|&i| v.is_char_boundary(i)) {
+                assert_discarded(&v[..cut]);
+            }
         }
     }
 
     #[test]
     fn malformed_fields_are_discarded() {
         let v = real_value();
-        let line = v.lines().nth(1).unwrap();
+        let bad = [
+            v.replacen(r#""server""#, r#""sever""#, 1),
+            v.replacen(r#""server""#, r#""Server""#, 1),
+            v.replacen(":503,", ":0503,", 1),
+            v.replacen(":503,", ":70000,", 1),
+            v.replacen(":503,", ":-1,", 1),
+            v.replacen(":503,", ":503.5,", 1),
+            v.replacen(r#""attempts":4"#, r#""attempts":99999999999"#, 1),
+            v.replacen(r#""attempts":4,"#, "", 1),
+            v.replacen(r#""id":"0""#, r#""id":0"#, 1),
+            v.replacen("mess", "mess\\q", 1),
+            v.replacen("mess", "mess\r", 1),
+            v.replacen(r#""id":"0","#, r#""id":"0","extra":1,"#, 1),
+        ];
+        for b in bad {
+            assert_discarded(&b);
+        }
+        // The same for the previous release's lines.
+        let line = LEGACY.lines().nth(1).unwrap();
         let mut bad = vec![
             line.replacen("server", "sever", 1),
             line.replacen("503", "0503", 1),
@@ -905,38 +1006,43 @@ mod tests {
         for l in bad {
             assert_discarded(&format!("cadlq1 1\n{l}\n"));
         }
-        // The untouched line is accepted, so the mutations above are what got rejected.
-        let (s, log) = setup();
-        s.set(KEY, &format!("cadlq1 1\n{line}\n")).unwrap();
-        assert_eq!(open(&s, &log, T0).len(), 1);
+        // The untouched values are accepted, so the mutations above are what got rejected.
+        for good in [v, format!("cadlq1 1\n{line}\n")] {
+            let (s, log) = setup();
+            s.set(KEY, &good).unwrap();
+            assert!(!open(&s, &log, T0).is_empty());
+        }
     }
 
     #[test]
     fn random_bytes_never_panic_and_warn_at_most_once() {
         let mut rng = SeededRng::new(99);
-        let real = real_value();
-        for round in 0..3000 {
-            let value = if round % 2 == 0 {
-                let n = (rng.next_u32() % 200) as usize;
-                let bytes: Vec<u8> = (0..n).map(|_| rng.next_u32() as u8).collect();
-                String::from_utf8_lossy(&bytes).into_owned()
-            } else {
-                // A real value with one byte changed to a random ASCII byte.
-                let mut bytes = real.clone().into_bytes();
-                let i = rng.next_u32() as usize % bytes.len();
-                bytes[i] = (rng.next_u32() % 128) as u8;
-                String::from_utf8_lossy(&bytes).into_owned()
-            };
-            let (s, log) = setup();
-            s.set(KEY, &value).unwrap();
-            let _ = open(&s, &log, T0);
-            let decoded = decode(&value);
-            assert_eq!(warnings(&log), usize::from(decoded.is_none()), "{value:?}");
-            // What is accepted is canonical: it re-encodes to the very same text.
-            if let Some(entries) = decoded {
-                let mut again = format!("cadlq1 {}\n", entries.len());
-                entries.iter().for_each(|e| encode_line(&mut again, e));
-                assert_eq!(again, value);
+        for real in [real_value(), LEGACY.to_string()] {
+            for round in 0..3000 {
+                let value = if round % 2 == 0 {
+                    let n = (rng.next_u32() % 200) as usize;
+                    let bytes: Vec<u8> = (0..n).map(|_| rng.next_u32() as u8).collect();
+                    String::from_utf8_lossy(&bytes).into_owned()
+                } else {
+                    // A real value with one byte changed to a random ASCII byte.
+                    let mut bytes = real.clone().into_bytes();
+                    let i = rng.next_u32() as usize % bytes.len();
+                    bytes[i] = (rng.next_u32() % 128) as u8;
+                    String::from_utf8_lossy(&bytes).into_owned()
+                };
+                let (s, log) = setup();
+                s.set(KEY, &value).unwrap();
+                let _ = open(&s, &log, T0);
+                let decoded = decode(&value);
+                assert_eq!(warnings(&log), usize::from(decoded.is_none()), "{value:?}");
+                // What is accepted is written back as exactly the entries read.
+                if let Some(entries) = decoded {
+                    let raw: Vec<Box<RawValue>> = entries
+                        .iter()
+                        .map(|e| serde_json::value::to_raw_value(e).unwrap())
+                        .collect();
+                    assert_eq!(decode(&encode(&raw)), Some(entries));
+                }
             }
         }
     }
@@ -946,10 +1052,10 @@ mod tests {
         let (s, log) = setup();
         let mut q = open(&s, &log, T0);
         q.push(letter("0", "ga4", T0), T0);
-        let one_entry = s.get(KEY).unwrap().unwrap().len() - "cadlq1 1\n".len();
-        // Room for the header and three entries, not four.
+        let one_entry = s.get(KEY).unwrap().unwrap().len() - EMPTY.len();
+        // Room for the document and three entries (two commas), not four.
         s.set_quota(Some(
-            KEY.len() + "cadlq1 3\n".len() + 3 * one_entry + one_entry / 2,
+            KEY.len() + EMPTY.len() + 3 * one_entry + 2 + one_entry / 2,
         ));
         for i in 1..8 {
             q.push(letter(&i.to_string(), "ga4", T0), T0);

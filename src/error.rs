@@ -1,6 +1,8 @@
 //! Delivery failures, classified from structured facts (HTTP status, a failed fetch, a timeout,
 //! a script that did not load, a JavaScript hook that threw), never from message text.
 
+use serde::{Deserialize, Serialize};
+
 /// The error kinds' names, in declaration order.
 const NAMES: [&str; 8] = [
     "rate_limit",
@@ -13,8 +15,10 @@ const NAMES: [&str; 8] = [
     "unknown",
 ];
 
-/// The class of a delivery failure; decides whether it is retried.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The class of a delivery failure; decides whether it is retried. Its serde form is its
+/// [`name`](ErrorKind::name), in stored dead letters and in the objects the page reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// HTTP 429.
     RateLimit,
@@ -40,7 +44,7 @@ impl ErrorKind {
         NAMES[self as usize]
     }
 
-    /// Parses a kind name (for persisted dead letters).
+    /// Parses a kind name (for dead letters persisted by earlier releases).
     pub fn from_name(s: &str) -> Option<ErrorKind> {
         const ALL: [ErrorKind; 8] = [
             ErrorKind::RateLimit,
@@ -52,7 +56,7 @@ impl ErrorKind {
             ErrorKind::ScriptLoad,
             ErrorKind::Unknown,
         ];
-        crate::json::position(&NAMES, s).map(|i| ALL[i])
+        NAMES.iter().position(|n| *n == s).map(|i| ALL[i])
     }
 
     /// The class of a non-2xx HTTP status.
@@ -97,8 +101,7 @@ impl DeliveryError {
 
     /// A failure from a non-2xx HTTP answer.
     pub fn http(status: u16, retry_after_ms: Option<u64>) -> Self {
-        let mut message = String::from("HTTP ");
-        crate::json::push_dec(&mut message, status.into(), 1);
+        let message = ["HTTP ", &status.to_string()].concat();
         DeliveryError {
             kind: ErrorKind::from_status(status),
             message,
@@ -154,6 +157,9 @@ mod tests {
         for (k, name) in kinds {
             assert_eq!(k.name(), name);
             assert_eq!(ErrorKind::from_name(name), Some(k));
+            let quoted = ["\"", name, "\""].concat();
+            assert_eq!(serde_json::to_string(&k).unwrap(), quoted);
+            assert_eq!(serde_json::from_str::<ErrorKind>(&quoted).unwrap(), k);
         }
         assert_eq!(ErrorKind::from_name("Server"), None);
     }

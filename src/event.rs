@@ -42,7 +42,7 @@ impl EventKind {
             EventKind::Alias,
             EventKind::Consent,
         ];
-        crate::json::position(&NAMES, s).map(|i| ALL[i])
+        NAMES.iter().position(|n| *n == s).map(|i| ALL[i])
     }
 }
 

@@ -14,7 +14,6 @@ pub mod consent;
 pub mod dead_letter;
 pub mod error;
 pub mod event;
-pub mod json;
 pub mod manager;
 pub mod outbox;
 pub mod ports;

@@ -605,7 +605,7 @@ impl<P> Manager<P> {
                 let mut message = String::from("destination ");
                 message.push_str(&d.spec.id);
                 message.push_str(" holds ");
-                crate::json::push_dec(&mut message, limit as u64, 1);
+                message.push_str(&limit.to_string());
                 message.push_str(
                     " undelivered events (loading.bufferLimit); further events go to the dead-letter queue",
                 );

@@ -8,6 +8,7 @@
 //! acknowledgement one removal, whatever the backlog:
 //!
 //! - `<prefix>:outbox:<destination>:<owner>:<seq>` -> `{"v":1,"id":<messageId>,"event":<event>}`
+//!   (a [`StoredEvent`]: the event JSON is embedded as it was captured, never re-serialised)
 //! - `<prefix>:outbox-alive:<owner>` -> last heartbeat in ms (only without Web Locks)
 //!
 //! Each page (each relay instance) is one *owner*, an id made of its start time and a random
@@ -18,9 +19,12 @@
 //! every owner it adopted), and an owner whose lock can be taken (`ifAvailable`) is gone;
 //! without it, see [`Outbox::is_silent`].
 
+use std::borrow::Cow;
 use std::rc::Rc;
 
-use crate::json::push_str_lit;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
 use crate::ports::{Log, Storage, StorageError};
 
 /// Heartbeat period of the fallback used where `navigator.locks` is missing, in ms.
@@ -31,8 +35,23 @@ pub const HEARTBEAT_MS: u64 = 25_000;
 /// Largest body handed to `navigator.sendBeacon` / a keepalive `fetch` at page hide (64 KB).
 pub const BEACON_MAX_BYTES: usize = 64 * 1024;
 
-const VALUE_HEAD: &str = r#"{"v":1,"id":"#;
-const VALUE_EVENT: &str = r#","event":"#;
+/// The version of the stored entry format (unchanged since the first release).
+const VERSION: u32 = 1;
+
+/// One stored outbox entry, as read back: the event is borrowed from the stored text as the
+/// exact bytes captured, so a batch of adopted events is byte-identical to a fresh one.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredEvent<'a> {
+    /// The format version, [`VERSION`].
+    pub v: u32,
+    /// The event's messageId.
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    /// The event JSON, verbatim.
+    #[serde(borrow)]
+    pub event: &'a RawValue,
+}
 
 /// An undelivered event read back from storage.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,9 +119,7 @@ impl Outbox {
     }
 
     fn key(&self, owner: &str, seq: u64) -> String {
-        let mut key = [&self.base, owner, ":"].concat();
-        crate::json::push_dec(&mut key, seq, 1);
-        key
+        [&self.base, owner, ":", &seq.to_string()].concat()
     }
 
     fn store_failed(&mut self, e: StorageError) {
@@ -234,8 +251,8 @@ impl Outbox {
         let mut found: Vec<u64> = Vec::new();
         for k in keys {
             let rest = k.get(prefix.len()..).unwrap_or("");
-            match crate::json::parse_dec(rest) {
-                Some(seq) if crate::json::dec(seq) == rest => {
+            match rest.parse::<u64>() {
+                Ok(seq) if seq.to_string() == rest => {
                     found.push(seq);
                     let mut j = found.len() - 1;
                     while j > 0 && found[j - 1] >= seq {
@@ -304,7 +321,7 @@ impl Outbox {
     /// [`HEARTBEAT_MS`].
     pub fn beat(&mut self, now_ms: u64) {
         let key = [self.alive.as_str(), &self.owner].concat();
-        if let Err(e) = self.storage.set(&key, &crate::json::dec(now_ms)) {
+        if let Err(e) = self.storage.set(&key, &now_ms.to_string()) {
             self.store_failed(e);
         }
     }
@@ -323,9 +340,9 @@ impl Outbox {
     pub fn is_silent(&self, owner: &str, now_ms: u64) -> bool {
         let key = [&self.alive, owner].concat();
         match self.storage.get(&key) {
-            Ok(Some(v)) => match crate::json::parse_dec(&v) {
-                Some(at) => now_ms.saturating_sub(at) > 3 * HEARTBEAT_MS,
-                None => true,
+            Ok(Some(v)) => match v.parse::<u64>() {
+                Ok(at) => now_ms.saturating_sub(at) > 3 * HEARTBEAT_MS,
+                Err(_) => true,
             },
             Ok(None) => true,
             Err(_) => false,
@@ -335,7 +352,7 @@ impl Outbox {
 
 /// An owner id: the page's start time and a random part (no `:`), so that owners sort by age.
 pub fn owner_id(now_ms: u64, random: &str) -> String {
-    let mut id = crate::json::dec(now_ms);
+    let mut id = now_ms.to_string();
     id.push('-');
     let start = id.len();
     for b in random.bytes() {
@@ -352,7 +369,7 @@ fn owner_time(owner: &str) -> u64 {
         Some((time, _)) => time,
         None => owner,
     };
-    crate::json::parse_dec(time).unwrap_or(0)
+    time.parse().unwrap_or(0)
 }
 
 /// Splits `<owner>:<seq>`; `None` for anything else (e.g. a destination id that merely starts
@@ -362,26 +379,35 @@ fn split_key(rest: &str) -> Option<(&str, u64)> {
     if owner.is_empty() || seq.contains(':') {
         return None;
     }
-    Some((owner, crate::json::parse_dec(seq)?))
+    Some((owner, seq.parse().ok()?))
 }
 
-/// The stored value of an entry.
+/// `s` as a JSON string literal, quotes included.
+fn quoted(s: &str) -> String {
+    // Serialising a string cannot fail.
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+/// The stored value of an entry: the text [`StoredEvent`] reads. Written on every `track()`
+/// for the relay, so the event JSON (valid, from `JSON.stringify`) is embedded as it is: a
+/// `&RawValue` for serde would have to parse it again first. Only the messageId is escaped.
 pub fn encode_value(message_id: &str, json: &str) -> String {
-    let mut v = String::with_capacity(VALUE_HEAD.len() + message_id.len() + json.len() + 14);
-    v.push_str(r#"{"v":1,"id":"#);
-    push_str_lit(&mut v, message_id);
-    v.push_str(VALUE_EVENT);
-    v.push_str(json);
-    v.push('}');
-    v
+    [
+        r#"{"v":1,"id":"#,
+        &quoted(message_id),
+        r#","event":"#,
+        json,
+        "}",
+    ]
+    .concat()
 }
 
-/// Reads a stored value back: (messageId, event JSON), `None` when it is not one of ours.
+/// Reads a stored value back: (messageId, event JSON), `None` when it is not one of ours (not
+/// JSON, another version or shape, an event that is not an object).
 pub fn decode_value(v: &str) -> Option<(String, &str)> {
-    let rest = v.strip_prefix(VALUE_HEAD)?;
-    let (id, rest) = crate::json::unescape(rest.strip_prefix('"')?, true)?;
-    let json = rest.strip_prefix(VALUE_EVENT)?.strip_suffix('}')?;
-    (json.len() >= 2 && json.starts_with('{') && json.ends_with('}')).then_some((id, json))
+    let stored: StoredEvent = serde_json::from_str(v).ok()?;
+    let json = stored.event.get();
+    (stored.v == VERSION && json.starts_with('{')).then(|| (stored.id.into_owned(), json))
 }
 
 /// The relay's request body: `{"batch":[<event>,...],"sentAt":"<ISO>","writeKey"?:...}`, built
@@ -400,10 +426,10 @@ pub fn batch_body(events: &[&str], sent_at: &str, write_key: Option<&str>) -> St
 
 fn push_tail(out: &mut String, sent_at: &str, write_key: Option<&str>) {
     out.push_str(r#"],"sentAt":"#);
-    push_str_lit(out, sent_at);
+    out.push_str(&quoted(sent_at));
     if let Some(k) = write_key {
         out.push_str(r#","writeKey":"#);
-        push_str_lit(out, k);
+        out.push_str(&quoted(k));
     }
     out.push('}');
 }
@@ -503,6 +529,32 @@ mod tests {
         ] {
             assert_eq!(decode_value(bad), None, "{bad:?}");
         }
+    }
+
+    /// The entry format is unchanged since the previous release: its values (here as its
+    /// encoder wrote them, control characters as `\u00XX`) are read as they are, event bytes
+    /// included, and adopted without being rewritten.
+    #[test]
+    fn an_entry_stored_by_the_previous_release_is_read_and_adopted_verbatim() {
+        let old = r#"{"v":1,"id":"a\"b\\c\nd\u0001\u0008é","event":{"type":"track","messageId":"m 1","properties":{"s":"\u00e9 \/"}}}"#;
+        assert_eq!(
+            decode_value(old),
+            Some((
+                "a\"b\\c\nd\u{1}\u{8}é".to_string(),
+                r#"{"type":"track","messageId":"m 1","properties":{"s":"\u00e9 \/"}}"#
+            ))
+        );
+        let s = Rc::new(MemoryStorage::new());
+        let log = Rc::new(RecordingLog::default());
+        s.set("ca:outbox:relay:100-a:0", old).unwrap();
+        let mut me = outbox(&s, &log, "200-b");
+        let got = me.adopt("100-a", &mut Vec::new());
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            s.get("ca:outbox:relay:200-b:0").unwrap().as_deref(),
+            Some(old)
+        );
+        assert!(log.warnings.borrow().is_empty());
     }
 
     #[test]

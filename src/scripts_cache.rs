@@ -3,16 +3,45 @@
 //! `scriptsCacheTtlMs`. When a fetch fails or its body is invalid the last good copy is used,
 //! also an expired one, also one cached by an earlier page of the same session.
 //!
-//! Entries are plain text, `<fetched at ms>\n<body>`, so no JSON library is needed to read
-//! them; a value in a foreign format is a miss. The key is the storage prefix, the service
+//! Entries are [`CachedScripts`] records, `{"v":1,"fetchedAt":<ms>,"body":"<response text>"}`;
+//! a value in a foreign format is a miss. The key is the storage prefix, the service
 //! (`scriptsUrl` without its query and fragment) and the consent value: a page that switches to
 //! another service, or a second client of another service, never applies the first service's
 //! list, while a query that changes (a service switching modes) still finds the last good copy.
+//! Entries of earlier releases sit under keys without the service: misses, refilled by the next
+//! fetch (the cache is an optimisation; the last good copy of an earlier release is not used).
 
+use std::borrow::Cow;
 use std::rc::Rc;
+
+use serde::{Deserialize, Serialize};
 
 use crate::consent::{Purpose, Purposes};
 use crate::ports::{Clock, Storage};
+
+/// The version of the stored entry format.
+const VERSION: u32 = 1;
+
+/// One cached response, as stored.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CachedScripts<'a> {
+    /// The format version, [`VERSION`].
+    pub v: u32,
+    /// When the response was fetched, in ms since the epoch; its freshness counts from here.
+    pub fetched_at: u64,
+    /// The response body, as received (and validated).
+    #[serde(borrow)]
+    pub body: Cow<'a, str>,
+}
+
+impl CachedScripts<'_> {
+    /// Reads a stored entry: (fetched at, body); `None` for a value in another format.
+    fn decode(text: &str) -> Option<(u64, String)> {
+        let c = serde_json::from_str::<CachedScripts>(text).ok()?;
+        (c.v == VERSION).then(|| (c.fetched_at, c.body.into_owned()))
+    }
+}
 
 /// What the cache holds for a consent value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,13 +95,12 @@ impl ScriptsCache {
         let Ok(Some(text)) = self.storage.get(key) else {
             return None;
         };
-        let (at, body) = text.split_once('\n')?;
-        Some((crate::json::parse_dec(at)?, body.into()))
+        CachedScripts::decode(&text)
     }
 
     /// Reads the entry of consent value `consent`.
     fn read_for(&self, consent: Purposes) -> Option<(u64, String)> {
-        self.read(&self.key(&crate::json::dec(consent.bits().into())))
+        self.read(&self.key(&consent.bits().to_string()))
     }
 
     /// What the cache holds for `consent` now.
@@ -94,9 +122,15 @@ impl ScriptsCache {
     /// Stores a good (validated) response for `consent` and remembers it as the last good one.
     /// Storage failures are ignored: the cache is an optimisation.
     pub fn store(&self, consent: Purposes, body: &str) {
-        let bits = crate::json::dec(consent.bits().into());
-        let at = crate::json::dec(self.clock.now_ms());
-        let entry = [at.as_str(), "\n", body].concat();
+        let bits = consent.bits().to_string();
+        let entry = CachedScripts {
+            v: VERSION,
+            fetched_at: self.clock.now_ms(),
+            body: body.into(),
+        };
+        let Ok(entry) = serde_json::to_string(&entry) else {
+            return;
+        };
         if self.storage.set(&self.key(&bits), &entry).is_ok() {
             let _ = self.storage.set(&self.key("last"), &bits);
         }
@@ -113,9 +147,10 @@ impl ScriptsCache {
         let Ok(Some(bits)) = self.storage.get(&self.key("last")) else {
             return None;
         };
+        let last_bits: u64 = bits.parse().ok()?;
         let mut last = Purposes::NONE;
         for (i, p) in Purpose::ALL.into_iter().enumerate() {
-            last = last.with(p, crate::json::parse_dec(&bits)? >> i & 1 == 1);
+            last = last.with(p, last_bits >> i & 1 == 1);
         }
         if !consent.covers(last) {
             return None;
@@ -256,6 +291,15 @@ mod tests {
             .set("ca:scripts:1@https://example.test/scripts", "x\nA")
             .unwrap();
         assert_eq!(cache.lookup(c), Lookup::Missing);
+        for foreign in [
+            r#"{"v":2,"fetchedAt":1,"body":"A"}"#,
+            r#"{"v":1,"fetchedAt":-1,"body":"A"}"#,
+            r#"{"v":1,"fetchedAt":1,"body":"A","x":1}"#,
+            r#"{"v":1,"fetchedAt":1}"#,
+        ] {
+            storage.set("ca:scripts:1", foreign).unwrap();
+            assert_eq!(cache.lookup(c), Lookup::Missing, "{foreign}");
+        }
         storage.set_broken(true);
         cache.store(c, "B");
         assert_eq!(cache.lookup(c), Lookup::Missing);
@@ -283,6 +327,21 @@ mod tests {
         }
         let same = other("https://example.test/scripts?mode=b#x");
         assert_eq!(same.lookup(c), Lookup::Fresh("A".into()));
+    }
+
+    #[test]
+    fn an_entry_stored_by_the_previous_release_is_a_miss_not_applied() {
+        let (storage, _clock, cache) = setup(1000);
+        let c = granted(&[Measurement]);
+        // The previous release's text for consent bits 9, under its key without the service.
+        storage
+            .set("ca:scripts:9", "999500\n{\"scripts\":[],\"metadata\":{}}")
+            .unwrap();
+        storage.set("ca:scripts:last", "9").unwrap();
+        assert_eq!(cache.lookup(c), Lookup::Missing);
+        assert_eq!(cache.fallback(c), None);
+        cache.store(c, "B\nwith a line");
+        assert_eq!(cache.lookup(c), Lookup::Fresh("B\nwith a line".into()));
     }
 
     #[test]

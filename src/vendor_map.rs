@@ -160,7 +160,7 @@ impl Vendor {
 
 /// Whether `name` is one of Meta's standard events.
 pub fn is_meta_standard(name: &str) -> bool {
-    crate::json::position(&META_STANDARD_EVENTS, name).is_some()
+    META_STANDARD_EVENTS.contains(&name)
 }
 
 /// The Consent Mode v2 state for the granted purposes: `(type, "granted" | "denied")` pairs.

@@ -3,8 +3,11 @@
 
 use std::rc::Rc;
 
-use js_sys::{Array, Function, Object, Promise};
+use std::cell::{Cell, RefCell};
+
+use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
 use super::inject::{parse_descriptor, remove_all, remove_revoked, Injecting};
 use super::js::set;
@@ -140,9 +143,17 @@ pub struct JsDestination {
     /// Bumped by `revoke` and `destroy`: a load started before stops injecting and does not
     /// initialise.
     generation: Rc<std::cell::Cell<u32>>,
-    /// The state of the delivery in flight, shared with `deliverEvents`: the event being
-    /// delivered and whether it failed or timed out.
-    flight: std::cell::RefCell<JsValue>,
+    /// The state of the delivery in flight.
+    flight: RefCell<Rc<Flight>>,
+}
+
+/// A delivery to a JavaScript destination, as its hooks run: the event being delivered (as the
+/// hooks see it, for `onError`) and whether the delivery failed or timed out, after which no
+/// further hook of it runs and `onError` is not called again.
+#[derive(Default)]
+struct Flight {
+    event: RefCell<JsValue>,
+    over: Cell<bool>,
 }
 
 impl JsDestination {
@@ -177,7 +188,7 @@ impl JsDestination {
             settings: settings.into(),
             scripts: Default::default(),
             generation: Default::default(),
-            flight: std::cell::RefCell::new(JsValue::UNDEFINED),
+            flight: Default::default(),
         })
     }
 }
@@ -252,13 +263,126 @@ pub fn timed<T: 'static>(ms: u64, message: String, k: Then<T>) -> Then<T> {
 
 /// The timeout message of a hook of a load (`initialize timed out after 300 ms`).
 fn late(name: &str, ms: u64) -> String {
-    [name, " timed out after ", &crate::json::dec(ms), " ms"].concat()
+    [name, " timed out after ", &ms.to_string(), " ms"].concat()
 }
 
-/// Calls `done` once a hook's promise settles; a rejection is an `unknown` failure.
-fn settled(p: &Promise, done: Done) {
-    let p = JsFuture::from(p.clone());
-    spawn_local(async move { done(p.await.map(drop).map_err(|e| unknown(&e))) });
+#[wasm_bindgen]
+extern "C" {
+    /// `Promise.resolve(v)`, which throws only for a promise whose `constructor` getter does.
+    #[wasm_bindgen(catch, js_namespace = Promise, js_name = resolve)]
+    fn promise_resolve(v: &JsValue) -> Result<Promise, JsValue>;
+}
+
+/// What page code returned, as a promise: a returned promise or thenable is adopted.
+pub fn adopt(v: &JsValue) -> Promise {
+    promise_resolve(v).unwrap_or_else(|e| Promise::reject(&e))
+}
+
+/// `obj[name]` when it is a function (`None` when it is not, or reading it throws).
+fn method(obj: &JsValue, name: &str) -> Option<Function> {
+    Reflect::get(obj, &JsValue::from_str(name))
+        .ok()
+        .and_then(|f| f.dyn_into().ok())
+}
+
+/// Calls `obj[name](a, b)` now and returns a promise of what it returns (a returned promise
+/// or thenable adopted); `None` without such a method. A throw is a rejected promise.
+fn start_hook(obj: &JsValue, name: &str, a: &JsValue, b: &JsValue) -> Option<Promise> {
+    let f = method(obj, name)?;
+    Some(match f.call2(obj, a, b) {
+        Ok(v) => adopt(&v),
+        Err(e) => Promise::reject(&e),
+    })
+}
+
+/// Calls `obj[name](a, b)` and awaits what it returns: `Ok(None)` without such a method,
+/// `Err` with what it threw or rejected with.
+async fn call_hook(
+    obj: &JsValue,
+    name: &str,
+    a: &JsValue,
+    b: &JsValue,
+) -> Result<Option<JsValue>, JsValue> {
+    match start_hook(obj, name, a, b) {
+        Some(p) => JsFuture::from(p).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Runs hook `name` of `obj` and calls `done` with what it resolved (undefined without the
+/// method); a throw or rejection is an `unknown` failure.
+fn run_hook(obj: &JsValue, name: &'static str, a: &JsValue, done: Then<JsValue>) {
+    let (obj, a) = (obj.clone(), a.clone());
+    spawn_local(async move {
+        let r = call_hook(&obj, name, &a, &JsValue::UNDEFINED).await;
+        done(r.map(Option::unwrap_or_default).map_err(|e| unknown(&e)));
+    });
+}
+
+impl JsDestination {
+    /// Delivers `events` in order, stopping at the first failure or once the delivery is over
+    /// (timed out); `Err` holds what a hook threw or rejected with.
+    async fn deliver_all(&self, events: &[Event], flight: &Rc<Flight>) -> Result<(), JsValue> {
+        for ev in events {
+            if flight.over.get() {
+                break;
+            }
+            if let Err(e) = self.deliver_one(ev, flight).await {
+                if let Some(told) = tell(&self.obj, flight, &e) {
+                    let _ = JsFuture::from(told).await;
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers one event: `onBeforeEvent` gets a copy parsed from its JSON and may return a
+    /// changed event, or null to skip it; then the hook of its type with `{ destination: id }`;
+    /// then `onAfterEvent(event, result)`, not awaited and its failures ignored: the event is
+    /// delivered whatever it does, or however long it takes.
+    async fn deliver_one(&self, ev: &Event, flight: &Flight) -> Result<(), JsValue> {
+        let mut payload = ev.payload.clone();
+        *flight.event.borrow_mut() = payload.clone();
+        if method(&self.obj, "onBeforeEvent").is_some() {
+            let copy = js_sys::JSON::parse(&ev.json)?;
+            let v = call_hook(&self.obj, "onBeforeEvent", &copy, &JsValue::UNDEFINED).await?;
+            if flight.over.get() || v.as_ref().is_some_and(JsValue::is_null) {
+                return Ok(());
+            }
+            payload = v.filter(JsValue::is_object).unwrap_or(copy);
+            *flight.event.borrow_mut() = payload.clone();
+        }
+        let ctx = Object::new();
+        set(&ctx, "destination", &JsValue::from_str(&self.id));
+        let r = call_hook(&self.obj, hook(ev.kind), &payload, &ctx).await?;
+        if !flight.over.get() {
+            let r = r.unwrap_or_default();
+            if let Some(p) = start_hook(&self.obj, "onAfterEvent", &payload, &r) {
+                ignore(p);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Ends the delivery of `flight` and calls `onError(error, event being delivered)` now, unless
+/// it was over already: the promise of what `onError` returned, for the caller to await or
+/// [`ignore`].
+fn tell(obj: &JsValue, flight: &Flight, error: &JsValue) -> Option<Promise> {
+    if flight.over.replace(true) {
+        return None;
+    }
+    let event = flight.event.borrow().clone();
+    start_hook(obj, "onError", error, &event)
+}
+
+/// Lets what page code returned settle in the background, whatever it settles to (a rejection
+/// is handled, not reported as unhandled).
+fn ignore(p: Promise) {
+    spawn_local(async move {
+        let _ = JsFuture::from(p).await;
+    });
 }
 
 impl Destination for JsDestination {
@@ -266,7 +390,7 @@ impl Destination for JsDestination {
         let generation = self.generation.get();
         let consent = consent_object(env.consent);
         let ms = env.timeout_ms;
-        let p = call_hook(&self.obj, "scripts", &self.settings, &consent);
+        let (obj, settings) = (self.obj.clone(), self.settings.clone());
         // Each hook of the load has `loading.timeoutMs` to settle (injection has its own).
         let k = timed(
             ms,
@@ -302,14 +426,11 @@ impl Destination for JsDestination {
                             return done(Err(super::inject::revoked()));
                         }
                         match r {
-                            Ok(()) => settled(
-                                &call_hook(
-                                    &self.obj,
-                                    "initialize",
-                                    &self.settings,
-                                    &JsValue::UNDEFINED,
-                                ),
-                                timed(ms, late("initialize", ms), done),
+                            Ok(()) => run_hook(
+                                &self.obj,
+                                "initialize",
+                                &self.settings,
+                                timed(ms, late("initialize", ms), Box::new(|r| done(r.map(drop)))),
                             ),
                             Err(e) => done(Err(e)),
                         }
@@ -318,27 +439,31 @@ impl Destination for JsDestination {
                 .run();
             }),
         );
-        let p = JsFuture::from(p);
-        spawn_local(async move { k(p.await.map_err(|e| unknown(&e))) });
+        spawn_local(async move {
+            let r = call_hook(&obj, "scripts", &settings, &consent.into()).await;
+            k(r.map(Option::unwrap_or_default).map_err(|e| unknown(&e)))
+        });
     }
 
     fn deliver(self: Rc<Self>, events: Vec<Event>, done: Done) {
-        let list = Array::new();
-        for ev in &events {
-            list.push(&JsValue::from_str(hook(ev.kind)));
-            list.push(&ev.payload);
-            list.push(&JsValue::from_str(&ev.json));
-        }
-        let at = Array::new();
-        *self.flight.borrow_mut() = at.clone().into();
-        settled(&deliver_events(&self.obj, &self.id, &list, &at), done);
+        let flight = Rc::new(Flight::default());
+        *self.flight.borrow_mut() = flight.clone();
+        spawn_local(async move {
+            let r = self.deliver_all(&events, &flight).await;
+            done(r.map_err(|e| unknown(&e)));
+        });
     }
 
     fn failed(&self, error: &DeliveryError) {
-        // Its own failures are `unknown`: a timeout is the engine's.
+        // Its own failures are `unknown`: a timeout is the engine's, told as a thrown Error of
+        // kind 'timeout' would be.
         if error.kind == ErrorKind::Timeout {
-            let at = self.flight.borrow().clone();
-            hook_timed_out(&self.obj, &at, &error.message);
+            let flight = self.flight.borrow().clone();
+            let e = js_sys::Error::new(&error.message);
+            set(&e, "kind", &JsValue::from_str("timeout"));
+            if let Some(told) = tell(&self.obj, &flight, &e) {
+                ignore(told);
+            }
         }
     }
 
@@ -350,36 +475,33 @@ impl Destination for JsDestination {
     fn destroy(&self) {
         self.generation.set(self.generation.get().wrapping_add(1));
         remove_all(&self.owner, &self.scripts.borrow());
-        destroy_hook(&self.obj);
+        // From a microtask, whatever it throws or returns.
+        let obj = self.obj.clone();
+        spawn_local(async move {
+            let _ = call_hook(&obj, "destroy", &JsValue::UNDEFINED, &JsValue::UNDEFINED).await;
+        });
     }
 
+    /// Yes without `testConnection`, or when it answers true, or anything that is neither a
+    /// boolean nor null or undefined; no when it answers false, null or undefined, throws or
+    /// rejects. Asked from a microtask.
     fn test(self: Rc<Self>, done: Done) {
-        settled(&test_hook(&self.obj), done);
+        spawn_local(async move {
+            let none = JsValue::UNDEFINED;
+            let yes = match call_hook(&self.obj, "testConnection", &none, &none).await {
+                Ok(None) => true,
+                Ok(Some(v)) => v.as_bool().unwrap_or(!v.is_undefined() && !v.is_null()),
+                Err(_) => false,
+            };
+            done(if yes {
+                Ok(())
+            } else {
+                Err(DeliveryError::new(ErrorKind::Unknown, String::new()))
+            });
+        });
     }
 
     fn has_test(&self) -> bool {
         true
     }
-}
-
-#[wasm_bindgen(module = "/src/web/host.js")]
-extern "C" {
-    /// Calls `obj[name](a, b)` if it is a function and resolves with what it returns (a
-    /// returned promise awaited; undefined without such a method); rejects with what it threw.
-    #[wasm_bindgen(js_name = callHook)]
-    fn call_hook(obj: &JsValue, name: &str, a: &JsValue, b: &JsValue) -> Promise;
-    /// Delivers the events of `list` (`[kind, payload, json, ...]`) in order, each with
-    /// `deliverEvent`; rejects with the first failure. `at`: the state of this delivery.
-    #[wasm_bindgen(js_name = deliverEvents)]
-    fn deliver_events(obj: &JsValue, id: &str, list: &Array, at: &Array) -> Promise;
-    /// The delivery of `at` timed out: calls `onError(error, event)` with an Error of kind
-    /// 'timeout' and `message` (unless it was told of a failure already).
-    #[wasm_bindgen(js_name = hookTimedOut)]
-    fn hook_timed_out(obj: &JsValue, at: &JsValue, message: &str);
-    /// Calls `destroy()` in a microtask, ignoring what it throws or returns.
-    #[wasm_bindgen(js_name = destroyHook)]
-    fn destroy_hook(obj: &JsValue);
-    /// Resolves when `testConnection()` says yes (also without the method), else rejects.
-    #[wasm_bindgen(js_name = testHook)]
-    fn test_hook(obj: &JsValue) -> Promise;
 }

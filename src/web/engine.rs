@@ -8,13 +8,14 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use js_sys::{Array, Function, Object, Promise};
+use js_sys::{Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::dest::{timed, Destination, LoadEnv};
+use super::dest::{adopt, timed, Destination, LoadEnv};
 use super::js::{get, set};
 use super::platform::{error_message, is_online, now, ConsoleLog};
+use super::results::{dead_letter_object, error_object, to_js, RetryResult};
 use super::timers::after;
 use crate::consent::{Consent, Purposes};
 use crate::dead_letter::{DeadLetter, DeadLetterQueue};
@@ -68,9 +69,86 @@ struct ReplayWaiter {
 }
 
 impl ReplayWaiter {
+    /// Resolves the call's promise with `{ retried, succeeded, failed }`.
     fn resolve(&self) {
-        let [r, s, f] = self.counts;
-        retry_result(&self.resolve, r, s, f);
+        let [retried, succeeded, failed] = self.counts;
+        let result = RetryResult {
+            retried,
+            succeeded,
+            failed,
+        };
+        // `resolve` is a promise's own resolve function: it does not throw.
+        let _ = self.resolve.call1(&JsValue::UNDEFINED, &to_js(&result));
+    }
+}
+
+/// What the source middleware chain made of an event.
+pub enum Chain {
+    /// The event to route (the one captured, or one a middleware returned).
+    Event(JsValue),
+    /// A middleware returned null: the event goes nowhere.
+    Dropped,
+    /// A middleware threw or rejected (the error; a string when the chain timed out): the
+    /// event is dropped.
+    Failed(JsValue),
+}
+
+/// Whether `v` is a promise or another object with a `then` method (not when reading `then`
+/// throws).
+fn thenable(v: &JsValue) -> bool {
+    v.is_object() && get(v, "then").is_function()
+}
+
+/// Runs the source middleware `fns` on `event`, from `fns[from]` on, in order: each gets the
+/// event and returns it, a changed event, undefined (unchanged) or null (drop it). Stops at the
+/// first that returns a promise or thenable: `Err` then holds that promise, the event it was
+/// given and where the chain goes on (see [`run_middleware_async`]).
+fn run_middleware(
+    fns: &[Function],
+    from: usize,
+    mut event: JsValue,
+) -> Result<Chain, (Promise, JsValue, usize)> {
+    for (i, f) in fns.iter().enumerate().skip(from) {
+        let v = match f.call1(&JsValue::NULL, &event) {
+            Ok(v) => v,
+            Err(e) => return Ok(Chain::Failed(e)),
+        };
+        if thenable(&v) {
+            return Err((adopt(&v), event, i + 1));
+        }
+        if v.is_null() {
+            return Ok(Chain::Dropped);
+        }
+        if !v.is_undefined() {
+            event = v;
+        }
+    }
+    Ok(Chain::Event(event))
+}
+
+/// The rest of a middleware chain that returned `promise` for `event`: awaits it, then runs
+/// `fns[next]` on as [`run_middleware`] does, awaiting each promise a middleware returns.
+async fn run_middleware_async(
+    fns: Rc<[Function]>,
+    mut promise: Promise,
+    mut event: JsValue,
+    mut next: usize,
+) -> Chain {
+    loop {
+        let v = match JsFuture::from(promise).await {
+            Ok(v) => v,
+            Err(e) => return Chain::Failed(e),
+        };
+        if v.is_null() {
+            return Chain::Dropped;
+        }
+        if !v.is_undefined() {
+            event = v;
+        }
+        match run_middleware(&fns, next, event) {
+            Ok(done) => return done,
+            Err((p, e, n)) => (promise, event, next) = (p, e, n),
+        }
     }
 }
 
@@ -90,10 +168,11 @@ pub struct Engine {
     pub nonce: Option<Rc<str>>,
     /// `loading.timeoutMs` (also the limit for one delivery).
     pub timeout_ms: u64,
-    /// Listeners: event name -> array of callbacks (see `addListener` in host.js).
-    listeners: js_sys::Map,
-    /// Source middleware, in the order added.
-    middleware: Array,
+    /// Listeners with their event names, in the order added. Replaced, never changed in place:
+    /// an emit under way keeps the list it started with.
+    listeners: RefCell<Rc<[(String, Function)]>>,
+    /// Source middleware, in the order added; replaced, never changed in place, as listeners.
+    middleware: RefCell<Rc<[Function]>>,
     pending: RefCell<Vec<Pending>>,
     /// The rest of the batch being drained, reversed.
     rest: RefCell<Vec<Pending>>,
@@ -135,8 +214,8 @@ impl Engine {
             log,
             nonce,
             timeout_ms,
-            listeners: js_sys::Map::new(),
-            middleware: Array::new(),
+            listeners: RefCell::new(Rc::new([])),
+            middleware: RefCell::new(Rc::new([])),
             pending: RefCell::new(Vec::new()),
             rest: RefCell::new(Vec::new()),
             draining: Cell::new(false),
@@ -172,37 +251,43 @@ impl Engine {
 
     /// Adds a listener for `name`.
     pub fn on(&self, name: String, cb: Function) {
-        add_listener(&self.listeners, &name, &cb);
+        let mut ls = self.listeners.borrow_mut();
+        *ls = ls.iter().cloned().chain([(name, cb)]).collect();
     }
 
-    /// Removes a listener (by name and identity).
+    /// Removes every listener `cb` added for `name` (by identity).
     pub fn off(&self, name: &str, cb: &JsValue) {
-        remove_listener(&self.listeners, name, cb);
+        let mut ls = self.listeners.borrow_mut();
+        *ls = ls
+            .iter()
+            .filter(|(n, f)| n != name || JsValue::as_ref(f) != cb)
+            .cloned()
+            .collect();
     }
 
     /// Adds a source middleware.
     pub fn add_middleware(&self, f: Function) {
-        self.middleware.push(&f);
+        let mut m = self.middleware.borrow_mut();
+        *m = m.iter().cloned().chain([f]).collect();
     }
 
-    /// Calls every listener of `name` with `payload`; a throwing listener is logged.
+    /// Calls the listeners of `name` with `payload` in the order added: those there when the
+    /// emit starts (one added meanwhile waits for the next). A throwing listener is logged.
     pub fn emit(&self, name: &str, payload: &JsValue) {
-        let thrown = emit_event(&self.listeners, name, payload);
-        for i in 0..thrown.length() {
-            self.log.warn(
-                &[
-                    "a '",
-                    name,
-                    "' listener threw: ",
-                    &error_message(&thrown.get(i)),
-                ]
-                .concat(),
-            );
+        let listeners = self.listeners.borrow().clone();
+        let thrown: Vec<JsValue> = listeners
+            .iter()
+            .filter(|(n, _)| n == name)
+            .filter_map(|(_, f)| f.call1(&JsValue::NULL, payload).err())
+            .collect();
+        for e in thrown {
+            self.log
+                .warn(&["a '", name, "' listener threw: ", &error_message(&e)].concat());
         }
     }
 
     fn has_listener(&self, name: &str) -> bool {
-        has_listener(&self.listeners, name)
+        self.listeners.borrow().iter().any(|(n, _)| n == name)
     }
 
     /// How many consent changes were made: the generation an event captured now belongs to.
@@ -257,7 +342,7 @@ impl Engine {
         self.pending.borrow_mut().push(p);
         if !self.draining.replace(true) {
             let me = self.clone();
-            spawn_local(async move { me.drain(JsValue::UNDEFINED) });
+            spawn_local(async move { me.drain(None) });
         }
     }
 
@@ -287,10 +372,10 @@ impl Engine {
     }
 
     /// Runs the capture pipeline until it is empty or a middleware returned a promise (then it
-    /// runs again with the chain's result `r` once that settles; `r` is undefined when the
+    /// runs again with the chain's result `r` once that settles; `r` is `None` when the
     /// pipeline starts).
-    fn drain(self: &Rc<Self>, r: JsValue) {
-        if !r.is_undefined() {
+    fn drain(self: &Rc<Self>, r: Option<Chain>) {
+        if let Some(r) = r {
             if let Some((kind, consent, gen)) = self.current.take() {
                 self.after_middleware(r, kind, self.routing(consent, gen));
             }
@@ -312,37 +397,41 @@ impl Engine {
                 } => {
                     // The consent changes made before it are in force when it is routed.
                     self.apply_consents(gen);
-                    if kind == EventKind::Consent || self.middleware.length() == 0 {
+                    // A snapshot: a middleware added while this event runs waits for the next.
+                    let fns = self.middleware.borrow().clone();
+                    if kind == EventKind::Consent || fns.is_empty() {
                         let consent = self.routing(consent, gen);
                         self.capture(payload, kind, consent, message_id, json);
                         continue;
                     }
-                    let r = run_middleware(&self.middleware, &payload);
-                    if !r.is_array() {
-                        // A promise of the chain's result (never rejected), given up after
-                        // `loading.timeoutMs` (the event is dropped, as when one throws) so a
-                        // middleware that never settles does not hold every later event.
-                        *self.current.borrow_mut() = Some((kind, consent, gen));
-                        let open = Rc::new(std::cell::Cell::new(true));
-                        let (me, o) = (self.clone(), open.clone());
-                        let t = after(self.timeout_ms, move || {
-                            if o.replace(false) {
-                                let late = "did not settle within loading.timeoutMs";
-                                me.drain(Array::of2(&JsValue::NULL, &late.into()).into());
-                            }
-                        });
-                        let (me, chain) =
-                            (self.clone(), JsFuture::from(r.unchecked_into::<Promise>()));
-                        spawn_local(async move {
-                            let r = chain.await;
-                            if open.replace(false) {
-                                drop(t);
-                                me.drain(r.unwrap_or_else(|e| e))
-                            }
-                        });
-                        return;
-                    }
-                    self.after_middleware(r, kind, self.routing(consent, gen));
+                    let (promise, event, next) = match run_middleware(&fns, 0, payload) {
+                        Ok(r) => {
+                            self.after_middleware(r, kind, self.routing(consent, gen));
+                            continue;
+                        }
+                        Err(pending) => pending,
+                    };
+                    // The rest of the chain, given up after `loading.timeoutMs` (the event is
+                    // dropped, as when one throws) so a middleware that never settles does not
+                    // hold every later event.
+                    *self.current.borrow_mut() = Some((kind, consent, gen));
+                    let open = Rc::new(Cell::new(true));
+                    let (me, o) = (self.clone(), open.clone());
+                    let t = after(self.timeout_ms, move || {
+                        if o.replace(false) {
+                            let late = "did not settle within loading.timeoutMs";
+                            me.drain(Some(Chain::Failed(late.into())));
+                        }
+                    });
+                    let me = self.clone();
+                    spawn_local(async move {
+                        let r = run_middleware_async(fns, promise, event, next).await;
+                        if open.replace(false) {
+                            drop(t);
+                            me.drain(Some(r))
+                        }
+                    });
+                    return;
                 }
             }
         }
@@ -352,43 +441,43 @@ impl Engine {
         self.poll();
     }
 
-    /// Routes the event the source middleware chain returned (`[event]`, or `[event, error]`
-    /// when one threw; see `runMiddleware`), checked like a new one; null drops it.
-    fn after_middleware(&self, r: JsValue, kind: EventKind, consent: Purposes) {
-        let r: &Array = r.unchecked_ref();
-        let payload = r.get(0);
-        let (why, m) = if r.length() > 1 {
-            (
+    /// Routes the event the source middleware chain returned, checked like a new one; a
+    /// dropped or failed one goes nowhere.
+    fn after_middleware(&self, r: Chain, kind: EventKind, consent: Purposes) {
+        let (why, m) = match r {
+            Chain::Failed(e) => (
                 "source middleware failed; event dropped: ",
-                error_message(&r.get(1)),
-            )
-        } else if payload.is_null() {
-            self.log.debug("event dropped by source middleware");
-            return;
-        } else {
-            // A changed event is validated like a new one.
-            let checked = if !super::js::is_plain_object(&payload) {
-                Err("source middleware must return an event object or null".to_string())
-            } else if get(&payload, "type").as_string().as_deref() != Some(kind.name()) {
-                Err("source middleware must not change the event type".to_string())
-            } else {
-                match super::event::check_event(&payload, kind) {
-                    Ok(id) => match super::event::check_json_value(&payload, "event") {
-                        Ok(()) => match super::event::serialise(&payload) {
-                            Ok(json) => Ok((id, json)),
+                error_message(&e),
+            ),
+            Chain::Dropped => {
+                self.log.debug("event dropped by source middleware");
+                return;
+            }
+            Chain::Event(payload) => {
+                // A changed event is validated like a new one.
+                let checked = if !super::js::is_plain_object(&payload) {
+                    Err("source middleware must return an event object or null".to_string())
+                } else if get(&payload, "type").as_string().as_deref() != Some(kind.name()) {
+                    Err("source middleware must not change the event type".to_string())
+                } else {
+                    match super::event::check_event(&payload, kind) {
+                        Ok(id) => match super::event::check_json_value(&payload, "event") {
+                            Ok(()) => match super::event::serialise(&payload) {
+                                Ok(json) => Ok((id, json)),
+                                Err(m) => Err(m),
+                            },
                             Err(m) => Err(m),
                         },
                         Err(m) => Err(m),
-                    },
-                    Err(m) => Err(m),
+                    }
+                };
+                match checked {
+                    // The messageId is the event's own (a middleware may have set it).
+                    Ok((id, json)) => {
+                        return self.capture(payload, kind, consent, id.into(), json.into())
+                    }
+                    Err(m) => ("event from source middleware rejected: ", m),
                 }
-            };
-            match checked {
-                // The messageId is the event's own (a middleware may have set it).
-                Ok((id, json)) => {
-                    return self.capture(payload, kind, consent, id.into(), json.into())
-                }
-                Err(m) => ("event from source middleware rejected: ", m),
             }
         };
         let msg = [why, &m].concat();
@@ -594,7 +683,7 @@ impl Engine {
                     self.log.debug(
                         &[
                             "delivered ",
-                            &crate::json::dec(events.len() as u64),
+                            &events.len().to_string(),
                             " event(s) to ",
                             &self.id(dest),
                         ]
@@ -810,36 +899,17 @@ impl Engine {
     }
 }
 
-#[wasm_bindgen(module = "/src/web/host.js")]
-extern "C" {
-    #[wasm_bindgen(js_name = addListener)]
-    fn add_listener(ls: &js_sys::Map, name: &str, cb: &Function);
-    #[wasm_bindgen(js_name = removeListener)]
-    fn remove_listener(ls: &js_sys::Map, name: &str, cb: &JsValue);
-    #[wasm_bindgen(js_name = hasListener)]
-    fn has_listener(ls: &js_sys::Map, name: &str) -> bool;
-    /// Calls the listeners of `name` with `payload`; returns what those that threw threw.
-    #[wasm_bindgen(js_name = emitEvent)]
-    fn emit_event(ls: &js_sys::Map, name: &str, payload: &JsValue) -> Array;
-    /// `[promise, resolve, reject]` of a new pending promise.
-    #[wasm_bindgen(js_name = deferred)]
-    fn new_deferred() -> Array;
-    #[wasm_bindgen(js_name = retryResult)]
-    fn retry_result(resolve: &Function, retried: u32, succeeded: u32, failed: u32);
-    /// Runs the middleware chain on an event: `[event]` (null: dropped) or `[event, error]`;
-    /// a promise of that array when a middleware returned a promise.
-    #[wasm_bindgen(js_name = runMiddleware)]
-    fn run_middleware(fns: &Array, event: &JsValue) -> JsValue;
-}
-
 /// A new pending promise with its `resolve` and `reject` functions.
 pub fn deferred() -> (Promise, Function, Function) {
-    let a = new_deferred();
-    (
-        a.get(0).unchecked_into(),
-        a.get(1).unchecked_into(),
-        a.get(2).unchecked_into(),
-    )
+    let mut settle = None;
+    let p = Promise::new(&mut |resolve, reject| settle = Some((resolve, reject)));
+    // The executor runs within `Promise::new`, so both are there; were they not, calling the
+    // stand-in (undefined) would be an `Err`, never a throw.
+    let (resolve, reject) = settle.unwrap_or_else(|| {
+        let none: Function = JsValue::UNDEFINED.unchecked_into();
+        (none.clone(), none)
+    });
+    (p, resolve, reject)
 }
 
 /// What a started job does.
@@ -847,40 +917,4 @@ enum Job {
     /// A load, and which attempt it is (see `Command::Load`).
     Load(LoadEnv, u32),
     Deliver(Vec<super::dest::Event>),
-}
-
-/// The error as `{ kind, message, status? }`.
-pub fn error_object(e: &DeliveryError) -> JsValue {
-    error_fields(e.kind, &e.message, e.status)
-}
-
-fn error_fields(kind: ErrorKind, message: &str, status: Option<u16>) -> JsValue {
-    let o = Object::new();
-    set(&o, "kind", &JsValue::from_str(kind.name()));
-    set(&o, "message", &JsValue::from_str(message));
-    if let Some(s) = status {
-        set(&o, "status", &JsValue::from(s));
-    }
-    o.into()
-}
-
-/// A dead letter as the page sees it.
-pub fn dead_letter_object(d: &DeadLetter) -> JsValue {
-    let o = Object::new();
-    set(&o, "id", &JsValue::from_str(&d.id));
-    set(&o, "destination", &JsValue::from_str(&d.destination));
-    set(
-        &o,
-        "event",
-        &js_sys::JSON::parse(&d.event_json).unwrap_or(JsValue::NULL),
-    );
-    set(&o, "error", &error_fields(d.kind, &d.message, d.status));
-    set(&o, "attempts", &JsValue::from(d.attempts));
-    set(
-        &o,
-        "firstFailedAt",
-        &JsValue::from(d.first_failed_at as f64),
-    );
-    set(&o, "lastFailedAt", &JsValue::from(d.last_failed_at as f64));
-    o.into()
 }

@@ -3,7 +3,7 @@
 
 use std::rc::Rc;
 
-use js_sys::Object;
+use js_sys::{Array, Date, Object, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -28,20 +28,134 @@ const OPTION_KEYS: &[&str] = &[
     "context",
 ];
 
-#[wasm_bindgen(module = "/src/web/host.js")]
+#[wasm_bindgen]
 extern "C" {
-    #[wasm_bindgen(js_name = jsonProblem)]
-    fn json_problem(v: &JsValue, path: &str) -> Option<String>;
-    /// A Date or a date string as an ISO-8601 UTC string with milliseconds; undefined when it
-    /// is neither (or not a valid date).
-    #[wasm_bindgen(js_name = isoDate)]
-    pub fn iso_date(v: &JsValue) -> JsValue;
+    /// `Date.prototype.toISOString.call(date)`: an invalid date throws a RangeError, an object
+    /// that only inherits from `Date.prototype` a TypeError.
+    #[wasm_bindgen(catch, js_namespace = ["Date", "prototype", "toISOString"], js_name = call)]
+    fn iso_string(date: &JsValue) -> Result<JsValue, JsValue>;
+}
+
+/// A Date, or a non-empty date string `Date` can read, as an ISO-8601 UTC string with
+/// milliseconds (`2026-11-29T20:22:31.123Z`); `None` for anything else (an invalid date,
+/// another type).
+pub fn iso_date(v: &JsValue) -> Option<JsValue> {
+    if v.is_instance_of::<Date>() {
+        iso_string(v).ok()
+    } else if v.as_string().is_some_and(|s| !s.is_empty()) {
+        iso_string(&Date::new(v)).ok()
+    } else {
+        None
+    }
+}
+
+/// Deepest nesting of objects and arrays an event may have.
+const MAX_DEPTH: usize = 64;
+
+/// A step of the path from the checked value to the one being looked at.
+enum Step {
+    /// An array item, by index.
+    Item(u32),
+    /// An object property, by key.
+    Key(JsValue),
+}
+
+/// Walks a value for what JSON cannot carry; the path is kept as steps and spelled out only
+/// for the message.
+struct JsonWalk<'a> {
+    root: &'a str,
+    /// The objects and arrays being walked, outermost first (for cycles and depth).
+    open: Vec<JsValue>,
+    path: Vec<Step>,
+}
+
+impl JsonWalk<'_> {
+    /// `<root><path> <what>`: the message naming where the walk stands.
+    fn at(&self, what: &str) -> String {
+        let mut out = String::from(self.root);
+        for step in &self.path {
+            match step {
+                Step::Item(i) => {
+                    out.push('[');
+                    out.push_str(&i.to_string());
+                    out.push(']');
+                }
+                Step::Key(k) => {
+                    out.push('.');
+                    out.push_str(&k.as_string().unwrap_or_default());
+                }
+            }
+        }
+        out.push_str(what);
+        out
+    }
+
+    /// The first problem in `v`, if any.
+    fn walk(&mut self, v: &JsValue) -> Option<String> {
+        if !v.is_object() {
+            // The usual values first: each check is a call into JavaScript.
+            let kind = if v.is_string() || v.as_f64().is_some() {
+                return None;
+            } else if v.is_function() {
+                "function"
+            } else if v.is_symbol() {
+                "symbol"
+            } else if v.is_bigint() {
+                "BigInt"
+            } else {
+                return None;
+            };
+            return Some(self.at(&[" is a ", kind, ", which JSON cannot carry"].concat()));
+        }
+        // An object with a toJSON method (a Date, say) says itself what it becomes.
+        if Reflect::get(v, &super::js::field("toJSON")).is_ok_and(|f| !f.is_undefined()) {
+            return None;
+        }
+        if self.open.contains(v) {
+            return Some(self.at(" is a circular reference"));
+        }
+        if self.open.len() > MAX_DEPTH {
+            return Some(self.at(" is nested too deeply"));
+        }
+        let array = Array::is_array(v);
+        let list = if array {
+            super::js::items(v, "")
+        } else {
+            super::js::entries(v, "")
+        };
+        let list = match list {
+            Ok(l) => l,
+            Err(m) => return Some(self.at(&[": ", &m].concat())),
+        };
+        self.open.push(v.clone());
+        for (i, x) in list.iter().enumerate() {
+            let (step, x) = if array {
+                (Step::Item(i as u32), x)
+            } else {
+                let pair: Array = x.unchecked_into();
+                (Step::Key(pair.get(0)), pair.get(1))
+            };
+            self.path.push(step);
+            if let Some(problem) = self.walk(&x) {
+                return Some(problem);
+            }
+            self.path.pop();
+        }
+        self.open.pop();
+        None
+    }
 }
 
 /// Fails with a message naming the path (from `path`) where `v` holds something JSON cannot
-/// carry: a function, symbol or BigInt, a cycle, nesting over 64 levels, an unreadable value.
+/// carry: a function, symbol or BigInt, a cycle, nesting over 64 levels, a value whose getter
+/// or proxy trap throws. Objects with a `toJSON` method are left to it.
 pub fn check_json_value(v: &JsValue, path: &str) -> Result<(), String> {
-    match json_problem(v, path) {
+    let mut walk = JsonWalk {
+        root: path,
+        open: Vec::new(),
+        path: Vec::new(),
+    };
+    match walk.walk(v) {
         Some(m) => Err(m),
         None => Ok(()),
     }
@@ -82,7 +196,7 @@ pub fn options_arg(v: &JsValue) -> Result<JsValue, String> {
         }
     }
     let t = get(v, "timestamp");
-    if !t.is_undefined() && !t.is_null() && iso_date(&t).is_undefined() {
+    if !t.is_undefined() && !t.is_null() && iso_date(&t).is_none() {
         return Err(TIMESTAMP.into());
     }
     for k in ["integrations", "context"] {
@@ -139,10 +253,9 @@ pub fn check_event(e: &JsValue, kind: EventKind) -> Result<String, String> {
     if !absent("userId") && text("userId").is_none() {
         return Err("userId must be a non-empty string or null".into());
     }
-    let t = iso_date(&get(e, "timestamp"));
-    if t.is_undefined() {
+    let Some(t) = iso_date(&get(e, "timestamp")) else {
         return Err(TIMESTAMP["options.".len()..].into());
-    }
+    };
     super::js::set(e, "timestamp", &t);
     Ok(text("messageId").unwrap_or_default())
 }
@@ -253,14 +366,8 @@ impl Identity {
         } else {
             &self.traits
         };
-        let merged = match super::js::assign(&Object::new(), base) {
-            Ok(m) => super::js::assign(&m, traits),
-            Err(e) => Err(e),
-        };
-        match merged {
-            Ok(m) => m,
-            Err(_) => Object::new(),
-        }
+        // Copied as data (a `__proto__` key stays an own key).
+        super::js::merged(&[base, traits]).unwrap_or_default()
     }
 
     /// Replaces and persists the traits (from [`Identity::merged_traits`]).
@@ -283,11 +390,45 @@ impl Identity {
     }
 }
 
-#[wasm_bindgen(module = "/src/web/host.js")]
-extern "C" {
-    /// The `context.page` object, read from the document.
-    #[wasm_bindgen(js_name = pageContext)]
-    pub fn page_context() -> Object;
+thread_local! {
+    /// The window's location and document, looked up once (every event reads them), and the
+    /// document's referrer, which does not change while it is open.
+    static PAGE: (Option<web_sys::Location>, Option<web_sys::Document>, JsValue) = {
+        let window = web_sys::window();
+        let document = window.as_ref().and_then(web_sys::Window::document);
+        let referrer = document.as_ref().map_or_else(String::new, web_sys::Document::referrer);
+        (
+            window.as_ref().map(web_sys::Window::location),
+            document,
+            JsValue::from_str(&referrer),
+        )
+    };
+}
+
+/// The keys of `context.page`, in the order events carry them.
+pub const PAGE_KEYS: [&str; 5] = ["path", "referrer", "search", "title", "url"];
+
+/// `context.page`, read from the document: its path, referrer, search, title and URL (without
+/// the fragment). Empty strings outside a document.
+pub fn page_context() -> Object {
+    let page = Object::new();
+    PAGE.with(|(location, document, referrer)| {
+        let read = |r: Result<String, JsValue>| r.unwrap_or_default();
+        let (path, search, href) = location.as_ref().map_or_else(Default::default, |l| {
+            (read(l.pathname()), read(l.search()), read(l.href()))
+        });
+        let title = document
+            .as_ref()
+            .map_or_else(String::new, web_sys::Document::title);
+        let url = href.split('#').next().unwrap_or_default();
+        let set = |k, v: &str| super::js::set_field(&page, k, &JsValue::from_str(v));
+        set("path", &path);
+        super::js::set_field(&page, "referrer", referrer);
+        set("search", &search);
+        set("title", &title);
+        set("url", url);
+    });
+    page
 }
 
 /// `json` if it is within the 32 KB limit, else an error naming its size.
@@ -295,7 +436,7 @@ pub fn check_size(json: String) -> Result<String, String> {
     if json.len() > MAX_EVENT_BYTES {
         return Err([
             "event is ",
-            &crate::json::dec(json.len() as u64),
+            &json.len().to_string(),
             " bytes serialised, over the 32 KB limit",
         ]
         .concat());

@@ -6,31 +6,16 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use js_sys::{Array, Object, Promise};
+use js_sys::{Array, Promise};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
 use super::dest::Done;
 use super::platform::resolve_url;
 use crate::error::{DeliveryError, ErrorKind};
 use crate::script::{check_url, refused, ScriptDescriptor, Source, Target};
-use crate::web::js::{check_keys, get, opt_bool, opt_str, wrong};
+use crate::web::config::de::{from_value, PATH};
+use crate::web::config::PurposeList;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
-
-const KEYS: &[&str] = &[
-    "id",
-    "src",
-    "textContent",
-    "async",
-    "defer",
-    "nonce",
-    "integrity",
-    "crossOrigin",
-    "attributes",
-    "target",
-    "persistAfterConsentRevoked",
-    "requiredConsent",
-];
 
 /// Attributes set from the descriptor's own fields (`src` under the URL policy), refused in
 /// `attributes`.
@@ -44,88 +29,132 @@ const OWN: &[&str] = &[
     "defer",
 ];
 
-/// Reads a script descriptor from JavaScript; errors name the field under `path`. Only a
-/// remote list's descriptors (`own_consent`) may carry a `requiredConsent`: a destination's
-/// scripts follow the destination's, so one there is refused, never ignored.
+/// A script descriptor as JavaScript gives it (c15t's shape), before the checks of
+/// [`Descriptor::check`].
+#[derive(serde::Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a script descriptor object"
+)]
+pub struct Descriptor {
+    id: Option<String>,
+    src: Option<String>,
+    text_content: Option<String>,
+    r#async: Option<bool>,
+    defer: Option<bool>,
+    nonce: Option<String>,
+    integrity: Option<String>,
+    cross_origin: Option<String>,
+    attributes: Option<Attributes>,
+    target: Option<TargetName>,
+    persist_after_consent_revoked: Option<bool>,
+    /// Only in a remote list (see [`parse_descriptor`]).
+    required_consent: Option<PurposeList>,
+}
+
+/// `target`.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum TargetName {
+    Head,
+    Body,
+}
+
+/// `attributes`: extra attributes, in the object's order.
+struct Attributes(Vec<(String, String)>);
+
+impl<'de> serde::Deserialize<'de> for Attributes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Attributes;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of strings")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Attributes, A::Error> {
+                let mut out = Vec::new();
+                while let Some((AttributeName(k), v)) = map.next_entry::<_, String>()? {
+                    out.push((k, v));
+                }
+                Ok(Attributes(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The name of an extra attribute: not one the descriptor's own fields set (and the URL
+/// policy checks), which cannot come in through `attributes`.
+struct AttributeName(String);
+
+impl<'de> serde::Deserialize<'de> for AttributeName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let k = String::deserialize(d)?;
+        if OWN.contains(&k.to_ascii_lowercase().as_str()) {
+            return Err(serde::de::Error::custom(
+                [PATH, " is not allowed: use the descriptor's own field"].concat(),
+            ));
+        }
+        Ok(AttributeName(k))
+    }
+}
+
+impl Descriptor {
+    /// The descriptor, checked; errors name the field under `path`. Only a remote list's
+    /// descriptors (`own_consent`) may carry a `requiredConsent`: a destination's scripts follow
+    /// the destination's, so one there is refused, never ignored.
+    pub fn check(self, path: &str, own_consent: bool) -> Result<ScriptDescriptor, String> {
+        if !own_consent && self.required_consent.is_some() {
+            return Err([
+                "unknown option ",
+                path,
+                ".requiredConsent (set requiredConsent on the destination)",
+            ]
+            .concat());
+        }
+        let id = match self.id {
+            Some(s) if !s.is_empty() => s,
+            _ => return Err([path, ".id is required (a non-empty string)"].concat()),
+        };
+        let source = match (self.src, self.text_content) {
+            (Some(s), None) => Source::Src(s),
+            (None, Some(t)) => Source::Text(t),
+            _ => return Err([path, " needs exactly one of src and textContent"].concat()),
+        };
+        if let Source::Src(src) = &source {
+            if let Err(m) = resolve_and_check(src) {
+                return Err([path, ".src: ", &m].concat());
+            }
+        }
+        let mut d = ScriptDescriptor::src(&id, "");
+        d.source = source;
+        d.is_async = self.r#async.unwrap_or(true);
+        d.defer = self.defer.unwrap_or(false);
+        d.nonce = self.nonce;
+        d.integrity = self.integrity;
+        d.cross_origin = self.cross_origin;
+        d.persist_after_revoke = self.persist_after_consent_revoked.unwrap_or(false);
+        d.target = match self.target {
+            None | Some(TargetName::Head) => Target::Head,
+            Some(TargetName::Body) => Target::Body,
+        };
+        d.attributes = self.attributes.map(|a| a.0).unwrap_or_default();
+        Ok(d)
+    }
+}
+
+/// Reads a script descriptor from JavaScript; errors name the field under `path`. See
+/// [`Descriptor::check`] for `own_consent`.
 pub fn parse_descriptor(
     v: &JsValue,
     path: &str,
     own_consent: bool,
 ) -> Result<ScriptDescriptor, String> {
-    let Some(obj) = v.dyn_ref::<Object>() else {
-        return Err([path, " must be a script descriptor object"].concat());
-    };
-    if !own_consent && !get(obj, "requiredConsent").is_undefined() {
-        return Err([
-            "unknown option ",
-            path,
-            ".requiredConsent (set requiredConsent on the destination)",
-        ]
-        .concat());
-    }
-    check_keys(obj, KEYS, path)?;
-    match fields(obj) {
-        Ok(d) => Ok(d),
-        Err(m) => Err([path, &m].concat()),
-    }
-}
-
-/// [`parse_descriptor`] after the key check; errors name the field after the path
-/// (`.target must be 'head' or 'body'`).
-fn fields(obj: &Object) -> Result<ScriptDescriptor, String> {
-    let id = match opt_str(obj, "id", "")? {
-        Some(s) if !s.is_empty() => s,
-        _ => return Err(".id is required (a non-empty string)".into()),
-    };
-    let source = match (opt_str(obj, "src", "")?, opt_str(obj, "textContent", "")?) {
-        (Some(s), None) => Source::Src(s),
-        (None, Some(t)) => Source::Text(t),
-        _ => return Err(" needs exactly one of src and textContent".into()),
-    };
-    let mut d = ScriptDescriptor::src(&id, "");
-    d.source = source;
-    d.is_async = opt_bool(obj, "async", "")?.unwrap_or(true);
-    d.defer = opt_bool(obj, "defer", "")?.unwrap_or(false);
-    d.nonce = opt_str(obj, "nonce", "")?;
-    d.integrity = opt_str(obj, "integrity", "")?;
-    d.cross_origin = opt_str(obj, "crossOrigin", "")?;
-    d.persist_after_revoke = opt_bool(obj, "persistAfterConsentRevoked", "")?.unwrap_or(false);
-    d.target = match opt_str(obj, "target", "")?.as_deref() {
-        None | Some("head") => Target::Head,
-        Some("body") => Target::Body,
-        Some(_) => return Err(wrong("", "target", "'head' or 'body'")),
-    };
-    let attrs = crate::web::js::get(obj, "attributes");
-    if !attrs.is_undefined() {
-        let Some(a) = attrs.dyn_ref::<Object>() else {
-            return Err(wrong("", "attributes", "an object of strings"));
-        };
-        let pairs = crate::web::js::entries(a, ".attributes")?;
-        for i in 0..pairs.length() {
-            let pair: Array = pairs.get(i).unchecked_into();
-            let k = crate::web::js::key(&pair, 0);
-            // What the descriptor's own fields set (and the URL policy checks) cannot come in
-            // through `attributes`.
-            if OWN.contains(&k.to_ascii_lowercase().as_str()) {
-                return Err([
-                    ".attributes.",
-                    &k,
-                    " is not allowed: use the descriptor's own field",
-                ]
-                .concat());
-            }
-            match pair.get(1).as_string() {
-                Some(v) => d.attributes.push((k, v)),
-                _ => return Err(".attributes values must be strings".into()),
-            }
-        }
-    }
-    if let Source::Src(src) = &d.source {
-        if let Err(m) = resolve_and_check(src) {
-            return Err([".src: ", &m].concat());
-        }
-    }
-    Ok(d)
+    from_value::<Descriptor>(v, path)?.check(path, own_consent)
 }
 
 #[wasm_bindgen(module = "/src/web/host.js")]

@@ -1,60 +1,23 @@
 //! Small helpers for reading JavaScript objects with errors that name the field.
 
-use js_sys::Object;
+use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
-#[wasm_bindgen(module = "/src/web/host.js")]
+// The reflective operations js-sys binds without `catch`. Page values may be proxies or have
+// throwing getters: each of these is an `Err` here, so a JavaScript exception never unwinds
+// through the wasm.
+#[wasm_bindgen]
 extern "C" {
-    // Page values may be proxies or have throwing getters: the operation is caught (an `Err`
-    // here), so a JavaScript exception never unwinds through the wasm.
-    #[wasm_bindgen(catch, js_name = jsOp)]
-    fn js_op(op: u8, a: &JsValue, b: &JsValue, c: &JsValue) -> Result<JsValue, JsValue>;
-}
-
-/// The operations of `jsOp` in host.js, by number.
-pub mod ops {
-    /// `Reflect.get(a, b)`.
-    pub const GET: u8 = 0;
-    /// `Reflect.set(a, b, c)`.
-    pub const SET: u8 = 1;
-    /// `Object.getPrototypeOf(a)`.
-    pub const PROTO: u8 = 2;
-    /// `Object.keys(a)`.
-    pub const KEYS: u8 = 3;
-    /// `Object.entries(a)`.
-    pub const ENTRIES: u8 = 4;
-    /// `Object.assign(a, b)`.
-    pub const ASSIGN: u8 = 5;
-    /// `Array.from(a)`.
-    pub const ITEMS: u8 = 6;
-    /// `String(a)`.
-    pub const STRING: u8 = 7;
-    /// `new Error(a)`.
-    pub const ERROR: u8 = 8;
-    /// `new TypeError(a)`.
-    pub const TYPE_ERROR: u8 = 9;
-    /// `console.log(a)`; `LOG + 1` is `console.warn`, `LOG + 2` `console.error`.
-    pub const LOG: u8 = 10;
-    /// `JSON.stringify(a)`.
-    pub const STRINGIFY: u8 = 13;
-    /// `Reflect.get(globalThis, a)`.
-    pub const GLOBAL: u8 = 14;
-    /// A thrown value's message: `a` when a string, else `a.message` when a string (a throwing
-    /// getter is skipped), else `String(a)`.
-    pub const MESSAGE: u8 = 15;
-}
-
-/// Runs operation `op` (see [`ops`]) of `jsOp` in host.js on `a` and `b`: one import for the
-/// reflective, error and console operations the crate uses instead of one wasm-bindgen
-/// wrapper each.
-pub fn op(op: u8, a: &JsValue, b: &JsValue) -> Result<JsValue, JsValue> {
-    js_op(op, a, b, &JsValue::UNDEFINED)
-}
-
-/// Operation `code` on `v` alone.
-fn op1(code: u8, v: &JsValue) -> Result<JsValue, JsValue> {
-    op(code, v, &JsValue::UNDEFINED)
+    #[wasm_bindgen(catch, js_namespace = Object, js_name = keys)]
+    fn object_keys(v: &JsValue) -> Result<Array, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = Object, js_name = entries)]
+    fn object_entries(v: &JsValue) -> Result<Array, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = Object, js_name = fromEntries)]
+    fn object_from_entries(entries: &Array) -> Result<Object, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = Array, js_name = from)]
+    fn array_from(v: &JsValue) -> Result<Array, JsValue>;
+    #[wasm_bindgen(catch, js_name = String)]
+    fn js_string(v: &JsValue) -> Result<js_sys::JsString, JsValue>;
 }
 
 /// `obj[key]`, or `undefined` when absent, when `obj` is not an object or when the getter throws.
@@ -63,41 +26,55 @@ pub fn get(obj: &JsValue, key: &str) -> JsValue {
     if !obj.is_object() && !obj.is_function() {
         return JsValue::UNDEFINED;
     }
-    op(ops::GET, obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+    Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
-/// Sets `obj[key] = value` (ignoring failures on frozen objects).
+/// Sets `obj[key] = value` (ignoring failures on frozen objects). For the crate's own keys:
+/// a key that comes from page data is copied with [`merged`], which keeps `__proto__` an own
+/// key.
 pub fn set(obj: &JsValue, key: &str, value: &JsValue) {
-    let _ = js_op(ops::SET, obj, &JsValue::from_str(key), value);
+    let _ = Reflect::set(obj, &JsValue::from_str(key), value);
 }
 
-fn get_proto(v: &JsValue) -> Result<JsValue, JsValue> {
-    op1(ops::PROTO, v)
+thread_local! {
+    /// The crate's own field names as JavaScript strings, each made once: an event is built
+    /// field by field on every `track()`, and a string made from Rust is decoded each time.
+    static FIELDS: std::cell::RefCell<Vec<(&'static str, JsValue)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Operation `code` on `a` and `b`; a throw fails with `<path>: value could not be read: <why>`
-/// (without `<path>: ` when `path` is empty).
-fn read_op(code: u8, a: &JsValue, b: &JsValue, path: &str) -> Result<JsValue, String> {
-    match op(code, a, b) {
-        Ok(r) => Ok(r),
-        Err(e) => Err([
-            path,
-            if path.is_empty() { "" } else { ": " },
-            "value could not be read: ",
-            &super::platform::error_message(&e),
-        ]
-        .concat()),
-    }
+/// Field name `key` as a JavaScript string, made once per page.
+pub fn field(key: &'static str) -> JsValue {
+    FIELDS.with_borrow_mut(|fields| {
+        if let Some((_, v)) = fields.iter().find(|(k, _)| *k == key) {
+            return v.clone();
+        }
+        let v = JsValue::from_str(key);
+        fields.push((key, v.clone()));
+        v
+    })
 }
 
-/// Operation `code` on `v` alone, as an array (keys, entries, items); see [`read_op`].
-fn array_op(code: u8, v: &JsValue, path: &str) -> Result<js_sys::Array, String> {
-    Ok(read_op(code, v, &JsValue::UNDEFINED, path)?.unchecked_into())
+/// Sets the crate's own field `key` of `obj`, as [`set`] does, with the name from [`field`].
+pub fn set_field(obj: &JsValue, key: &'static str, value: &JsValue) {
+    let _ = Reflect::set(obj, &field(key), value);
+}
+
+/// `<path>: value could not be read: <why>` (without `<path>: ` when `path` is empty): the
+/// message of a proxy trap or getter that threw while `path` was read.
+pub fn unreadable(path: &str, thrown: &JsValue) -> String {
+    [
+        path,
+        if path.is_empty() { "" } else { ": " },
+        "value could not be read: ",
+        &super::platform::error_message(thrown),
+    ]
+    .concat()
 }
 
 /// The own enumerable keys of `v` (an array of strings); fails with `<path>: <why>`.
-pub fn keys_at(v: &JsValue, path: &str) -> Result<js_sys::Array, String> {
-    array_op(ops::KEYS, v, path)
+pub fn keys_at(v: &JsValue, path: &str) -> Result<Array, String> {
+    object_keys(v).map_err(|e| unreadable(path, &e))
 }
 
 /// Item `i` of `a` as a string (a key from [`keys_at`] or [`entries`]; empty if not a string).
@@ -106,20 +83,20 @@ pub fn key(a: &js_sys::Array, i: u32) -> String {
 }
 
 /// The own enumerable `[key, value]` pairs of `v`; fails with `<path>: <why>`.
-pub fn entries(v: &JsValue, path: &str) -> Result<js_sys::Array, String> {
-    array_op(ops::ENTRIES, v, path)
+pub fn entries(v: &JsValue, path: &str) -> Result<Array, String> {
+    object_entries(v).map_err(|e| unreadable(path, &e))
 }
 
 /// The items of an array-like `v` (copied first, so a proxy cannot throw mid-iteration); fails
 /// with `<path>: <why>` (just `<why>` when `path` is empty).
-pub fn items(v: &JsValue, path: &str) -> Result<js_sys::Array, String> {
-    array_op(ops::ITEMS, v, path)
+pub fn items(v: &JsValue, path: &str) -> Result<Array, String> {
+    array_from(v).map_err(|e| unreadable(path, &e))
 }
 
 /// The items of the array `v` (see [`items`]); fails with `<path><not_array>` when `v` is not
 /// an array, `<path>: <why>` when it cannot be read.
-pub fn list(v: &JsValue, path: &str, not_array: &str) -> Result<js_sys::Array, String> {
-    if !js_sys::Array::is_array(v) {
+pub fn list(v: &JsValue, path: &str, not_array: &str) -> Result<Array, String> {
+    if !Array::is_array(v) {
         return Err([path, not_array].concat());
     }
     items(v, path)
@@ -127,22 +104,37 @@ pub fn list(v: &JsValue, path: &str, not_array: &str) -> Result<js_sys::Array, S
 
 /// `<path>[<i>]`: where item `i` of the list at `path` sits, for error messages.
 pub fn index(path: &str, i: u32) -> String {
-    [path, "[", &crate::json::dec(i as u64), "]"].concat()
+    [path, "[", &i.to_string(), "]"].concat()
 }
 
-/// `Object.assign(target, source)`.
-pub fn assign(target: &JsValue, source: &JsValue) -> Result<Object, String> {
-    Ok(read_op(ops::ASSIGN, target, source, "")?.unchecked_into())
+/// A new object with the own enumerable properties of each of `sources` in turn (a later one
+/// wins; undefined and null are skipped), as object spread `{ ...a, ...b }` makes it. Each is
+/// defined as an own data property (`Object.fromEntries`), never assigned: a `__proto__` key,
+/// as `JSON.parse` of user input makes, stays an own key instead of becoming the prototype
+/// (which `Object.assign` would do). Fails with `value could not be read: <why>`.
+pub fn merged(sources: &[&JsValue]) -> Result<Object, String> {
+    let mut all = Array::new();
+    for s in sources {
+        if !s.is_undefined() && !s.is_null() {
+            all = all.concat(&entries(s, "")?);
+        }
+    }
+    object_from_entries(&all).map_err(|e| unreadable("", &e))
+}
+
+/// `String(v)`, or `None` when that throws (a symbol's or an object's conversion can).
+pub fn to_js_string(v: &JsValue) -> Option<String> {
+    js_string(v).ok().and_then(|s| s.as_string())
 }
 
 /// Whether `v` is a plain object (not null, not an array, prototype `Object.prototype` or null).
 pub fn is_plain_object(v: &JsValue) -> bool {
-    if !v.is_object() || js_sys::Array::is_array(v) {
+    if !v.is_object() || Array::is_array(v) {
         return false;
     }
-    match get_proto(v) {
+    match Reflect::get_prototype_of(v) {
         Ok(p) if p.is_null() => true,
-        Ok(p) => match get_proto(&p) {
+        Ok(p) => match Reflect::get_prototype_of(&p) {
             Ok(pp) => pp.is_null(),
             Err(_) => false,
         },
@@ -162,94 +154,18 @@ pub fn check_keys(obj: &Object, allowed: &[&str], path: &str) -> Result<(), Stri
     Ok(())
 }
 
-fn present(obj: &Object, key: &str) -> Option<JsValue> {
-    let v = get(obj, key);
-    if v.is_undefined() {
-        None
-    } else {
-        Some(v)
-    }
-}
-
-/// `<path>.<key> must be <what>`: the message of a field of the wrong type or value.
-pub fn wrong(path: &str, key: &str, what: &str) -> String {
-    [path, ".", key, " must be ", what].concat()
-}
-
-/// An optional string field.
-pub fn opt_str(obj: &Object, key: &str, path: &str) -> Result<Option<String>, String> {
-    let Some(v) = present(obj, key) else {
-        return Ok(None);
-    };
-    match v.as_string() {
-        Some(s) => Ok(Some(s)),
-        None => Err(wrong(path, key, "a string")),
-    }
-}
-
-/// An optional boolean field.
-pub fn opt_bool(obj: &Object, key: &str, path: &str) -> Result<Option<bool>, String> {
-    let Some(v) = present(obj, key) else {
-        return Ok(None);
-    };
-    match v.as_bool() {
-        Some(b) => Ok(Some(b)),
-        None => Err(wrong(path, key, "a boolean")),
-    }
-}
-
-/// An optional non-negative integer field (at most 2^53).
-pub fn opt_uint(obj: &Object, key: &str, path: &str) -> Result<Option<u64>, String> {
-    let Some(v) = present(obj, key) else {
-        return Ok(None);
-    };
-    match v.as_f64() {
-        Some(n) if n >= 0.0 && n == (n as u64) as f64 && n <= 9_007_199_254_740_992.0 => {
-            Ok(Some(n as u64))
-        }
-        _ => Err(wrong(path, key, "a non-negative integer")),
-    }
-}
-
-/// An optional positive number field.
-pub fn opt_num(obj: &Object, key: &str, path: &str) -> Result<Option<f64>, String> {
-    let Some(v) = present(obj, key) else {
-        return Ok(None);
-    };
-    match v.as_f64() {
-        Some(n) if n.is_finite() && n > 0.0 => Ok(Some(n)),
-        _ => Err(wrong(path, key, "a positive number")),
-    }
-}
-
-/// An optional plain-object field.
-pub fn opt_obj(obj: &Object, key: &str, path: &str) -> Result<Option<Object>, String> {
-    let Some(v) = present(obj, key) else {
-        return Ok(None);
-    };
-    if is_plain_object(&v) {
-        Ok(Some(v.unchecked_into()))
-    } else {
-        Err(wrong(path, key, "an object"))
-    }
-}
-
 /// A `TypeError` with `msg`.
 pub fn type_error(msg: &str) -> JsValue {
-    error_of(ops::TYPE_ERROR, msg)
+    js_sys::TypeError::new(msg).into()
 }
 
 /// An `Error` with `msg`.
 pub fn error(msg: &str) -> JsValue {
-    error_of(ops::ERROR, msg)
+    js_sys::Error::new(msg).into()
 }
 
-/// Operation `code` (an error constructor) on `msg`.
-fn error_of(code: u8, msg: &str) -> JsValue {
-    op1(code, &JsValue::from_str(msg)).unwrap_or_default()
-}
-
-/// `JSON.stringify(v)` (empty when it gives `undefined`); `Err` holds what a `toJSON` threw.
+/// `JSON.stringify(v)` (empty when it gives `undefined`); `Err` holds what a `toJSON` or a
+/// getter threw.
 pub fn stringify(v: &JsValue) -> Result<String, JsValue> {
-    Ok(op1(ops::STRINGIFY, v)?.as_string().unwrap_or_default())
+    Ok(js_sys::JSON::stringify(v)?.as_string().unwrap_or_default())
 }

@@ -17,5 +17,6 @@ pub mod net;
 pub mod platform;
 pub mod registry;
 pub mod remote;
+pub mod results;
 pub mod storage;
 pub mod timers;

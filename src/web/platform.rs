@@ -1,28 +1,40 @@
 //! Browser implementations of the ports: `Date.now()`, `crypto.getRandomValues` and the
-//! console (Web Storage is in `storage`).
+//! console (Web Storage is in `storage`); ids, the navigator and the global object.
 
 use std::cell::RefCell;
 
+use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{console, Crypto, Navigator};
 
 use super::js;
 
 use crate::ports::{Clock, Log, Rng};
 
-#[wasm_bindgen]
-extern "C" {
-    #[wasm_bindgen(js_namespace = Date, js_name = now)]
-    fn date_now() -> f64;
-}
-
 /// `globalThis[name]`, or `undefined` (also when the getter throws).
 pub fn global_get(name: &str) -> JsValue {
-    js::op(
-        js::ops::GLOBAL,
-        &JsValue::from_str(name),
-        &JsValue::UNDEFINED,
-    )
-    .unwrap_or(JsValue::UNDEFINED)
+    Reflect::get(&js_sys::global(), &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// What the page offers for ids and the online state, looked up once: the global object's
+/// `crypto` (and whether it has `randomUUID`, which browsers give secure contexts only) and
+/// `navigator`; `None` outside a browser window or worker.
+struct Globals {
+    crypto: Option<Crypto>,
+    random_uuid: bool,
+    navigator: Option<Navigator>,
+}
+
+thread_local! {
+    static GLOBALS: Globals = {
+        let crypto = global_get("crypto").dyn_into::<Crypto>().ok();
+        let random_uuid = crypto.as_ref().is_some_and(|c| js::get(c, "randomUUID").is_function());
+        let navigator = global_get("navigator").dyn_into::<Navigator>().ok();
+        Globals { crypto, random_uuid, navigator }
+    };
+    /// Random words from one `getRandomValues` call, used from the back.
+    static WORDS: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Milliseconds since the epoch from `Date.now()`.
@@ -36,19 +48,71 @@ impl Clock for WebClock {
 
 /// The current time in ms.
 pub fn now() -> u64 {
-    date_now() as u64
+    js_sys::Date::now() as u64
 }
 
-#[wasm_bindgen(module = "/src/web/host.js")]
-extern "C" {
-    /// The time now as an ISO-8601 string (`new Date().toISOString()`), as events and batches
-    /// carry it.
-    #[wasm_bindgen(js_name = isoNow)]
-    pub fn iso_now() -> String;
+/// The time now as an ISO-8601 string (`new Date().toISOString()`), as events and batches
+/// carry it.
+pub fn iso_now() -> String {
+    js_sys::Date::new_0().to_iso_string().into()
+}
+
+/// A random 32-bit word from `crypto.getRandomValues`, fetched 64 words at a time
+/// (`Math.random` where `crypto` is missing or refuses).
+pub fn random32() -> u32 {
+    WORDS.with_borrow_mut(|words| {
+        if words.is_empty() {
+            let mut bytes = [0u8; 256];
+            let filled = GLOBALS.with(|g| {
+                g.crypto
+                    .as_ref()
+                    .is_some_and(|c| c.get_random_values_with_u8_array(&mut bytes).is_ok())
+            });
+            *words = if filled {
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect()
+            } else {
+                (0..64)
+                    .map(|_| (js_sys::Math::random() * 4_294_967_296.0) as u32)
+                    .collect()
+            };
+        }
+        words.pop().unwrap_or_default()
+    })
+}
+
+/// A new random (version 4) UUID, lowercase and hyphenated: `crypto.randomUUID` where the page
+/// has it (secure contexts), else [`uuid_from_words`].
+pub fn uuid() -> String {
+    let native = GLOBALS.with(|g| match (&g.crypto, g.random_uuid) {
+        (Some(c), true) => Some(c.random_uuid()),
+        _ => None,
+    });
+    native.unwrap_or_else(uuid_from_words)
+}
+
+/// The fallback of [`uuid`]: a version-4 UUID whose random hex digits come from [`random32`].
+pub fn uuid_from_words() -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    "10000000-1000-4000-8000-100000000000"
+        .bytes()
+        .map(|c| {
+            let r = random32() as u8;
+            char::from(match c {
+                // A random digit, but the version (4) and the variant (8 to b) are fixed.
+                b'0' => HEX[usize::from(r & 15)],
+                b'1' => HEX[usize::from(1 ^ (r & 15))],
+                b'8' => HEX[usize::from(8 ^ (r & 3))],
+                other => other,
+            })
+        })
+        .collect()
 }
 
 /// Random numbers from `crypto.getRandomValues`, fetched 64 words at a time (falls back to
-/// `Math.random` where `crypto` is missing): `random32` in host.js.
+/// `Math.random` where `crypto` is missing): [`random32`].
 #[derive(Default)]
 pub struct WebRng(());
 
@@ -81,14 +145,6 @@ impl<T> Local<T> {
 extern "C" {
     #[wasm_bindgen(js_name = resolveUrl)]
     fn resolve_url_parts(url: &str) -> Option<js_sys::Array>;
-    #[wasm_bindgen(js_name = random32)]
-    fn random32() -> u32;
-    /// A new random (version 4) UUID, lowercase and hyphenated: `crypto.randomUUID` where the
-    /// page has it (secure contexts), else one built from `random32` (`uuid` in host.js).
-    pub fn uuid() -> String;
-    /// The fallback of [`uuid`]: a version-4 UUID built from `random32` words.
-    #[wasm_bindgen(js_name = uuidFromWords)]
-    pub fn uuid_from_words() -> String;
 }
 
 /// `url` resolved against the document's base URL (as `fetch` and script `src` resolve it): its
@@ -109,43 +165,52 @@ const PREFIX: &str = "[consent-analytics] ";
 
 impl Log for ConsoleLog {
     fn warn(&self, msg: &str) {
-        say(js::ops::LOG + 1, msg);
+        console::warn_1(&prefixed(msg));
     }
     fn debug(&self, msg: &str) {
         if self.debug {
-            say(js::ops::LOG, msg);
+            console::log_1(&prefixed(msg));
         }
     }
 }
 
 /// Logs an error with the product prefix.
 pub fn log_error(msg: &str) {
-    say(js::ops::LOG + 2, msg);
+    console::error_1(&prefixed(msg));
 }
 
-/// Prints `msg` with the product prefix through `jsOp` operation `op` (console.log, warn, error).
-fn say(op: u8, msg: &str) {
-    let _ = js::op(
-        op,
-        &JsValue::from_str(&[PREFIX, msg].concat()),
-        &JsValue::UNDEFINED,
-    );
+/// `msg` with the product prefix, for the console.
+fn prefixed(msg: &str) -> JsValue {
+    JsValue::from_str(&[PREFIX, msg].concat())
 }
 
-/// `navigator[name]`, or `undefined`.
+/// `navigator[name]`, or `undefined` (for fields web-sys does not type, such as
+/// `globalPrivacyControl`; also when the getter throws).
 pub fn navigator_get(name: &str) -> JsValue {
-    js::get(&global_get("navigator"), name)
+    GLOBALS.with(|g| match &g.navigator {
+        Some(n) => js::get(n, name),
+        None => JsValue::UNDEFINED,
+    })
+}
+
+/// The browser's `navigator`, when there is one.
+pub fn navigator() -> Option<Navigator> {
+    GLOBALS.with(|g| g.navigator.clone())
 }
 
 /// Whether the browser reports being online (`navigator.onLine`, true when unknown).
 pub fn is_online() -> bool {
-    navigator_get("onLine").as_bool().unwrap_or(true)
+    GLOBALS.with(|g| g.navigator.as_ref().is_none_or(Navigator::on_line))
 }
 
-/// A JavaScript error's message, or the value as a string (empty when even that throws).
+/// A JavaScript error's message: the value when it is a string, else its `message` when that
+/// is a string (a throwing getter is skipped), else `String(e)` (empty when even that throws).
 pub fn error_message(e: &JsValue) -> String {
-    match js::op(js::ops::MESSAGE, e, &JsValue::UNDEFINED) {
-        Ok(m) => m.as_string().unwrap_or_default(),
-        Err(_) => String::new(),
+    if let Some(s) = e.as_string() {
+        return s;
     }
+    if let Some(m) = js::get(e, "message").as_string() {
+        return m;
+    }
+    js::to_js_string(e).unwrap_or_default()
 }

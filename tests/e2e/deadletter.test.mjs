@@ -270,17 +270,16 @@ test('two tabs share one dead-letter queue: neither loses nor brings back the ot
 async function editStoredEvents(page, edits) {
   return page.evaluate((edits) => {
     const key = 'consent-analytics:dlq';
-    const lines = localStorage.getItem(key).split('\n');
+    const stored = JSON.parse(localStorage.getItem(key));
     const ids = [];
-    for (let i = 1; i < lines.length; i++) {
-      const f = lines[i].split('\t');
-      const name = f.length > 8 && JSON.parse(f.slice(8).join('\t')).event;
+    for (const entry of stored.entries) {
+      const name = JSON.parse(entry.event).event;
       if (name in edits) {
-        ids.push(f[0]);
-        lines[i] = [...f.slice(0, 8), edits[name]].join('\t');
+        ids.push(entry.id);
+        entry.event = edits[name];
       }
     }
-    localStorage.setItem(key, lines.join('\n'));
+    localStorage.setItem(key, JSON.stringify(stored));
     return ids;
   }, edits);
 }
@@ -351,6 +350,38 @@ test('a relay dead letter whose event is not JSON is discarded at replay, and th
     const warned = dlqWarnings(p);
     assert.equal(warned.length, 1, JSON.stringify(p.messages));
     assert.ok(warned[0].includes(bad), warned[0]);
+    assert.deepEqual(p.runtimeErrors(), []);
+    await p.close();
+  });
+});
+
+test('dead letters stored by the previous release are listed and replayed, and the queue is rewritten in the current format', async () => {
+  await withServer(async (server) => {
+    const p = await openPage(browser, `${server.url}/blank.html`);
+    const now = Date.now();
+    // The previous release's tab-separated `cadlq1` text: one entry, message escaped.
+    const event = JSON.stringify({ type: 'track', event: 'Old One', messageId: 'm-old', properties: {} });
+    const legacy = `cadlq1 1\nold-1\tflaky\tunknown\t\t2\t${now - 5000}\t${now - 1000}\tbackend\\tdown\t${event}\n`;
+    await p.page.evaluate((v) => localStorage.setItem('consent-analytics:dlq', v), legacy);
+    await p.page.evaluate(() => { window.__down = false; });
+    await setup(p.page, config);
+    const listed = await p.page.evaluate(() => analytics.deadLetters());
+    assert.equal(listed.length, 1);
+    assert.deepEqual(listed[0], {
+      id: 'old-1',
+      destination: 'flaky',
+      event: JSON.parse(event),
+      error: { kind: 'unknown', message: 'backend\tdown' },
+      attempts: 2,
+      firstFailedAt: now - 5000,
+      lastFailedAt: now - 1000,
+    });
+    const r = await p.page.evaluate(() => analytics.retryDeadLetters());
+    assert.deepEqual(r, { retried: 1, succeeded: 1, failed: 0 });
+    assert.deepEqual(await p.page.evaluate(() => window.__got), ['Old One']);
+    const stored = await p.page.evaluate(() => localStorage.getItem('consent-analytics:dlq'));
+    assert.deepEqual(JSON.parse(stored), { v: 2, entries: [] });
+    assert.deepEqual(dlqWarnings(p), []);
     assert.deepEqual(p.runtimeErrors(), []);
     await p.close();
   });

@@ -5,7 +5,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchBrowser, withServer, openPage, waitFor } from './harness.mjs';
+import { launchBrowser, withServer, openPage, waitFor, sinkEvents } from './harness.mjs';
 
 let browser;
 before(async () => {
@@ -79,6 +79,89 @@ test('hostile arguments never reach a Rust panic and the client keeps working', 
     assert.ok(report.errors > 100, `ordinary errors were thrown (${report.errors})`);
     assert.ok(report.alive, 'the client still delivers after all that');
     assert.ok(report.consentStillReadable);
+    assert.deepEqual(p.runtimeErrors(), []);
+    await p.close();
+  });
+});
+
+// Issue 17, "event data stays data": `JSON.parse` of user input makes `__proto__` an own key.
+// It must stay an own key (never the prototype) in what a JavaScript destination receives, in
+// the stored traits and in what the relay sends.
+test('a __proto__ key in traits, properties or options.context stays an own key everywhere', async () => {
+  await withServer(async (server) => {
+    const p = await openPage(browser, `${server.url}/blank.html`);
+    const report = await p.page.evaluate(async () => {
+      const m = await import('/pkg/consent_analytics.js');
+      await m.default();
+      const got = {};
+      const keep = (e) => { got[e.type] = e; };
+      m.Analytics.registerDestination('keeper', () => ({ track: keep, page: keep, identify: keep }));
+      const copies = {};
+      m.Analytics.registerDestination('copier', () => ({
+        onBeforeEvent(e) { return e; },
+        track(e) { copies[e.type] = e; },
+        identify(e) { copies[e.type] = e; },
+      }));
+      const a = await m.Analytics.load({
+        destinations: [
+          { type: 'keeper', requiredConsent: [] },
+          { type: 'copier', requiredConsent: [] },
+          { type: 'relay', settings: { endpoint: '/v1/batch', flushIntervalMs: 50 } },
+        ],
+      });
+      const evil = () => JSON.parse('{"__proto__": {"isAdmin": true}, "plan": "free"}');
+      const ids = {
+        identify: a.identify('u1', evil()),
+        track: a.track('Signed Up', evil(), { context: JSON.parse('{"__proto__": {"isAdmin": true}, "page": {"__proto__": {"isAdmin": true}}}') }),
+        page: a.page('Home', evil()),
+      };
+      await a.flush();
+      const start = Date.now();
+      while ((!got.track || !got.page || !got.identify || !copies.identify || !copies.track) && Date.now() - start < 5000) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      // For one object: [own __proto__ key, its isAdmin value, what isAdmin reads through the prototype].
+      const look = (o) => o && [Object.hasOwn(o, '__proto__'), Object.getPrototypeOf(o) === Object.prototype, o.isAdmin === true];
+      return {
+        ids,
+        received: {
+          traits: look(got.identify?.traits),
+          properties: look(got.track?.properties),
+          context: look(got.track?.context),
+          contextPage: look(got.track?.context?.page),
+          pageProperties: look(got.page?.properties),
+          copiedTraits: look(copies.identify?.traits),
+          copiedContext: look(copies.track?.context),
+        },
+        // As text: the page-to-test transfer would not keep a __proto__ key.
+        stored: localStorage.getItem('consent-analytics:traits'),
+      };
+    });
+    const ownKey = [true, true, false];
+    for (const [what, seen] of Object.entries(report.received)) {
+      assert.deepEqual(seen, ownKey, `${what}: __proto__ stays an own key, isAdmin is not inherited`);
+    }
+    const stored = JSON.parse(report.stored ?? '{}');
+    assert.ok(Object.hasOwn(stored, '__proto__'), 'the stored traits keep the key');
+    assert.deepEqual(stored.__proto__, { isAdmin: true });
+    const sink = await waitFor(
+      async () => {
+        const s = await sinkEvents(server.url);
+        return Object.values(report.ids).every((id) => s.events.some((r) => r.messageId === id)) ? s : null;
+      },
+      { message: 'the three events at the sink' },
+    );
+    const sent = (id) => sink.events.find((r) => r.messageId === id).event;
+    for (const [what, o] of [
+      ['traits', sent(report.ids.identify).traits],
+      ['properties', sent(report.ids.track).properties],
+      ['context', sent(report.ids.track).context],
+      ['context.page', sent(report.ids.track).context.page],
+      ['page properties', sent(report.ids.page).properties],
+    ]) {
+      assert.ok(Object.hasOwn(o, '__proto__'), `the relay sends ${what} with its __proto__ key`);
+      assert.deepEqual(o.__proto__, { isAdmin: true });
+    }
     assert.deepEqual(p.runtimeErrors(), []);
     await p.close();
   });

@@ -44,22 +44,98 @@ use wasm_bindgen_futures::spawn_local;
 use crate::error::{DeliveryError, ErrorKind};
 use crate::manager::BatchLimits;
 use crate::outbox::{batch_body, beacon_chunks, owner_id, Outbox, BEACON_MAX_BYTES, HEARTBEAT_MS};
+use crate::web::config::de::{from_value, AtLeastOne, PATH};
 use crate::web::config::DestConfig;
 use crate::web::dest::{CreateEnv, Destination, Done, Event, LoadEnv, Restored};
-use crate::web::js::{check_keys, get, key, keys_at, opt_bool, opt_obj, opt_str, opt_uint, wrong};
 use crate::web::locks::{heartbeat, LockManager};
 use crate::web::net::{self, Answer, Failure, Post};
 use crate::web::platform::{iso_now, now, uuid, Local};
 
-const SETTINGS: &[&str] = &[
-    "endpoint",
-    "headers",
-    "writeKey",
-    "batchSize",
-    "maxBatchBytes",
-    "flushIntervalMs",
-    "beacon",
-];
+/// A relay's `settings` (SPEC section 6).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", expecting = "an object")]
+struct Settings {
+    endpoint: Option<String>,
+    headers: Option<Headers>,
+    write_key: Option<String>,
+    batch_size: Option<AtLeastOne>,
+    max_batch_bytes: Option<AtLeastOne>,
+    flush_interval_ms: Option<u64>,
+    beacon: Option<bool>,
+}
+
+/// `settings.headers`, in the object's order: names that are HTTP tokens, values fetch can
+/// send. Either refused at load would make every request throw, then fail as `network`.
+struct Headers(Vec<(String, String)>);
+
+impl<'de> serde::Deserialize<'de> for Headers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Headers;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Headers, A::Error> {
+                let mut out = Vec::new();
+                while let Some((HeaderName(k), HeaderValue(v))) = map.next_entry()? {
+                    out.push((k, v));
+                }
+                Ok(Headers(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A header name: an RFC 7230 token (`tchar`s, at least one).
+struct HeaderName(String);
+
+impl<'de> serde::Deserialize<'de> for HeaderName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        if is_token(&name) {
+            Ok(HeaderName(name))
+        } else {
+            Err(serde::de::Error::custom(
+                [PATH, " is not a valid header name (an HTTP token)"].concat(),
+            ))
+        }
+    }
+}
+
+/// A header value: a string without CR, LF or NUL, in Latin-1 (what fetch's `Headers` takes).
+struct HeaderValue(String);
+
+impl<'de> serde::Deserialize<'de> for HeaderValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = String::deserialize(d)?;
+        if value
+            .chars()
+            .any(|c| matches!(c, '\r' | '\n' | '\0') || c > '\u{ff}')
+        {
+            Err(serde::de::Error::custom(
+                [
+                    PATH,
+                    " must not contain CR, LF, NUL or a character beyond U+00FF",
+                ]
+                .concat(),
+            ))
+        } else {
+            Ok(HeaderValue(value))
+        }
+    }
+}
+
+/// Whether `s` is an HTTP token (RFC 7230 section 3.2.6): one or more `tchar`s.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
 
 /// A relay instance. See the module docs.
 pub struct Relay {
@@ -90,51 +166,36 @@ pub struct Relay {
 /// (`config.destinations[0].settings.endpoint`).
 pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>, String> {
     let prefix = env.prefix.as_str();
-    let s = &entry.settings;
     let path = entry.settings_path();
-    check_keys(s, SETTINGS, &path)?;
-    let Some(raw) = opt_str(s, "endpoint", &path)? else {
+    let s: Settings = from_value(&entry.settings, &path)?;
+    let Some(raw) = s.endpoint else {
         return Err([
             &path,
             ".endpoint is required (the URL of the batch endpoint)",
         ]
         .concat());
     };
-    let Some(endpoint) = resolve_http(&raw) else {
+    // An empty endpoint would resolve to the page itself, whose HTML 200 is no acknowledgement.
+    let Some(endpoint) = resolve_http(&raw).filter(|_| !raw.trim().is_empty()) else {
         return Err([&path, ".endpoint must be an http(s) URL, got '", &raw, "'"].concat());
     };
-    let write_key = opt_str(s, "writeKey", &path)?;
+    let write_key = s.write_key;
     let mut headers = net::base_headers(write_key.as_deref());
-    let mut custom_headers = false;
-    if let Some(h) = opt_obj(s, "headers", &path)? {
-        let at = [&path, ".headers"].concat();
-        let keys = keys_at(&h, &at)?;
-        for i in 0..keys.length() {
-            let k = key(&keys, i);
-            let Some(v) = get(&h, &k).as_string() else {
-                return Err(wrong(&at, &k, "a string"));
-            };
-            custom_headers = true;
-            net::set_header(&mut headers, &k, &v);
-        }
+    let custom = s.headers.map(|h| h.0).unwrap_or_default();
+    let custom_headers = !custom.is_empty();
+    for (k, v) in &custom {
+        net::set_header(&mut headers, k, v);
     }
-    let positive = |key: &str, default: u64| -> Result<u64, String> {
-        match opt_uint(s, key, &path)? {
-            Some(0) => Err(wrong(&path, key, "at least 1")),
-            Some(n) => Ok(n),
-            None => Ok(default),
-        }
-    };
     // A body is the events, a comma between two, and this wrapper (`sentAt` always has 24
     // characters): `maxBatchBytes` bounds the whole body.
     let wrapper = batch_body(&[], "0000-00-00T00:00:00.000Z", write_key.as_deref()).len();
-    let max_body = positive("maxBatchBytes", 512_000)? as usize;
+    let max_body = s.max_batch_bytes.map_or(512_000, |n| n.0) as usize;
     let limits = BatchLimits {
-        max_events: positive("batchSize", 20)? as usize,
+        max_events: s.batch_size.map_or(20, |n| n.0) as usize,
         max_bytes: max_body.saturating_sub(wrapper),
-        interval_ms: opt_uint(s, "flushIntervalMs", &path)?.unwrap_or(1000),
+        interval_ms: s.flush_interval_ms.unwrap_or(1000),
     };
-    let use_beacon = opt_bool(s, "beacon", &path)?.unwrap_or(true);
+    let use_beacon = s.beacon.unwrap_or(true);
     let owner = owner_id(now(), &uuid());
     let outbox = Rc::new(RefCell::new(Outbox::new(
         env.storage.clone(),

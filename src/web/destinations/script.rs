@@ -6,10 +6,10 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use crate::script::ScriptDescriptor;
+use crate::web::config::de::from_value;
 use crate::web::config::DestConfig;
 use crate::web::dest::{Destination, Done, Event, LoadEnv};
-use crate::web::inject::{parse_descriptor, remove_all, remove_revoked, Injecting};
-use crate::web::js::{check_keys, get, index, list};
+use crate::web::inject::{remove_all, remove_revoked, Descriptor, Injecting};
 
 /// A destination that only injects scripts.
 pub struct ScriptDestination {
@@ -20,22 +20,25 @@ pub struct ScriptDestination {
     generation: Rc<Cell<u32>>,
 }
 
+/// A `script` destination's `settings`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an object")]
+struct Settings {
+    scripts: Option<Vec<Descriptor>>,
+}
+
 /// Creates the destination for `entry`, validating `settings.scripts`; errors name the field
 /// (`config.destinations[0].settings.scripts[1].src`).
 pub fn create(entry: &DestConfig, owner: Rc<str>) -> Result<Rc<dyn Destination>, String> {
     let path = entry.settings_path();
-    check_keys(&entry.settings, &["scripts"], &path)?;
     let at = [&path, ".scripts"].concat();
-    let arr = list(
-        &get(&entry.settings, "scripts"),
-        &at,
-        " is required (an array of script descriptors)",
-    )?;
+    let Some(list) = from_value::<Settings>(&entry.settings, &path)?.scripts else {
+        return Err([&at, " is required (an array of script descriptors)"].concat());
+    };
     let mut scripts: Vec<ScriptDescriptor> = Vec::new();
-    for j in 0..arr.length() {
-        let v = arr.get(j);
-        let p = index(&at, j);
-        let d = parse_descriptor(&v, &p, false)?;
+    for (j, d) in list.into_iter().enumerate() {
+        let p = [&at, "[", &j.to_string(), "]"].concat();
+        let d = d.check(&p, false)?;
         for s in &scripts {
             if s.id == d.id {
                 return Err([&p, ".id duplicates another script: ", &d.id].concat());

@@ -40,10 +40,11 @@ use crate::error::{DeliveryError, ErrorKind};
 use crate::event::EventKind;
 use crate::script::ScriptDescriptor;
 use crate::vendor_map::{consent_mode_bits, is_meta_standard, Vendor, POSTHOG_API_HOST};
+use crate::web::config::de::from_value;
 use crate::web::config::DestConfig;
 use crate::web::dest::{Destination, Done, Event, LoadEnv};
 use crate::web::inject::{inject, remove_all, remove_revoked, resolve_and_check};
-use crate::web::js::{check_keys, get, opt_str, wrong};
+use crate::web::js::get;
 
 #[wasm_bindgen(module = "/src/web/destinations/vendors.js")]
 extern "C" {
@@ -83,30 +84,29 @@ pub fn create(
     owner: Rc<str>,
 ) -> Result<Rc<dyn Destination>, String> {
     let path = entry.settings_path();
-    let st = &entry.settings;
-    check_keys(st, vendor.settings_keys(), &path)?;
+    let Settings {
+        account,
+        api_host,
+        script_src,
+    } = settings(vendor, &entry.settings, &path)?;
     let key = vendor.id_key();
-    let account = match opt_str(st, key, &path)? {
-        None => return Err([&path, ".", key, " is required"].concat()),
-        Some(a) => a,
-    };
     if let Err(what) = vendor.check_id(&account) {
-        return Err([&wrong(&path, key, what), ": ", &account].concat());
+        return Err([&path, ".", key, " must be ", what, ": ", &account].concat());
     }
     let api_host = match vendor {
-        Vendor::PostHog => match opt_str(st, "apiHost", &path)? {
+        Vendor::PostHog => match api_host {
             // An ingestion host without its scheme would silently send nothing.
             Some(h) if !(h.starts_with("https://") || h.starts_with("http://")) => {
-                return Err([&wrong(&path, "apiHost", "an http(s) URL"), ": ", &h].concat())
+                return Err([&path, ".apiHost must be an http(s) URL: ", &h].concat())
             }
             Some(h) => h,
             None => POSTHOG_API_HOST.into(),
         },
         _ => String::new(),
     };
-    let src = match opt_str(st, "scriptSrc", &path)? {
+    let src = match script_src {
         Some(src) if src.trim().is_empty() => {
-            return Err(wrong(&path, "scriptSrc", "a non-empty URL"))
+            return Err([&path, ".scriptSrc must be a non-empty URL"].concat())
         }
         Some(src) => {
             if let Err(m) = resolve_and_check(&src) {
@@ -129,6 +129,85 @@ pub fn create(
             .required
             .unwrap_or_else(|| crate::web::registry::default_required(&entry.kind)),
     }))
+}
+
+/// What a vendor's `settings` say: its account id (apiKey, pixelId, measurementId or
+/// containerId), PostHog's `apiHost`, and the `scriptSrc` override.
+struct Settings {
+    account: String,
+    api_host: Option<String>,
+    script_src: Option<String>,
+}
+
+/// `settings` of a `posthog` destination.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", expecting = "an object")]
+struct PostHogSettings {
+    api_key: String,
+    api_host: Option<String>,
+    script_src: Option<String>,
+}
+
+/// `settings` of a `meta-pixel` destination.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", expecting = "an object")]
+struct MetaPixelSettings {
+    pixel_id: String,
+    script_src: Option<String>,
+}
+
+/// `settings` of a `ga4` destination.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", expecting = "an object")]
+struct Ga4Settings {
+    measurement_id: String,
+    script_src: Option<String>,
+}
+
+/// `settings` of a `gtm` destination.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", expecting = "an object")]
+struct GtmSettings {
+    container_id: String,
+    script_src: Option<String>,
+}
+
+/// Deserializes `vendor`'s settings `s` (at `path`).
+fn settings(vendor: Vendor, s: &Object, path: &str) -> Result<Settings, String> {
+    Ok(match vendor {
+        Vendor::PostHog => {
+            let s: PostHogSettings = from_value(s, path)?;
+            Settings {
+                account: s.api_key,
+                api_host: s.api_host,
+                script_src: s.script_src,
+            }
+        }
+        Vendor::MetaPixel => {
+            let s: MetaPixelSettings = from_value(s, path)?;
+            Settings {
+                account: s.pixel_id,
+                api_host: None,
+                script_src: s.script_src,
+            }
+        }
+        Vendor::Ga4 => {
+            let s: Ga4Settings = from_value(s, path)?;
+            Settings {
+                account: s.measurement_id,
+                api_host: None,
+                script_src: s.script_src,
+            }
+        }
+        Vendor::Gtm => {
+            let s: GtmSettings = from_value(s, path)?;
+            Settings {
+                account: s.container_id,
+                api_host: None,
+                script_src: s.script_src,
+            }
+        }
+    })
 }
 
 /// An event type's number in `vendors.js`.
