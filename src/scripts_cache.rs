@@ -4,10 +4,12 @@
 //! also an expired one, also one cached by an earlier page of the same session.
 //!
 //! Entries are [`CachedScripts`] records, `{"v":1,"fetchedAt":<ms>,"body":"<response text>"}`;
-//! the plain text `<fetched at ms>\n<body>` of earlier releases is still read, and replaced on
-//! the next store. A value in a foreign format is a miss. The key is the storage prefix and the
-//! consent value, not the URL: a query that changes (a service switching endpoints or modes)
-//! still finds the last good copy.
+//! a value in a foreign format is a miss. The key is the storage prefix, the service
+//! (`scriptsUrl` without its query and fragment) and the consent value: a page that switches to
+//! another service, or a second client of another service, never applies the first service's
+//! list, while a query that changes (a service switching modes) still finds the last good copy.
+//! Entries of earlier releases sit under keys without the service: misses, refilled by the next
+//! fetch (the cache is an optimisation; the last good copy of an earlier release is not used).
 
 use std::borrow::Cow;
 use std::rc::Rc;
@@ -34,16 +36,10 @@ pub struct CachedScripts<'a> {
 }
 
 impl CachedScripts<'_> {
-    /// Reads a stored entry: (fetched at, body). The plain text of earlier releases,
-    /// `<fetched at ms>\n<body>`, is read too.
+    /// Reads a stored entry: (fetched at, body); `None` for a value in another format.
     fn decode(text: &str) -> Option<(u64, String)> {
-        match serde_json::from_str::<CachedScripts>(text) {
-            Ok(c) => (c.v == VERSION).then(|| (c.fetched_at, c.body.into_owned())),
-            Err(_) => {
-                let (at, body) = text.split_once('\n')?;
-                Some((at.parse().ok()?, body.into()))
-            }
-        }
+        let c = serde_json::from_str::<CachedScripts>(text).ok()?;
+        (c.v == VERSION).then(|| (c.fetched_at, c.body.into_owned()))
     }
 }
 
@@ -63,23 +59,35 @@ pub struct ScriptsCache {
     storage: Rc<dyn Storage>,
     clock: Rc<dyn Clock>,
     prefix: String,
+    /// `scriptsUrl` without its query and fragment.
+    service: String,
     ttl_ms: u64,
 }
 
 impl ScriptsCache {
-    /// A cache in `storage` (sessionStorage in the browser) under keys starting with
-    /// `<prefix>:scripts:`, fresh for `ttl_ms`.
-    pub fn new(storage: Rc<dyn Storage>, clock: Rc<dyn Clock>, prefix: &str, ttl_ms: u64) -> Self {
+    /// A cache of the lists of `scripts_url` (resolved, in the browser) in `storage`
+    /// (sessionStorage in the browser) under keys starting with `<prefix>:scripts:`, fresh for
+    /// `ttl_ms`.
+    pub fn new(
+        storage: Rc<dyn Storage>,
+        clock: Rc<dyn Clock>,
+        prefix: &str,
+        scripts_url: &str,
+        ttl_ms: u64,
+    ) -> Self {
+        let service = scripts_url.split(['?', '#']).next().unwrap_or_default();
         ScriptsCache {
             storage,
             clock,
             prefix: prefix.into(),
+            service: service.into(),
             ttl_ms,
         }
     }
 
+    /// The key of entry `tail` (a consent value, or `last`): `<prefix>:scripts:<tail>@<service>`.
     fn key(&self, tail: &str) -> String {
-        [&self.prefix, ":scripts:", tail].concat()
+        [&self.prefix, ":scripts:", tail, "@", &self.service].concat()
     }
 
     /// Reads the entry stored under `key`: (fetched at, body).
@@ -196,10 +204,12 @@ mod tests {
     use crate::ports::{FakeClock, MemoryStorage};
     use Purpose::*;
 
+    const SERVICE: &str = "https://example.test/scripts?mode=a";
+
     fn setup(ttl: u64) -> (Rc<MemoryStorage>, Rc<FakeClock>, ScriptsCache) {
         let s = Rc::new(MemoryStorage::new());
         let c = Rc::new(FakeClock::at(1_000_000));
-        let cache = ScriptsCache::new(s.clone(), c.clone(), "ca", ttl);
+        let cache = ScriptsCache::new(s.clone(), c.clone(), "ca", SERVICE, ttl);
         (s, c, cache)
     }
 
@@ -260,7 +270,7 @@ mod tests {
         cache.store(c, "kept");
         drop(cache);
         clock.advance(5000);
-        let again = ScriptsCache::new(storage, clock, "ca", 1000);
+        let again = ScriptsCache::new(storage, clock, "ca", SERVICE, 1000);
         assert_eq!(again.lookup(c), Lookup::Stale("kept".into()));
         assert_eq!(again.fallback(c).as_deref(), Some("kept"));
     }
@@ -270,12 +280,16 @@ mod tests {
         let (storage, clock, cache) = setup(1000);
         let c = granted(&[]);
         cache.store(c, "A");
-        let other = ScriptsCache::new(storage.clone(), clock.clone(), "other", 1000);
+        let other = ScriptsCache::new(storage.clone(), clock.clone(), "other", SERVICE, 1000);
         assert_eq!(other.lookup(c), Lookup::Missing);
         assert_eq!(other.fallback(c), None);
-        storage.set("ca:scripts:1", "garbage").unwrap();
+        storage
+            .set("ca:scripts:1@https://example.test/scripts", "garbage")
+            .unwrap();
         assert_eq!(cache.lookup(c), Lookup::Missing);
-        storage.set("ca:scripts:1", "x\nA").unwrap();
+        storage
+            .set("ca:scripts:1@https://example.test/scripts", "x\nA")
+            .unwrap();
         assert_eq!(cache.lookup(c), Lookup::Missing);
         for foreign in [
             r#"{"v":2,"fetchedAt":1,"body":"A"}"#,
@@ -293,30 +307,40 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_stored_by_the_previous_release_is_read_and_replaced_on_the_next_store() {
+    fn another_scripts_url_is_another_cache_but_another_query_is_not() {
         let (storage, clock, cache) = setup(1000);
         let c = granted(&[Measurement]);
-        // The previous release's text for consent bits 9, fetched at 999_500.
+        cache.store(c, "A");
+        let other = |url: &str| ScriptsCache::new(storage.clone(), clock.clone(), "ca", url, 1000);
+        for url in [
+            "https://example.test/other-scripts",
+            "https://cdn.example.test/scripts",
+        ] {
+            let o = other(url);
+            assert_eq!(o.lookup(c), Lookup::Missing, "{url}");
+            assert_eq!(o.fallback(c), None, "{url}");
+            assert_eq!(
+                o.fallback(granted(&[Measurement, Marketing])),
+                None,
+                "{url}"
+            );
+        }
+        let same = other("https://example.test/scripts?mode=b#x");
+        assert_eq!(same.lookup(c), Lookup::Fresh("A".into()));
+    }
+
+    #[test]
+    fn an_entry_stored_by_the_previous_release_is_a_miss_not_applied() {
+        let (storage, _clock, cache) = setup(1000);
+        let c = granted(&[Measurement]);
+        // The previous release's text for consent bits 9, under its key without the service.
         storage
             .set("ca:scripts:9", "999500\n{\"scripts\":[],\"metadata\":{}}")
             .unwrap();
         storage.set("ca:scripts:last", "9").unwrap();
-        assert_eq!(
-            cache.lookup(c),
-            Lookup::Fresh(r#"{"scripts":[],"metadata":{}}"#.into())
-        );
-        clock.advance(500);
-        assert_eq!(
-            cache
-                .fallback(granted(&[Measurement, Marketing]))
-                .as_deref(),
-            Some(r#"{"scripts":[],"metadata":{}}"#)
-        );
+        assert_eq!(cache.lookup(c), Lookup::Missing);
+        assert_eq!(cache.fallback(c), None);
         cache.store(c, "B\nwith a line");
-        assert_eq!(
-            storage.get("ca:scripts:9").unwrap().as_deref(),
-            Some(r#"{"v":1,"fetchedAt":1000500,"body":"B\nwith a line"}"#)
-        );
         assert_eq!(cache.lookup(c), Lookup::Fresh("B\nwith a line".into()));
     }
 

@@ -8,7 +8,8 @@
 //   /fake/<name>.js        fake vendor scripts from www/fake/
 //   /fake/slow.js?ms=N     a script answered after N ms (sets window.__slowLoaded)
 //   /fake/broken.js        always 404
-//   /scripts               remote scripts list (?mode=bad: invalid body, ?mode=down: 500)
+//   /scripts               remote scripts list (?mode=bad: invalid body, ?mode=down: 500,
+//                          ?mode=filtered: a list filtered by the consent it is sent)
 //   /v1/batch, /v1/b       relay sink (Segment batch format), see /sink/* to inspect it
 //   /__log                 request log (GET), /__log/clear (POST)
 //   /bundle/*              files from the `bundleDir` option (a page a bundler built; tests)
@@ -84,8 +85,9 @@ class Sink {
 
   /**
    * { mode: 'ok' } | { mode: 'fail', status = 503, retryAfter? } |
-   * { mode: 'sequence', statuses: [503, 429, 200 | {status, retryAfter}], retryAfter? }
+   * { mode: 'sequence', statuses: [503, 429, 200 | {status, retryAfter, location, delayMs}], retryAfter? }
    * retryAfter: seconds (a number) or an HTTP-date (a string), sent as the Retry-After header.
+   * location: a URL sent as the Location header (with a 3xx status: a redirect).
    */
   setMode(spec) {
     if (!spec || typeof spec !== 'object') throw new Error('mode must be a JSON object');
@@ -107,6 +109,9 @@ class Sink {
         checkStatus(item.status);
         item.retryAfter ??= spec.retryAfter;
         checkRetryAfter(item.retryAfter);
+        if (item.location !== undefined && typeof item.location !== 'string') {
+          throw new Error(`invalid location ${JSON.stringify(item.location)} (a URL string)`);
+        }
         const delay = item.delayMs ?? 0;
         if (typeof delay !== 'number' || !(delay >= 0 && delay <= MAX_SLOW_MS)) {
           throw new Error(`invalid delayMs ${JSON.stringify(item.delayMs)} (0..${MAX_SLOW_MS})`);
@@ -316,7 +321,7 @@ export async function startServer({
     const body = await readBody(req);
     sink.requests += 1;
     sink.bytes += body.length;
-    const { status, retryAfter, delayMs } = sink.nextResponse();
+    const { status, retryAfter, delayMs, location } = sink.nextResponse();
     // A slow backend: it takes the batch only when it answers, and not at all if the client
     // gave up on the request first.
     if (delayMs && (await delay(res, delayMs))) {
@@ -326,6 +331,7 @@ export async function startServer({
     if (status < 200 || status > 299) {
       sink.rejected += 1;
       const headers = retryAfter !== undefined ? { 'Retry-After': String(retryAfter) } : {};
+      if (location !== undefined) headers.Location = location;
       return sendJson(res, status, { ok: false, error: `sink answers ${status}` }, headers);
     }
     let payload;
@@ -421,6 +427,16 @@ export async function startServer({
       if (mode === 'down') return sendJson(res, 500, { error: 'scripts service down' });
       if (mode === 'bad') {
         return send(res, 200, 'not json', { 'Content-Type': 'application/json; charset=utf-8' });
+      }
+      if (mode === 'filtered') {
+        // A service that filters by consent itself: its scripts carry no requiredConsent, and
+        // the marketing one is listed only while marketing is granted.
+        let consent = {};
+        try {
+          consent = JSON.parse(searchParams.get('consent') ?? '{}') ?? {};
+        } catch {}
+        const scripts = consent.marketing ? [{ id: 'remote-filtered', src: '/fake/remote.js' }] : [];
+        return sendJson(res, 200, { scripts, metadata: { source: 'filtered' } });
       }
       return sendJson(res, 200, REMOTE_SCRIPTS);
     }

@@ -11,30 +11,6 @@ const text = (e) => {
   }
 };
 
-// POSTs `body` to `url` with the `headers` object (as a keepalive request when `keepalive`),
-// aborted after `ms` milliseconds unless 0 (where the browser has AbortSignal.timeout).
-// Resolves [status, the delay in ms a 429 or 503 asked for with Retry-After, or null], [-1]
-// when it timed out, or [0, message] when the request failed or fetch is missing; never rejects.
-export function post(url, body, headers, keepalive, ms) {
-  return new Promise((resolve) => {
-    const signal = ms && self.AbortSignal && AbortSignal.timeout ? AbortSignal.timeout(ms) : undefined;
-    resolve(fetch(url, { method: 'POST', body, headers, keepalive, signal }));
-  })
-    .then((r) => [r.status, r.status == 429 || r.status == 503 ? retryAfterMs(r.headers.get('Retry-After')) : null])
-    .catch((e) => (e && e.name == 'TimeoutError' ? [-1] : [0, 'relay request failed: ' + text(e)]));
-}
-
-// A Retry-After value as a delay in ms: delay-seconds, or an HTTP-date (IMF-fixdate, RFC 850,
-// asctime; asctime carries no zone and means GMT), a past date being 0; null when it is
-// neither. The retry policy caps the delay at retry.maxDelayMs.
-export function retryAfterMs(v) {
-  v = v == null ? '' : v.trim();
-  if (/^\d+$/.test(v)) return v * 1000;
-  // An HTTP-date has a time of day (so '1.5' or '-1' is not taken for a date).
-  const at = /\d\d:\d\d:\d\d/.test(v) ? Date.parse(/\d$/.test(v) ? v + ' GMT' : v) : NaN;
-  return at == at ? Math.max(0, at - Date.now()) : null;
-}
-
 // `url` resolved against the document's base URL: [href, protocol, the page's origin], or
 // undefined when it is not a valid URL.
 export function resolveUrl(url) {
@@ -131,26 +107,4 @@ export function dropScript(owner, id, forget) {
     if (u?.size) return;
     if (forgets.delete(id) ? loads.delete(id) : loads.has(id)) byId(id)?.remove();
   } catch (_) {}
-}
-
-// --- network ---
-
-// Remote scripts: GETs `url` (when given: nothing cached) giving up after `ms` milliseconds,
-// calls `step` with [[body text]] for a 2xx answer or else [the failure message naming the
-// URL], then, as long as `step` pushes a promise onto that array, awaits it and calls `step`
-// with [what it resolved].
-export async function remoteScripts(url, ms, step) {
-  let r, timer;
-  if (url != null) {
-    r = await new Promise((resolve, reject) => {
-      if (typeof fetch != 'function') throw 'fetch is not available';
-      timer = setTimeout(() => resolve('timed out'), ms);
-      fetch(url)
-        .then((a) => (a.ok ? a.text().then((t) => [t], () => 'failed while reading the body') : `answered HTTP ${a.status}`))
-        .then(resolve, reject);
-    }).catch((e) => `failed: ${text(e)}`);
-    clearTimeout(timer);
-    if (typeof r == 'string') r = `GET ${url} ${r}`;
-  } else await 0;
-  for (let a; step((a = [r])), a[1]; ) r = await a[1];
 }

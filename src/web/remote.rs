@@ -1,22 +1,22 @@
 //! Remote scripts (`config.scriptsUrl`): after `Analytics.load` and each `setConsent`, asks
 //! `GET <scriptsUrl>?consent=<JSON>` for `{ scripts: [descriptor + requiredConsent], metadata }`,
-//! injects the scripts the consent allows and removes those it no longer allows. Responses are
-//! cached per consent value in sessionStorage ([`crate::scripts_cache`]); a failed fetch or an
-//! invalid body is logged and the last good copy is used. Nothing here can break tracking: it
-//! runs from promise callbacks (the `remoteScripts` helper of `host.js`) and only logs.
+//! injects the scripts the consent allows and removes those it no longer allows or the list no
+//! longer returns. Responses are cached per `scriptsUrl` and consent value in sessionStorage
+//! ([`crate::scripts_cache`]); a failed fetch or an invalid body is logged and the last good
+//! copy is used. Nothing here can break tracking: it runs on its own `spawn_local` task and
+//! only logs.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use js_sys::Array;
-use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
 
 use super::config::required_consent;
 
-use super::inject::{parse_descriptor, remove_revoked, start};
+use super::inject::{outcome, parse_descriptor, remove_revoked, start};
 use super::js::{get, index, is_plain_object, list};
-use super::platform::{log_error, WebClock};
+use super::net::get_text;
+use super::platform::{log_error, resolve_url, WebClock};
 use super::storage::WebStorage;
 use crate::consent::Purposes;
 use crate::script::ScriptDescriptor;
@@ -54,6 +54,7 @@ impl Remote {
             Rc::new(WebStorage::session()),
             Rc::new(WebClock),
             prefix,
+            &resolve_url(&url).map_or_else(|| url.clone(), |(href, _, _)| href),
             ttl_ms,
         );
         Rc::new(Remote {
@@ -68,7 +69,8 @@ impl Remote {
     }
 
     /// Applies `consent`: removes at once the scripts it no longer allows, then (from the cache
-    /// or the network) injects those it allows, one after the other.
+    /// or the network) the list for it: removes the scripts the list no longer returns and
+    /// injects those it allows, one after the other.
     pub fn refresh(self: &Rc<Self>, consent: Purposes) {
         let generation = self.generation.get().wrapping_add(1);
         self.generation.set(generation);
@@ -83,70 +85,90 @@ impl Remote {
         }
         drop(injected);
         remove_revoked(&self.owner, &revoked);
+        let me = self.clone();
+        spawn_local(async move { me.apply(consent, generation).await });
+    }
+
+    /// Whether a newer [`Remote::refresh`] than `generation` started (this one then stops).
+    fn superseded(&self, generation: u32) -> bool {
+        self.generation.get() != generation
+    }
+
+    /// Gets the list for `consent` and applies it, unless a newer refresh started meanwhile.
+    async fn apply(&self, consent: Purposes, generation: u32) {
         let cached = match self.cache.lookup(consent) {
             Lookup::Fresh(body) => parse_body(&body).ok(),
             Lookup::Stale(_) | Lookup::Missing => None,
         };
-        let url = cached.is_none().then(|| request_url(&self.url, consent));
-        let me = self.clone();
-        let mut list = cached.map(Vec::into_iter);
-        let fetched = url.clone().unwrap_or_default();
-        // Called with `[answer to the GET]` (when not cached), then with `[outcome of each
-        // injection]`; pushes onto that array the promise of the next one, if any.
-        let step = move |a: JsValue| {
-            let a: &Array = a.unchecked_ref();
-            let got = a.get(0);
-            let list = match &mut list {
-                Some(list) => {
-                    if let Some(m) = got.as_string() {
-                        log_error(&["remote scripts: ", &m].concat());
-                    }
-                    list
-                }
-                None => match me.received(consent, &fetched, got) {
-                    Some(l) => list.insert(l.into_iter()),
+        let list = match cached {
+            Some(list) => list,
+            None => {
+                let url = request_url(&self.url, consent);
+                let got = get_text(&url, self.timeout_ms)
+                    .await
+                    .map_err(|e| ["GET ", &url, " ", &e.to_string()].concat());
+                match self.received(consent, &url, got) {
+                    Some(list) => list,
                     None => return,
-                },
-            };
-            for (d, req) in list {
-                if me.generation.get() != generation {
-                    break; // A newer consent is being applied.
                 }
-                if !consent.covers(req) {
-                    continue;
-                }
-                let p = start(&d, &me.owner, me.nonce.as_deref(), me.timeout_ms);
-                let mut injected = me.injected.borrow_mut();
+            }
+        };
+        if self.superseded(generation) {
+            return;
+        }
+        self.remove_unlisted(&list);
+        for (d, req) in list {
+            if self.superseded(generation) {
+                break; // A newer consent is being applied.
+            }
+            if !consent.covers(req) {
+                continue;
+            }
+            let loading = start(&d, &self.owner, self.nonce.as_deref(), self.timeout_ms);
+            {
+                let mut injected = self.injected.borrow_mut();
                 if !injected.iter().any(|(x, _)| x.id == d.id) {
                     injected.push((d, req));
                 }
-                a.push(&p);
-                return;
             }
-        };
-        let step = Closure::<dyn FnMut(JsValue)>::new(step).into_js_value();
-        in_order(
-            url.as_deref(),
-            self.timeout_ms.min(i32::MAX as u64) as u32,
-            &step,
-        );
+            if let Err(e) = outcome(JsFuture::from(loading).await) {
+                log_error(&["remote scripts: ", &e.message].concat());
+            }
+        }
     }
 
-    /// The list to apply from the answer `got` to `GET url` for `consent` (`[body text]` or the
+    /// Removes the injected scripts that `list` does not return (any more): a service that
+    /// filters its list by the consent it is sent takes a script back by leaving it out.
+    fn remove_unlisted(&self, list: &[RemoteScript]) {
+        let mut gone = Vec::new();
+        self.injected.borrow_mut().retain(|(d, _)| {
+            let listed = list.iter().any(|(x, _)| x.id == d.id);
+            if !listed {
+                gone.push(d.clone());
+            }
+            listed
+        });
+        remove_revoked(&self.owner, &gone);
+    }
+
+    /// The list to apply from the answer `got` to `GET url` for `consent` (the body text or the
     /// failure message): a valid body is cached; otherwise the failure is logged and the last
     /// good copy is used, if any.
-    fn received(&self, consent: Purposes, url: &str, got: JsValue) -> Option<Vec<RemoteScript>> {
-        let failure = if got.is_array() {
-            let text = get(&got, "0").as_string().unwrap_or_default();
-            match parse_body(&text) {
+    fn received(
+        &self,
+        consent: Purposes,
+        url: &str,
+        got: Result<String, String>,
+    ) -> Option<Vec<RemoteScript>> {
+        let failure = match got {
+            Ok(text) => match parse_body(&text) {
                 Ok(list) => {
                     self.cache.store(consent, &text);
                     return Some(list);
                 }
                 Err(m) => ["GET ", url, ": invalid body: ", &m].concat(),
-            }
-        } else {
-            got.as_string().unwrap_or_default()
+            },
+            Err(m) => m,
         };
         let fallback = self.cache.fallback(consent);
         let kept = if fallback.is_some() {
@@ -160,12 +182,6 @@ impl Remote {
             None => None,
         }
     }
-}
-
-#[wasm_bindgen(module = "/src/web/host.js")]
-extern "C" {
-    #[wasm_bindgen(js_name = remoteScripts)]
-    fn in_order(url: Option<&str>, ms: u32, step: &JsValue);
 }
 
 /// Validates a response body: `{ scripts: [descriptor + requiredConsent?], metadata? }`.

@@ -700,6 +700,19 @@ describe('remote scripts', () => {
     await p.close();
   });
 
+  test('a script the list stops returning after a consent change is removed from the page', async () => {
+    const p = await open();
+    const { page } = p;
+    await load(page, { consent: { marketing: true }, scriptsUrl: '/scripts?mode=filtered' });
+    await waitFor(async () => (await elements(page, '#remote-filtered')) === 1, { message: 'injected' });
+
+    await ev(page, () => a.setConsent({ marketing: false }));
+    await waitFor(async () => (await scriptsRequests()).length === 2, { message: 'list asked again' });
+    await waitFor(async () => (await elements(page, '#remote-filtered')) === 0, { message: 'removed' });
+    assert.deepEqual(p.runtimeErrors(), []);
+    await p.close();
+  });
+
   test('a second load within the TTL uses the session cache; an expired entry is fetched again', async () => {
     const p = await open();
     const { page } = p;

@@ -14,6 +14,7 @@ import {
   openPage,
   sinkEvents,
   setSinkMode,
+  requestLog,
   waitFor,
 } from './harness.mjs';
 
@@ -225,6 +226,48 @@ describe('relay destination', () => {
       await p.close();
     });
   });
+
+  // A 302 to a login page (which a followed redirect would GET and take for an acknowledgement)
+  // and a 307 to another endpoint (which a followed redirect would POST the events to).
+  for (const [status, location] of [
+    [302, '/blank.html?login'],
+    [307, '/v1/b?moved'],
+  ]) {
+    test(`a ${status} redirect is not followed with the events and is a validation failure`, async () => {
+      await withServer(async ({ url }) => {
+        await setSinkMode(url, { mode: 'sequence', statuses: [{ status, location }] });
+        const p = await openPage(browser, null);
+        await boot(p.page, url, relayConfig({ flushIntervalMs: 50 }, { retry: { baseDelayMs: 50, jitter: false } }));
+        const ids = await track(p.page, 3);
+        const dead = await waitFor(
+          async () => {
+            const d = await p.page.evaluate(() => window.a.deadLetters());
+            return d.length === 3 ? d : null;
+          },
+          { message: 'three dead letters' },
+        );
+        assert.deepEqual(dead.map((d) => d.event.messageId).sort(), [...ids].sort());
+        for (const d of dead) {
+          assert.equal(d.error.kind, 'validation');
+          assert.equal(d.error.status, 0, 'the browser hides which 3xx it was');
+          assert.match(d.error.message, /redirect/);
+          assert.equal(d.attempts, 1, 'not retried');
+        }
+        await pause(300);
+        const s = await sinkEvents(url);
+        assert.equal(s.requests, 1, 'one POST, not followed');
+        assert.equal(s.count, 0, 'nothing delivered anywhere');
+        const followed = (await requestLog(url)).filter((r) => r.url === location);
+        assert.deepEqual(followed, [], 'the Location target was never asked');
+        const [st] = await p.page.evaluate(() => window.a.status());
+        assert.equal(st.delivered, 0);
+        assert.equal(st.deadLettered, 3);
+        await waitFor(async () => (await outboxKeys(p.page)).length === 0, { message: 'empty outbox' });
+        assert.deepEqual(p.runtimeErrors(), []);
+        await p.close();
+      });
+    });
+  }
 
   test('a Retry-After HTTP-date is honoured as a delay until that time', async () => {
     await withServer(async ({ url }) => {

@@ -2,12 +2,14 @@
 //! RudderStack HTTP batch format (`POST endpoint` with `{"batch":[...],"sentAt":...}`), keeping
 //! every accepted event in the durable outbox ([`crate::outbox`]) until a 2xx answer.
 //!
-//! Browser side only: settings, and the `fetch`, `sendBeacon`, Web Locks and timer calls (small
-//! JavaScript helpers in `relay.js` beside this file and `post` in `src/web/host.js`). Which entries are whose, adoption, ordering and
-//! the wire format live in `outbox` and are tested natively.
+//! Browser side only: settings, and the requests, `sendBeacon` ([`crate::web::net`]) and Web
+//! Locks ([`crate::web::locks`]). Which entries are whose, adoption, ordering and the wire
+//! format live in `outbox` and are tested natively.
 //!
 //! - `deliver` POSTs one batch with `Content-Type: application/json`, `Authorization: Basic
 //!   base64(writeKey + ':')` when a writeKey is set, and the configured headers.
+//!   A redirect answer is not followed (only the configured endpoint receives events) and does
+//!   not acknowledge the batch: it is a `validation` failure, not retried.
 //! - `test` (`testDestination`) POSTs an empty batch and reports whether the answer was 2xx.
 //! - At page hide, `beacon` hands unsent events to `navigator.sendBeacon` in chunks within
 //!   `maxBatchBytes` and 64 KB (each a complete batch, sent as `text/plain`), or to
@@ -37,9 +39,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{Array, Promise};
-use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::spawn_local;
 
 use crate::error::{DeliveryError, ErrorKind};
 use crate::manager::BatchLimits;
@@ -47,8 +47,9 @@ use crate::outbox::{batch_body, beacon_chunks, owner_id, Outbox, BEACON_MAX_BYTE
 use crate::web::config::de::{from_value, AtLeastOne, PATH};
 use crate::web::config::DestConfig;
 use crate::web::dest::{CreateEnv, Destination, Done, Event, LoadEnv, Restored};
+use crate::web::locks::{heartbeat, LockManager};
+use crate::web::net::{self, Answer, Failure, Post};
 use crate::web::platform::{iso_now, now, uuid, Local};
-use wasm_bindgen_futures::{spawn_local, JsFuture};
 
 /// A relay's `settings` (SPEC section 6).
 #[derive(serde::Deserialize)]
@@ -138,9 +139,9 @@ fn is_token(s: &str) -> bool {
 
 /// A relay instance. See the module docs.
 pub struct Relay {
-    endpoint: String,
-    /// Every request header (an object): Content-Type, Authorization, then the configured ones.
-    headers: JsValue,
+    endpoint: Rc<str>,
+    /// Every request header: Content-Type, Authorization, then the configured ones.
+    headers: Rc<[(String, String)]>,
     /// Whether `settings.headers` is non-empty (`sendBeacon` cannot send headers).
     custom_headers: bool,
     write_key: Option<String>,
@@ -179,11 +180,11 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
         return Err([&path, ".endpoint must be an http(s) URL, got '", &raw, "'"].concat());
     };
     let write_key = s.write_key;
-    let headers = base_headers(write_key.as_deref());
+    let mut headers = net::base_headers(write_key.as_deref());
     let custom = s.headers.map(|h| h.0).unwrap_or_default();
     let custom_headers = !custom.is_empty();
     for (k, v) in &custom {
-        set_header(&headers, k, v);
+        net::set_header(&mut headers, k, v);
     }
     // A body is the events, a comma between two, and this wrapper (`sentAt` always has 24
     // characters): `maxBatchBytes` bounds the whole body.
@@ -204,8 +205,8 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
         owner,
     )));
     Ok(Rc::new(Relay {
-        endpoint,
-        headers,
+        endpoint: endpoint.into(),
+        headers: headers.into(),
         custom_headers,
         write_key,
         limits,
@@ -238,20 +239,23 @@ impl Relay {
     /// POSTs `body` (with `keepalive` at page hide) and calls `k` with the outcome once it is
     /// answered. A request not answered within `loading.timeoutMs` is aborted, so a retry never
     /// runs beside it (the engine reports the timeout).
-    fn request(&self, body: &str, keepalive: bool, k: Done) {
+    fn request(&self, body: String, keepalive: bool, k: Done) {
         // At page hide the page may be gone before any answer: no timeout then.
-        let ms = if keepalive { 0 } else { self.timeout_ms };
-        let p = post(&self.endpoint, body, &self.headers, keepalive, ms as f64);
+        let timeout_ms = if keepalive { 0 } else { self.timeout_ms };
         let len = if keepalive { body.len() } else { 0 };
         KEEPALIVE.with(|n| *n.borrow_mut() += len);
-        // `post` never rejects.
-        let p = JsFuture::from(p);
+        let (url, headers) = (self.endpoint.clone(), self.headers.clone());
         spawn_local(async move {
-            let r = p.await;
+            let answer = net::post(&Post {
+                url: &url,
+                body: &body,
+                headers: &headers,
+                keepalive,
+                timeout_ms,
+            })
+            .await;
             KEEPALIVE.with(|n| *n.borrow_mut() -= len);
-            k(outcome(
-                &r.map_or_else(|_| Array::new(), JsCast::unchecked_into),
-            ))
+            k(outcome(answer))
         });
     }
 
@@ -265,7 +269,7 @@ impl Relay {
     /// refused after the page is gone (the page's 64 KB of keepalive bodies in flight is
     /// shared with every beacon of the page), so its events stay kept until it answers 2xx.
     fn sure(&self) -> bool {
-        self.use_beacon && !self.custom_headers && can_beacon()
+        self.use_beacon && !self.custom_headers && net::can_beacon()
     }
 
     /// Hands chunks (within `maxBatchBytes` and 64 KB) to `sendBeacon`, or to keepalive
@@ -282,7 +286,7 @@ impl Relay {
         let mut sent = 0;
         for (n, body) in chunks {
             if beacon {
-                if !send_beacon(&self.endpoint, &body) {
+                if !net::send_beacon(&self.endpoint, &body) {
                     break;
                 }
             } else {
@@ -305,7 +309,7 @@ impl Relay {
                     self.acked.clone(),
                 );
                 self.request(
-                    &body,
+                    body,
                     true,
                     Box::new(move |r| {
                         let mut o = o.borrow_mut();
@@ -338,33 +342,42 @@ type Deferred = Vec<(Rc<str>, bool)>;
 /// allow 64 KB of keepalive bodies in flight per page.
 static KEEPALIVE: Local<usize> = Local::new(0);
 
-#[wasm_bindgen(module = "/src/web/host.js")]
-extern "C" {
-    /// `fetch(url, {method: 'POST', body, headers, keepalive})`, aborted after `ms` (0: never);
-    /// resolves `[status, text]`, the text being the `Retry-After` delay in ms for an HTTP
-    /// error (see host.js).
-    fn post(url: &str, body: &str, headers: &JsValue, keepalive: bool, ms: f64) -> Promise;
-}
-
-/// What `post` resolved to: 2xx is success; another status is an HTTP error (with
-/// `Retry-After` on 429 and 503); no answer (status 0) is a network error.
-fn outcome(r: &Array) -> Result<(), DeliveryError> {
-    let status = r.get(0).as_f64().unwrap_or(0.0);
-    let x = r.get(1);
-    if status < 0.0 {
-        return Err(DeliveryError::new(
+/// The delivery result of a POST: 2xx is success; another status is an HTTP error (with
+/// `Retry-After` on 429 and 503); a redirect is a `validation` failure, as the events were not
+/// taken; no answer is a network error or a timeout.
+fn outcome(answer: Result<Answer, Failure>) -> Result<(), DeliveryError> {
+    match answer {
+        Ok(Answer::Status {
+            status: 200..=299, ..
+        }) => Ok(()),
+        Ok(Answer::Status {
+            status,
+            retry_after_ms,
+        }) => Err(DeliveryError::http(status, retry_after_ms)),
+        Ok(Answer::Redirect) => Err(redirected()),
+        Err(Failure::TimedOut) => Err(DeliveryError::new(
             ErrorKind::Timeout,
             "relay request timed out (loading.timeoutMs)",
-        ));
-    }
-    match status as u16 {
-        200..=299 => Ok(()),
-        0 => Err(DeliveryError::new(
-            ErrorKind::Network,
-            x.as_string()
-                .unwrap_or_else(|| "relay request got no readable answer".into()),
         )),
-        s => Err(DeliveryError::http(s, x.as_f64().map(|ms| ms as u64))),
+        Err(Failure::Failed(m)) => Err(DeliveryError::new(
+            ErrorKind::Network,
+            ["relay request failed: ", &m].concat(),
+        )),
+    }
+}
+
+/// The failure of a redirect answer: it is not followed with the events and does not
+/// acknowledge them. Its `status` is 0, what the browser reports for it: a browser hides which
+/// 3xx the endpoint answered (`opaqueredirect`), and a made-up 3xx would claim more than is
+/// known.
+fn redirected() -> DeliveryError {
+    DeliveryError {
+        kind: ErrorKind::Validation,
+        message: "relay endpoint answered with a redirect (3xx), which is not followed: \
+                  only the configured endpoint receives events"
+            .into(),
+        status: Some(0),
+        retry_after_ms: None,
     }
 }
 
@@ -374,11 +387,11 @@ impl Destination for Relay {
     }
 
     fn deliver(self: Rc<Self>, events: Vec<Event>, done: Done) {
-        self.request(&self.body(&jsons(&events)), false, done)
+        self.request(self.body(&jsons(&events)), false, done)
     }
 
     fn test(self: Rc<Self>, done: Done) {
-        self.request(&self.body(&[]), false, done)
+        self.request(self.body(&[]), false, done)
     }
 
     fn has_test(&self) -> bool {
@@ -411,59 +424,8 @@ impl Destination for Relay {
     }
 
     fn restore(&self, done: Box<dyn FnOnce(Vec<Restored>)>) {
-        let outbox = self.outbox.clone();
-        let got: Rc<RefCell<Vec<Restored>>> = Default::default();
-        // The one callback of `claimOutbox` (see relay.js): lists the other owners, adopts the
-        // gone ones, and beats / leaves in the heartbeat fallback.
-        let f = {
-            let (o, g) = (outbox.clone(), got.clone());
-            let mut owners: Vec<String> = Vec::new();
-            let mut seen = Vec::new();
-            let mut heartbeat = false;
-            Closure::<dyn FnMut(JsValue)>::new(move |x: JsValue| {
-                let mut o = o.borrow_mut();
-                match x.as_f64() {
-                    None => {
-                        owners = o.other_owners();
-                        let list: &Array = x.unchecked_ref();
-                        for w in &owners {
-                            list.push(&JsValue::from_str(w));
-                        }
-                    }
-                    Some(-1.0) => {
-                        heartbeat = true;
-                        o.beat(now());
-                    }
-                    Some(i) if i < 0.0 => o.leave(),
-                    Some(i) => {
-                        if let Some(owner) = owners.get(i as usize) {
-                            // Without Web Locks, only owners whose heartbeat stopped are gone.
-                            if !heartbeat || o.is_silent(owner, now()) {
-                                for e in o.adopt(owner, &mut seen) {
-                                    // An event the browser cannot parse is discarded.
-                                    match js_sys::JSON::parse(&e.json) {
-                                        Ok(v) if v.is_object() => g.borrow_mut().push(Restored {
-                                            message_id: e.message_id,
-                                            json: e.json,
-                                            payload: v,
-                                        }),
-                                        _ => o.discard(e.seq),
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            })
-            .into_js_value()
-        };
-        let own = outbox.borrow().owner().to_string();
-        let claimed = claim_outbox(&self.lock_base, &own, HEARTBEAT_MS as u32, &f);
-        let claimed = JsFuture::from(claimed);
-        spawn_local(async move {
-            let _ = claimed.await;
-            done(std::mem::take(&mut *got.borrow_mut()))
-        });
+        let (outbox, lock_base) = (self.outbox.clone(), self.lock_base.clone());
+        spawn_local(async move { done(claim(&outbox, &lock_base).await) });
     }
 
     fn beacon(&self, events: &[Event]) -> usize {
@@ -479,24 +441,54 @@ impl Destination for Relay {
     }
 }
 
-#[wasm_bindgen(module = "/src/web/destinations/relay.js")]
-extern "C" {
-    /// Takes this page's Web Lock `base + own` for its life (or starts the heartbeat fallback)
-    /// and calls `f` for the owners whose page is gone; settles when done (see relay.js).
-    #[wasm_bindgen(js_name = claimOutbox)]
-    fn claim_outbox(base: &str, own: &str, ms: u32, f: &JsValue) -> Promise;
-    /// `navigator.sendBeacon(url, body)`: whether the browser took it (false when missing).
-    #[wasm_bindgen(js_name = sendBeacon)]
-    fn send_beacon(url: &str, body: &str) -> bool;
-    /// Whether the browser has `navigator.sendBeacon`.
-    #[wasm_bindgen(js_name = canBeacon)]
-    fn can_beacon() -> bool;
-    /// A new headers object: `Content-Type: application/json`, and with a writeKey
-    /// `Authorization` (`Basic` and base64 of `key:`).
-    #[wasm_bindgen(js_name = baseHeaders)]
-    fn base_headers(write_key: Option<&str>) -> JsValue;
-    /// Sets header `name` on the headers object `h`, replacing any of the same name in another
-    /// letter case (header names are case-insensitive; fetch would join both values).
-    #[wasm_bindgen(js_name = setHeader)]
-    fn set_header(h: &JsValue, name: &str, value: &str);
+/// Takes this page's Web Lock `<lock_base><own owner>` for its life, then adopts the entries of
+/// the owners whose page is gone: those whose lock it can take at once (and then keeps, so a
+/// tab loading at the same moment finds them taken). When the browser refuses this page's lock,
+/// nothing is adopted. Without Web Locks, the page beats every [`HEARTBEAT_MS`] and adopts the
+/// owners whose heartbeat stopped.
+async fn claim(outbox: &Rc<RefCell<Outbox>>, lock_base: &str) -> Vec<Restored> {
+    let mut got = Vec::new();
+    let mut seen = Vec::new();
+    let Some(locks) = LockManager::get() else {
+        let (o, l) = (outbox.clone(), outbox.clone());
+        heartbeat(
+            HEARTBEAT_MS as u32,
+            move || o.borrow_mut().beat(now()),
+            move || l.borrow_mut().leave(),
+        );
+        let owners = outbox.borrow_mut().other_owners();
+        for owner in owners {
+            let mut o = outbox.borrow_mut();
+            if o.is_silent(&owner, now()) {
+                adopt(&mut o, &owner, &mut seen, &mut got);
+            }
+        }
+        return got;
+    };
+    let own = outbox.borrow().owner().to_string();
+    if locks.hold(&[lock_base, &own].concat()).await.is_err() {
+        return got;
+    }
+    let owners = outbox.borrow_mut().other_owners();
+    for owner in owners {
+        let name = [lock_base, &owner].concat();
+        if let Ok(true) = locks.hold_if_available(&name).await {
+            adopt(&mut outbox.borrow_mut(), &owner, &mut seen, &mut got);
+        }
+    }
+    got
+}
+
+/// Adopts `owner`'s entries into `got`; an event the browser cannot parse is discarded.
+fn adopt(o: &mut Outbox, owner: &str, seen: &mut Vec<String>, got: &mut Vec<Restored>) {
+    for e in o.adopt(owner, seen) {
+        match js_sys::JSON::parse(&e.json) {
+            Ok(v) if v.is_object() => got.push(Restored {
+                message_id: e.message_id,
+                json: e.json,
+                payload: v,
+            }),
+            _ => o.discard(e.seq),
+        }
+    }
 }
