@@ -20,6 +20,7 @@
 //! without it, see [`Outbox::is_silent`].
 
 use std::borrow::Cow;
+use std::collections::{HashSet, VecDeque};
 use std::rc::Rc;
 
 use serde::Deserialize;
@@ -74,8 +75,9 @@ pub struct Outbox {
     alive: String,
     owner: String,
     next: u64,
-    /// The entries this page holds in storage, oldest first: (messageId, seq).
-    pending: Vec<(Rc<str>, u64)>,
+    /// The entries this page holds in storage, oldest first: (messageId, seq). Acknowledged
+    /// entries are usually the oldest, so forgetting one is a pop at the front.
+    pending: VecDeque<(Rc<str>, u64)>,
     store_warned: bool,
     corrupt_warned: bool,
 }
@@ -97,7 +99,7 @@ impl Outbox {
             alive: [prefix, ":outbox-alive:"].concat(),
             owner,
             next: 0,
-            pending: Vec::new(),
+            pending: VecDeque::new(),
             store_warned: false,
             corrupt_warned: false,
         }
@@ -159,7 +161,7 @@ impl Outbox {
         match self.storage.set(&key, &encode_value(&message_id, json)) {
             Ok(()) => {
                 self.next += 1;
-                self.pending.push((message_id, seq));
+                self.pending.push_back((message_id, seq));
             }
             Err(e) => self.store_failed(e),
         }
@@ -178,23 +180,14 @@ impl Outbox {
     }
 
     /// Drops the oldest pending entry with `message_id` (with `None`: sequence number `seq`),
-    /// keeping the others in order; its sequence number. (One loop of swaps: no `Vec::remove`
-    /// code in the wasm.)
+    /// keeping the others in order; its sequence number. Found at the front in the usual case
+    /// (the oldest entries are acknowledged first), so a backlog drains in linear time.
     fn unpend(&mut self, message_id: Option<&str>, seq: u64) -> Option<u64> {
-        let mut found = false;
-        for i in 0..self.pending.len() {
-            if found {
-                self.pending.swap(i - 1, i);
-            } else {
-                let (id, s) = &self.pending[i];
-                found = message_id.map_or(*s == seq, |m| **id == *m);
-            }
-        }
-        if found {
-            self.pending.pop().map(|(_, s)| s)
-        } else {
-            None
-        }
+        let i = self
+            .pending
+            .iter()
+            .position(|(id, s)| message_id.map_or(*s == seq, |m| **id == *m))?;
+        self.pending.remove(i).map(|(_, s)| s)
     }
 
     /// Removes the entry with sequence number `seq` (the browser found its event unreadable),
@@ -236,35 +229,55 @@ impl Outbox {
     /// Adopts every entry of `owner` (whose page is gone; the caller holds its lock): re-keys
     /// them under this page, oldest first, and returns them for delivery. Unreadable values are
     /// removed with one warning; a messageId already in `seen` (a copy left by an interrupted
-    /// adoption) is removed without being delivered twice.
-    pub fn adopt(&mut self, owner: &str, seen: &mut Vec<String>) -> Vec<Entry> {
+    /// adoption) is removed without being delivered twice. [`Outbox::adoption`] and
+    /// [`Outbox::adopt_some`] do the same in steps, so a large backlog never holds the page's
+    /// main thread for long.
+    pub fn adopt(&mut self, owner: &str, seen: &mut HashSet<String>) -> Vec<Entry> {
+        let mut a = self.adoption(owner);
+        self.adopt_some(&mut a, usize::MAX, seen)
+    }
+
+    /// Starts adopting `owner`'s entries: finds them, in sequence order (keys that are not an
+    /// entry of ours are removed with the one warning).
+    pub fn adoption(&mut self, owner: &str) -> Adoption {
         let prefix = [&self.base, owner, ":"].concat();
         let keys = match self.storage.keys_with_prefix(&prefix) {
             Ok(k) => k,
             Err(e) => {
                 self.store_failed(e);
-                return Vec::new();
+                Vec::new()
             }
         };
-        // Keys come back in storage order; an insertion sort (no generic sort in the wasm)
-        // puts them in sequence order, which is nearly free for the usual short backlog.
-        let mut found: Vec<u64> = Vec::new();
+        let mut seqs: Vec<u64> = Vec::with_capacity(keys.len());
         for k in keys {
             let rest = k.get(prefix.len()..).unwrap_or("");
             match rest.parse::<u64>() {
-                Ok(seq) if seq.to_string() == rest => {
-                    found.push(seq);
-                    let mut j = found.len() - 1;
-                    while j > 0 && found[j - 1] >= seq {
-                        found.swap(j - 1, j);
-                        j -= 1;
-                    }
-                }
+                Ok(seq) if seq.to_string() == rest => seqs.push(seq),
                 _ => self.corrupt(&k),
             }
         }
-        let mut out = Vec::with_capacity(found.len());
-        for old_seq in found {
+        // Keys come back in storage order, not sequence order. Newest last: taken from the end.
+        seqs.sort_unstable_by(|a, b| b.cmp(a));
+        Adoption {
+            owner: owner.into(),
+            seqs,
+        }
+    }
+
+    /// Adopts up to `max` more entries of `adoption`, oldest first (see [`Outbox::adopt`]);
+    /// once it [`is done`](Adoption::is_done), the owner's heartbeat key goes too.
+    pub fn adopt_some(
+        &mut self,
+        adoption: &mut Adoption,
+        max: usize,
+        seen: &mut HashSet<String>,
+    ) -> Vec<Entry> {
+        let owner = adoption.owner.as_str();
+        let mut out = Vec::with_capacity(max.min(adoption.seqs.len()));
+        while out.len() < max {
+            let Some(old_seq) = adoption.seqs.pop() else {
+                break;
+            };
             let old = self.key(owner, old_seq);
             let value = match self.storage.get(&old) {
                 Ok(Some(v)) => v,
@@ -278,11 +291,10 @@ impl Outbox {
                 self.corrupt(&old);
                 continue;
             };
-            if seen.contains(&id) {
+            if !seen.insert(id.clone()) {
                 let _ = self.storage.remove(&old);
                 continue;
             }
-            seen.push(id.clone());
             let json = json.to_string();
             let seq = self.next;
             let new = self.key(&self.owner, seq);
@@ -297,7 +309,7 @@ impl Outbox {
             match stored {
                 Ok(()) => {
                     self.next += 1;
-                    self.pending.push((id.as_str().into(), seq));
+                    self.pending.push_back((id.as_str().into(), seq));
                 }
                 Err(e) => self.store_failed(e),
             }
@@ -307,12 +319,15 @@ impl Outbox {
                 json,
             });
         }
-        if self
-            .storage
-            .keys_with_prefix(&prefix)
-            .is_ok_and(|k| k.is_empty())
-        {
-            let _ = self.storage.remove(&[&self.alive, owner].concat());
+        if adoption.is_done() {
+            let prefix = [&self.base, owner, ":"].concat();
+            if self
+                .storage
+                .keys_with_prefix(&prefix)
+                .is_ok_and(|k| k.is_empty())
+            {
+                let _ = self.storage.remove(&[&self.alive, owner].concat());
+            }
         }
         out
     }
@@ -347,6 +362,20 @@ impl Outbox {
             Ok(None) => true,
             Err(_) => false,
         }
+    }
+}
+
+/// An adoption under way (see [`Outbox::adoption`]): whose entries, and the sequence numbers
+/// left, newest first.
+pub struct Adoption {
+    owner: String,
+    seqs: Vec<u64>,
+}
+
+impl Adoption {
+    /// Whether every entry found was adopted (or discarded).
+    pub fn is_done(&self) -> bool {
+        self.seqs.is_empty()
     }
 }
 
@@ -548,13 +577,45 @@ mod tests {
         let log = Rc::new(RecordingLog::default());
         s.set("ca:outbox:relay:100-a:0", old).unwrap();
         let mut me = outbox(&s, &log, "200-b");
-        let got = me.adopt("100-a", &mut Vec::new());
+        let got = me.adopt("100-a", &mut HashSet::new());
         assert_eq!(got.len(), 1);
         assert_eq!(
             s.get("ca:outbox:relay:200-b:0").unwrap().as_deref(),
             Some(old)
         );
         assert!(log.warnings.borrow().is_empty());
+    }
+
+    /// A large backlog is adopted in steps of at most `max` entries, in sequence order, and
+    /// drained from the front: the same result as one adoption, and every entry forgotten.
+    #[test]
+    fn a_large_backlog_is_adopted_in_steps_in_order_and_drains_from_the_front() {
+        let s = Rc::new(MemoryStorage::new());
+        let log = Rc::new(RecordingLog::default());
+        let mut gone = outbox(&s, &log, "100-a");
+        for i in 0..2_000 {
+            gone.put(i.to_string().into(), &ev("e"));
+        }
+        let mut me = outbox(&s, &log, "200-b");
+        let mut seen = HashSet::new();
+        let mut a = me.adoption("100-a");
+        let mut got = Vec::new();
+        let mut steps = 0;
+        while !a.is_done() {
+            let some = me.adopt_some(&mut a, 300, &mut seen);
+            assert!(some.len() <= 300);
+            got.extend(some);
+            steps += 1;
+        }
+        assert_eq!(steps, 7);
+        let ids: Vec<String> = got.iter().map(|e| e.message_id.clone()).collect();
+        assert_eq!(ids, (0..2_000).map(|i| i.to_string()).collect::<Vec<_>>());
+        assert_eq!(me.len(), 2_000);
+        for e in &got {
+            me.forget(&e.message_id);
+        }
+        assert!(me.is_empty());
+        assert!(s.keys_with_prefix("ca:outbox:").unwrap().is_empty());
     }
 
     #[test]
@@ -574,7 +635,7 @@ mod tests {
         let mut me = outbox(&s, &log, "300-c");
         let owners = me.other_owners();
         assert_eq!(owners, vec!["100-a", "200-b"]);
-        let mut seen = Vec::new();
+        let mut seen = HashSet::new();
         let mut got = Vec::new();
         for o in &owners {
             got.extend(me.adopt(o, &mut seen));
@@ -628,7 +689,7 @@ mod tests {
         dead.next = 3;
         dead.put("ok2".into(), &ev("ok2"));
         let mut me = outbox(&s, &log, "200-b");
-        let got = me.adopt("100-a", &mut Vec::new());
+        let got = me.adopt("100-a", &mut HashSet::new());
         assert_eq!(
             got.iter()
                 .map(|e| e.message_id.as_str())
@@ -665,7 +726,7 @@ mod tests {
         s.set("ca:outbox:relay:150-b:0", &encode_value("m1", &ev("m1")))
             .unwrap();
         let mut me = outbox(&s, &log, "200-c");
-        let mut seen = Vec::new();
+        let mut seen = HashSet::new();
         let mut got = Vec::new();
         for o in me.other_owners() {
             got.extend(me.adopt(&o, &mut seen));
@@ -712,7 +773,7 @@ mod tests {
             .sum();
         s.set_quota(Some(used));
         let mut me = outbox(&s, &log, "100-b");
-        let got = me.adopt("100-a", &mut Vec::new());
+        let got = me.adopt("100-a", &mut HashSet::new());
         assert_eq!(got.len(), 1);
         assert_eq!(keys(&s), vec!["ca:outbox:relay:100-b:0"]);
         assert!(log.warnings.borrow().is_empty());
@@ -741,7 +802,7 @@ mod tests {
         a.beat(10_000);
         a.put("m".into(), &ev("m"));
         let mut me = me;
-        me.adopt("100-a", &mut Vec::new());
+        me.adopt("100-a", &mut HashSet::new());
         assert_eq!(s.get("ca:outbox-alive:100-a").unwrap(), None);
     }
 

@@ -37,6 +37,7 @@
 //!   back/forward cache, so pages with a relay are restored by a reload on Back.
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::rc::Rc;
 
 use wasm_bindgen_futures::spawn_local;
@@ -448,7 +449,7 @@ impl Destination for Relay {
 /// owners whose heartbeat stopped.
 async fn claim(outbox: &Rc<RefCell<Outbox>>, lock_base: &str) -> Vec<Restored> {
     let mut got = Vec::new();
-    let mut seen = Vec::new();
+    let mut seen = HashSet::new();
     let Some(locks) = LockManager::get() else {
         let (o, l) = (outbox.clone(), outbox.clone());
         heartbeat(
@@ -458,9 +459,9 @@ async fn claim(outbox: &Rc<RefCell<Outbox>>, lock_base: &str) -> Vec<Restored> {
         );
         let owners = outbox.borrow_mut().other_owners();
         for owner in owners {
-            let mut o = outbox.borrow_mut();
-            if o.is_silent(&owner, now()) {
-                adopt(&mut o, &owner, &mut seen, &mut got);
+            let silent = outbox.borrow().is_silent(&owner, now());
+            if silent {
+                adopt(outbox, &owner, &mut seen, &mut got).await;
             }
         }
         return got;
@@ -473,22 +474,44 @@ async fn claim(outbox: &Rc<RefCell<Outbox>>, lock_base: &str) -> Vec<Restored> {
     for owner in owners {
         let name = [lock_base, &owner].concat();
         if let Ok(true) = locks.hold_if_available(&name).await {
-            adopt(&mut outbox.borrow_mut(), &owner, &mut seen, &mut got);
+            adopt(outbox, &owner, &mut seen, &mut got).await;
         }
     }
     got
 }
 
-/// Adopts `owner`'s entries into `got`; an event the browser cannot parse is discarded.
-fn adopt(o: &mut Outbox, owner: &str, seen: &mut Vec<String>, got: &mut Vec<Restored>) {
-    for e in o.adopt(owner, seen) {
-        match js_sys::JSON::parse(&e.json) {
-            Ok(v) if v.is_object() => got.push(Restored {
-                message_id: e.message_id,
-                json: e.json,
-                payload: v,
-            }),
-            _ => o.discard(e.seq),
+/// How many entries are adopted (read, re-keyed and parsed) in one task: a backlog of
+/// thousands left by a closed tab is taken over in steps that each keep the main thread well
+/// under 50 ms, the page's own tasks running in between.
+const ADOPT_STEP: usize = 250;
+
+/// Adopts `owner`'s entries into `got`, [`ADOPT_STEP`] at a time, yielding to the page's other
+/// tasks in between; an event the browser cannot parse is discarded.
+async fn adopt(
+    outbox: &Rc<RefCell<Outbox>>,
+    owner: &str,
+    seen: &mut HashSet<String>,
+    got: &mut Vec<Restored>,
+) {
+    let mut adoption = outbox.borrow_mut().adoption(owner);
+    loop {
+        {
+            let mut o = outbox.borrow_mut();
+            for e in o.adopt_some(&mut adoption, ADOPT_STEP, seen) {
+                match js_sys::JSON::parse(&e.json) {
+                    Ok(v) if v.is_object() => got.push(Restored {
+                        message_id: e.message_id,
+                        json: e.json,
+                        payload: v,
+                    }),
+                    _ => o.discard(e.seq),
+                }
+            }
         }
+        if adoption.is_done() {
+            return;
+        }
+        // A macrotask: the page's input and rendering run before the next step.
+        gloo_timers::future::TimeoutFuture::new(0).await;
     }
 }
