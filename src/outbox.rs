@@ -261,6 +261,7 @@ impl Outbox {
         Adoption {
             owner: owner.into(),
             seqs,
+            full: false,
         }
     }
 
@@ -299,9 +300,15 @@ impl Outbox {
             let seq = self.next;
             let new = self.key(&self.owner, seq);
             // Write the copy first: if the page dies in between, the next adopter finds both
-            // and delivers one. When the quota is full, free the old entry and try again.
-            let mut stored = self.storage.set(&new, &value);
+            // and delivers one. When the quota is full, free the old entry and try again, and
+            // from then on free first (a refused write to a full storage is slow: a backlog
+            // that filled the quota is re-keyed without one per entry).
+            let mut stored = Err(StorageError::QuotaExceeded);
+            if !adoption.full {
+                stored = self.storage.set(&new, &value);
+            }
             if let Err(StorageError::QuotaExceeded) = stored {
+                adoption.full = true;
                 let _ = self.storage.remove(&old);
                 stored = self.storage.set(&new, &value);
             }
@@ -370,6 +377,8 @@ impl Outbox {
 pub struct Adoption {
     owner: String,
     seqs: Vec<u64>,
+    /// Whether the storage refused a copy for its quota: entries are then freed first.
+    full: bool,
 }
 
 impl Adoption {
