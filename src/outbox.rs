@@ -73,6 +73,12 @@ pub struct Outbox {
     base: String,
     /// `<prefix>:outbox-alive:`
     alive: String,
+    /// `<prefix>:outbox-endpoint:`: where each owner's entries were accepted for.
+    endpoints: String,
+    /// The endpoint this page's entries are for (see [`Outbox::for_endpoint`]).
+    endpoint: Option<String>,
+    /// Whether this page recorded its endpoint (with its first entry).
+    endpoint_recorded: bool,
     owner: String,
     next: u64,
     /// The entries this page holds in storage, oldest first: (messageId, seq). Acknowledged
@@ -97,12 +103,24 @@ impl Outbox {
             log,
             base: [prefix, ":outbox:", dest, ":"].concat(),
             alive: [prefix, ":outbox-alive:"].concat(),
+            endpoints: [prefix, ":outbox-endpoint:"].concat(),
+            endpoint: None,
+            endpoint_recorded: false,
             owner,
             next: 0,
             pending: VecDeque::new(),
             store_warned: false,
             corrupt_warned: false,
         }
+    }
+
+    /// Records, with this page's first entry, the endpoint its entries are accepted for, and
+    /// adopts only the entries of owners that recorded the same one (or none, as earlier
+    /// releases did): two clients sharing a storage prefix and a destination id never deliver
+    /// each other's events to their own endpoint.
+    pub fn for_endpoint(mut self, endpoint: &str) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
     }
 
     /// This page's owner id.
@@ -162,8 +180,30 @@ impl Outbox {
             Ok(()) => {
                 self.next += 1;
                 self.pending.push_back((message_id, seq));
+                self.record_endpoint();
             }
             Err(e) => self.store_failed(e),
+        }
+    }
+
+    /// Writes this page's endpoint record once, when it first holds an entry.
+    fn record_endpoint(&mut self) {
+        if self.endpoint_recorded {
+            return;
+        }
+        if let Some(e) = &self.endpoint {
+            let key = [self.endpoints.as_str(), &self.owner].concat();
+            self.endpoint_recorded = self.storage.set(&key, e).is_ok();
+        }
+    }
+
+    /// Whether `owner`'s entries may be adopted here: it recorded no endpoint (an earlier
+    /// release, or a storage that refused the record) or this page's.
+    fn same_endpoint(&self, owner: &str) -> bool {
+        let key = [self.endpoints.as_str(), owner].concat();
+        match (self.storage.get(&key), &self.endpoint) {
+            (Ok(Some(theirs)), Some(ours)) => theirs == *ours,
+            _ => true,
         }
     }
 
@@ -212,7 +252,10 @@ impl Outbox {
         let mut owners: Vec<String> = Vec::new();
         for k in &keys {
             if let Some((owner, _)) = split_key(k.get(self.base.len()..).unwrap_or("")) {
-                if owner != self.owner && !owners.iter().any(|o| o == owner) {
+                if owner != self.owner
+                    && !owners.iter().any(|o| o == owner)
+                    && self.same_endpoint(owner)
+                {
                     let rank = (owner_time(owner), owner);
                     owners.push(owner.into());
                     let mut j = owners.len() - 1;
@@ -317,6 +360,7 @@ impl Outbox {
                 Ok(()) => {
                     self.next += 1;
                     self.pending.push_back((id.as_str().into(), seq));
+                    self.record_endpoint();
                 }
                 Err(e) => self.store_failed(e),
             }
@@ -334,6 +378,7 @@ impl Outbox {
                 .is_ok_and(|k| k.is_empty())
             {
                 let _ = self.storage.remove(&[&self.alive, owner].concat());
+                let _ = self.storage.remove(&[&self.endpoints, owner].concat());
             }
         }
         out
@@ -593,6 +638,37 @@ mod tests {
             Some(old)
         );
         assert!(log.warnings.borrow().is_empty());
+    }
+
+    /// Two clients with one storage prefix and destination id but other endpoints: neither
+    /// adopts the other's entries; entries of an earlier release (no record) are adopted.
+    #[test]
+    fn an_owner_of_another_endpoint_is_never_adopted() {
+        let s = Rc::new(MemoryStorage::new());
+        let log = Rc::new(RecordingLog::default());
+        let at = |owner: &str, endpoint: &str| outbox(&s, &log, owner).for_endpoint(endpoint);
+        let mut a = at("100-a", "https://a.example/v1/batch");
+        a.put("a0".into(), &ev("a0"));
+        let mut legacy = outbox(&s, &log, "150-l");
+        legacy.put("l0".into(), &ev("l0"));
+        let mut b = at("200-b", "https://b.example/v1/batch");
+        assert_eq!(b.other_owners(), vec!["150-l"], "not a's entries");
+        let mut a2 = at("300-a", "https://a.example/v1/batch");
+        assert_eq!(a2.other_owners(), vec!["100-a", "150-l"]);
+        let got = a2.adopt("100-a", &mut HashSet::new());
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            s.get("ca:outbox-endpoint:100-a").unwrap(),
+            None,
+            "record gone with them"
+        );
+        assert_eq!(
+            s.get("ca:outbox-endpoint:300-a").unwrap().as_deref(),
+            Some("https://a.example/v1/batch"),
+            "the adopter records its own with its first entry"
+        );
+        b.put("b0".into(), &ev("b0"));
+        assert_eq!(a2.other_owners(), vec!["150-l"], "b's entries stay b's");
     }
 
     /// A large backlog is adopted in steps of at most `max` entries, in sequence order, and

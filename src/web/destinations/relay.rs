@@ -198,13 +198,16 @@ pub fn create(entry: &DestConfig, env: &CreateEnv) -> Result<Rc<dyn Destination>
     };
     let use_beacon = s.beacon.unwrap_or(true);
     let owner = owner_id(now(), &uuid());
-    let outbox = Rc::new(RefCell::new(Outbox::new(
-        env.storage.clone(),
-        env.log.clone(),
-        prefix,
-        &entry.id,
-        owner,
-    )));
+    let outbox = Rc::new(RefCell::new(
+        Outbox::new(
+            env.storage.clone(),
+            env.log.clone(),
+            prefix,
+            &entry.id,
+            owner,
+        )
+        .for_endpoint(&endpoint),
+    ));
     Ok(Rc::new(Relay {
         endpoint: endpoint.into(),
         headers: headers.into(),
