@@ -2,7 +2,7 @@
 //! element with its id, nonce, SRI and extra attributes, appended to head or body, and a load
 //! that ends on its `load` or `error` event, a Content Security Policy violation, or the timeout.
 //!
-//! One record per script id is kept for the page ([`RECORDS`]): the owners using it, and the
+//! One record per script id is kept for the page (a `thread_local!`): the owners using it, and the
 //! element this library injected with its load, which every owner (and every retry) shares. So a
 //! script is injected once per page: a second owner, or a retry after a timeout, waits on the
 //! element already in flight instead of injecting it again, and the code never runs twice.
