@@ -16,7 +16,6 @@
 //! (a `<div id="app">`, a script with another `src`) is a clash: the load fails naming it.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -328,8 +327,9 @@ pub fn remove_all(owner: &str, scripts: &[ScriptDescriptor]) {
 }
 
 /// What the page knows about one script id.
-#[derive(Default)]
 struct Record {
+    /// The element id.
+    id: String,
     /// The owners using it (destination ids; `""` for remote scripts): the element goes only
     /// when the last of them drops it.
     users: Vec<String>,
@@ -348,9 +348,40 @@ struct Injected {
     flight: Rc<Flight>,
 }
 
+/// The script records of the page: a few per destination, so a list searched by id.
+#[derive(Default)]
+struct Records(Vec<Record>);
+
+impl Records {
+    fn get_mut(&mut self, id: &str) -> Option<&mut Record> {
+        self.0.iter_mut().find(|r| r.id == id)
+    }
+
+    /// The record of `id`, added if there is none.
+    fn entry(&mut self, id: &str) -> &mut Record {
+        match self.0.iter().position(|r| r.id == id) {
+            Some(i) => &mut self.0[i],
+            None => {
+                self.0.push(Record {
+                    id: id.to_owned(),
+                    users: Vec::new(),
+                    forget: false,
+                    injected: None,
+                });
+                let last = self.0.len() - 1;
+                &mut self.0[last]
+            }
+        }
+    }
+
+    fn remove(&mut self, id: &str) {
+        self.0.retain(|r| r.id != id);
+    }
+}
+
 thread_local! {
-    /// The script records of the page, by element id.
-    static RECORDS: RefCell<HashMap<String, Record>> = RefCell::new(HashMap::new());
+    /// The script records of the page.
+    static RECORDS: RefCell<Records> = RefCell::default();
 }
 
 /// `owner` no longer uses the script with this id: once no owner does, removes the element this
@@ -451,7 +482,7 @@ fn begin(
     default_nonce: Option<&str>,
 ) -> Result<Option<Rc<Flight>>, Why> {
     let known = RECORDS.with_borrow_mut(|records| {
-        let record = records.entry(d.id.clone()).or_default();
+        let record = records.entry(&d.id);
         if !record.users.iter().any(|u| u == owner) {
             record.users.push(owner.into());
         }
@@ -508,7 +539,7 @@ fn insert(
     let flight = Rc::new(Flight::default());
     // Recorded before it is appended: every later load of this id shares it from now on.
     RECORDS.with_borrow_mut(|records| {
-        records.entry(d.id.clone()).or_default().injected = Some(Injected {
+        records.entry(&d.id).injected = Some(Injected {
             element: element.clone(),
             flight: flight.clone(),
         });
