@@ -2,10 +2,11 @@
 //! element with its id, nonce, SRI and extra attributes, appended to head or body, and a load
 //! that ends on its `load` or `error` event, a Content Security Policy violation, or the timeout.
 //!
-//! One record per script id is kept for the page (a `thread_local!`): the owners using it, and the
-//! element this library injected with its load, which every owner (and every retry) shares. So a
-//! script is injected once per page: a second owner, or a retry after a timeout, waits on the
-//! element already in flight instead of injecting it again, and the code never runs twice.
+//! One record per script id is kept for the page (a `thread_local!`): the owners using it, and
+//! the element this library injected with its load, which every owner (and every retry)
+//! shares. So a script is injected once per page: a second owner, or a retry after a timeout,
+//! waits on the element already in flight instead of injecting it again, and the code never
+//! runs twice.
 //!
 //! An element with the descriptor's id that the page put there itself counts only when it is
 //! that script: a `<script>` with the same resolved `src` (or, inline, the same text). Inline, it
@@ -201,9 +202,10 @@ pub fn inject(
 }
 
 /// Injects `d` for `owner` now and returns the future of its outcome: `Ok` once it has loaded
-/// (at once for inline code that ran, or a script loaded before), else a `script_load` failure
-/// naming the script by id and `src`. The timeout is this caller's: an element still loading
-/// when it passes stays in the page, and the next call for its id waits on it.
+/// (inline code: in the task after it ran; a script loaded before: at once), else a
+/// `script_load` failure naming the script by id and `src`. The timeout is this caller's: an
+/// element still loading when it passes stays in the page, and the next call for its id waits
+/// on it.
 /// `owner` (a destination's id, `""` for remote scripts) is recorded as a user of the script:
 /// its element goes only when no owner uses it any more ([`remove_revoked`], [`remove_all`]).
 pub fn load(
