@@ -6,7 +6,7 @@ use consent_analytics::error::DeliveryError;
 use consent_analytics::error::ErrorKind;
 use consent_analytics::script::ScriptDescriptor;
 use consent_analytics::web::inject::{
-    outcome, parse_descriptor, remove_all, remove_revoked, start,
+    load, outcome, parse_descriptor, remove_all, remove_revoked, start,
 };
 use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
@@ -49,10 +49,16 @@ export async function sri(url) {
 export function byId(id) { return document.getElementById(id); }
 export function count(id) { return document.querySelectorAll('script[id="' + id + '"]').length; }
 export function winGet(k) { return window[k]; }
-export function own(id) {
+export function own(id, text) {
   const s = document.createElement('script');
-  s.id = id; s.type = 'text/plain'; s.textContent = 'page-owned';
+  s.id = id; s.type = 'text/plain'; s.textContent = text;
   document.head.appendChild(s);
+}
+export function ownElement(tag, id, src) {
+  const e = document.createElement(tag);
+  e.id = id;
+  if (src) { e.type = 'module'; e.src = src; }
+  document.body.appendChild(e);
 }
 "#)]
 extern "C" {
@@ -64,7 +70,9 @@ extern "C" {
     fn count(id: &str) -> u32;
     #[wasm_bindgen(js_name = winGet)]
     fn win_get(k: &str) -> JsValue;
-    fn own(id: &str);
+    fn own(id: &str, text: &str);
+    #[wasm_bindgen(js_name = ownElement)]
+    fn own_element(tag: &str, id: &str, src: Option<&str>);
 }
 
 fn desc(json: &str) -> ScriptDescriptor {
@@ -132,7 +140,8 @@ async fn default_nonce_applies_and_head_is_the_default_target() {
 
 #[wasm_bindgen_test]
 async fn an_element_the_page_owns_is_neither_duplicated_nor_removed() {
-    own("bi-owned");
+    // The page's own copy of that script (same text; `text/plain` here, so it never ran).
+    own("bi-owned", "window.__biOwned=1");
     let d = desc(r#"{"id":"bi-owned","textContent":"window.__biOwned=1"}"#);
     inject(&d, None, 1000).await.unwrap();
     assert_eq!(count("bi-owned"), 1);
@@ -200,13 +209,22 @@ async fn an_unreachable_script_fails_naming_it_and_can_be_tried_again() {
 }
 
 #[wasm_bindgen_test]
-async fn a_script_slower_than_the_timeout_fails_as_timed_out() {
+async fn a_script_slower_than_the_timeout_fails_as_timed_out_and_a_retry_waits_on_the_same_element()
+{
     let mut d = ScriptDescriptor::src("bi-slow", &module_url("timeout"));
     d.attributes.push(("type".into(), "module".into()));
     let err = inject(&d, None, 0).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::ScriptLoad);
     assert!(err.message.contains("bi-slow timed out"), "{}", err.message);
-    assert_eq!(count("bi-slow"), 0);
+    // Still loading: the element stays, so a retry never runs the script a second time.
+    assert_eq!(count("bi-slow"), 1);
+    let el = by_id("bi-slow");
+    inject(&d, None, 10_000).await.unwrap();
+    assert_eq!(count("bi-slow"), 1);
+    assert!(
+        by_id("bi-slow") == el,
+        "the element in flight was adopted, not replaced"
+    );
 }
 
 #[wasm_bindgen_test]
@@ -328,4 +346,105 @@ async fn an_unload_while_another_owner_uses_a_script_forgets_it_once_the_last_on
     inject_for("a", &d, None, 1000).await.unwrap();
     assert_eq!(count("bi-forget"), 1);
     assert_eq!(win_get("__biForget").as_f64(), Some(2.0));
+}
+
+#[wasm_bindgen_test]
+async fn a_script_that_404s_fails_to_load_and_leaves_no_element() {
+    let url = web_sys::Url::new_with_base("/bi-missing.js?404", &self_url())
+        .unwrap()
+        .href();
+    let d = ScriptDescriptor::src("bi-404", &url);
+    let err = inject(&d, None, 10_000).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::ScriptLoad);
+    assert!(
+        err.message.contains("script bi-404 failed to load") && err.message.contains(&url),
+        "{}",
+        err.message
+    );
+    assert_eq!(count("bi-404"), 0);
+}
+
+#[wasm_bindgen_test]
+async fn an_id_taken_by_another_element_of_the_page_is_a_clash_not_a_load() {
+    own_element("div", "bi-app", None);
+    let inline = desc(r#"{"id":"bi-app","textContent":"window.__biApp=1"}"#);
+    let err = inject(&inline, None, 1000).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::ScriptLoad);
+    assert!(
+        err.message.contains("bi-app") && err.message.contains("<div>"),
+        "{}",
+        err.message
+    );
+    let src = ScriptDescriptor::src("bi-app", &module_url("clash"));
+    let err = inject(&src, None, 1000).await.unwrap_err();
+    assert!(err.message.contains("<div>"), "{}", err.message);
+    assert!(win_get("__biApp").is_undefined(), "nothing ran");
+    assert_eq!(count("bi-app"), 0, "no script element with that id");
+    assert!(!by_id("bi-app").is_null(), "the page's element stays");
+    // A script of the page with another src under that id: a clash too, naming it.
+    let other = module_url("other");
+    own_element("script", "bi-other", Some(&other));
+    let err = inject(
+        &ScriptDescriptor::src("bi-other", &module_url("mine")),
+        None,
+        1000,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.message
+            .contains(&["<script src=\"", &other, "\">"].concat()),
+        "{}",
+        err.message
+    );
+    // The page's element is not removed by the owner it failed for.
+    remove_all(
+        OWNER,
+        &[ScriptDescriptor::src("bi-other", &module_url("mine"))],
+    );
+    assert_eq!(count("bi-other"), 1);
+}
+
+#[wasm_bindgen_test]
+async fn a_page_script_with_the_same_src_counts_once_the_document_has_loaded() {
+    let url = module_url("page-copy");
+    own_element("script", "bi-page-copy", Some(&url));
+    inject(&ScriptDescriptor::src("bi-page-copy", &url), None, 5000)
+        .await
+        .unwrap();
+    assert_eq!(count("bi-page-copy"), 1, "not injected a second time");
+}
+
+#[wasm_bindgen_test]
+async fn concurrent_owners_share_one_load_of_one_element() {
+    let mut d = ScriptDescriptor::src("bi-concurrent", &module_url("concurrent"));
+    d.attributes.push(("type".into(), "module".into()));
+    // Both started before either is awaited.
+    let a = load(&d, "a", None, 10_000);
+    let b = load(&d, "b", None, 10_000);
+    assert_eq!(count("bi-concurrent"), 1);
+    a.await.unwrap();
+    b.await.unwrap();
+    assert_eq!(count("bi-concurrent"), 1);
+    // Shared: one owner's revocation leaves it for the other.
+    remove_revoked("a", std::slice::from_ref(&d));
+    assert_eq!(count("bi-concurrent"), 1);
+    remove_revoked("b", std::slice::from_ref(&d));
+    assert_eq!(count("bi-concurrent"), 0);
+}
+
+#[wasm_bindgen_test]
+async fn an_attribute_the_dom_refuses_fails_the_load_with_its_message() {
+    let mut d = desc(r#"{"id":"bi-badattr","textContent":"window.__biBadAttr=1"}"#);
+    d.attributes.push(("not a name".into(), "x".into()));
+    let err = inject(&d, None, 1000).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::ScriptLoad);
+    assert!(
+        err.message
+            .starts_with("script bi-badattr failed: script injection refused: "),
+        "{}",
+        err.message
+    );
+    assert_eq!(count("bi-badattr"), 0);
+    assert!(win_get("__biBadAttr").is_undefined());
 }

@@ -1,7 +1,7 @@
 //! The browser layer: browser implementations of the ports, script injection, destination
 //! instances and the driver that runs the manager's commands. A promise is awaited as a
 //! `wasm_bindgen_futures::JsFuture` on a `spawn_local` task, a delay is a gloo-timers
-//! `Timeout` ([`timers`]). It reaches the browser through js-sys and small JavaScript helpers (`host.js`, `destinations/vendors.js`)
+//! `Timeout` ([`timers`]). It reaches the browser through js-sys and small JavaScript helpers (`destinations/vendors.js`)
 //! that each catch what the browser or page values can throw.
 
 pub mod config;

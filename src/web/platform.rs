@@ -141,18 +141,14 @@ impl<T> Local<T> {
     }
 }
 
-#[wasm_bindgen(module = "/src/web/host.js")]
-extern "C" {
-    #[wasm_bindgen(js_name = resolveUrl)]
-    fn resolve_url_parts(url: &str) -> Option<js_sys::Array>;
-}
-
 /// `url` resolved against the document's base URL (as `fetch` and script `src` resolve it): its
 /// href and protocol, and the page's origin; `None` when it is not a valid URL.
 pub fn resolve_url(url: &str) -> Option<(String, String, String)> {
-    let a = resolve_url_parts(url)?;
-    let part = |i| a.get(i).as_string().unwrap_or_default();
-    Some((part(0), part(1), part(2)))
+    let window = web_sys::window()?;
+    let base = window.document()?.base_uri().ok().flatten()?;
+    let u = web_sys::Url::new_with_base(url, &base).ok()?;
+    let origin = window.location().origin().ok()?;
+    Some((u.href(), u.protocol(), origin))
 }
 
 /// The console, with the `[consent-analytics]` prefix; debug lines only with `debug: true`.

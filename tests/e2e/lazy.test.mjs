@@ -786,3 +786,82 @@ describe('remote scripts', () => {
     await p.close();
   });
 });
+
+describe('scripts report what really happened', () => {
+  const scriptDest = (id, scripts, extra = {}) => ({ type: 'script', id, settings: { scripts }, ...extra });
+
+  test('a script whose id another element of the page holds is not reported loaded: the load fails naming the clash', async () => {
+    const p = await open();
+    const { page } = p;
+    await ev(page, () => {
+      const d = document.createElement('div');
+      d.id = 'app';
+      document.body.append(d);
+    });
+    await load(page, {
+      loading: { maxRetries: 0 },
+      destinations: [scriptDest('s', [{ id: 'app', src: '/fake/slow.js?ms=0' }])],
+    });
+    await ev(page, () => a.track('X'));
+    await waitFor(async () => (await status(page, 's')).state === 'failed', { message: 'failed' });
+    const s = await status(page, 's');
+    assert.equal(s.lastError.kind, 'script_load');
+    assert.match(s.lastError.message, /script app not injected: <div> already in the page has this id/);
+    assert.equal(await ev(page, () => a.testDestination('s')), false);
+    assert.equal(await fetched('/fake/slow.js'), 0, 'nothing injected');
+    assert.equal(await elements(page, 'script#app'), 0);
+    assert.equal(await elements(page, 'div#app'), 1, 'the page element stays');
+    assert.deepEqual(p.runtimeErrors(), []);
+    await p.close();
+  });
+
+  test('a script that timed out and is retried is fetched and run once: the retry waits on the element in flight', async () => {
+    const p = await open();
+    const { page } = p;
+    await load(page, {
+      loading: { maxRetries: 2, timeoutMs: 400 },
+      retry: { baseDelayMs: 20, jitter: false },
+      destinations: [scriptDest('t', [{ id: 'slow', src: '/fake/slow.js?ms=700' }])],
+    });
+    await ev(page, () => a.track('X'));
+    await waitFor(async () => (await status(page, 't')).state !== 'loading', { message: 'settled' });
+    const s = await status(page, 't');
+    assert.equal(s.state, 'loaded', JSON.stringify(s));
+    assert.equal(s.failed, 1, 'the first attempt timed out');
+    await sleep(300);
+    assert.equal(await fetched('/fake/slow.js'), 1);
+    assert.equal(await ev(page, () => window.__slowLoaded), 1, 'ran once');
+    assert.equal(await elements(page, 'script#slow'), 1);
+    assert.deepEqual(p.runtimeErrors(), []);
+    await p.close();
+  });
+
+  test('an inline script the page Content Security Policy blocks fails as script_load; with the nonce it runs', async () => {
+    const p = await open();
+    const { page } = p;
+    await ev(page, () => {
+      const m = document.createElement('meta');
+      m.httpEquiv = 'Content-Security-Policy';
+      m.content = "script-src 'self' 'wasm-unsafe-eval' 'nonce-page-nonce'";
+      document.head.append(m);
+    });
+    await load(page, {
+      loading: { maxRetries: 0 },
+      destinations: [
+        scriptDest('blocked', [{ id: 'inline-blocked', textContent: 'window.__blocked = 1' }]),
+        scriptDest('allowed', [{ id: 'inline-allowed', textContent: 'window.__allowed = 1', nonce: 'page-nonce' }]),
+      ],
+    });
+    await ev(page, () => a.track('X'));
+    await waitFor(async () => (await status(page, 'blocked')).state === 'failed', { message: 'failed' });
+    await waitFor(async () => (await status(page, 'allowed')).state === 'loaded', { message: 'loaded' });
+    const s = await status(page, 'blocked');
+    assert.equal(s.lastError.kind, 'script_load');
+    assert.equal(s.lastError.message, 'script inline-blocked was blocked by the Content Security Policy: inline');
+    assert.equal(await ev(page, () => window.__blocked), undefined);
+    assert.equal(await ev(page, () => window.__allowed), 1);
+    assert.equal(await elements(page, 'script#inline-blocked'), 0);
+    assert.deepEqual(p.runtimeErrors(), []);
+    await p.close();
+  });
+});
