@@ -137,7 +137,13 @@ pub struct JsDestination {
     id: String,
     /// The owner of its scripts ([`CreateEnv::owner`]).
     owner: Rc<str>,
-    obj: JsValue,
+    /// The object the factory made; a new one is made for a load after `destroy`.
+    obj: RefCell<JsValue>,
+    /// The registered factory and where the entry sits in the config (its errors name it).
+    factory: Function,
+    path: String,
+    /// Whether `destroy` ended the current object (`unloadDestination`).
+    destroyed: Cell<bool>,
     settings: JsValue,
     scripts: std::cell::RefCell<Rc<Vec<ScriptDescriptor>>>,
     /// Bumped by `revoke` and `destroy`: a load started before stops injecting and does not
@@ -165,31 +171,46 @@ impl JsDestination {
         path: &str,
         owner: Rc<str>,
     ) -> Result<Self, String> {
-        let obj = match factory.call1(&JsValue::NULL, settings) {
-            Ok(o) => o,
-            Err(e) => {
-                return Err([path, ": destination factory threw: ", &error_message(&e)].concat())
-            }
-        };
-        if !obj.is_object() {
-            return Err([path, ": destination factory must return an object"].concat());
-        }
-        if super::js::get(&obj, "then").is_function() {
-            return Err([
-                path,
-                ": destination factory must return the destination object synchronously, not a Promise",
-            ]
-            .concat());
-        }
+        let obj = make(factory, settings, path)?;
         Ok(JsDestination {
             id: id.into(),
             owner,
-            obj,
+            obj: RefCell::new(obj),
+            factory: factory.clone(),
+            path: path.into(),
+            destroyed: Cell::new(false),
             settings: settings.into(),
             scripts: Default::default(),
             generation: Default::default(),
             flight: Default::default(),
         })
+    }
+}
+
+/// Calls `factory(settings)` for the entry at `path`: the destination object, or an error
+/// naming the entry.
+fn make(factory: &Function, settings: &JsValue, path: &str) -> Result<JsValue, String> {
+    let obj = match factory.call1(&JsValue::NULL, settings) {
+        Ok(o) => o,
+        Err(e) => return Err([path, ": destination factory threw: ", &error_message(&e)].concat()),
+    };
+    if !obj.is_object() {
+        return Err([path, ": destination factory must return an object"].concat());
+    }
+    if super::js::get(&obj, "then").is_function() {
+        return Err([
+            path,
+            ": destination factory must return the destination object synchronously, not a Promise",
+        ]
+        .concat());
+    }
+    Ok(obj)
+}
+
+impl JsDestination {
+    /// The current destination object.
+    fn obj(&self) -> JsValue {
+        self.obj.borrow().clone()
     }
 }
 
@@ -328,7 +349,7 @@ impl JsDestination {
                 break;
             }
             if let Err(e) = self.deliver_one(ev, flight).await {
-                if let Some(told) = tell(&self.obj, flight, &e) {
+                if let Some(told) = tell(&self.obj(), flight, &e) {
                     let _ = JsFuture::from(told).await;
                 }
                 return Err(e);
@@ -344,9 +365,9 @@ impl JsDestination {
     async fn deliver_one(&self, ev: &Event, flight: &Flight) -> Result<(), JsValue> {
         let mut payload = ev.payload.clone();
         *flight.event.borrow_mut() = payload.clone();
-        if method(&self.obj, "onBeforeEvent").is_some() {
+        if method(&self.obj(), "onBeforeEvent").is_some() {
             let copy = js_sys::JSON::parse(&ev.json)?;
-            let v = call_hook(&self.obj, "onBeforeEvent", &copy, &JsValue::UNDEFINED).await?;
+            let v = call_hook(&self.obj(), "onBeforeEvent", &copy, &JsValue::UNDEFINED).await?;
             if flight.over.get() || v.as_ref().is_some_and(JsValue::is_null) {
                 return Ok(());
             }
@@ -355,10 +376,10 @@ impl JsDestination {
         }
         let ctx = Object::new();
         set(&ctx, "destination", &JsValue::from_str(&self.id));
-        let r = call_hook(&self.obj, hook(ev.kind), &payload, &ctx).await?;
+        let r = call_hook(&self.obj(), hook(ev.kind), &payload, &ctx).await?;
         if !flight.over.get() {
             let r = r.unwrap_or_default();
-            if let Some(p) = start_hook(&self.obj, "onAfterEvent", &payload, &r) {
+            if let Some(p) = start_hook(&self.obj(), "onAfterEvent", &payload, &r) {
                 ignore(p);
             }
         }
@@ -387,10 +408,21 @@ fn ignore(p: Promise) {
 
 impl Destination for JsDestination {
     fn load(self: Rc<Self>, env: LoadEnv, done: Done) {
+        // Loading again after `unloadDestination`: a new instance from the factory, as the
+        // first load had.
+        if self.destroyed.get() {
+            match make(&self.factory, &self.settings, &self.path) {
+                Ok(obj) => {
+                    *self.obj.borrow_mut() = obj;
+                    self.destroyed.set(false);
+                }
+                Err(m) => return done(Err(DeliveryError::new(ErrorKind::Unknown, m))),
+            }
+        }
         let generation = self.generation.get();
         let consent = consent_object(env.consent);
         let ms = env.timeout_ms;
-        let (obj, settings) = (self.obj.clone(), self.settings.clone());
+        let (obj, settings) = (self.obj(), self.settings.clone());
         // Each hook of the load has `loading.timeoutMs` to settle (injection has its own).
         let k = timed(
             ms,
@@ -427,7 +459,7 @@ impl Destination for JsDestination {
                         }
                         match r {
                             Ok(()) => run_hook(
-                                &self.obj,
+                                &self.obj(),
                                 "initialize",
                                 &self.settings,
                                 timed(ms, late("initialize", ms), Box::new(|r| done(r.map(drop)))),
@@ -461,7 +493,7 @@ impl Destination for JsDestination {
             let flight = self.flight.borrow().clone();
             let e = js_sys::Error::new(&error.message);
             set(&e, "kind", &JsValue::from_str("timeout"));
-            if let Some(told) = tell(&self.obj, &flight, &e) {
+            if let Some(told) = tell(&self.obj(), &flight, &e) {
                 ignore(told);
             }
         }
@@ -474,9 +506,10 @@ impl Destination for JsDestination {
 
     fn destroy(&self) {
         self.generation.set(self.generation.get().wrapping_add(1));
+        self.destroyed.set(true);
         remove_all(&self.owner, &self.scripts.borrow());
         // From a microtask, whatever it throws or returns.
-        let obj = self.obj.clone();
+        let obj = self.obj();
         spawn_local(async move {
             let _ = call_hook(&obj, "destroy", &JsValue::UNDEFINED, &JsValue::UNDEFINED).await;
         });
@@ -488,7 +521,7 @@ impl Destination for JsDestination {
     fn test(self: Rc<Self>, done: Done) {
         spawn_local(async move {
             let none = JsValue::UNDEFINED;
-            let yes = match call_hook(&self.obj, "testConnection", &none, &none).await {
+            let yes = match call_hook(&self.obj(), "testConnection", &none, &none).await {
                 Ok(None) => true,
                 Ok(Some(v)) => v.as_bool().unwrap_or(!v.is_undefined() && !v.is_null()),
                 Err(_) => false,

@@ -127,18 +127,23 @@ fn run_middleware(
 }
 
 /// The rest of a middleware chain that returned `promise` for `event`: awaits it, then runs
-/// `fns[next]` on as [`run_middleware`] does, awaiting each promise a middleware returns.
+/// `fns[next]` on as [`run_middleware`] does, awaiting each promise a middleware returns. Once
+/// `open` is false (the chain was given up: it timed out) no later middleware runs on the event.
 async fn run_middleware_async(
     fns: Rc<[Function]>,
     mut promise: Promise,
     mut event: JsValue,
     mut next: usize,
+    open: Rc<Cell<bool>>,
 ) -> Chain {
     loop {
         let v = match JsFuture::from(promise).await {
             Ok(v) => v,
             Err(e) => return Chain::Failed(e),
         };
+        if !open.get() {
+            return Chain::Dropped;
+        }
         if v.is_null() {
             return Chain::Dropped;
         }
@@ -425,7 +430,7 @@ impl Engine {
                     });
                     let me = self.clone();
                     spawn_local(async move {
-                        let r = run_middleware_async(fns, promise, event, next).await;
+                        let r = run_middleware_async(fns, promise, event, next, open.clone()).await;
                         if open.replace(false) {
                             drop(t);
                             me.drain(Some(r))

@@ -319,3 +319,31 @@ test('with lazy loading, a destination allowed by a grant hears its consent even
     await p.close();
   });
 });
+
+test('loading again after unloadDestination makes a new instance from the factory', async () => {
+  await withServer(async (server) => {
+    const p = await openPage(browser, `${server.url}/blank.html`);
+    const r = await p.page.evaluate(async () => {
+      const m = await import('/pkg/consent_analytics.js');
+      await m.default();
+      const made = [];
+      let instances = 0;
+      m.Analytics.registerDestination('counted', () => {
+        const n = ++instances;
+        made.push(n);
+        return { track: (e) => made.push(`${n}:${e.event}`), destroy: () => made.push(`${n}:destroy`) };
+      });
+      const a = await m.Analytics.load({ destinations: [{ type: 'counted', requiredConsent: [] }] });
+      a.track('one');
+      await new Promise((r) => setTimeout(r, 100));
+      await a.unloadDestination('counted');
+      await new Promise((r) => setTimeout(r, 50));
+      a.track('two');
+      await new Promise((r) => setTimeout(r, 100));
+      return made;
+    });
+    assert.deepEqual(r, [1, '1:one', '1:destroy', 2, '2:two']);
+    assert.deepEqual(p.runtimeErrors(), []);
+    await p.close();
+  });
+});

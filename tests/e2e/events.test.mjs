@@ -427,6 +427,33 @@ test('a source middleware that never settles drops its event after loading.timeo
     assert.match(r.errors[0], /did not settle within loading\.timeoutMs/);
   }));
 
+test('later source middlewares do not run on an event whose middleware timed out', () =>
+  run(async (p) => {
+    const r = await p.page.evaluate(async () => {
+      const m = await import('/pkg/consent_analytics.js');
+      await m.default();
+      window.got = [];
+      m.Analytics.registerDestination('cap3', () => ({ track: (e) => window.got.push(e.event) }));
+      const a = await m.Analytics.load({
+        loading: { timeoutMs: 200 },
+        destinations: [{ type: 'cap3', requiredConsent: [] }],
+      });
+      const seen = [];
+      // Settles after the chain was given up.
+      a.addSourceMiddleware((e) => (e.event === 'Slow' ? new Promise((r) => setTimeout(() => r(e), 500)) : e));
+      a.addSourceMiddleware((e) => {
+        seen.push(e.event);
+        return e;
+      });
+      a.track('Slow');
+      a.track('After');
+      await new Promise((r) => setTimeout(r, 900));
+      return { got: window.got, seen };
+    });
+    assert.deepEqual(r.got, ['After']);
+    assert.deepEqual(r.seen, ['After'], 'the second middleware never saw the timed-out event');
+  }));
+
 test('in one task, an event before a grant is not sent to what the grant allows; one after it is', () =>
   run(async (p) => {
     const got = await p.page.evaluate(async () => {
