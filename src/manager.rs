@@ -257,6 +257,9 @@ pub struct DestStatus {
     pub failed: u64,
     /// Events sent to the dead-letter queue (a failed replay puts one back without counting).
     pub dead_lettered: u64,
+    /// Events the destination itself chose not to take (a JavaScript destination's
+    /// `onBeforeEvent` returned null): done with, not delivered.
+    pub skipped: u64,
     /// Events waiting (buffered, queued or in flight).
     pub pending: usize,
     /// The most recent error.
@@ -318,6 +321,9 @@ struct Dest<P> {
     delivered: u64,
     failed: u64,
     dead_lettered: u64,
+    skipped: u64,
+    /// The messageIds of the delivery in flight that the destination skipped.
+    skipping: Vec<Rc<str>>,
     last_error: Option<DeliveryError>,
     /// When this page's last delivery was acknowledged, if none failed since.
     ok_at: Option<u64>,
@@ -404,6 +410,8 @@ impl<P> Manager<P> {
                 delivered: 0,
                 failed: 0,
                 dead_lettered: 0,
+                skipped: 0,
+                skipping: Vec::new(),
                 last_error: None,
                 ok_at: None,
                 failing: false,
@@ -793,8 +801,16 @@ impl<P> Manager<P> {
         self.poll(now)
     }
 
+    /// Tells which events of the delivery in flight to `dest` the destination skipped (its
+    /// `onBeforeEvent` returned null), before [`Manager::delivery_done`] reports the delivery:
+    /// if it succeeds, those are counted as skipped, not delivered.
+    pub fn skipped(&mut self, dest: usize, ids: Vec<Rc<str>>) {
+        self.dests[dest].skipping = ids;
+    }
+
     /// Reports the end of a delivery started by [`Command::Deliver`].
     pub fn delivery_done(&mut self, dest: usize, outcome: Outcome, now: u64) -> Vec<Command<P>> {
+        let skipping = std::mem::take(&mut self.dests[dest].skipping);
         let n = std::mem::take(&mut self.dests[dest].in_flight);
         if n == 0 {
             return self.poll(now);
@@ -807,12 +823,21 @@ impl<P> Manager<P> {
                 d.ok_at = Some(now);
                 d.failing = false;
                 let done = take_front(&mut d.queue, n);
-                d.delivered += done.len() as u64;
                 let mut events = Vec::with_capacity(done.len());
                 for it in done {
-                    events.push(self.finish(dest, it, true));
+                    let skip = skipping.contains(&it.env.message_id);
+                    let env = self.finish(dest, it, true);
+                    let d = &mut self.dests[dest];
+                    if skip {
+                        d.skipped += 1;
+                    } else {
+                        d.delivered += 1;
+                        events.push(env);
+                    }
                 }
-                self.out.push(Command::Delivered { dest, events });
+                if !events.is_empty() {
+                    self.out.push(Command::Delivered { dest, events });
+                }
             }
             Outcome::Offline => {
                 self.dests[dest].breaker.release();
@@ -1357,6 +1382,7 @@ impl<P> Manager<P> {
                 delivered: d.delivered,
                 failed: d.failed,
                 dead_lettered: d.dead_lettered,
+                skipped: d.skipped,
                 pending: d.queue.len(),
                 last_error: d.last_error.clone(),
             });
@@ -1791,6 +1817,29 @@ mod tests {
         m.delivery_done(0, Outcome::Ok, 1012);
         assert_eq!(m.status(1012)[0].circuit, BreakerState::Closed);
         assert_eq!(m.status(1012)[0].pending, 1);
+    }
+
+    /// Events a destination skipped are done with but counted as skipped, not delivered, and
+    /// not reported as delivered; a failed delivery forgets what was skipped in it.
+    #[test]
+    fn skipped_events_count_as_skipped_not_delivered() {
+        let c = consent(&[]);
+        let mut m = manager(ManagerConfig::default(), vec![spec("js", &[])], c);
+        m.capture(env(1, c), 0);
+        m.capture(env(2, c), 0);
+        m.poll(0);
+        m.load_done(0, Ok(()), 0);
+        m.skipped(0, vec!["1".into()]);
+        let cmds = m.delivery_done(0, Outcome::Ok, 0);
+        assert_eq!(
+            delivered_cmds(&cmds),
+            0,
+            "no delivered report for a skipped event"
+        );
+        let cmds = m.delivery_done(0, Outcome::Ok, 0);
+        assert_eq!(delivered_cmds(&cmds), 1);
+        let st = &m.status(0)[0];
+        assert_eq!((st.delivered, st.skipped, st.pending), (1, 1, 0));
     }
 
     #[test]

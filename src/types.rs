@@ -278,6 +278,8 @@ export interface DestinationStatus {
   delivered: number;
   failed: number;
   deadLettered: number;
+  /** Events a JavaScript destination skipped (its `onBeforeEvent` returned null). */
+  skipped: number;
   /** Events waiting for this destination. */
   pending: number;
   lastError: DeliveryErrorInfo | null;

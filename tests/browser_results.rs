@@ -97,6 +97,7 @@ fn a_status_entry_has_every_field_and_a_null_last_error() {
         delivered: 3,
         failed: 1,
         dead_lettered: 0,
+        skipped: 0,
         pending: 2,
         last_error: None,
     };
@@ -106,7 +107,7 @@ fn a_status_entry_has_every_field_and_a_null_last_error() {
         json(&Array::from(&list).get(0)),
         concat!(
             r#"{"id":"ga4","type":"ga4","state":"loaded","circuit":"half_open","#,
-            r#""delivered":3,"failed":1,"deadLettered":0,"pending":2,"lastError":null}"#
+            r#""delivered":3,"failed":1,"deadLettered":0,"skipped":0,"pending":2,"lastError":null}"#
         )
     );
     s.last_error = Some(DeliveryError::new(ErrorKind::Timeout, "timed out"));

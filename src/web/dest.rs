@@ -121,6 +121,11 @@ pub trait Destination {
     fn beacon(&self, _events: &[Event]) -> usize {
         0
     }
+    /// The messageIds of the last delivery's events that the destination skipped (a
+    /// JavaScript destination's `onBeforeEvent` returned null).
+    fn take_skipped(&self) -> Vec<Rc<str>> {
+        Vec::new()
+    }
     /// The events of a keepalive hand-over the backend acknowledged (2xx) since last asked.
     fn take_acked(&self) -> Vec<Rc<str>> {
         Vec::new()
@@ -144,6 +149,8 @@ pub struct JsDestination {
     path: String,
     /// Whether `destroy` ended the current object (`unloadDestination`).
     destroyed: Cell<bool>,
+    /// The events of the current delivery its `onBeforeEvent` skipped.
+    skipped: RefCell<Vec<Rc<str>>>,
     settings: JsValue,
     scripts: std::cell::RefCell<Rc<Vec<ScriptDescriptor>>>,
     /// Bumped by `revoke` and `destroy`: a load started before stops injecting and does not
@@ -179,6 +186,7 @@ impl JsDestination {
             factory: factory.clone(),
             path: path.into(),
             destroyed: Cell::new(false),
+            skipped: Default::default(),
             settings: settings.into(),
             scripts: Default::default(),
             generation: Default::default(),
@@ -368,7 +376,11 @@ impl JsDestination {
         if method(&self.obj(), "onBeforeEvent").is_some() {
             let copy = js_sys::JSON::parse(&ev.json)?;
             let v = call_hook(&self.obj(), "onBeforeEvent", &copy, &JsValue::UNDEFINED).await?;
-            if flight.over.get() || v.as_ref().is_some_and(JsValue::is_null) {
+            if flight.over.get() {
+                return Ok(());
+            }
+            if v.as_ref().is_some_and(JsValue::is_null) {
+                self.skipped.borrow_mut().push(ev.message_id.clone());
                 return Ok(());
             }
             payload = v.filter(JsValue::is_object).unwrap_or(copy);
@@ -478,6 +490,7 @@ impl Destination for JsDestination {
     }
 
     fn deliver(self: Rc<Self>, events: Vec<Event>, done: Done) {
+        self.skipped.borrow_mut().clear();
         let flight = Rc::new(Flight::default());
         *self.flight.borrow_mut() = flight.clone();
         spawn_local(async move {
@@ -502,6 +515,10 @@ impl Destination for JsDestination {
     fn revoke(&self) {
         self.generation.set(self.generation.get().wrapping_add(1));
         remove_revoked(&self.owner, &self.scripts.borrow());
+    }
+
+    fn take_skipped(&self) -> Vec<Rc<str>> {
+        std::mem::take(&mut *self.skipped.borrow_mut())
     }
 
     fn destroy(&self) {

@@ -662,6 +662,10 @@ impl Engine {
             Err(e) => Outcome::Err(e),
         };
         self.take_acks();
+        let skipped = self.dests[dest].take_skipped();
+        if !skipped.is_empty() {
+            self.mgr.borrow_mut().skipped(dest, skipped);
+        }
         let cmds = self.mgr.borrow_mut().delivery_done(dest, outcome, now());
         self.run(cmds);
     }

@@ -104,6 +104,8 @@ pub struct StatusInfo<'a> {
     pub failed: u64,
     /// Events sent to the dead-letter queue.
     pub dead_lettered: u64,
+    /// Events the destination skipped (`onBeforeEvent` returned null).
+    pub skipped: u64,
     /// Events waiting (buffered, queued or in flight).
     pub pending: usize,
     /// The most recent error, or `null`.
@@ -121,6 +123,7 @@ impl<'a> StatusInfo<'a> {
             delivered: s.delivered,
             failed: s.failed,
             dead_lettered: s.dead_lettered,
+            skipped: s.skipped,
             pending: s.pending,
             last_error: s.last_error.as_ref().map(ErrorInfo::from),
         }

@@ -69,7 +69,7 @@ test('listeners receive loaded, delivered, error and consent; off stops them', a
     const status = await p.page.evaluate(() => a.status());
     const bad = status.find((s) => s.id === 'bad');
     assert.deepEqual(Object.keys(bad).sort(), [
-      'circuit', 'deadLettered', 'delivered', 'failed', 'id', 'lastError', 'pending', 'state', 'type',
+      'circuit', 'deadLettered', 'delivered', 'failed', 'id', 'lastError', 'pending', 'skipped', 'state', 'type',
     ]);
     assert.equal(bad.type, 'bad');
     assert.equal(bad.state, 'loaded');
@@ -343,6 +343,39 @@ test('loading again after unloadDestination makes a new instance from the factor
       return made;
     });
     assert.deepEqual(r, [1, '1:one', '1:destroy', 2, '2:two']);
+    assert.deepEqual(p.runtimeErrors(), []);
+    await p.close();
+  });
+});
+
+test('an event onBeforeEvent skips with null is counted as skipped, not delivered', async () => {
+  await withServer(async (server) => {
+    const p = await openPage(browser, `${server.url}/blank.html`);
+    const r = await p.page.evaluate(async () => {
+      const m = await import('/pkg/consent_analytics.js');
+      await m.default();
+      const got = [];
+      m.Analytics.registerDestination('picky', () => ({
+        onBeforeEvent: (e) => (e.event === 'Skip me' ? null : e),
+        track: (e) => got.push(e.event),
+      }));
+      const a = await m.Analytics.load({ destinations: [{ type: 'picky', requiredConsent: [] }] });
+      const delivered = [];
+      a.on('delivered', (d) => delivered.push(d.event.event));
+      a.track('Keep');
+      a.track('Skip me');
+      a.track('Keep too');
+      await new Promise((r) => setTimeout(r, 300));
+      const { delivered: n, skipped, pending } = a.status()[0];
+      return { got, delivered, n, skipped, pending };
+    });
+    assert.deepEqual(r, {
+      got: ['Keep', 'Keep too'],
+      delivered: ['Keep', 'Keep too'],
+      n: 2,
+      skipped: 1,
+      pending: 0,
+    });
     assert.deepEqual(p.runtimeErrors(), []);
     await p.close();
   });
