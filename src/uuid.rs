@@ -1,4 +1,4 @@
-//! Recognising UUIDs (the browser makes the random version-4 ones: `uuid` in host.js).
+//! Recognising UUIDs (the browser makes the random version-4 ones: `platform::uuid`).
 
 /// Whether `s` looks like a hyphenated UUID (used to accept a persisted anonymousId).
 pub fn is_uuid(s: &str) -> bool {
