@@ -76,7 +76,7 @@ export async function benchBacklog({ browser, url, events = 10_000 }) {
       for (let i = 0; i < n; i++) window.a.track('Backlog Event', { i, sku: `SKU-${i}` });
     }, events);
     const stored = await first.evaluate(
-      () => Object.keys(localStorage).filter((k) => k.includes(':outbox')).length,
+      () => Object.keys(localStorage).filter((k) => k.includes(':outbox:')).length,
     );
     await first.close({ runBeforeUnload: false });
     await context.setOffline(false);

@@ -486,7 +486,7 @@ async fn claim(outbox: &Rc<RefCell<Outbox>>, lock_base: &str) -> Vec<Restored> {
 /// How many entries are adopted (read, re-keyed and parsed) in one task: a backlog of
 /// thousands left by a closed tab is taken over in steps that each keep the main thread well
 /// under 50 ms, the page's own tasks running in between.
-const ADOPT_STEP: usize = 250;
+const ADOPT_STEP: usize = 100;
 
 /// Adopts `owner`'s entries into `got`, [`ADOPT_STEP`] at a time, yielding to the page's other
 /// tasks in between; an event the browser cannot parse is discarded.
