@@ -539,19 +539,31 @@ describe('lazy loading', () => {
     await p.close();
   });
 
-  test('unloadDestination destroys the instance and removes its script; the next event loads it again', async () => {
+  test('unloadDestination destroys the instance and removes its script; the next event loads a new instance', async () => {
     const p = await open();
     const { page } = p;
     await load(page, { consent: { marketing: true }, destinations: [vendor('v', REMOTE_JS)] });
     await ev(page, () => a.track('one'));
     await waitFor(async () => (await rec(page, 'v')).tracks.length === 1, { message: 'delivery' });
-    await ev(page, () => a.unloadDestination('v'));
+    await ev(page, () => {
+      window.first = rec.v;
+      return a.unloadDestination('v');
+    });
     await waitFor(async () => (await rec(page, 'v')).destroy === 1, { message: 'destroy()' });
     assert.equal(await elements(page, '#v-js'), 0);
     assert.equal((await status(page, 'v')).state, 'unloaded');
     await ev(page, () => a.track('two'));
-    await waitFor(async () => (await rec(page, 'v')).tracks.length === 2, { message: 'delivery' });
-    assert.equal((await rec(page, 'v')).init, 2);
+    // The factory made a new instance (with a record of its own): it loads and gets the event.
+    await waitFor(async () => (await rec(page, 'v')).tracks.length === 1 && (await ev(page, () => rec.v !== first)), {
+      message: 'delivery to a new instance',
+    });
+    assert.deepEqual((await rec(page, 'v')).tracks, ['two']);
+    assert.equal((await rec(page, 'v')).init, 1);
+    assert.deepEqual(await ev(page, () => ({ tracks: first.tracks, init: first.init, destroy: first.destroy })), {
+      tracks: ['one'],
+      init: 1,
+      destroy: 1,
+    });
     assert.equal(await elements(page, '#v-js'), 1);
     assert.equal(await fetched(REMOTE_JS), 2);
     await p.close();
