@@ -474,6 +474,9 @@ async fn claim(outbox: &Rc<RefCell<Outbox>>, lock_base: &str) -> Vec<Restored> {
         return got;
     }
     let owners = outbox.borrow_mut().other_owners();
+    // Listing the owners read every key of the storage (its first read on the page): the
+    // adoption starts in a task of its own.
+    yield_now().await;
     for owner in owners {
         let name = [lock_base, &owner].concat();
         if let Ok(true) = locks.hold_if_available(&name).await {
@@ -497,6 +500,7 @@ async fn adopt(
     got: &mut Vec<Restored>,
 ) {
     let mut adoption = outbox.borrow_mut().adoption(owner);
+    yield_now().await;
     loop {
         {
             let mut o = outbox.borrow_mut();
@@ -514,7 +518,12 @@ async fn adopt(
         if adoption.is_done() {
             return;
         }
-        // A macrotask: the page's input and rendering run before the next step.
-        gloo_timers::future::TimeoutFuture::new(0).await;
+        yield_now().await;
     }
+}
+
+/// Ends the current task: what follows runs in a later one (a macrotask), after the page's
+/// input and rendering.
+async fn yield_now() {
+    gloo_timers::future::TimeoutFuture::new(0).await;
 }
