@@ -77,16 +77,6 @@ impl Vendor {
         }
     }
 
-    /// Every settings key the vendor accepts.
-    pub fn settings_keys(self) -> &'static [&'static str] {
-        match self {
-            Vendor::PostHog => &["apiKey", "apiHost", "scriptSrc"],
-            Vendor::MetaPixel => &["pixelId", "scriptSrc"],
-            Vendor::Ga4 => &["measurementId", "scriptSrc"],
-            Vendor::Gtm => &["containerId", "scriptSrc"],
-        }
-    }
-
     /// Checks the account id's shape; the error says what was expected.
     pub fn check_id(self, id: &str) -> Result<(), &'static str> {
         // After the vendor's prefix, at least one digit (Meta) or ASCII letter or digit.
@@ -330,7 +320,7 @@ mod tests {
     }
 
     #[test]
-    fn types_and_settings_keys() {
+    fn types_from_their_names() {
         for (k, v) in [
             ("posthog", Vendor::PostHog),
             ("meta-pixel", Vendor::MetaPixel),
@@ -338,8 +328,6 @@ mod tests {
             ("gtm", Vendor::Gtm),
         ] {
             assert_eq!(Vendor::from_kind(k), Some(v));
-            assert!(v.settings_keys().contains(&v.id_key()));
-            assert!(v.settings_keys().contains(&"scriptSrc"));
         }
         assert_eq!(Vendor::from_kind("script"), None);
     }
