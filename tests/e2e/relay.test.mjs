@@ -300,6 +300,9 @@ describe('relay destination', () => {
       await boot(p.page, url, config);
       const ids = await track(p.page, 5);
       await waitFor(async () => (await sinkEvents(url)).rejected >= 1, { message: 'a failed batch' });
+      // The page itself saw the failure (the server may answer before the page reads it):
+      // only then does a page hide hand nothing over.
+      await waitFor(() => p.page.evaluate(() => window.a.status()[0].failed >= 1), { message: 'the page saw it' });
       assert.equal((await outboxKeys(p.page)).length, 5, 'persisted before being sent');
       await setSinkMode(url, { mode: 'ok' });
       await p.page.reload();
@@ -326,6 +329,9 @@ describe('relay destination', () => {
       await boot(p.page, url, config(10));
       const ids = await track(p.page, 10);
       await waitFor(async () => (await sinkEvents(url)).rejected >= 1, { message: 'a failed batch' });
+      // The page itself saw the failure (the server may answer before the page reads it):
+      // only then does a page hide hand nothing over.
+      await waitFor(() => p.page.evaluate(() => window.a.status()[0].failed >= 1), { message: 'the page saw it' });
       await setSinkMode(url, { mode: 'ok' });
       await p.page.reload();
       // The outbox is bounded by the storage quota, not by what a destination holds in memory.
@@ -373,6 +379,9 @@ describe('relay destination', () => {
       await boot(p0, url, config);
       const first = await track(p0, 5, 'First');
       await waitFor(async () => (await sinkEvents(url)).rejected >= 1, { message: 'a failed batch' });
+      // The page itself saw the failure (the server may answer before the page reads it):
+      // only then does a page hide hand nothing over.
+      await waitFor(() => p0.evaluate(() => window.a.status()[0].failed >= 1), { message: 'the page saw it' });
       // Keys are `<prefix>:outbox:<destination>:<owner>:<seq>`; the owner's lock is
       // `<prefix>:outbox:<owner>`.
       const owner0 = (await outboxKeys(p0))[0].split(':')[3];
@@ -428,6 +437,9 @@ describe('relay destination', () => {
       assert.equal(await p1.evaluate(() => navigator.locks), undefined);
       const ids = await track(p1, 4);
       await waitFor(async () => (await sinkEvents(url)).rejected >= 1, { message: 'a failed batch' });
+      // The page itself saw the failure (the server may answer before the page reads it):
+      // only then does a page hide hand nothing over.
+      await waitFor(() => p1.evaluate(() => window.a.status()[0].failed >= 1), { message: 'the page saw it' });
       await setSinkMode(url, { mode: 'ok' });
       // p1 is alive (fresh heartbeat): a new tab leaves its entries alone.
       const p2 = await context.newPage();
