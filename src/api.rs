@@ -19,7 +19,7 @@ use crate::web::engine::{Engine, Pending};
 use crate::web::event::{
     check_size, iso_date, object_arg, options_arg, page_context, Identity, PAGE_KEYS,
 };
-use crate::web::js::{error, get, is_plain_object, set, set_field, type_error};
+use crate::web::js::{error, field, get, is_plain_object, set, set_field, type_error};
 use crate::web::lifecycle::{PageEvent, PageEvents};
 use crate::web::platform::{self, navigator_get, now, ConsoleLog, WebRng};
 use crate::web::registry;
@@ -641,7 +641,7 @@ impl Analytics {
         let mut id = None;
         match kind {
             EventKind::Track => {
-                if a.as_string().is_none_or(|s| s.trim().is_empty()) {
+                if !a.is_string() || a.unchecked_ref::<js_sys::JsString>().trim().length() == 0 {
                     return Err("event must be a non-empty string".into());
                 }
                 let props = object_arg(b, "properties")?;
@@ -722,9 +722,11 @@ impl Analytics {
         let consent = self.consent.get().granted();
         let id = self.identity.borrow();
         let prefs = self.prefs(consent);
+        let (anonymous_id, persisted_user) = id.values();
+        let user = user.map(JsValue::from_str);
         let common = Common {
-            anonymous_id: &id.anonymous_id,
-            user_id: user.or(id.user_id.as_deref()),
+            anonymous_id,
+            user_id: user.as_ref().unwrap_or(persisted_user),
             base: &self.context,
             prefs: &prefs,
         };
@@ -820,9 +822,9 @@ fn check_event_name(name: &str) -> Result<(), JsValue> {
 /// What every event carries besides its own fields: the identity and consent in force and
 /// the context shared by every event of the client.
 struct Common<'a> {
-    anonymous_id: &'a str,
-    /// The persisted user id, or the one an identify sets.
-    user_id: Option<&'a str>,
+    anonymous_id: &'a JsValue,
+    /// The persisted user id, or the one an identify sets (null when there is none).
+    user_id: &'a JsValue,
     /// `userAgent`, `locale`, `library`: under `options.context`.
     base: &'a Object,
     /// `{ necessary: true, ... }` at capture (copied into each event: stamped whatever
@@ -853,12 +855,12 @@ fn complete_event(
         }
     };
     let text = |v: JsValue, default: JsValue| if v.is_string() { v } else { default };
-    set_field(e, "type", &JsValue::from_str(kind.name()));
+    set_field(e, "type", &field(kind.name()));
     let message_id = option("messageId");
     let message_id = if message_id.is_string() {
         message_id
     } else {
-        JsValue::from_str(&platform::uuid())
+        platform::uuid_value()
     };
     set_field(e, "messageId", &message_id);
     let timestamp = option("timestamp");
@@ -868,9 +870,12 @@ fn complete_event(
         iso_date(&timestamp).unwrap_or_default()
     };
     set_field(e, "timestamp", &timestamp);
-    let anonymous_id = JsValue::from_str(common.anonymous_id);
-    set_field(e, "anonymousId", &text(option("anonymousId"), anonymous_id));
-    let user_id = common.user_id.map_or(JsValue::NULL, JsValue::from_str);
+    set_field(
+        e,
+        "anonymousId",
+        &text(option("anonymousId"), common.anonymous_id.clone()),
+    );
+    let user_id = common.user_id.clone();
     // Only an alias has a userId of its own.
     let own = if kind == EventKind::Alias {
         get(e, "userId")
@@ -885,7 +890,7 @@ fn complete_event(
     } else {
         JsValue::UNDEFINED
     };
-    let page = page_context();
+    let mut page = page_context();
     if kind == EventKind::Page {
         let properties = get(e, "properties");
         for k in PAGE_KEYS {
@@ -896,13 +901,16 @@ fn complete_event(
             set_field(&properties, "name", &name);
         }
     }
-    let page_option = get(&context, "page");
-    let page = if page_option.is_object() {
-        crate::web::js::merged(&[&page, &page_option])?
+    let full = if context.is_undefined() {
+        // The client's own context: no page data to copy as data.
+        Object::assign(&Object::new(), common.base)
     } else {
-        page
+        let page_option = get(&context, "page");
+        if page_option.is_object() {
+            page = crate::web::js::merged(&[&page, &page_option])?;
+        }
+        crate::web::js::merged(&[common.base, &context])?
     };
-    let full = crate::web::js::merged(&[common.base, &context])?;
     set_field(&full, "page", &page);
     let stamp = Object::new();
     set_field(

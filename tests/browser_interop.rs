@@ -184,6 +184,29 @@ fn merged_keeps_a_proto_key_an_own_key_and_page_context_reads_the_document() {
         href.split('#').next().unwrap()
     );
     assert_eq!(js::keys_at(&page, "").unwrap().length(), 5);
+    // The page's fields follow the document: a new URL, a new title, each a new object.
+    let window = web_sys::window().unwrap();
+    let document = window.document().unwrap();
+    let title = document.title();
+    let history = window.history().unwrap();
+    history
+        .push_state_with_url(&JsValue::NULL, "", Some("/moved/here?x=1#frag"))
+        .unwrap();
+    document.set_title("Moved");
+    let moved = page_context();
+    history
+        .push_state_with_url(&JsValue::NULL, "", Some(&href))
+        .unwrap();
+    document.set_title(&title);
+    let field = |p: &js_sys::Object, k: &str| js::get(p, k).as_string().unwrap();
+    assert_eq!(field(&moved, "path"), "/moved/here");
+    assert_eq!(field(&moved, "search"), "?x=1");
+    assert!(field(&moved, "url").ends_with("/moved/here?x=1"));
+    assert_eq!(field(&moved, "title"), "Moved");
+    let back = page_context();
+    assert_eq!(field(&back, "url"), field(&page, "url"));
+    assert_eq!(field(&back, "title"), title);
+    assert_ne!(JsValue::from(back), JsValue::from(page));
 }
 
 /// Loads one destination made by [`hook_destination`] and tracks `Order` then `Next`.

@@ -7,7 +7,7 @@ use js_sys::{Array, Date, Object, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::js::{get, is_plain_object};
+use super::js::{get, get_field, is_plain_object};
 use super::lifecycle::identity_changed;
 use crate::event::EventKind;
 use crate::ports::FallbackStorage;
@@ -52,111 +52,110 @@ pub fn iso_date(v: &JsValue) -> Option<JsValue> {
 /// Deepest nesting of objects and arrays an event may have.
 const MAX_DEPTH: usize = 64;
 
-/// A step of the path from the checked value to the one being looked at.
-enum Step {
-    /// An array item, by index.
-    Item(u32),
-    /// An object property, by key.
-    Key(JsValue),
+/// What JSON cannot carry in `v`, a value that is not an object: the kind named in messages.
+fn unjsonable(v: &JsValue) -> Option<&'static str> {
+    if v.is_function() {
+        Some("function")
+    } else if v.is_symbol() {
+        Some("symbol")
+    } else if v.is_bigint() {
+        Some("BigInt")
+    } else {
+        None
+    }
 }
 
-/// Walks a value for what JSON cannot carry; the path is kept as steps and spelled out only
-/// for the message.
-struct JsonWalk<'a> {
-    root: &'a str,
+/// Walks a value for what JSON cannot carry, looking only at values; the path to a problem is
+/// found afterwards, by [`locate`], so the usual (clean) value costs no key reads.
+struct JsonWalk {
     /// The objects and arrays being walked, outermost first (for cycles and depth).
     open: Vec<JsValue>,
-    path: Vec<Step>,
 }
 
-impl JsonWalk<'_> {
-    /// `<root><path> <what>`: the message naming where the walk stands.
-    fn at(&self, what: &str) -> String {
-        let mut out = String::from(self.root);
-        for step in &self.path {
-            match step {
-                Step::Item(i) => {
-                    out.push('[');
-                    out.push_str(&i.to_string());
-                    out.push(']');
-                }
-                Step::Key(k) => {
-                    out.push('.');
-                    out.push_str(&k.as_string().unwrap_or_default());
-                }
-            }
-        }
-        out.push_str(what);
-        out
-    }
+/// What is wrong at some place in a walked value: the message's tail (` is a function, which
+/// JSON cannot carry`) or a read that threw (`: value could not be read: ...`).
+type Problem = String;
 
+impl JsonWalk {
     /// The first problem in `v`, if any.
-    fn walk(&mut self, v: &JsValue) -> Option<String> {
+    fn walk(&mut self, v: &JsValue) -> Option<Problem> {
+        // The usual values first: each check is a call into JavaScript.
+        if v.is_string() || v.as_f64().is_some() {
+            return None;
+        }
         if !v.is_object() {
-            // The usual values first: each check is a call into JavaScript.
-            let kind = if v.is_string() || v.as_f64().is_some() {
-                return None;
-            } else if v.is_function() {
-                "function"
-            } else if v.is_symbol() {
-                "symbol"
-            } else if v.is_bigint() {
-                "BigInt"
-            } else {
-                return None;
-            };
-            return Some(self.at(&[" is a ", kind, ", which JSON cannot carry"].concat()));
+            return unjsonable(v)
+                .map(|kind| [" is a ", kind, ", which JSON cannot carry"].concat());
         }
         // An object with a toJSON method (a Date, say) says itself what it becomes.
         if Reflect::get(v, &super::js::field("toJSON")).is_ok_and(|f| !f.is_undefined()) {
             return None;
         }
         if self.open.contains(v) {
-            return Some(self.at(" is a circular reference"));
+            return Some(" is a circular reference".into());
         }
         if self.open.len() > MAX_DEPTH {
-            return Some(self.at(" is nested too deeply"));
+            return Some(" is nested too deeply".into());
         }
-        let array = Array::is_array(v);
-        let list = if array {
+        let values = if Array::is_array(v) {
             super::js::items(v, "")
         } else {
-            super::js::entries(v, "")
+            super::js::values(v, "")
         };
-        let list = match list {
+        let values = match values {
             Ok(l) => l,
-            Err(m) => return Some(self.at(&[": ", &m].concat())),
+            Err(m) => return Some([": ", &m].concat()),
         };
         self.open.push(v.clone());
-        for (i, x) in list.iter().enumerate() {
-            let (step, x) = if array {
-                (Step::Item(i as u32), x)
-            } else {
-                let pair: Array = x.unchecked_into();
-                (Step::Key(pair.get(0)), pair.get(1))
-            };
-            self.path.push(step);
+        for x in values.iter() {
             if let Some(problem) = self.walk(&x) {
                 return Some(problem);
             }
-            self.path.pop();
         }
         self.open.pop();
         None
     }
 }
 
+/// The path from `v` to the first place whose walk finds a problem (`.items[2].price`), for the
+/// message; keys are read only here, once a problem is known.
+fn locate(v: &JsValue, open: &mut Vec<JsValue>) -> String {
+    if !v.is_object() || open.contains(v) || open.len() > MAX_DEPTH {
+        return String::new();
+    }
+    let array = Array::is_array(v);
+    let list = if array {
+        super::js::items(v, "")
+    } else {
+        super::js::entries(v, "")
+    };
+    let Ok(list) = list else {
+        return String::new();
+    };
+    open.push(v.clone());
+    for (i, x) in list.iter().enumerate() {
+        let (step, x) = if array {
+            (["[", &i.to_string(), "]"].concat(), x)
+        } else {
+            let pair: Array = x.unchecked_into();
+            let key = pair.get(0).as_string().unwrap_or_default();
+            (['.'.to_string(), key].concat(), pair.get(1))
+        };
+        let mut probe = JsonWalk { open: open.clone() };
+        if probe.walk(&x).is_some() {
+            return step + &locate(&x, open);
+        }
+    }
+    open.pop();
+    String::new()
+}
+
 /// Fails with a message naming the path (from `path`) where `v` holds something JSON cannot
 /// carry: a function, symbol or BigInt, a cycle, nesting over 64 levels, a value whose getter
 /// or proxy trap throws. Objects with a `toJSON` method are left to it.
 pub fn check_json_value(v: &JsValue, path: &str) -> Result<(), String> {
-    let mut walk = JsonWalk {
-        root: path,
-        open: Vec::new(),
-        path: Vec::new(),
-    };
-    match walk.walk(v) {
-        Some(m) => Err(m),
+    match (JsonWalk { open: Vec::new() }).walk(v) {
+        Some(problem) => Err([path, &locate(v, &mut Vec::new()), &problem].concat()),
         None => Ok(()),
     }
 }
@@ -164,7 +163,7 @@ pub fn check_json_value(v: &JsValue, path: &str) -> Result<(), String> {
 /// Validates an optional plain-object argument (`properties`, `traits`); returns a copy-free
 /// handle or a new empty object when absent.
 pub fn object_arg(v: &JsValue, name: &str) -> Result<JsValue, String> {
-    if v.is_undefined() || v.is_null() {
+    if !v.is_object() && (v.is_undefined() || v.is_null()) {
         return Ok(Object::new().into());
     }
     if !is_plain_object(v) {
@@ -272,6 +271,9 @@ pub struct Identity {
     pub traits: JsValue,
     /// The current group id.
     pub group_id: Option<String>,
+    /// `anonymous_id` and `user_id` (or null) as JavaScript strings, made when they change:
+    /// every event carries them.
+    values: (JsValue, JsValue),
 }
 
 impl Identity {
@@ -284,6 +286,7 @@ impl Identity {
             user_id: None,
             traits: JsValue::UNDEFINED,
             group_id: None,
+            values: (JsValue::UNDEFINED, JsValue::NULL),
         };
         me.read();
         if me.anonymous_id.is_empty() {
@@ -335,6 +338,22 @@ impl Identity {
         if !is_plain_object(&self.traits) {
             self.traits = Object::new().into();
         }
+        self.made_values();
+    }
+
+    /// Remakes [`Identity::values`] after a change.
+    fn made_values(&mut self) {
+        self.values = (
+            JsValue::from_str(&self.anonymous_id),
+            self.user_id
+                .as_deref()
+                .map_or(JsValue::NULL, JsValue::from_str),
+        );
+    }
+
+    /// The anonymous id and the user id (or null) as JavaScript strings.
+    pub fn values(&self) -> &(JsValue, JsValue) {
+        &self.values
     }
 
     fn key(&self, k: &str) -> String {
@@ -346,6 +365,7 @@ impl Identity {
         let a = super::platform::uuid();
         self.store.set(&self.key("anonymousId"), &a);
         self.anonymous_id = a.into();
+        self.made_values();
         identity_changed();
     }
 
@@ -353,6 +373,7 @@ impl Identity {
     pub fn set_user(&mut self, id: &str) {
         self.store.set(&self.key("userId"), id);
         self.user_id = Some(id.into());
+        self.made_values();
         identity_changed();
     }
 
@@ -403,32 +424,61 @@ thread_local! {
             JsValue::from_str(&referrer),
         )
     };
+    /// The last `location.href` read and `context.page` made from it (without the title): the
+    /// URL changes far less often than events are tracked.
+    static LAST_PAGE: std::cell::RefCell<(JsValue, Object)> =
+        std::cell::RefCell::new((JsValue::UNDEFINED, Object::new()));
 }
 
 /// The keys of `context.page`, in the order events carry them.
 pub const PAGE_KEYS: [&str; 5] = ["path", "referrer", "search", "title", "url"];
 
 /// `context.page`, read from the document: its path, referrer, search, title and URL (without
-/// the fragment). Empty strings outside a document.
+/// the fragment), as a new object. Empty strings outside a document.
 pub fn page_context() -> Object {
-    let page = Object::new();
     PAGE.with(|(location, document, referrer)| {
-        let read = |r: Result<String, JsValue>| r.unwrap_or_default();
-        let (path, search, href) = location.as_ref().map_or_else(Default::default, |l| {
-            (read(l.pathname()), read(l.search()), read(l.href()))
-        });
+        let href = location
+            .as_ref()
+            .map_or(JsValue::UNDEFINED, |l| get_field(l, "href"));
         let title = document
             .as_ref()
-            .map_or_else(String::new, web_sys::Document::title);
-        let url = href.split('#').next().unwrap_or_default();
-        let set = |k, v: &str| super::js::set_field(&page, k, &JsValue::from_str(v));
-        set("path", &path);
-        super::js::set_field(&page, "referrer", referrer);
-        set("search", &search);
-        set("title", &title);
-        set("url", url);
+            .map_or(JsValue::UNDEFINED, |d| get_field(d, "title"));
+        LAST_PAGE.with_borrow_mut(|(last_href, last)| {
+            if href != *last_href {
+                *last = page_fields(location.as_ref(), referrer);
+                *last_href = href;
+            }
+            let page = Object::assign(&Object::new(), last);
+            super::js::set_field(&page, "title", &text_or_empty(title));
+            page
+        })
+    })
+}
+
+/// `context.page` for the location as it is now, with an empty title.
+fn page_fields(location: Option<&web_sys::Location>, referrer: &JsValue) -> Object {
+    let read = |r: Result<String, JsValue>| r.unwrap_or_default();
+    let (path, search, href) = location.map_or_else(Default::default, |l| {
+        (read(l.pathname()), read(l.search()), read(l.href()))
     });
+    let url = href.split('#').next().unwrap_or_default();
+    let page = Object::new();
+    let set = |k, v: &str| super::js::set_field(&page, k, &JsValue::from_str(v));
+    set("path", &path);
+    super::js::set_field(&page, "referrer", referrer);
+    set("search", &search);
+    set("title", "");
+    set("url", url);
     page
+}
+
+/// `v` if it is a string, else the empty string.
+fn text_or_empty(v: JsValue) -> JsValue {
+    if v.is_string() {
+        v
+    } else {
+        JsValue::from_str("")
+    }
 }
 
 /// `json` if it is within the 32 KB limit, else an error naming its size.

@@ -12,6 +12,8 @@ extern "C" {
     fn object_keys(v: &JsValue) -> Result<Array, JsValue>;
     #[wasm_bindgen(catch, js_namespace = Object, js_name = entries)]
     fn object_entries(v: &JsValue) -> Result<Array, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = Object, js_name = values)]
+    fn object_values(v: &JsValue) -> Result<Array, JsValue>;
     #[wasm_bindgen(catch, js_namespace = Object, js_name = fromEntries)]
     fn object_from_entries(entries: &Array) -> Result<Object, JsValue>;
     #[wasm_bindgen(catch, js_namespace = Array, js_name = from)]
@@ -55,6 +57,14 @@ pub fn field(key: &'static str) -> JsValue {
     })
 }
 
+/// `obj[key]` for the crate's own field names (made once, see [`field`]), as [`get`] reads it.
+pub fn get_field(obj: &JsValue, key: &'static str) -> JsValue {
+    if !obj.is_object() && !obj.is_function() {
+        return JsValue::UNDEFINED;
+    }
+    Reflect::get(obj, &field(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
 /// Sets the crate's own field `key` of `obj`, as [`set`] does, with the name from [`field`].
 pub fn set_field(obj: &JsValue, key: &'static str, value: &JsValue) {
     let _ = Reflect::set(obj, &field(key), value);
@@ -85,6 +95,11 @@ pub fn key(a: &js_sys::Array, i: u32) -> String {
 /// The own enumerable `[key, value]` pairs of `v`; fails with `<path>: <why>`.
 pub fn entries(v: &JsValue, path: &str) -> Result<Array, String> {
     object_entries(v).map_err(|e| unreadable(path, &e))
+}
+
+/// The own enumerable property values of `v`; fails with `<path>: <why>`.
+pub fn values(v: &JsValue, path: &str) -> Result<Array, String> {
+    object_values(v).map_err(|e| unreadable(path, &e))
 }
 
 /// The items of an array-like `v` (copied first, so a proxy cannot throw mid-iteration); fails

@@ -83,14 +83,27 @@ pub fn random32() -> u32 {
     })
 }
 
+#[wasm_bindgen]
+extern "C" {
+    /// `crypto.randomUUID()` as the JavaScript string it is (web-sys's binding copies it into a
+    /// Rust `String`; an event's messageId goes straight back into the event object).
+    #[wasm_bindgen(js_namespace = crypto, js_name = randomUUID)]
+    fn random_uuid_value() -> JsValue;
+}
+
 /// A new random (version 4) UUID, lowercase and hyphenated: `crypto.randomUUID` where the page
 /// has it (secure contexts), else [`uuid_from_words`].
 pub fn uuid() -> String {
-    let native = GLOBALS.with(|g| match (&g.crypto, g.random_uuid) {
-        (Some(c), true) => Some(c.random_uuid()),
-        _ => None,
-    });
-    native.unwrap_or_else(uuid_from_words)
+    uuid_value().as_string().unwrap_or_else(uuid_from_words)
+}
+
+/// [`uuid`] as a JavaScript string, for an event object.
+pub fn uuid_value() -> JsValue {
+    if GLOBALS.with(|g| g.crypto.is_some() && g.random_uuid) {
+        random_uuid_value()
+    } else {
+        JsValue::from_str(&uuid_from_words())
+    }
 }
 
 /// The fallback of [`uuid`]: a version-4 UUID whose random hex digits come from [`random32`].
