@@ -26,21 +26,21 @@
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use crate::error::ErrorKind;
 use crate::ports::{Log, Storage, StorageError};
+use crate::stored::quoted;
 
 /// The version of the stored document this release writes.
 const VERSION: u32 = 2;
 
-/// The stored document: the queue's entries (`Vec<DeadLetter>` when read, the entries already
-/// serialised one by one when written) under a version number.
-#[derive(Serialize, Deserialize)]
+/// The stored document, `{"v":2,"entries":[...]}`: the queue's entries under a version number
+/// (written by [`encode`] from the entries serialised one by one).
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Document<E> {
+struct Document {
     v: u32,
-    entries: E,
+    entries: Vec<DeadLetter>,
 }
 
 /// Dead-letter queue settings (`deadLetter` in the config).
@@ -353,10 +353,10 @@ impl DeadLetterQueue {
         // shorter list of the same texts.
         let mut entries = Vec::with_capacity(self.entries.len());
         for e in &self.entries {
-            match serde_json::value::to_raw_value(e) {
-                Ok(raw) => entries.push(raw),
+            match crate::stored::to_string(e) {
+                Some(text) => entries.push(text),
                 // A DeadLetter always serialises; were it ever not to, keep the queue in memory.
-                Err(_) => return self.fall_back_to_memory(StorageError::Unavailable),
+                None => return self.fall_back_to_memory(StorageError::Unavailable),
             }
         }
         let n = entries.len();
@@ -422,27 +422,25 @@ fn expired(e: &DeadLetter, ttl_ms: u64, now_ms: u64) -> bool {
     now_ms.saturating_sub(e.last_failed_at) >= ttl_ms
 }
 
-/// `s` as a JSON string literal, quotes included (how warnings name ids and keys).
-fn quoted(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_default()
-}
-
-/// The stored value of a queue whose entries (oldest first) are already serialised.
-fn encode(entries: &[Box<RawValue>]) -> String {
-    let doc = Document {
-        v: VERSION,
-        entries,
-    };
-    // Serialising a version number and raw JSON texts cannot fail.
-    serde_json::to_string(&doc).unwrap_or_default()
+/// The stored value of a queue whose entries (oldest first) are already serialised: a
+/// [`Document`] around their texts.
+fn encode(entries: &[String]) -> String {
+    [
+        r#"{"v":"#,
+        &VERSION.to_string(),
+        r#","entries":["#,
+        &entries.join(","),
+        "]}",
+    ]
+    .concat()
 }
 
 /// The entries of a stored value, or `None` unless it is a well-formed queue of this version or
 /// the `cadlq1` text of earlier releases.
 fn decode(value: &str) -> Option<Vec<DeadLetter>> {
-    match serde_json::from_str::<Document<Vec<DeadLetter>>>(value) {
-        Ok(doc) => (doc.v == VERSION).then_some(doc.entries),
-        Err(_) => cadlq1::decode(value),
+    match crate::stored::from_str::<Document>(value) {
+        Some(doc) => (doc.v == VERSION).then_some(doc.entries),
+        None => cadlq1::decode(value),
     }
 }
 
@@ -1037,11 +1035,11 @@ mod tests {
                 assert_eq!(warnings(&log), usize::from(decoded.is_none()), "{value:?}");
                 // What is accepted is written back as exactly the entries read.
                 if let Some(entries) = decoded {
-                    let raw: Vec<Box<RawValue>> = entries
+                    let texts: Vec<String> = entries
                         .iter()
-                        .map(|e| serde_json::value::to_raw_value(e).unwrap())
+                        .map(|e| crate::stored::to_string(e).unwrap())
                         .collect();
-                    assert_eq!(decode(&encode(&raw)), Some(entries));
+                    assert_eq!(decode(&encode(&texts)), Some(entries));
                 }
             }
         }

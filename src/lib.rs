@@ -20,6 +20,7 @@ pub mod ports;
 pub mod retry;
 pub mod script;
 pub mod scripts_cache;
+pub mod stored;
 #[cfg(target_arch = "wasm32")]
 pub mod types;
 pub mod uuid;

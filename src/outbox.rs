@@ -19,14 +19,13 @@
 //! every owner it adopted), and an owner whose lock can be taken (`ifAvailable`) is gone;
 //! without it, see [`Outbox::is_silent`].
 
-use std::borrow::Cow;
 use std::collections::{HashSet, VecDeque};
 use std::rc::Rc;
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use crate::ports::{Log, Storage, StorageError};
+use crate::stored::{quoted, RawJson};
 
 /// Heartbeat period of the fallback used where `navigator.locks` is missing, in ms.
 /// Long enough that a background tab whose timers the browser throttles to one a minute still
@@ -39,19 +38,17 @@ pub const BEACON_MAX_BYTES: usize = 64 * 1024;
 /// The version of the stored entry format (unchanged since the first release).
 const VERSION: u32 = 1;
 
-/// One stored outbox entry, as read back: the event is borrowed from the stored text as the
-/// exact bytes captured, so a batch of adopted events is byte-identical to a fresh one.
+/// One stored outbox entry, as read back: the event is the text of the stored event value (in
+/// the browser, `JSON.stringify` of it: the text captured, since that is what wrote it).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StoredEvent<'a> {
+pub struct StoredEvent {
     /// The format version, [`VERSION`].
     pub v: u32,
     /// The event's messageId.
-    #[serde(borrow)]
-    pub id: Cow<'a, str>,
-    /// The event JSON, verbatim.
-    #[serde(borrow)]
-    pub event: &'a RawValue,
+    pub id: String,
+    /// The event JSON.
+    pub event: RawJson,
 }
 
 /// An undelivered event read back from storage.
@@ -339,7 +336,6 @@ impl Outbox {
                 let _ = self.storage.remove(&old);
                 continue;
             }
-            let json = json.to_string();
             let seq = self.next;
             let new = self.key(&self.owner, seq);
             // Write the copy first: if the page dies in between, the next adopter finds both
@@ -465,12 +461,6 @@ fn split_key(rest: &str) -> Option<(&str, u64)> {
     Some((owner, seq.parse().ok()?))
 }
 
-/// `s` as a JSON string literal, quotes included.
-fn quoted(s: &str) -> String {
-    // Serialising a string cannot fail.
-    serde_json::to_string(s).unwrap_or_default()
-}
-
 /// The stored value of an entry: the text [`StoredEvent`] reads. Written on every `track()`
 /// for the relay, so the event JSON (valid, from `JSON.stringify`) is embedded as it is: a
 /// `&RawValue` for serde would have to parse it again first. Only the messageId is escaped.
@@ -487,10 +477,10 @@ pub fn encode_value(message_id: &str, json: &str) -> String {
 
 /// Reads a stored value back: (messageId, event JSON), `None` when it is not one of ours (not
 /// JSON, another version or shape, an event that is not an object).
-pub fn decode_value(v: &str) -> Option<(String, &str)> {
-    let stored: StoredEvent = serde_json::from_str(v).ok()?;
-    let json = stored.event.get();
-    (stored.v == VERSION && json.starts_with('{')).then(|| (stored.id.into_owned(), json))
+pub fn decode_value(v: &str) -> Option<(String, String)> {
+    let stored: StoredEvent = crate::stored::from_str(v)?;
+    let json = stored.event.0;
+    (stored.v == VERSION && json.starts_with('{')).then_some((stored.id, json))
 }
 
 /// The relay's request body: `{"batch":[<event>,...],"sentAt":"<ISO>","writeKey"?:...}`, built
@@ -597,7 +587,10 @@ mod tests {
     fn values_round_trip_with_escaped_ids_and_reject_foreign_text() {
         let id = "a\"b\\c\nd\u{1}é";
         let v = encode_value(id, r#"{"x":[1,"}"]}"#);
-        assert_eq!(decode_value(&v), Some((id.to_string(), r#"{"x":[1,"}"]}"#)));
+        assert_eq!(
+            decode_value(&v),
+            Some((id.to_string(), r#"{"x":[1,"}"]}"#.to_string()))
+        );
         for bad in [
             "",
             "null",
@@ -624,7 +617,7 @@ mod tests {
             decode_value(old),
             Some((
                 "a\"b\\c\nd\u{1}\u{8}é".to_string(),
-                r#"{"type":"track","messageId":"m 1","properties":{"s":"\u00e9 \/"}}"#
+                r#"{"type":"track","messageId":"m 1","properties":{"s":"\u00e9 \/"}}"#.to_string()
             ))
         );
         let s = Rc::new(MemoryStorage::new());

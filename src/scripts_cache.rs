@@ -11,7 +11,6 @@
 //! Entries of earlier releases sit under keys without the service: misses, refilled by the next
 //! fetch (the cache is an optimisation; the last good copy of an earlier release is not used).
 
-use std::borrow::Cow;
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
@@ -25,21 +24,20 @@ const VERSION: u32 = 1;
 /// One cached response, as stored.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CachedScripts<'a> {
+pub struct CachedScripts {
     /// The format version, [`VERSION`].
     pub v: u32,
     /// When the response was fetched, in ms since the epoch; its freshness counts from here.
     pub fetched_at: u64,
     /// The response body, as received (and validated).
-    #[serde(borrow)]
-    pub body: Cow<'a, str>,
+    pub body: String,
 }
 
-impl CachedScripts<'_> {
+impl CachedScripts {
     /// Reads a stored entry: (fetched at, body); `None` for a value in another format.
     fn decode(text: &str) -> Option<(u64, String)> {
-        let c = serde_json::from_str::<CachedScripts>(text).ok()?;
-        (c.v == VERSION).then(|| (c.fetched_at, c.body.into_owned()))
+        let c = crate::stored::from_str::<CachedScripts>(text)?;
+        (c.v == VERSION).then_some((c.fetched_at, c.body))
     }
 }
 
@@ -128,7 +126,7 @@ impl ScriptsCache {
             fetched_at: self.clock.now_ms(),
             body: body.into(),
         };
-        let Ok(entry) = serde_json::to_string(&entry) else {
+        let Some(entry) = crate::stored::to_string(&entry) else {
             return;
         };
         if self.storage.set(&self.key(&bits), &entry).is_ok() {

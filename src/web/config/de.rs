@@ -218,6 +218,14 @@ impl<'de> de::Deserializer<'de> for JsDeserializer {
         }
     }
 
+    fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.deserialize_u64(visitor)
+    }
+
+    fn deserialize_u16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.deserialize_u64(visitor)
+    }
+
     fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self.number() {
             Some(n) => visitor.visit_f64(n),
@@ -343,7 +351,7 @@ impl<'de> de::Deserializer<'de> for JsDeserializer {
     }
 
     serde::forward_to_deserialize_any! {
-        i8 i16 i32 i64 i128 u8 u16 u32 u128 f32 char bytes byte_buf unit unit_struct tuple
+        i8 i16 i32 i64 i128 u8 u128 f32 char bytes byte_buf unit unit_struct tuple
     }
 }
 
