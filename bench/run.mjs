@@ -93,6 +93,7 @@ async function pageTrack({ n, batch }) {
   const done = new Promise((resolve) => b.waiters.push(() => b.counts.every((c) => c >= n) && resolve()));
   const samples = new Float64Array(Math.ceil(n / batch));
   const props = { revenue: 42, currency: 'EUR', sku: 'SKU-1' };
+  gc();
   const heapBefore = performance.memory.usedJSHeapSize;
   const start = performance.now();
   for (let i = 0, s = 0; i < n; s++) {
@@ -105,10 +106,13 @@ async function pageTrack({ n, batch }) {
   // Before anything was delivered (the client delivers from a microtask after the loop): the events
   // waiting to be delivered and the garbage the calls left, no collection forced.
   const loopHeap = performance.memory.usedJSHeapSize - heapBefore;
+  // The same with the garbage collected: what the waiting events hold.
+  gc();
+  const loopRetained = performance.memory.usedJSHeapSize - heapBefore;
   await done;
   const delivered = performance.now() - start;
   b.waiters.length = 0;
-  return { samples: [...samples], tracked, delivered, loopHeap, wasmBytes: b.wasm.memory.buffer.byteLength };
+  return { samples: [...samples], tracked, delivered, loopHeap, loopRetained, wasmBytes: b.wasm.memory.buffer.byteLength };
 }
 
 // --- statistics --------------------------------------------------------------------------------
@@ -202,8 +206,9 @@ async function measureDurability(browser, url) {
 // --- main --------------------------------------------------------------------------------------
 
 const size = packageSize();
-// Precise memory info: performance.memory in the page, read right after the track() loop.
-const browser = await launchBrowser({ args: ['--enable-precise-memory-info'] });
+// Precise memory info and gc(): performance.memory in the page, read right after the track()
+// loop, as it is and once collected.
+const browser = await launchBrowser({ args: ['--enable-precise-memory-info', '--js-flags=--expose-gc'] });
 let init, track, relay, durability;
 try {
   await withServer(async ({ url }) => {
@@ -247,6 +252,7 @@ const rows = [
   ['relay: outage with defaults', ...outageValue],
   ['relay: offline backlog taken over', ...backlogValue],
   [`JS heap growth right after ${EVENTS} calls`, kb(track.loopHeap), 'performance.memory.usedJSHeapSize right after the track() loop, before delivery, no GC forced: events waiting plus garbage'],
+  [`JS heap held right after ${EVENTS} calls`, kb(track.loopRetained), 'the same after gc(), still before delivery: what the events waiting for delivery hold'],
   [`JS heap growth after ${EVENTS} events`, kb(track.heapGrowth), `JSHeapUsedSize after forced GC, right after delivery; wasm memory grew ${kb(track.wasmGrowth)} (never shrinks)`],
   [`JS heap growth, ${SETTLE_MS / 1000} s later`, kb(track.heapSettled), 'the same once the per-delivery timeout timers (loading.timeoutMs) have fired'],
 ];
