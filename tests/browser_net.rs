@@ -31,6 +31,16 @@ export function fakeFetch(status, headers) {
   return { seen, restore() { globalThis.fetch = real; } };
 }
 export function restore(fake) { fake.restore(); }
+// Replaces window.fetch by a wrapper that misbehaves: throws at once ('throw'), or resolves to
+// something that is not a Response ('object'), as a broken wrapper of another tool might.
+export function brokenFetch(how) {
+  const real = globalThis.fetch;
+  globalThis.fetch = () => {
+    if (how === 'throw') throw new TypeError('wrapper broke');
+    return how === 'object' ? Promise.resolve({ status: 200, ok: true }) : { then: 1 };
+  };
+  return { restore() { globalThis.fetch = real; } };
+}
 export function seen(fake, i) { return fake.seen[i]; }
 export function seenCount(fake) { return fake.seen.length; }
 export async function bodyOf(req) { return await req.text(); }
@@ -38,6 +48,8 @@ export async function bodyOf(req) { return await req.text(); }
 extern "C" {
     fn fakeFetch(status: u16, headers: JsValue) -> JsValue;
     fn restore(fake: &JsValue);
+    #[wasm_bindgen(js_name = brokenFetch)]
+    fn broken_fetch(how: &str) -> JsValue;
     fn seen(fake: &JsValue, i: u32) -> web_sys::Request;
     #[wasm_bindgen(js_name = seenCount)]
     fn seen_count(fake: &JsValue) -> u32;
@@ -65,6 +77,27 @@ async fn a_rejected_fetch_is_a_network_failure_with_the_browser_message() {
     match post(&relay_post("http://127.0.0.1:9/", &h, false)).await {
         Err(Failure::Failed(m)) => assert!(!m.is_empty()),
         other => panic!("{other:?}"),
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_page_fetch_that_throws_or_answers_no_response_is_a_failure_not_a_panic() {
+    let h = headers();
+    for (how, expected) in [
+        ("throw", "wrapper broke"),
+        ("object", "fetch did not answer with a Response"),
+        ("not a promise", "fetch did not answer with a Response"),
+    ] {
+        let fake = broken_fetch(how);
+        let posted = post(&relay_post("/relay", &h, false)).await;
+        let got = get_text("/scripts", 0).await;
+        restore(&fake);
+        assert_eq!(posted, Err(Failure::Failed(expected.into())), "{how}");
+        assert_eq!(
+            got,
+            Err(GetError::Failure(Failure::Failed(expected.into()))),
+            "{how}"
+        );
     }
 }
 

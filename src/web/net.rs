@@ -1,6 +1,7 @@
-//! The product's HTTP requests, with gloo-net: the relay's batch POST and the remote-scripts
-//! GET. Each one ends in a typed outcome, never a JavaScript exception: a request the browser
-//! refuses or cannot send is a [`Failure`], and a request still unanswered after its time limit
+//! The product's HTTP requests, with gloo-net's request and response types: the relay's batch
+//! POST and the remote-scripts GET. Each one ends in a typed outcome, never a JavaScript
+//! exception or a panic: a request the browser (or a `fetch` wrapper of the page's) refuses or
+//! cannot send is a [`Failure`], and a request still unanswered after its time limit
 //! is aborted (`AbortSignal.timeout`, or an `AbortController` and a gloo-timers `Timeout` where
 //! the browser lacks it) and reported as [`Failure::TimedOut`].
 //!
@@ -11,8 +12,10 @@ use std::fmt;
 
 use gloo_net::http::{Request, Response};
 use gloo_timers::callback::Timeout;
-use js_sys::Reflect;
-use wasm_bindgen::{JsCast, JsValue};
+use js_sys::{Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, AbortSignal, RequestInit, RequestRedirect, ResponseType};
 
 /// Request headers, in the order they are sent: at most one per name (see [`set_header`]).
@@ -156,16 +159,37 @@ pub async fn get_text(url: &str, timeout_ms: u64) -> Result<String, GetError> {
     }
 }
 
-/// Sends `request` with gloo-net; a rejection is a [`Failure`], a timeout when `deadline` has
-/// passed.
+#[wasm_bindgen]
+extern "C" {
+    /// The page's `fetch`, caught: pages and their tools often wrap it, and a wrapper may throw
+    /// or resolve to something that is not a `Response`.
+    #[wasm_bindgen(catch, js_name = fetch)]
+    fn page_fetch(request: &web_sys::Request) -> Result<JsValue, JsValue>;
+}
+
+/// Sends `request`, built with gloo-net, and wraps the answer in gloo-net's [`Response`]; a
+/// rejection is a [`Failure`], a timeout when `deadline` has passed. The call itself is made
+/// here rather than by gloo-net's `Request::send`, which lets a `fetch` that throws unwind
+/// through the wasm and panics on an answer that is not a `Response`.
 async fn send(request: Request, deadline: Option<&Deadline>) -> Result<Response, Failure> {
     if !is_function(&js_sys::global(), "fetch") {
         return Err(Failure::Failed("fetch is not available".into()));
     }
-    match request.send().await {
-        Ok(response) => Ok(response),
+    let request = web_sys::Request::from(request);
+    // `Promise.resolve`: whatever the page's fetch returned, a real promise to await.
+    let answer = match page_fetch(&request) {
+        Ok(v) => JsFuture::from(Promise::resolve(&v)).await,
+        Err(e) => Err(e),
+    };
+    match answer {
+        Ok(v) => match v.dyn_into::<web_sys::Response>() {
+            Ok(response) => Ok(Response::from(response)),
+            Err(_) => Err(Failure::Failed(
+                "fetch did not answer with a Response".into(),
+            )),
+        },
         Err(_) if deadline.is_some_and(Deadline::passed) => Err(Failure::TimedOut),
-        Err(e) => Err(Failure::Failed(gloo_message(e))),
+        Err(e) => Err(Failure::Failed(message(&e))),
     }
 }
 
@@ -281,14 +305,6 @@ pub fn can_beacon() -> bool {
 /// Whether `obj[name]` is a function (false when reading it throws).
 fn is_function(obj: &JsValue, name: &str) -> bool {
     Reflect::get(obj, &name.into()).is_ok_and(|f| f.is_function())
-}
-
-/// The message of a gloo-net error: a JavaScript error's `message` (`Failed to fetch`).
-fn gloo_message(e: gloo_net::Error) -> String {
-    match e {
-        gloo_net::Error::JsError(e) => e.message,
-        e => e.to_string(),
-    }
 }
 
 /// The message of a thrown value (an `Error`'s `message`, or the value as a string).
