@@ -845,51 +845,31 @@ fn complete_event(
     options: &JsValue,
     common: &Common,
 ) -> Result<(String, JsValue), String> {
-    // Read only when given: an event without options crosses into JavaScript less often.
+    // An option is read only when options were given, and kept if `keep` says it is usable:
+    // an event without options crosses into JavaScript far less often.
     let given = options.is_object();
-    let option = |k: &str| {
-        if given {
-            get(options, k)
-        } else {
-            JsValue::UNDEFINED
-        }
-    };
-    let text = |v: JsValue, default: JsValue| if v.is_string() { v } else { default };
+    let option = |k: &str, keep: fn(&JsValue) -> bool| given.then(|| get(options, k)).filter(keep);
     set_field(e, "type", &field(kind.name()));
-    let message_id = option("messageId");
-    let message_id = if message_id.is_string() {
-        message_id
-    } else {
-        platform::uuid_value()
-    };
+    let message_id = option("messageId", JsValue::is_string).unwrap_or_else(platform::uuid_value);
     set_field(e, "messageId", &message_id);
-    let timestamp = option("timestamp");
-    let timestamp = if timestamp.is_undefined() || timestamp.is_null() {
-        js_sys::Date::new_0().to_iso_string().into()
-    } else {
-        iso_date(&timestamp).unwrap_or_default()
+    let timestamp = match option("timestamp", |t| !t.is_undefined() && !t.is_null()) {
+        Some(t) => iso_date(&t).unwrap_or_default(),
+        None => js_sys::Date::new_0().to_iso_string().into(),
     };
     set_field(e, "timestamp", &timestamp);
+    let anonymous_id = option("anonymousId", JsValue::is_string);
     set_field(
         e,
         "anonymousId",
-        &text(option("anonymousId"), common.anonymous_id.clone()),
+        anonymous_id.as_ref().unwrap_or(common.anonymous_id),
     );
-    let user_id = common.user_id.clone();
     // Only an alias has a userId of its own.
-    let own = if kind == EventKind::Alias {
-        get(e, "userId")
-    } else {
-        JsValue::UNDEFINED
-    };
-    let user_id = text(option("userId"), text(own, user_id));
-    set_field(e, "userId", &user_id);
-    let context = option("context");
-    let context = if context.is_object() {
-        context
-    } else {
-        JsValue::UNDEFINED
-    };
+    let own = (kind == EventKind::Alias)
+        .then(|| get(e, "userId"))
+        .filter(JsValue::is_string);
+    let user_id = option("userId", JsValue::is_string).or(own);
+    set_field(e, "userId", user_id.as_ref().unwrap_or(common.user_id));
+    let context = option("context", JsValue::is_object);
     let mut page = page_context();
     if kind == EventKind::Page {
         let properties = get(e, "properties");
@@ -901,15 +881,16 @@ fn complete_event(
             set_field(&properties, "name", &name);
         }
     }
-    let full = if context.is_undefined() {
+    let full = match &context {
         // The client's own context: no page data to copy as data.
-        Object::assign(&Object::new(), common.base)
-    } else {
-        let page_option = get(&context, "page");
-        if page_option.is_object() {
-            page = crate::web::js::merged(&[&page, &page_option])?;
+        None => Object::assign(&Object::new(), common.base),
+        Some(context) => {
+            let page_option = get(context, "page");
+            if page_option.is_object() {
+                page = crate::web::js::merged(&[&page, &page_option])?;
+            }
+            crate::web::js::merged(&[common.base, context])?
         }
-        crate::web::js::merged(&[common.base, &context])?
     };
     set_field(&full, "page", &page);
     let stamp = Object::new();
@@ -920,12 +901,8 @@ fn complete_event(
     );
     set_field(&full, "consent", &stamp);
     set_field(e, "context", &full);
-    let integrations = option("integrations");
-    let integrations = if integrations.is_object() {
-        integrations
-    } else {
-        Object::new().into()
-    };
+    let integrations =
+        option("integrations", JsValue::is_object).unwrap_or_else(|| Object::new().into());
     set_field(e, "integrations", &integrations);
     let json = crate::web::js::stringify(e).map_err(|e| platform::error_message(&e))?;
     Ok((json, message_id))

@@ -7,7 +7,7 @@ use js_sys::{Array, Date, Object, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::js::{get, get_field, is_plain_object};
+use super::js::{get, is_plain_object};
 use super::lifecycle::identity_changed;
 use crate::event::EventKind;
 use crate::ports::FallbackStorage;
@@ -87,6 +87,11 @@ impl JsonWalk {
             return unjsonable(v)
                 .map(|kind| [" is a ", kind, ", which JSON cannot carry"].concat());
         }
+        self.walk_object(v)
+    }
+
+    /// The first problem in `v`, an object or array, if any.
+    fn walk_object(&mut self, v: &JsValue) -> Option<Problem> {
         // An object with a toJSON method (a Date, say) says itself what it becomes.
         if Reflect::get(v, &super::js::field("toJSON")).is_ok_and(|f| !f.is_undefined()) {
             return None;
@@ -154,7 +159,14 @@ fn locate(v: &JsValue, open: &mut Vec<JsValue>) -> String {
 /// carry: a function, symbol or BigInt, a cycle, nesting over 64 levels, a value whose getter
 /// or proxy trap throws. Objects with a `toJSON` method are left to it.
 pub fn check_json_value(v: &JsValue, path: &str) -> Result<(), String> {
-    match (JsonWalk { open: Vec::new() }).walk(v) {
+    let mut walk = JsonWalk { open: Vec::new() };
+    // Usually an object (properties, options, an event): checked as one straight away.
+    let problem = if v.is_object() {
+        walk.walk_object(v)
+    } else {
+        walk.walk(v)
+    };
+    match problem {
         Some(problem) => Err([path, &locate(v, &mut Vec::new()), &problem].concat()),
         None => Ok(()),
     }
@@ -437,12 +449,13 @@ pub const PAGE_KEYS: [&str; 5] = ["path", "referrer", "search", "title", "url"];
 /// the fragment), as a new object. Empty strings outside a document.
 pub fn page_context() -> Object {
     PAGE.with(|(location, document, referrer)| {
+        let read = |o: &JsValue, k| Reflect::get(o, &super::js::field(k)).unwrap_or_default();
         let href = location
             .as_ref()
-            .map_or(JsValue::UNDEFINED, |l| get_field(l, "href"));
+            .map_or(JsValue::UNDEFINED, |l| read(l, "href"));
         let title = document
             .as_ref()
-            .map_or(JsValue::UNDEFINED, |d| get_field(d, "title"));
+            .map_or(JsValue::UNDEFINED, |d| read(d, "title"));
         LAST_PAGE.with_borrow_mut(|(last_href, last)| {
             if href != *last_href {
                 *last = page_fields(location.as_ref(), referrer);

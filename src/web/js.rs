@@ -57,14 +57,6 @@ pub fn field(key: &'static str) -> JsValue {
     })
 }
 
-/// `obj[key]` for the crate's own field names (made once, see [`field`]), as [`get`] reads it.
-pub fn get_field(obj: &JsValue, key: &'static str) -> JsValue {
-    if !obj.is_object() && !obj.is_function() {
-        return JsValue::UNDEFINED;
-    }
-    Reflect::get(obj, &field(key)).unwrap_or(JsValue::UNDEFINED)
-}
-
 /// Sets the crate's own field `key` of `obj`, as [`set`] does, with the name from [`field`].
 pub fn set_field(obj: &JsValue, key: &'static str, value: &JsValue) {
     let _ = Reflect::set(obj, &field(key), value);
