@@ -107,6 +107,10 @@ pub struct DeadLetterQueue {
     /// While held, writes are deferred to `release` (many dead letters in one task: one write).
     held: bool,
     dirty: bool,
+    /// The stored text this queue last read or wrote, and its entries: an operation whose
+    /// stored value is still that text (no other tab wrote since) takes the entries from here
+    /// instead of reading the text again.
+    last: Option<(String, Vec<DeadLetter>)>,
 }
 
 impl DeadLetterQueue {
@@ -132,6 +136,7 @@ impl DeadLetterQueue {
             memory_only: false,
             held: false,
             dirty: false,
+            last: None,
         };
         let mut dirty = q.reload();
         dirty |= q.drop_expired(now_ms) > 0;
@@ -148,9 +153,17 @@ impl DeadLetterQueue {
     fn reload(&mut self) -> bool {
         match self.storage.get(&self.config.storage_key) {
             Ok(value) => {
-                let entries = match value {
-                    Some(v) => decode(&v),
-                    None => Some(Vec::new()),
+                let entries = match (value, self.last.take()) {
+                    (Some(v), Some((text, entries))) if v == text => {
+                        self.last = Some((text, entries.clone()));
+                        Some(entries)
+                    }
+                    (Some(v), _) => {
+                        let entries = decode(&v);
+                        self.last = entries.clone().map(|e| (v, e));
+                        entries
+                    }
+                    (None, _) => Some(Vec::new()),
                 };
                 let bad = entries.is_none();
                 self.entries = entries.unwrap_or_default();
@@ -366,6 +379,7 @@ impl DeadLetterQueue {
             match self.storage.set(&self.config.storage_key, &value) {
                 Ok(()) => {
                     self.evict(evict, "the storage quota is full");
+                    self.last = Some((value, self.entries.clone()));
                     return;
                 }
                 // Never evict the newest entry: if even it alone does not fit, the quota is held by
@@ -389,6 +403,7 @@ impl DeadLetterQueue {
 
     fn fall_back_to_memory(&mut self, err: StorageError) {
         self.memory_only = true;
+        self.last = None;
         // The stored value is now stale; a reload must not resurrect entries taken since.
         let _ = self.storage.remove(&self.config.storage_key);
         let mut msg = self.key_message("cannot store dead letters under");
