@@ -153,17 +153,17 @@ impl DeadLetterQueue {
     fn reload(&mut self) -> bool {
         match self.storage.get(&self.config.storage_key) {
             Ok(value) => {
-                let entries = match (value, self.last.take()) {
-                    (Some(v), Some((text, entries))) if v == text => {
-                        self.last = Some((text, entries.clone()));
-                        Some(entries)
+                let entries = match value {
+                    None => Some(Vec::new()),
+                    // Unchanged since this queue read or wrote it: not read again.
+                    Some(v) if self.last.as_ref().is_some_and(|(text, _)| *text == v) => {
+                        self.last.as_ref().map(|(_, entries)| entries.clone())
                     }
-                    (Some(v), _) => {
+                    Some(v) => {
                         let entries = decode(&v);
                         self.last = entries.clone().map(|e| (v, e));
                         entries
                     }
-                    (None, _) => Some(Vec::new()),
                 };
                 let bad = entries.is_none();
                 self.entries = entries.unwrap_or_default();

@@ -65,16 +65,30 @@ fn unjsonable(v: &JsValue) -> Option<&'static str> {
     }
 }
 
-/// Walks a value for what JSON cannot carry, looking only at values; the path to a problem is
-/// found afterwards, by [`locate`], so the usual (clean) value costs no key reads.
+/// Walks a value for what JSON cannot carry, looking only at values: the path to a problem is
+/// spelled out only once one is found, so the usual (clean) value costs no key reads.
 struct JsonWalk {
     /// The objects and arrays being walked, outermost first (for cycles and depth).
     open: Vec<JsValue>,
 }
 
-/// What is wrong at some place in a walked value: the message's tail (` is a function, which
-/// JSON cannot carry`) or a read that threw (`: value could not be read: ...`).
-type Problem = String;
+/// What is wrong at some place in a walked value.
+struct Problem {
+    /// The steps from the walked value to the place (`.items`, `[2]`), innermost first.
+    steps: Vec<String>,
+    /// The message's tail: ` is a function, which JSON cannot carry`, or
+    /// `: value could not be read: ...` for a read that threw.
+    what: String,
+}
+
+impl Problem {
+    fn new(what: String) -> Self {
+        Problem {
+            steps: Vec::new(),
+            what,
+        }
+    }
+}
 
 impl JsonWalk {
     /// The first problem in `v`, if any.
@@ -85,7 +99,7 @@ impl JsonWalk {
         }
         if !v.is_object() {
             return unjsonable(v)
-                .map(|kind| [" is a ", kind, ", which JSON cannot carry"].concat());
+                .map(|kind| Problem::new([" is a ", kind, ", which JSON cannot carry"].concat()));
         }
         self.walk_object(v)
     }
@@ -97,23 +111,25 @@ impl JsonWalk {
             return None;
         }
         if self.open.contains(v) {
-            return Some(" is a circular reference".into());
+            return Some(Problem::new(" is a circular reference".into()));
         }
         if self.open.len() > MAX_DEPTH {
-            return Some(" is nested too deeply".into());
+            return Some(Problem::new(" is nested too deeply".into()));
         }
-        let values = if Array::is_array(v) {
+        let array = Array::is_array(v);
+        let values = if array {
             super::js::items(v, "")
         } else {
             super::js::values(v, "")
         };
         let values = match values {
             Ok(l) => l,
-            Err(m) => return Some([": ", &m].concat()),
+            Err(m) => return Some(Problem::new([": ", &m].concat())),
         };
         self.open.push(v.clone());
-        for x in values.iter() {
-            if let Some(problem) = self.walk(&x) {
+        for (i, x) in values.iter().enumerate() {
+            if let Some(mut problem) = self.walk(&x) {
+                problem.steps.push(step(v, array, i as u32));
                 return Some(problem);
             }
         }
@@ -122,37 +138,15 @@ impl JsonWalk {
     }
 }
 
-/// The path from `v` to the first place whose walk finds a problem (`.items[2].price`), for the
-/// message; keys are read only here, once a problem is known.
-fn locate(v: &JsValue, open: &mut Vec<JsValue>) -> String {
-    if !v.is_object() || open.contains(v) || open.len() > MAX_DEPTH {
-        return String::new();
-    }
-    let array = Array::is_array(v);
-    let list = if array {
-        super::js::items(v, "")
+/// The step to item `i` of `v`: `[i]` in an array, `.key` in an object (whose keys come in the
+/// order of its values).
+fn step(v: &JsValue, array: bool, i: u32) -> String {
+    if array {
+        ["[", &i.to_string(), "]"].concat()
     } else {
-        super::js::entries(v, "")
-    };
-    let Ok(list) = list else {
-        return String::new();
-    };
-    open.push(v.clone());
-    for (i, x) in list.iter().enumerate() {
-        let (step, x) = if array {
-            (["[", &i.to_string(), "]"].concat(), x)
-        } else {
-            let pair: Array = x.unchecked_into();
-            let key = pair.get(0).as_string().unwrap_or_default();
-            (['.'.to_string(), key].concat(), pair.get(1))
-        };
-        let mut probe = JsonWalk { open: open.clone() };
-        if probe.walk(&x).is_some() {
-            return step + &locate(&x, open);
-        }
+        let keys = super::js::keys_at(v, "").unwrap_or_default();
+        [".", &super::js::key(&keys, i)].concat()
     }
-    open.pop();
-    String::new()
 }
 
 /// Fails with a message naming the path (from `path`) where `v` holds something JSON cannot
@@ -167,7 +161,12 @@ pub fn check_json_value(v: &JsValue, path: &str) -> Result<(), String> {
         walk.walk(v)
     };
     match problem {
-        Some(problem) => Err([path, &locate(v, &mut Vec::new()), &problem].concat()),
+        Some(p) => {
+            let mut message = String::from(path);
+            p.steps.iter().rev().for_each(|s| message.push_str(s));
+            message.push_str(&p.what);
+            Err(message)
+        }
         None => Ok(()),
     }
 }
@@ -350,11 +349,11 @@ impl Identity {
         if !is_plain_object(&self.traits) {
             self.traits = Object::new().into();
         }
-        self.made_values();
+        self.remake_values();
     }
 
     /// Remakes [`Identity::values`] after a change.
-    fn made_values(&mut self) {
+    fn remake_values(&mut self) {
         self.values = (
             JsValue::from_str(&self.anonymous_id),
             self.user_id
@@ -377,7 +376,7 @@ impl Identity {
         let a = super::platform::uuid();
         self.store.set(&self.key("anonymousId"), &a);
         self.anonymous_id = a.into();
-        self.made_values();
+        self.remake_values();
         identity_changed();
     }
 
@@ -385,7 +384,7 @@ impl Identity {
     pub fn set_user(&mut self, id: &str) {
         self.store.set(&self.key("userId"), id);
         self.user_id = Some(id.into());
-        self.made_values();
+        self.remake_values();
         identity_changed();
     }
 

@@ -1,5 +1,5 @@
-//! The product's HTTP requests, with gloo-net's request and response types: the relay's batch
-//! POST and the remote-scripts GET. Each one ends in a typed outcome, never a JavaScript
+//! The product's HTTP requests, read through gloo-net's `Response`: the relay's batch POST and
+//! the remote-scripts GET. Each one ends in a typed outcome, never a JavaScript
 //! exception or a panic: a request the browser (or a `fetch` wrapper of the page's) refuses or
 //! cannot send is a [`Failure`], and a request still unanswered after its time limit
 //! is aborted (`AbortSignal.timeout`, or an `AbortController` and a gloo-timers `Timeout` where
@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use gloo_net::http::{Request, Response};
+use gloo_net::http::Response;
 use gloo_timers::callback::Timeout;
 use js_sys::{Promise, Reflect};
 use wasm_bindgen::prelude::*;
@@ -86,10 +86,13 @@ pub async fn post(post: &Post<'_>) -> Result<Answer, Failure> {
 }
 
 /// The request of `post`. gloo-net's builder has no `keepalive`, and web-sys's `RequestInit`
-/// no setter for it: the init is built here, `keepalive` set on it with `Reflect`, and the
-/// request handed to gloo-net to send. Headers are appended here too, where a header fetch
-/// refuses is an `Err` (gloo-net's `Headers` would throw).
-fn post_request(post: &Post<'_>, signal: Option<&AbortSignal>) -> Result<Request, Failure> {
+/// no setter for it: the init is built here and `keepalive` set on it with `Reflect`. Headers
+/// are appended here too, where a header fetch refuses is an `Err` (gloo-net's `Headers` would
+/// throw).
+fn post_request(
+    post: &Post<'_>,
+    signal: Option<&AbortSignal>,
+) -> Result<web_sys::Request, Failure> {
     let failed = |e: JsValue| Failure::Failed(message(&e));
     let headers = web_sys::Headers::new().map_err(failed)?;
     for (name, value) in post.headers {
@@ -107,12 +110,10 @@ fn post_request(post: &Post<'_>, signal: Option<&AbortSignal>) -> Result<Request
     request(post.url, &init)
 }
 
-/// The gloo-net request of `url` with `init`. Built from web-sys rather than with gloo-net's
+/// The request of `url` with `init`. Built with web-sys rather than with gloo-net's
 /// `RequestBuilder`, which rewrites the URL's query (it appends a `&` to a URL that has one).
-fn request(url: &str, init: &RequestInit) -> Result<Request, Failure> {
-    web_sys::Request::new_with_str_and_init(url, init)
-        .map(Request::from)
-        .map_err(|e| Failure::Failed(message(&e)))
+fn request(url: &str, init: &RequestInit) -> Result<web_sys::Request, Failure> {
+    web_sys::Request::new_with_str_and_init(url, init).map_err(|e| Failure::Failed(message(&e)))
 }
 
 /// Why the remote-scripts GET gave no body.
@@ -167,15 +168,14 @@ extern "C" {
     fn page_fetch(request: &web_sys::Request) -> Result<JsValue, JsValue>;
 }
 
-/// Sends `request`, built with gloo-net, and wraps the answer in gloo-net's [`Response`]; a
-/// rejection is a [`Failure`], a timeout when `deadline` has passed. The call itself is made
-/// here rather than by gloo-net's `Request::send`, which lets a `fetch` that throws unwind
-/// through the wasm and panics on an answer that is not a `Response`.
-async fn send(request: Request, deadline: Option<&Deadline>) -> Result<Response, Failure> {
+/// Sends `request` with the page's `fetch` and wraps the answer in gloo-net's [`Response`]; a
+/// rejection is a [`Failure`], a timeout when `deadline` has passed. gloo-net's own
+/// `Request::send` is not used: it lets a `fetch` that throws unwind through the wasm and
+/// panics on an answer that is not a `Response`.
+async fn send(request: web_sys::Request, deadline: Option<&Deadline>) -> Result<Response, Failure> {
     if !is_function(&js_sys::global(), "fetch") {
         return Err(Failure::Failed("fetch is not available".into()));
     }
-    let request = web_sys::Request::from(request);
     // `Promise.resolve`: whatever the page's fetch returned, a real promise to await.
     let answer = match page_fetch(&request) {
         Ok(v) => JsFuture::from(Promise::resolve(&v)).await,

@@ -87,23 +87,31 @@ pub fn random32() -> u32 {
 extern "C" {
     /// `crypto.randomUUID()` as the JavaScript string it is (web-sys's binding copies it into a
     /// Rust `String`; an event's messageId goes straight back into the event object).
-    #[wasm_bindgen(js_namespace = crypto, js_name = randomUUID)]
-    fn random_uuid_value() -> JsValue;
+    /// Caught: a page may replace it by one that throws.
+    #[wasm_bindgen(catch, js_namespace = crypto, js_name = randomUUID)]
+    fn random_uuid_value() -> Result<JsValue, JsValue>;
 }
 
 /// A new random (version 4) UUID, lowercase and hyphenated: `crypto.randomUUID` where the page
 /// has it (secure contexts), else [`uuid_from_words`].
 pub fn uuid() -> String {
-    uuid_value().as_string().unwrap_or_else(uuid_from_words)
+    native_uuid()
+        .and_then(|v| v.as_string())
+        .unwrap_or_else(uuid_from_words)
 }
 
-/// [`uuid`] as a JavaScript string, for an event object.
+/// [`uuid`] as a JavaScript string, for an event object (`crypto.randomUUID`'s own string,
+/// never copied into Rust and back).
 pub fn uuid_value() -> JsValue {
-    if GLOBALS.with(|g| g.crypto.is_some() && g.random_uuid) {
-        random_uuid_value()
-    } else {
-        JsValue::from_str(&uuid_from_words())
-    }
+    native_uuid().unwrap_or_else(|| JsValue::from_str(&uuid_from_words()))
+}
+
+/// `crypto.randomUUID()`, where the page has it and it does not throw.
+fn native_uuid() -> Option<JsValue> {
+    GLOBALS
+        .with(|g| g.crypto.is_some() && g.random_uuid)
+        .then(random_uuid_value)
+        .and_then(Result::ok)
 }
 
 /// The fallback of [`uuid`]: a version-4 UUID whose random hex digits come from [`random32`].
