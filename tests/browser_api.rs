@@ -2,13 +2,17 @@
 //! consent routing, JavaScript destinations, isolation and source middleware.
 #![cfg(target_arch = "wasm32")]
 
+mod common;
+
 use consent_analytics::api::Analytics;
-use js_sys::{Array, Function, Object, Reflect};
+use js_sys::{Array, Function, Object};
 use wasm_bindgen::convert::TryFromJsValue;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
+
+use common::{get, obj, wait};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -32,11 +36,6 @@ export function recorder(name, opts) {
   return d;
 }
 export function sleep(ms) { return new Promise(r => setTimeout(r, ms)); }
-export async function until(fn, ms) {
-  const end = Date.now() + (ms || 3000);
-  while (Date.now() < end) { if (fn()) return true; await sleep(10); }
-  return false;
-}
 export function cyclic() { const a = { x: 1 }; a.self = a; return a; }
 export function withFn() { return { f: () => 1 }; }
 export function withBigInt() { return { n: BigInt(1) }; }
@@ -68,7 +67,6 @@ export function setGpc(on) {
 extern "C" {
     fn recorder(name: &str, opts: JsValue) -> JsValue;
     fn sleep(ms: u32) -> js_sys::Promise;
-    fn until(f: &Function, ms: u32) -> js_sys::Promise;
     fn cyclic() -> JsValue;
     #[wasm_bindgen(js_name = withFn)]
     fn with_fn() -> JsValue;
@@ -90,22 +88,6 @@ extern "C" {
     fn set_gpc(on: bool);
     #[wasm_bindgen(js_name = captureLogs)]
     fn capture_logs() -> JsValue;
-}
-
-fn obj(json: &str) -> JsValue {
-    js_sys::JSON::parse(json).unwrap()
-}
-
-fn get(o: &JsValue, k: &str) -> JsValue {
-    Reflect::get(o, &k.into()).unwrap()
-}
-
-async fn wait(f: impl Fn() -> bool + 'static) -> bool {
-    let cb = Closure::<dyn Fn() -> bool>::new(f);
-    let r = JsFuture::from(until(cb.as_ref().unchecked_ref(), 3000))
-        .await
-        .unwrap();
-    r.as_bool().unwrap()
 }
 
 /// `Analytics.load` from Rust: the client, or what the promise rejected with.

@@ -3,6 +3,8 @@
 //! refused at load.
 #![cfg(target_arch = "wasm32")]
 
+mod common;
+
 use consent_analytics::api::Analytics;
 use consent_analytics::web::config::{parse_consent_object, parse_purpose_list};
 use consent_analytics::web::inject::parse_descriptor;
@@ -11,6 +13,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
+
+use common::obj;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -51,10 +55,6 @@ extern "C" {
     /// Resolves to whether localStorage has `key`, waiting for it a while.
     #[wasm_bindgen(js_name = storedKey)]
     fn stored_key(key: &str) -> js_sys::Promise;
-}
-
-fn obj(json: &str) -> JsValue {
-    js_sys::JSON::parse(json).unwrap()
 }
 
 /// What `Analytics.load(config)` rejected with (its message), or `None` when it loaded.

@@ -4,6 +4,8 @@
 //! and completion built on them.
 #![cfg(target_arch = "wasm32")]
 
+mod common;
+
 use consent_analytics::api::Analytics;
 use consent_analytics::web::event::{check_json_value, iso_date, page_context};
 use consent_analytics::web::js;
@@ -11,9 +13,10 @@ use consent_analytics::web::platform::error_message;
 use js_sys::{Array, Function, Reflect};
 use wasm_bindgen::convert::TryFromJsValue;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
+
+use common::{get, obj, wait};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -28,11 +31,6 @@ export function nested(n) { const top = {}; let cur = top; for (let i = 0; i < n
 export function withSymbol() { return { list: [1, { s: Symbol('x') }] }; }
 export function fakeDate() { return Object.create(Date.prototype); }
 export function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
-export async function until(fn, ms) {
-  const end = Date.now() + (ms || 3000);
-  while (Date.now() < end) { if (fn()) return true; await sleep(10); }
-  return false;
-}
 // A destination whose hooks behave as `how` says; `log` records what it was called with.
 export function hookDestination(how) {
   const log = [];
@@ -62,25 +60,8 @@ extern "C" {
     #[wasm_bindgen(js_name = fakeDate)]
     fn fake_date() -> JsValue;
     fn sleep(ms: u32) -> js_sys::Promise;
-    fn until(f: &Function, ms: u32) -> js_sys::Promise;
     #[wasm_bindgen(js_name = hookDestination)]
     fn hook_destination(how: &str) -> JsValue;
-}
-
-fn obj(json: &str) -> JsValue {
-    js_sys::JSON::parse(json).unwrap()
-}
-
-fn get(o: &JsValue, k: &str) -> JsValue {
-    Reflect::get(o, &k.into()).unwrap()
-}
-
-async fn wait(f: impl Fn() -> bool + 'static) -> bool {
-    let cb = Closure::<dyn Fn() -> bool>::new(f);
-    let r = JsFuture::from(until(cb.as_ref().unchecked_ref(), 3000))
-        .await
-        .unwrap();
-    r.as_bool().unwrap()
 }
 
 async fn load(config: &str) -> Analytics {
